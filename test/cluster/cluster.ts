@@ -1,0 +1,429 @@
+/**
+ * A real Kubernetes control plane on this machine, for tests: etcd,
+ * kube-apiserver, kube-controller-manager and kube-scheduler built from the
+ * Go module proxy by build.sh, started on free loopback ports, with Tether's
+ * CRDs installed. No kubelet: pods get created and scheduled, never run.
+ *
+ * All state lives in one directory (certs, kubeconfigs, logs, etcd data,
+ * state.json with the PIDs), `${TETHER_CACHE:-~/.cache/tether}/cluster/`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { SERVICE_CIDR, ensureCerts, writeKubeconfig } from './certs.ts';
+import type { ClusterCerts } from './certs.ts';
+import { withLock } from './lock.ts';
+import { freePort, isRunning, logTail, startComponent, stopComponent, waitHealthy } from './processes.ts';
+import type { ComponentSpec, RunningComponent } from './processes.ts';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+const BUILD_SCRIPT = join(import.meta.dirname, 'build.sh');
+
+/** Options shared by every cluster operation. */
+export interface ClusterOptions {
+  /** Root of builds and state; default `$TETHER_CACHE` or `~/.cache/tether`. */
+  cacheDir?: string;
+  /** Directory of CRD manifests to install; default `<repo>/deploy/crds`. */
+  crdDir?: string;
+  /** Per-component start-up deadline; default 120 s (2 busy cores are slow). */
+  readyTimeoutMs?: number;
+  /** Progress messages; default stderr. */
+  log?: (message: string) => void;
+}
+
+/** What a running cluster offers to its users. */
+export interface ClusterInfo {
+  kubeconfig: string;
+  server: string;
+  stateDir: string;
+  binDir: string;
+  k8sVersion: string;
+  /** True when an already-running cluster was reused. */
+  reused: boolean;
+}
+
+type ComponentName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
+
+/** state.json: how to find, check, stop and restart each component. */
+interface ClusterState {
+  k8sVersion: string;
+  binDir: string;
+  kubeconfig: string;
+  server: string;
+  components: Record<ComponentName, RunningComponent>;
+}
+
+interface Context {
+  cacheDir: string;
+  stateDir: string;
+  stateFile: string;
+  crdDir: string;
+  readyTimeoutMs: number;
+  log: (message: string) => void;
+}
+
+function contextOf(options: ClusterOptions = {}): Context {
+  const cacheDir = options.cacheDir ?? process.env.TETHER_CACHE ?? join(homedir(), '.cache', 'tether');
+  const stateDir = join(cacheDir, 'cluster');
+  return {
+    cacheDir,
+    stateDir,
+    stateFile: join(stateDir, 'state.json'),
+    crdDir: options.crdDir ?? join(REPO_ROOT, 'deploy', 'crds'),
+    readyTimeoutMs: options.readyTimeoutMs ?? 120_000,
+    log: options.log ?? ((message) => process.stderr.write(`[cluster] ${message}\n`)),
+  };
+}
+
+/** The pinned Kubernetes version, read from build.sh so it is stated once. */
+export function pinnedK8sVersion(): string {
+  const match = /^K8S_VERSION=(\S+)$/m.exec(readFileSync(BUILD_SCRIPT, 'utf8'));
+  if (match?.[1] === undefined) throw new Error(`no K8S_VERSION= line in ${BUILD_SCRIPT}`);
+  return match[1];
+}
+
+/** Where build.sh puts (or has put) the binaries for the pinned version. */
+export function binDirOf(options: ClusterOptions = {}): string {
+  return join(contextOf(options).cacheDir, `k8s-${pinnedK8sVersion()}`, 'bin');
+}
+
+/** Runs build.sh; it returns at once when the pinned binaries are cached. */
+function ensureBinaries(context: Context): string {
+  const started = Date.now();
+  // Progress goes to stderr so stdout stays `export KUBECONFIG=…` only.
+  const result = spawnSync('bash', [BUILD_SCRIPT], {
+    stdio: ['ignore', 2, 2],
+    env: { ...process.env, TETHER_CACHE: context.cacheDir },
+  });
+  if (result.status !== 0) {
+    throw new Error(`test/cluster/build.sh failed (exit ${result.status ?? result.signal})`, { cause: result.error });
+  }
+  context.log(`binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return binDirOf({ cacheDir: context.cacheDir });
+}
+
+function readState(context: Context): ClusterState | undefined {
+  if (!existsSync(context.stateFile)) return undefined;
+  try {
+    return JSON.parse(readFileSync(context.stateFile, 'utf8')) as ClusterState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(context: Context, state: ClusterState): void {
+  writeFileSync(context.stateFile, `${JSON.stringify(state, null, 2)}\n`);
+}
+
+function apiserverTls(context: Context): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const certs = ensureCerts(join(context.stateDir, 'certs'));
+  return { ca: readFileSync(certs.caCert), cert: readFileSync(certs.admin.cert), key: readFileSync(certs.admin.key) };
+}
+
+async function waitApiserverReady(context: Context, state: ClusterState, timeoutMs: number): Promise<void> {
+  await waitHealthy(state.components['kube-apiserver'], {
+    url: `${state.server}/readyz`,
+    tls: apiserverTls(context),
+    timeoutMs,
+  });
+}
+
+/** True when every component of `state` runs and the apiserver answers /readyz. */
+async function isHealthy(context: Context, state: ClusterState): Promise<boolean> {
+  if (!Object.values(state.components).every(isRunning)) return false;
+  try {
+    await waitApiserverReady(context, state, 5_000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopAll(state: ClusterState | undefined): Promise<void> {
+  if (state === undefined) return;
+  // Clients first, etcd last, so nothing logs storms of connection errors.
+  const order: ComponentName[] = ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+  for (const name of order) await stopComponent(state.components[name]);
+}
+
+function etcdSpec(context: Context, binDir: string, clientPort: number, peerPort: number): ComponentSpec {
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  return {
+    name: 'etcd',
+    command: join(binDir, 'etcd'),
+    cwd: context.stateDir,
+    logFile: join(context.stateDir, 'logs', 'etcd.log'),
+    args: [
+      '--name=tether-test',
+      `--data-dir=${join(context.stateDir, 'etcd')}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=tether-test=${peer}`,
+      // Test data is disposable; fsync dominates etcd latency on slow CI disks.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+  };
+}
+
+function apiserverSpec(context: Context, binDir: string, certs: ClusterCerts, port: number, etcdPort: number): ComponentSpec {
+  return {
+    name: 'kube-apiserver',
+    command: join(binDir, 'kube-apiserver'),
+    cwd: context.stateDir,
+    logFile: join(context.stateDir, 'logs', 'kube-apiserver.log'),
+    args: [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(context.stateDir, 'apiserver-certs')}`,
+      `--tls-cert-file=${certs.apiserverCert}`,
+      `--tls-private-key-file=${certs.apiserverKey}`,
+      `--client-ca-file=${certs.caCert}`,
+      `--kubelet-client-certificate=${certs.apiserverKubeletClient.cert}`,
+      `--kubelet-client-key=${certs.apiserverKubeletClient.key}`,
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      '--allow-privileged=true',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${certs.serviceAccountPub}`,
+      `--service-account-signing-key-file=${certs.serviceAccountKey}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      // Loopback cannot be an Endpoints address, and pods could not reach it anyway.
+      '--endpoint-reconciler-type=none',
+      '--profiling=false',
+    ],
+  };
+}
+
+function controllerManagerSpec(context: Context, binDir: string, certs: ClusterCerts, port: number): ComponentSpec {
+  return {
+    name: 'kube-controller-manager',
+    command: join(binDir, 'kube-controller-manager'),
+    cwd: context.stateDir,
+    logFile: join(context.stateDir, 'logs', 'kube-controller-manager.log'),
+    args: [
+      `--kubeconfig=${join(context.stateDir, 'kube-controller-manager.kubeconfig')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(context.stateDir, 'kube-controller-manager-certs')}`,
+      // All default controllers: garbage collector, job, service accounts and
+      // their tokens, namespace deletion, node lifecycle, CSR signing…
+      '--controllers=*',
+      '--use-service-account-credentials=true',
+      `--root-ca-file=${certs.caCert}`,
+      `--service-account-private-key-file=${certs.serviceAccountKey}`,
+      `--cluster-signing-cert-file=${certs.caCert}`,
+      `--cluster-signing-key-file=${certs.caKey}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      // One instance: leader election would only delay start after a restart.
+      '--leader-elect=false',
+      '--profiling=false',
+    ],
+  };
+}
+
+function schedulerSpec(context: Context, binDir: string, port: number): ComponentSpec {
+  return {
+    name: 'kube-scheduler',
+    command: join(binDir, 'kube-scheduler'),
+    cwd: context.stateDir,
+    logFile: join(context.stateDir, 'logs', 'kube-scheduler.log'),
+    args: [
+      `--kubeconfig=${join(context.stateDir, 'kube-scheduler.kubeconfig')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(context.stateDir, 'kube-scheduler-certs')}`,
+      '--leader-elect=false',
+      '--profiling=false',
+    ],
+  };
+}
+
+function writeKubeconfigs(context: Context, certs: ClusterCerts, server: string): string {
+  const admin = join(context.stateDir, 'admin.kubeconfig');
+  writeKubeconfig(admin, server, certs.caCert, certs.admin, 'tether-admin');
+  writeKubeconfig(
+    join(context.stateDir, 'kube-controller-manager.kubeconfig'),
+    server,
+    certs.caCert,
+    certs.controllerManager,
+    'system:kube-controller-manager',
+  );
+  writeKubeconfig(join(context.stateDir, 'kube-scheduler.kubeconfig'), server, certs.caCert, certs.scheduler, 'system:kube-scheduler');
+  return admin;
+}
+
+/** Starts the control plane from an empty state dir; stops what it started on failure. */
+async function startFresh(context: Context, binDir: string): Promise<ClusterState> {
+  rmSync(context.stateDir, { recursive: true, force: true });
+  mkdirSync(join(context.stateDir, 'logs'), { recursive: true });
+  const certs = ensureCerts(join(context.stateDir, 'certs'));
+  const [etcdPort, peerPort, apiPort, cmPort, schedulerPort] = await freePorts();
+  const server = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = writeKubeconfigs(context, certs, server);
+  const started: Partial<Record<ComponentName, RunningComponent>> = {};
+  const state = { k8sVersion: pinnedK8sVersion(), binDir, kubeconfig, server, components: started } as ClusterState;
+  try {
+    started.etcd = startComponent(etcdSpec(context, binDir, etcdPort, peerPort));
+    writeState(context, state);
+    await waitHealthy(started.etcd, {
+      url: `http://127.0.0.1:${etcdPort}/health`,
+      timeoutMs: context.readyTimeoutMs,
+      isHealthy: (body) => body.includes('"health":"true"'),
+    });
+    started['kube-apiserver'] = startComponent(apiserverSpec(context, binDir, certs, apiPort, etcdPort));
+    writeState(context, state);
+    await waitApiserverReady(context, state, context.readyTimeoutMs);
+    started['kube-controller-manager'] = startComponent(controllerManagerSpec(context, binDir, certs, cmPort));
+    started['kube-scheduler'] = startComponent(schedulerSpec(context, binDir, schedulerPort));
+    writeState(context, state);
+    await Promise.all([
+      waitHealthy(started['kube-controller-manager'], { url: `https://127.0.0.1:${cmPort}/healthz`, timeoutMs: context.readyTimeoutMs }),
+      waitHealthy(started['kube-scheduler'], { url: `https://127.0.0.1:${schedulerPort}/healthz`, timeoutMs: context.readyTimeoutMs }),
+    ]);
+    return state;
+  } catch (error) {
+    await stopAllStarted(started);
+    throw error;
+  }
+}
+
+async function stopAllStarted(started: Partial<Record<ComponentName, RunningComponent>>): Promise<void> {
+  for (const component of Object.values(started).reverse()) await stopComponent(component);
+}
+
+/** Five distinct free loopback ports, one per listener. */
+async function freePorts(): Promise<[number, number, number, number, number]> {
+  const ports = new Set<number>();
+  while (ports.size < 5) ports.add(await freePort());
+  return [...ports] as [number, number, number, number, number];
+}
+
+/** Runs the built kubectl against the cluster; throws with its stderr on failure. */
+export function kubectl(kubeconfig: string, args: string[], options: ClusterOptions = {}): string {
+  const command = join(binDirOf(options), 'kubectl');
+  try {
+    return execFileSync(command, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // KUBERC=off: a developer's ~/.kube/kuberc must not change behaviour.
+      env: { ...process.env, KUBECONFIG: kubeconfig, KUBERC: 'off' },
+    });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim()}`, { cause: error });
+  }
+}
+
+/**
+ * Installs (server-side apply, forcing ownership so edited CRDs always win)
+ * every `*.yaml` in the CRD directory, then waits until each is Established.
+ * Returns the applied object names.
+ */
+export function applyCrds(kubeconfig: string, options: ClusterOptions = {}): string[] {
+  const context = contextOf(options);
+  const files = existsSync(context.crdDir) ? readdirSync(context.crdDir).filter((file) => file.endsWith('.yaml')).sort() : [];
+  if (files.length === 0) {
+    context.log(`no CRDs in ${context.crdDir} yet`);
+    return [];
+  }
+  const fileArgs = files.flatMap((file) => ['-f', join(context.crdDir, file)]);
+  const applied = kubectl(
+    kubeconfig,
+    ['apply', '--server-side', '--force-conflicts', '--field-manager=tether-test-cluster', '-o', 'name', ...fileArgs],
+    options,
+  );
+  const names = applied.split('\n').filter((name) => name.startsWith('customresourcedefinition'));
+  if (names.length > 0) {
+    kubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', ...names], options);
+  }
+  context.log(`CRDs applied and established: ${names.join(', ') || '(none)'}`);
+  return names;
+}
+
+function infoOf(context: Context, state: ClusterState, reused: boolean): ClusterInfo {
+  const { kubeconfig, server, binDir, k8sVersion } = state;
+  return { kubeconfig, server, stateDir: context.stateDir, binDir, k8sVersion, reused };
+}
+
+/**
+ * Brings the cluster up, or reuses a healthy one started earlier from the same
+ * state dir (CRDs are re-applied either way). Builds the binaries first when
+ * the pinned version is not cached yet. Throws with the failing component's
+ * log tail when something does not start.
+ */
+export async function clusterUp(options: ClusterOptions = {}): Promise<ClusterInfo> {
+  const context = contextOf(options);
+  mkdirSync(context.cacheDir, { recursive: true });
+  return withLock(join(context.cacheDir, 'cluster.lock'), context.log, async () => {
+    const binDir = ensureBinaries(context);
+    const previous = readState(context);
+    let info: ClusterInfo;
+    if (previous !== undefined && previous.binDir === binDir && (await isHealthy(context, previous))) {
+      context.log(`reusing the running cluster at ${previous.server}`);
+      info = infoOf(context, previous, true);
+    } else {
+      await stopAll(previous);
+      const started = Date.now();
+      const state = await startFresh(context, binDir);
+      context.log(`control plane ${state.k8sVersion} up at ${state.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      info = infoOf(context, state, false);
+    }
+    applyCrds(info.kubeconfig, options);
+    return info;
+  });
+}
+
+/** Stops exactly the processes `clusterUp` started (by process group) and removes the state dir. */
+export async function clusterDown(options: ClusterOptions = {}): Promise<void> {
+  const context = contextOf(options);
+  mkdirSync(context.cacheDir, { recursive: true });
+  await withLock(join(context.cacheDir, 'cluster.lock'), context.log, async () => {
+    await stopAll(readState(context));
+    rmSync(context.stateDir, { recursive: true, force: true });
+    context.log(`stopped; removed ${context.stateDir}`);
+  });
+}
+
+/** Per-component liveness and apiserver readiness, for `main.ts status`. */
+export async function clusterStatus(options: ClusterOptions = {}): Promise<{ info?: ClusterInfo; running: Record<string, boolean>; ready: boolean }> {
+  const context = contextOf(options);
+  const state = readState(context);
+  if (state === undefined) return { running: {}, ready: false };
+  const running = Object.fromEntries(Object.entries(state.components).map(([name, component]) => [name, isRunning(component)]));
+  return { info: infoOf(context, state, true), running, ready: await isHealthy(context, state) };
+}
+
+function requireState(context: Context): ClusterState {
+  const state = readState(context);
+  if (state === undefined) throw new Error(`no cluster state in ${context.stateDir}: run clusterUp first`);
+  return state;
+}
+
+/** Stops only kube-apiserver (etcd keeps the data), to test reconnects. */
+export async function stopApiserver(options: ClusterOptions = {}): Promise<void> {
+  const context = contextOf(options);
+  await stopComponent(requireState(context).components['kube-apiserver']);
+}
+
+/** Starts kube-apiserver again with its previous flags and port; waits for /readyz. */
+export async function startApiserver(options: ClusterOptions = {}): Promise<void> {
+  const context = contextOf(options);
+  const state = requireState(context);
+  const previous = state.components['kube-apiserver'];
+  if (isRunning(previous)) return;
+  state.components['kube-apiserver'] = startComponent(previous);
+  writeState(context, state);
+  await waitApiserverReady(context, state, context.readyTimeoutMs);
+}
+
+/** The last lines of one component's log. */
+export function componentLogTail(name: ComponentName, lines = 40, options: ClusterOptions = {}): string {
+  return logTail(join(contextOf(options).stateDir, 'logs', `${name}.log`), lines);
+}
