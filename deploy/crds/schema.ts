@@ -1,0 +1,559 @@
+/**
+ * Schemas of Tether's custom resources, `tether.dev/v1alpha1` (namespaced). These TypeBox
+ * schemas ARE the CRDs' `openAPIV3Schema` (generate.ts serialises them) and the TypeScript
+ * types are `Static<>` of the same objects: one source of truth. They follow the Kubernetes
+ * structural-schema rules (every node typed; no anyOf/oneOf/const/$ref/patternProperties;
+ * maps as `additionalProperties`; enums as `{type: string, enum}` via `Type.Unsafe`).
+ * `Value.Check` (typebox/value) validates everything except the `x-kubernetes-validations` CEL
+ * rules, which only the apiserver evaluates.
+ *
+ * Write model — one writer per field, never read-modify-write:
+ * - DeviceDiscovery `spec`: users. `status`: the controller.
+ * - Device: created and updated only by agents, with server-side apply (field manager
+ *   `tether-agent/<node>`). Each agent applies the identity fields (`discovery`, `deviceId`,
+ *   `shared`, `capacity`, `properties`, `mounts`, `deviceNodes`) — co-owned, identical on every
+ *   node — plus ONLY its own entry in `spec.nodes` (a set) and ONLY the `spec.slots` keys it
+ *   holds (a granular map). Claiming a slot another node holds, without force, is a 409
+ *   conflict: that is how a slot race is refused. Leaving a key out of the next apply releases
+ *   it. `status.nodeStates` works the same way: each agent applies its own entry.
+ * - WARNING: the `slots` CEL rule (keys < capacity) means capacity can only shrink after the
+ *   slots above the new capacity are released; agents must release first, then resize.
+ * - The controller never writes Devices (Akri #801: mixing merge-patch with SSA owners 409s).
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import type { V1JobSpec, V1ObjectMeta, V1PodSpec, V1ServiceSpec } from '@kubernetes/client-node';
+import {
+  DEVICE_NAME_SUFFIX_PATTERN,
+  DISCOVERY_NAME_PATTERN,
+  MAX_DEVICE_ID_LENGTH,
+  MAX_DEVICE_NAME_LENGTH,
+  MAX_DISCOVERY_NAME_LENGTH,
+} from './names.ts';
+
+export const API_GROUP = 'tether.dev';
+export const API_VERSION_NAME = 'v1alpha1';
+export const API_VERSION = `${API_GROUP}/${API_VERSION_NAME}` as const;
+
+/** Slots per device when the DeviceDiscovery does not say. */
+export const DEFAULT_CAPACITY = 1;
+/** Upper bound on slots per device (also bounds `spec.slots` for CEL cost). */
+export const MAX_CAPACITY = 1024;
+/** How long a device may be unseen before it is removed, when not set. */
+export const DEFAULT_OFFLINE_GRACE_PERIOD_SECONDS = 60;
+export const MAX_OFFLINE_GRACE_PERIOD_SECONDS = 86_400;
+export const MAX_DISCOVERY_PROPERTIES = 64;
+export const MAX_DEVICE_PROPERTIES = 128;
+/** Upper bound on nodes sharing one device (bounds `spec.nodes` and `status.nodeStates`). */
+export const MAX_NODES_PER_DEVICE = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+interface CelRule {
+  readonly rule: string;
+  readonly message: string;
+  readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+  readonly fieldPath?: string;
+}
+
+function cel(...rules: CelRule[]): { 'x-kubernetes-validations': CelRule[] } {
+  return { 'x-kubernetes-validations': rules };
+}
+
+function immutable(field: string): { 'x-kubernetes-validations': CelRule[] } {
+  return cel({ rule: 'self == oldSelf', message: `${field} is immutable` });
+}
+
+/** A string enum that stays structural (`{type: string, enum}`) with a precise static type. */
+function stringEnum<const T extends readonly string[]>(
+  values: T,
+  options: Record<string, unknown> = {},
+): ReturnType<typeof Type.Unsafe<T[number]>> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** A `map[string]string` (structural: `additionalProperties`, never `patternProperties`). */
+function stringMap(
+  description: string,
+  maxProperties: number,
+  valueMaxLength: number,
+  options: Record<string, unknown> = {},
+): ReturnType<typeof Type.Unsafe<Record<string, string>>> {
+  return Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    description,
+    maxProperties,
+    additionalProperties: { type: 'string', maxLength: valueMaxLength },
+    ...options,
+  });
+}
+
+/** An object whose content is validated elsewhere (by a handler, or the apiserver on use). */
+function opaqueObject<T>(description: string, extra: Record<string, unknown> = {}): ReturnType<typeof Type.Unsafe<T>> {
+  return Type.Unsafe<T>({
+    type: 'object',
+    description,
+    'x-kubernetes-preserve-unknown-fields': true,
+    ...extra,
+  });
+}
+
+/** A list of objects kept only loosely (items preserved as-is), at least one item. */
+function opaqueList(description: string, maxItems: number): Record<string, unknown> {
+  return {
+    type: 'array',
+    description,
+    minItems: 1,
+    maxItems,
+    items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+  };
+}
+
+const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+const ABSOLUTE_PATH = '^/';
+
+function nodeName(description: string): ReturnType<typeof Type.String> {
+  return Type.String({ description, minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN });
+}
+
+function int64(options: Record<string, unknown>): ReturnType<typeof Type.Integer> {
+  return Type.Integer({ format: 'int64', ...options });
+}
+
+function int32(options: Record<string, unknown>): ReturnType<typeof Type.Integer> {
+  return Type.Integer({ format: 'int32', ...options });
+}
+
+function discoveryNameString(options: Record<string, unknown>): ReturnType<typeof Type.String> {
+  return Type.String({ minLength: 1, maxLength: MAX_DISCOVERY_NAME_LENGTH, pattern: DISCOVERY_NAME_PATTERN, ...options });
+}
+
+// ---------------------------------------------------------------------------------------------
+// metav1.Condition
+
+export const ConditionStatusSchema = stringEnum(['True', 'False', 'Unknown'] as const, {
+  description: 'status of the condition.',
+});
+
+export const ConditionSchema = Type.Object(
+  {
+    type: Type.String({
+      description: 'type of condition in CamelCase or in foo.example.com/CamelCase.',
+      maxLength: 316,
+      pattern:
+        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+    }),
+    status: ConditionStatusSchema,
+    observedGeneration: Type.Optional(
+      int64({ minimum: 0, description: 'metadata.generation the condition was set from.' }),
+    ),
+    lastTransitionTime: Type.String({
+      format: 'date-time',
+      description: 'Last time the condition changed from one status to another.',
+    }),
+    reason: Type.String({
+      description: "Programmatic CamelCase identifier of the condition's last transition.",
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    }),
+    message: Type.String({ description: 'Human-readable details about the transition.', maxLength: 32768 }),
+  },
+  { description: 'A metav1.Condition.' },
+);
+
+function conditionList(): ReturnType<typeof Type.Array<typeof ConditionSchema>> {
+  return Type.Array(ConditionSchema, {
+    description: 'Latest observations of the object state; one entry per type.',
+    maxItems: 32,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+  });
+}
+
+/**
+ * metadata may only constrain name and generateName. Declaring both with a maxLength keeps
+ * root-level CEL on `self.metadata.name` cheap (an undeclared name is costed as 3 MiB).
+ */
+function objectMeta(nameMaxLength: number): ReturnType<typeof Type.Unsafe<V1ObjectMeta>> {
+  return Type.Unsafe<V1ObjectMeta>({
+    type: 'object',
+    properties: {
+      name: { type: 'string', maxLength: nameMaxLength },
+      generateName: { type: 'string', maxLength: 253 },
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeviceDiscovery
+
+const KeySelectorSchema = Type.Object({
+  name: Type.String({ description: 'Name of the object in the DeviceDiscovery namespace.', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN }),
+  key: Type.String({ description: 'Key within the object.', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+  optional: Type.Optional(Type.Boolean({ description: 'If true, a missing object or key is not an error.' })),
+});
+
+export const PropertySourceSchema = Type.Object(
+  {
+    secretKeyRef: Type.Optional(KeySelectorSchema),
+    configMapKeyRef: Type.Optional(KeySelectorSchema),
+  },
+  {
+    description: 'Where the value comes from: exactly one of secretKeyRef, configMapKeyRef.',
+    ...cel({ rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)', message: 'exactly one of secretKeyRef or configMapKeyRef must be set' }),
+  },
+);
+
+export const DiscoveryPropertySchema = Type.Object(
+  {
+    name: Type.String({
+      description: 'Property name, passed to the handler (and usable as an environment variable name).',
+      minLength: 1,
+      maxLength: 128,
+      pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$',
+    }),
+    value: Type.Optional(Type.String({ description: 'Literal value.', maxLength: 4096 })),
+    valueFrom: Type.Optional(PropertySourceSchema),
+  },
+  {
+    description: 'A named input to the discovery handler (e.g. credentials).',
+    ...cel({ rule: 'has(self.value) != has(self.valueFrom)', message: 'exactly one of value or valueFrom must be set' }),
+  },
+);
+
+const NODE_SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'] as const;
+
+export const NodeSelectorRequirementSchema = Type.Object(
+  {
+    key: Type.String({ description: 'Label key (or field name for matchFields).', minLength: 1, maxLength: 317 }),
+    operator: stringEnum(NODE_SELECTOR_OPERATORS, { description: 'How key relates to values.' }),
+    values: Type.Optional(
+      Type.Array(Type.String({ maxLength: 253 }), {
+        description: 'In/NotIn: one or more values; Exists/DoesNotExist: none; Gt/Lt: one integer.',
+        maxItems: 64,
+        'x-kubernetes-list-type': 'atomic',
+      }),
+    ),
+  },
+  cel({
+    rule:
+      "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)" +
+      " : self.operator in ['Exists', 'DoesNotExist'] ? (!has(self.values) || size(self.values) == 0)" +
+      " : (has(self.values) && size(self.values) == 1 && self.values[0].matches('^-?[0-9]+$'))",
+    message: 'In and NotIn need values, Exists and DoesNotExist take none, Gt and Lt take exactly one integer',
+  }),
+);
+
+function requirementList(description: string): ReturnType<typeof Type.Array<typeof NodeSelectorRequirementSchema>> {
+  return Type.Array(NodeSelectorRequirementSchema, { description, maxItems: 32, 'x-kubernetes-list-type': 'atomic' });
+}
+
+export const NodeSelectorTermSchema = Type.Object(
+  {
+    matchExpressions: Type.Optional(requirementList('Requirements on node labels (ANDed).')),
+    matchFields: Type.Optional(requirementList('Requirements on node fields (ANDed).')),
+  },
+  { description: 'A node selector term; its requirements are ANDed.' },
+);
+
+export const NodeSelectorSchema = Type.Object(
+  {
+    nodeSelectorTerms: Type.Array(NodeSelectorTermSchema, {
+      description: 'Terms are ORed.',
+      minItems: 1,
+      maxItems: 16,
+      'x-kubernetes-list-type': 'atomic',
+    }),
+  },
+  { description: 'Nodes that run discovery for this DeviceDiscovery (core NodeSelector); all nodes if unset.' },
+);
+
+const BrokerMetadataSchema = Type.Object(
+  {
+    labels: Type.Optional(stringMap('Labels added to the broker.', 64, 63)),
+    annotations: Type.Optional(stringMap('Annotations added to the broker.', 64, 4096)),
+  },
+  { description: 'Labels and annotations for the broker objects.' },
+);
+
+export const BrokerSchema = Type.Object(
+  {
+    pod: Type.Optional(
+      Type.Object(
+        {
+          metadata: Type.Optional(BrokerMetadataSchema),
+          spec: opaqueObject<V1PodSpec>('A core PodSpec, validated when the Pod is created.', {
+            properties: { containers: opaqueList('Containers of the broker Pod.', 64) },
+            required: ['containers'],
+          }),
+        },
+        { description: 'Run one long-lived broker Pod per device (or per slot holder).' },
+      ),
+    ),
+    job: Type.Optional(
+      Type.Object(
+        {
+          metadata: Type.Optional(BrokerMetadataSchema),
+          spec: opaqueObject<V1JobSpec>('A batch JobSpec, validated when the Job is created.', {
+            properties: { template: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            required: ['template'],
+          }),
+        },
+        { description: 'Run a broker Job per device.' },
+      ),
+    ),
+  },
+  {
+    description: 'Workload started for each discovered device: exactly one of pod, job.',
+    ...cel({ rule: 'has(self.pod) != has(self.job)', message: 'exactly one of pod or job must be set' }),
+  },
+);
+
+function serviceSpec(description: string): ReturnType<typeof Type.Unsafe<V1ServiceSpec>> {
+  return opaqueObject<V1ServiceSpec>(description, {
+    properties: { ports: opaqueList('Service ports.', 64) },
+    required: ['ports'],
+  });
+}
+
+export const DeviceDiscoverySpecSchema = Type.Object(
+  {
+    handler: Type.String({
+      description: 'Name of the discovery handler (e.g. usb, onvif, mdns). Immutable.',
+      minLength: 1,
+      maxLength: 63,
+      pattern: DNS_LABEL,
+      ...immutable('handler'),
+    }),
+    details: Type.Optional(
+      opaqueObject<Record<string, unknown>>('Handler-specific discovery settings; the handler validates them.'),
+    ),
+    properties: Type.Optional(
+      Type.Array(DiscoveryPropertySchema, {
+        description: 'Named inputs for the handler, literal or from Secrets/ConfigMaps.',
+        maxItems: MAX_DISCOVERY_PROPERTIES,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+    ),
+    capacity: Type.Optional(
+      Type.Integer({
+        description: 'How many containers may use one device at once (slots per device).',
+        minimum: 1,
+        maximum: MAX_CAPACITY,
+        default: DEFAULT_CAPACITY,
+        format: 'int32',
+      }),
+    ),
+    offlineGracePeriodSeconds: Type.Optional(
+      Type.Integer({
+        description: 'How long a device may go unseen before it is removed; 0 removes at once.',
+        minimum: 0,
+        maximum: MAX_OFFLINE_GRACE_PERIOD_SECONDS,
+        default: DEFAULT_OFFLINE_GRACE_PERIOD_SECONDS,
+        format: 'int32',
+      }),
+    ),
+    nodeSelector: Type.Optional(NodeSelectorSchema),
+    broker: Type.Optional(BrokerSchema),
+    deviceService: Type.Optional(serviceSpec('Service created per device, selecting its brokers.')),
+    discoveryService: Type.Optional(serviceSpec('One Service selecting the brokers of all devices.')),
+  },
+  { description: 'What to discover, how, and what to run for each device.' },
+);
+
+export const DeviceDiscoveryStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(int64({ minimum: 0, description: 'Generation this status reflects.' })),
+    conditions: Type.Optional(conditionList()),
+    devices: Type.Optional(int32({ minimum: 0, description: 'Devices currently discovered.' })),
+    brokers: Type.Optional(int32({ minimum: 0, description: 'Broker workloads currently running.' })),
+    nodes: Type.Optional(int32({ minimum: 0, description: 'Nodes running discovery.' })),
+  },
+  { description: 'Observed state, written by the controller.' },
+);
+
+export const DeviceDiscoverySchema = Type.Object(
+  {
+    apiVersion: Type.Unsafe<typeof API_VERSION>({ type: 'string' }),
+    kind: Type.Unsafe<'DeviceDiscovery'>({ type: 'string' }),
+    metadata: objectMeta(253),
+    spec: DeviceDiscoverySpecSchema,
+    status: Type.Optional(DeviceDiscoveryStatusSchema),
+  },
+  {
+    description: 'DeviceDiscovery: run a discovery handler on selected nodes and publish a Device per device found.',
+    ...cel(
+      {
+        rule: `self.metadata.name.size() <= ${MAX_DISCOVERY_NAME_LENGTH}`,
+        message:
+          `metadata.name must be at most ${MAX_DISCOVERY_NAME_LENGTH} characters: device resource names are ` +
+          'tether.dev/<name>-<16 hex> and the part after the slash must fit in 63 characters',
+      },
+      {
+        rule: `self.metadata.name.matches('${DISCOVERY_NAME_PATTERN}')`,
+        message: 'metadata.name must be a DNS-1035 label (lowercase letters, digits and -, starting with a letter)',
+      },
+      {
+        rule: `!self.metadata.name.matches('${DEVICE_NAME_SUFFIX_PATTERN}')`,
+        message: 'metadata.name must not end in -<16 hex digits>: that shape is reserved for Device names',
+      },
+    ),
+  },
+);
+
+export type ConditionStatus = Static<typeof ConditionStatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type PropertySource = Static<typeof PropertySourceSchema>;
+export type DiscoveryProperty = Static<typeof DiscoveryPropertySchema>;
+export type NodeSelectorRequirement = Static<typeof NodeSelectorRequirementSchema>;
+export type NodeSelectorTerm = Static<typeof NodeSelectorTermSchema>;
+export type NodeSelector = Static<typeof NodeSelectorSchema>;
+export type Broker = Static<typeof BrokerSchema>;
+export type DeviceDiscoverySpec = Static<typeof DeviceDiscoverySpecSchema>;
+export type DeviceDiscoveryStatus = Static<typeof DeviceDiscoveryStatusSchema>;
+export type DeviceDiscovery = Static<typeof DeviceDiscoverySchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Device
+
+export const DeviceMountSchema = Type.Object({
+  containerPath: Type.String({ description: 'Absolute path in the container.', minLength: 1, maxLength: 4096, pattern: ABSOLUTE_PATH }),
+  hostPath: Type.String({ description: 'Absolute path on the node.', minLength: 1, maxLength: 4096, pattern: ABSOLUTE_PATH }),
+  readOnly: Type.Optional(Type.Boolean({ default: false })),
+});
+
+export const DeviceNodeSchema = Type.Object({
+  containerPath: Type.String({ description: 'Device node path in the container.', minLength: 1, maxLength: 4096, pattern: ABSOLUTE_PATH }),
+  hostPath: Type.String({ description: 'Device node path on the node.', minLength: 1, maxLength: 4096, pattern: ABSOLUTE_PATH }),
+  permissions: Type.Optional(
+    Type.String({
+      description: 'Cgroup permissions: any of r (read), w (write), m (mknod), in that order.',
+      minLength: 1,
+      maxLength: 3,
+      pattern: '^r?w?m?$',
+      default: 'rw',
+    }),
+  ),
+});
+
+export const DeviceSpecSchema = Type.Object(
+  {
+    discovery: discoveryNameString({ description: 'Name of the DeviceDiscovery that found this device. Immutable.', ...immutable('discovery') }),
+    deviceId: Type.String({
+      description: 'Raw device id reported by the handler. Immutable.',
+      minLength: 1,
+      maxLength: MAX_DEVICE_ID_LENGTH,
+      ...immutable('deviceId'),
+    }),
+    shared: Type.Boolean({
+      description: 'True if several nodes can reach the device (e.g. an IP camera). Immutable: it is part of the name.',
+      ...immutable('shared'),
+    }),
+    capacity: Type.Integer({ description: 'Slots: containers that may use the device at once.', minimum: 1, maximum: MAX_CAPACITY, format: 'int32' }),
+    properties: Type.Optional(
+      stringMap('Properties reported by the handler, exposed to containers as environment variables.', MAX_DEVICE_PROPERTIES, 4096, {
+        ...cel({
+          rule: "self.all(k, k.size() <= 128 && k.matches('^[A-Za-z_][A-Za-z0-9_.-]*$'))",
+          message: 'property names must match ^[A-Za-z_][A-Za-z0-9_.-]*$ and have at most 128 characters',
+        }),
+      }),
+    ),
+    mounts: Type.Optional(
+      Type.Array(DeviceMountSchema, {
+        description: 'Host paths mounted into containers that use the device.',
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['containerPath'],
+      }),
+    ),
+    deviceNodes: Type.Optional(
+      Type.Array(DeviceNodeSchema, {
+        description: 'Device nodes made available to containers that use the device.',
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['containerPath'],
+      }),
+    ),
+    nodes: Type.Optional(
+      Type.Array(nodeName('A node that sees the device.'), {
+        description: 'Nodes that currently see the device. Each agent applies only its own entry.',
+        maxItems: MAX_NODES_PER_DEVICE,
+        'x-kubernetes-list-type': 'set',
+      }),
+    ),
+    slots: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        description:
+          'Slot index ("0".."capacity-1") to the node holding it. Each agent applies only the keys it holds; ' +
+          'applying a key another node holds conflicts (409), which refuses the race.',
+        maxProperties: MAX_CAPACITY,
+        additionalProperties: { type: 'string', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN },
+        'x-kubernetes-map-type': 'granular',
+      }),
+    ),
+  },
+  {
+    description: 'A discovered device. Written only by agents with server-side apply.',
+    ...cel({
+      rule: "!has(self.slots) || self.slots.all(k, k.matches('^(0|[1-9][0-9]{0,3})$') && int(k) < self.capacity)",
+      message: 'slots keys must be decimal slot indexes without leading zeros, less than capacity',
+      fieldPath: '.slots',
+    }),
+  },
+);
+
+export const NodeStateSchema = Type.Object({
+  node: nodeName('The node this entry is about.'),
+  state: stringEnum(['Online', 'Offline'] as const, { description: 'Whether the node currently sees the device.' }),
+  lastSeenTime: Type.Optional(Type.String({ format: 'date-time', description: 'When the node last saw the device.' })),
+});
+
+export const DeviceStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(int64({ minimum: 0, description: 'Generation this status reflects.' })),
+    conditions: Type.Optional(conditionList()),
+    nodeStates: Type.Optional(
+      Type.Array(NodeStateSchema, {
+        description: 'Per-node view of the device; each agent applies only its own entry.',
+        maxItems: MAX_NODES_PER_DEVICE,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['node'],
+      }),
+    ),
+  },
+  { description: 'Observed state, written by agents.' },
+);
+
+export const DeviceSchema = Type.Object(
+  {
+    apiVersion: Type.Unsafe<typeof API_VERSION>({ type: 'string' }),
+    kind: Type.Unsafe<'Device'>({ type: 'string' }),
+    metadata: objectMeta(MAX_DEVICE_NAME_LENGTH),
+    spec: DeviceSpecSchema,
+    status: Type.Optional(DeviceStatusSchema),
+  },
+  {
+    description: 'Device: one device found by a DeviceDiscovery, named <discovery>-<16 hex>.',
+    ...cel({
+      rule: "self.metadata.name.startsWith(self.spec.discovery + '-')",
+      message: 'metadata.name must be <spec.discovery>-<hash> (see deploy/crds/names.ts deviceName)',
+    }),
+  },
+);
+
+export type DeviceMount = Static<typeof DeviceMountSchema>;
+export type DeviceNode = Static<typeof DeviceNodeSchema>;
+export type NodeState = Static<typeof NodeStateSchema>;
+export type DeviceSpec = Static<typeof DeviceSpecSchema>;
+export type DeviceStatus = Static<typeof DeviceStatusSchema>;
+export type Device = Static<typeof DeviceSchema>;
+
+/** Every root schema, for tests and the generator. */
+export const rootSchemas: { readonly DeviceDiscovery: TSchema; readonly Device: TSchema } = {
+  DeviceDiscovery: DeviceDiscoverySchema,
+  Device: DeviceSchema,
+};
