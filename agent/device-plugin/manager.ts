@@ -1,0 +1,179 @@
+/**
+ * Runs the set of device-plugin servers for this node and keeps them registered.
+ *
+ * The caller states the whole desired set of resources (`sync`); the manager diffs it,
+ * starts and stops servers, and pushes device lists. It watches the device-plugins
+ * directory: when the kubelet restarts it wipes the plugin sockets and re-creates
+ * kubelet.sock, and every plugin is re-served and re-registered at once (fs events, with
+ * a short poll as a safety net in case the directory itself was replaced).
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { loadDevicePluginProtos, type DevicePluginProtos } from '../proto/load.ts';
+import type { PluginDevice } from '../proto/types.ts';
+import { DevicePluginServer, type PluginBackend } from './server.ts';
+
+export interface DevicePluginManagerOptions {
+  /** The kubelet's device-plugins directory, e.g. /var/lib/kubelet/device-plugins. */
+  readonly pluginDir: string;
+  readonly backend: PluginBackend;
+  readonly log: Logger;
+  /** Safety-net check interval; fs events normally react first. */
+  readonly pollIntervalMs?: number;
+}
+
+const KUBELET_SOCKET = 'kubelet.sock';
+const MAX_RETRY_MS = 1_000;
+
+/** Identity of a socket file; inode numbers are reused, so the change time is part of it. */
+async function socketIdentity(path: string): Promise<string | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isSocket() ? `${s.ino}:${s.ctimeMs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Entry {
+  readonly server: DevicePluginServer;
+  /** Identity of the kubelet.sock this plugin registered with; undefined = needs registration. */
+  registeredWith: string | undefined;
+}
+
+export class DevicePluginManager {
+  readonly #options: DevicePluginManagerOptions;
+  readonly #protos: DevicePluginProtos;
+  readonly #entries = new Map<string, Entry>();
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #retryDelayMs = 50;
+  #checking: Promise<void> = Promise.resolve();
+  #checkQueued = false;
+  #stopped = false;
+  /** Registrations completed (for metrics and tests). */
+  registrations = 0;
+
+  constructor(options: DevicePluginManagerOptions) {
+    this.#options = options;
+    this.#protos = loadDevicePluginProtos();
+  }
+
+  get kubeletSocket(): string {
+    return join(this.#options.pluginDir, KUBELET_SOCKET);
+  }
+
+  /** The running servers by resource name (read-only view for callers and tests). */
+  servers(): ReadonlyMap<string, DevicePluginServer> {
+    return new Map([...this.#entries].map(([name, e]) => [name, e.server]));
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#watchDir();
+    this.#poll = setInterval(() => this.#requestCheck(), this.#options.pollIntervalMs ?? 500);
+    this.#poll.unref();
+  }
+
+  /** Makes the running set equal `resources` (resource name → devices). */
+  async sync(resources: ReadonlyMap<string, readonly PluginDevice[]>): Promise<void> {
+    const starting: Promise<void>[] = [];
+    for (const [name, devices] of resources) {
+      const entry = this.#entries.get(name);
+      if (entry !== undefined) {
+        entry.server.setDevices(devices);
+        continue;
+      }
+      const server = new DevicePluginServer({
+        resourceName: name,
+        pluginDir: this.#options.pluginDir,
+        backend: this.#options.backend,
+        log: this.#options.log,
+        protos: this.#protos,
+      });
+      server.setDevices(devices);
+      this.#entries.set(name, { server, registeredWith: undefined });
+      starting.push(server.serve());
+    }
+    const stopping = [...this.#entries]
+      .filter(([name]) => !resources.has(name))
+      .map(([name, entry]) => {
+        this.#entries.delete(name);
+        return entry.server.stop();
+      });
+    await Promise.all([...starting, ...stopping]);
+    if (starting.length > 0) await this.#requestCheck();
+  }
+
+  /** Stops every server and removes its socket. Nothing else is touched. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#watcher?.close();
+    clearInterval(this.#poll);
+    clearTimeout(this.#retry);
+    await this.#checking;
+    await Promise.all([...this.#entries.values()].map((e) => e.server.stop()));
+    this.#entries.clear();
+  }
+
+  #watchDir(): void {
+    try {
+      this.#watcher = watch(this.#options.pluginDir, () => void this.#requestCheck());
+      this.#watcher.on('error', () => {
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      });
+    } catch {
+      this.#watcher = undefined; // directory missing; the poll re-creates the watch later
+    }
+  }
+
+  /** Coalesces bursts of fs events into one check at a time. */
+  #requestCheck(): Promise<void> {
+    if (this.#stopped) return this.#checking;
+    if (this.#checkQueued) return this.#checking;
+    this.#checkQueued = true;
+    this.#checking = this.#checking.then(async () => {
+      this.#checkQueued = false;
+      if (!this.#stopped) await this.#check();
+    });
+    return this.#checking;
+  }
+
+  async #check(): Promise<void> {
+    if (this.#watcher === undefined) this.#watchDir();
+    const kubelet = await socketIdentity(this.kubeletSocket);
+    let failed = false;
+    for (const entry of this.#entries.values()) {
+      if (this.#stopped) return;
+      if ((await socketIdentity(entry.server.socketPath)) === undefined) {
+        // Our socket was wiped (kubelet restart): serve again and re-register.
+        await entry.server.serve();
+        entry.registeredWith = undefined;
+      }
+      if (kubelet === undefined || entry.registeredWith === kubelet) continue;
+      try {
+        await entry.server.register(this.kubeletSocket);
+        entry.registeredWith = kubelet;
+        this.registrations++;
+      } catch (error) {
+        failed = true;
+        this.#options.log.warn({ err: error, resource: entry.server.resourceName }, 'Failed to register device plugin');
+      }
+    }
+    this.#scheduleRetry(failed);
+  }
+
+  #scheduleRetry(failed: boolean): void {
+    clearTimeout(this.#retry);
+    if (!failed) {
+      this.#retryDelayMs = 50;
+      return;
+    }
+    this.#retry = setTimeout(() => void this.#requestCheck(), this.#retryDelayMs);
+    this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, MAX_RETRY_MS);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Pure planning of what this node's device plugins advertise.
+ *
+ * Every served device with capacity N has slots `<device>-0 … <device>-(N-1)`, offered
+ * through two resources: `tether.dev/<device>` (this device) and `tether.dev/<discovery>`
+ * (any device of the discovery). A slot is Healthy in a resource only if the device is
+ * online and the ledger lets that resource advertise it.
+ */
+import {
+  deviceResourceName,
+  discoveryResourceName,
+  parseSlotId,
+  slotId,
+  type DeviceName,
+  type ResourceName,
+} from '../../deploy/crds/names.ts';
+import type { AllocatableDevice } from '../allocation/container-response.ts';
+import type { SlotLedger } from '../ledger/slot-ledger.ts';
+import type { PluginDevice } from '../proto/types.ts';
+
+/** A device as this node serves it to the kubelet. */
+export interface ServedDevice extends AllocatableDevice {
+  readonly name: DeviceName;
+  readonly discovery: string;
+  readonly capacity: number;
+  readonly online: boolean;
+}
+
+export function slotsOf(device: Pick<ServedDevice, 'name' | 'capacity'>): string[] {
+  return Array.from({ length: device.capacity }, (_, i) => slotId(device.name, i));
+}
+
+/** Resource name → the devices (slots) it advertises, for every served device. */
+export function desiredResources(
+  devices: readonly ServedDevice[],
+  ledger: SlotLedger,
+  node: string,
+): Map<ResourceName, PluginDevice[]> {
+  const resources = new Map<ResourceName, PluginDevice[]>();
+  const add = (resource: ResourceName, device: ServedDevice): void => {
+    const list = resources.get(resource) ?? [];
+    for (const slot of slotsOf(device)) {
+      const healthy = device.online && ledger.isAdvertisable(slot, node, resource);
+      list.push({ ID: slot, health: healthy ? 'Healthy' : 'Unhealthy' });
+    }
+    resources.set(resource, list);
+  };
+  for (const device of devices) {
+    add(deviceResourceName(device.name), device);
+    add(discoveryResourceName(device.discovery), device);
+  }
+  return resources;
+}
+
+/**
+ * The preferred choice of `size` slots: the must-include ones, then spread over as many
+ * distinct devices as possible (a pod asking for two cameras wants two cameras), ties
+ * broken by device name and slot index so the answer is deterministic.
+ */
+export function preferredSlots(available: readonly string[], mustInclude: readonly string[], size: number): string[] {
+  const chosen = [...new Set(mustInclude)];
+  const perDevice = new Map<string, number>();
+  const deviceOf = (slot: string): string => parseSlotId(slot)?.deviceName ?? slot;
+  for (const slot of chosen) perDevice.set(deviceOf(slot), (perDevice.get(deviceOf(slot)) ?? 0) + 1);
+  const remaining = available
+    .filter((slot) => !chosen.includes(slot))
+    .sort((a, b) => {
+      const [ra, rb] = [parseSlotId(a), parseSlotId(b)];
+      if (ra && rb && ra.deviceName === rb.deviceName) return ra.index - rb.index;
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+  while (chosen.length < size && remaining.length > 0) {
+    let best = 0;
+    for (let i = 1; i < remaining.length; i++) {
+      if ((perDevice.get(deviceOf(remaining[i]!)) ?? 0) < (perDevice.get(deviceOf(remaining[best]!)) ?? 0)) best = i;
+    }
+    const [slot] = remaining.splice(best, 1);
+    chosen.push(slot!);
+    perDevice.set(deviceOf(slot!), (perDevice.get(deviceOf(slot!)) ?? 0) + 1);
+  }
+  return chosen;
+}

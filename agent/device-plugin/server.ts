@@ -1,0 +1,259 @@
+/**
+ * One device-plugin gRPC server: one extended resource, one Unix socket in the kubelet's
+ * device-plugins directory. It knows nothing about discovery or Kubernetes objects: the
+ * manager gives it the device list and a backend that answers Allocate.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  credentials,
+  Server,
+  ServerCredentials,
+  status,
+  type Client,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { loadDevicePluginProtos, type DevicePluginProtos } from '../proto/load.ts';
+import {
+  DEVICE_PLUGIN_API_VERSION,
+  type AllocateRequest,
+  type AllocateResponse,
+  type ContainerAllocateResponse,
+  type ContainerPreferredAllocationRequest,
+  type DevicePluginOptions,
+  type Empty,
+  type ListAndWatchResponse,
+  type PluginDevice,
+  type PreferredAllocationRequest,
+  type PreferredAllocationResponse,
+  type RegisterRequest,
+} from '../proto/types.ts';
+
+/** Answers the kubelet's questions about one resource. Called concurrently. */
+export interface PluginBackend {
+  /**
+   * Allocates `deviceIds` (already checked to be known to this plugin) for one container.
+   * Throw PluginError to fail the call with a specific gRPC status.
+   */
+  allocate(resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse>;
+  /** Chooses `allocation_size` of the available IDs, including the must-include ones. */
+  preferredAllocation(resourceName: string, request: ContainerPreferredAllocationRequest): readonly string[];
+  /** Undoes `allocate` for a container whose sibling container's allocation failed. */
+  release(resourceName: string, deviceIds: readonly string[]): void;
+}
+
+/** An error that maps to a specific gRPC status code for the kubelet. */
+export class PluginError extends Error {
+  readonly code: status;
+  constructor(code: status, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PluginError';
+    this.code = code;
+  }
+}
+
+export interface DevicePluginServerOptions {
+  readonly resourceName: string;
+  readonly pluginDir: string;
+  readonly backend: PluginBackend;
+  readonly log: Logger;
+  readonly protos?: DevicePluginProtos;
+}
+
+/** Socket file name for a resource: short (Unix socket paths are limited to 108 bytes) and stable. */
+export function socketNameFor(resourceName: string): string {
+  return `tether-${createHash('sha256').update(resourceName).digest('hex').slice(0, 16)}.sock`;
+}
+
+function sameDevices(a: readonly PluginDevice[], b: readonly PluginDevice[]): boolean {
+  return a.length === b.length && a.every((d, i) => d.ID === b[i]?.ID && d.health === b[i]?.health);
+}
+
+function toServiceError(error: unknown): Partial<ServiceError> {
+  if (error instanceof PluginError) return { code: error.code, details: error.message };
+  return { code: status.INTERNAL, details: error instanceof Error ? error.message : String(error) };
+}
+
+export class DevicePluginServer {
+  readonly resourceName: string;
+  readonly endpoint: string;
+  readonly socketPath: string;
+  readonly #backend: PluginBackend;
+  readonly #log: Logger;
+  readonly #protos: DevicePluginProtos;
+  #devices: readonly PluginDevice[] = [];
+  readonly #streams = new Set<ServerWritableStream<Empty, ListAndWatchResponse>>();
+  #server: Server | undefined;
+
+  constructor(options: DevicePluginServerOptions) {
+    this.resourceName = options.resourceName;
+    this.endpoint = socketNameFor(options.resourceName);
+    this.socketPath = join(options.pluginDir, this.endpoint);
+    this.#backend = options.backend;
+    this.#log = options.log.child({ resource: options.resourceName });
+    this.#protos = options.protos ?? loadDevicePluginProtos();
+  }
+
+  get devices(): readonly PluginDevice[] {
+    return this.#devices;
+  }
+
+  /** Number of kubelet ListAndWatch streams currently open. */
+  get watchers(): number {
+    return this.#streams.size;
+  }
+
+  /** Replaces the device list; pushes it to every open ListAndWatch stream when it changed. */
+  setDevices(devices: readonly PluginDevice[]): boolean {
+    const sorted = [...devices].sort((a, b) => (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0));
+    if (sameDevices(sorted, this.#devices)) return false;
+    this.#devices = sorted;
+    for (const stream of this.#streams) stream.write(this.#snapshot());
+    return true;
+  }
+
+  /** Binds the socket (removing a stale file first) and starts serving. Idempotent. */
+  async serve(): Promise<void> {
+    if (this.#server !== undefined) await this.#close();
+    await rm(this.socketPath, { force: true });
+    const server = new Server();
+    server.addService(this.#protos.DevicePlugin.service, this.#implementation());
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix://${this.socketPath}`, ServerCredentials.createInsecure(), (error) =>
+        error ? reject(new Error(`binding ${this.socketPath}`, { cause: error })) : resolve(),
+      );
+    });
+    this.#server = server;
+  }
+
+  /** One registration attempt with the kubelet. Throws when the kubelet refuses or is absent. */
+  async register(kubeletSocket: string, timeoutMs = 5_000): Promise<void> {
+    const client = new this.#protos.Registration(`unix://${kubeletSocket}`, credentials.createInsecure());
+    const request: RegisterRequest = {
+      version: DEVICE_PLUGIN_API_VERSION,
+      endpoint: this.endpoint,
+      resource_name: this.resourceName,
+      options: { pre_start_required: false, get_preferred_allocation_available: true },
+    };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const deadline = new Date(Date.now() + timeoutMs);
+        (client as Client & Record<string, (...args: unknown[]) => void>)['Register']!(
+          request,
+          { deadline },
+          (error: ServiceError | null) => (error ? reject(error) : resolve()),
+        );
+      });
+      this.#log.debug({ endpoint: this.endpoint }, 'Registered device plugin');
+    } catch (error) {
+      throw new Error(`registering ${this.resourceName} with ${kubeletSocket}`, { cause: error });
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Ends all streams, stops serving and removes the socket. */
+  async stop(): Promise<void> {
+    await this.#close();
+    await rm(this.socketPath, { force: true });
+  }
+
+  async #close(): Promise<void> {
+    for (const stream of this.#streams) stream.end();
+    this.#streams.clear();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.forceShutdown(), 1_000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  #snapshot(): ListAndWatchResponse {
+    return { devices: this.#devices.map((d) => ({ ID: d.ID, health: d.health, topology: d.topology ?? null })) };
+  }
+
+  #unknownIds(ids: readonly string[]): string[] {
+    const known = new Set(this.#devices.map((d) => d.ID));
+    return ids.filter((id) => !known.has(id));
+  }
+
+  #implementation(): UntypedServiceImplementation {
+    return {
+      GetDevicePluginOptions: (_call: ServerUnaryCall<Empty, DevicePluginOptions>, done: sendUnaryData<DevicePluginOptions>) =>
+        done(null, { pre_start_required: false, get_preferred_allocation_available: true }),
+      ListAndWatch: (stream: ServerWritableStream<Empty, ListAndWatchResponse>) => {
+        this.#streams.add(stream);
+        const forget = (): void => {
+          this.#streams.delete(stream);
+        };
+        stream.on('cancelled', forget);
+        stream.on('close', forget);
+        stream.on('error', forget);
+        stream.write(this.#snapshot());
+      },
+      GetPreferredAllocation: (
+        call: ServerUnaryCall<PreferredAllocationRequest, PreferredAllocationResponse>,
+        done: sendUnaryData<PreferredAllocationResponse>,
+      ) => {
+        try {
+          const container_responses = call.request.container_requests.map((request) => ({
+            deviceIDs: [...this.#backend.preferredAllocation(this.resourceName, request)],
+          }));
+          done(null, { container_responses });
+        } catch (error) {
+          done(toServiceError(error));
+        }
+      },
+      Allocate: (call: ServerUnaryCall<AllocateRequest, AllocateResponse>, done: sendUnaryData<AllocateResponse>) => {
+        this.#allocate(call.request).then(
+          (response) => done(null, response),
+          (error: unknown) => {
+            this.#log.warn({ err: error }, 'Refused allocation');
+            done(toServiceError(error));
+          },
+        );
+      },
+      PreStartContainer: (_call: ServerUnaryCall<unknown, Empty>, done: sendUnaryData<Empty>) => done(null, {}),
+    };
+  }
+
+  async #allocate(request: AllocateRequest): Promise<AllocateResponse> {
+    if (request.container_requests.length === 0) {
+      throw new PluginError(status.INVALID_ARGUMENT, 'Allocate request has no container requests');
+    }
+    for (const container of request.container_requests) {
+      if (container.devices_ids.length === 0) throw new PluginError(status.INVALID_ARGUMENT, 'container request has no device IDs');
+      const unknown = this.#unknownIds(container.devices_ids);
+      if (unknown.length > 0) {
+        throw new PluginError(
+          status.NOT_FOUND,
+          `unknown device ID(s) ${unknown.join(', ')} for resource ${this.resourceName}`,
+        );
+      }
+    }
+    // All containers or none: a failure part-way releases what was already allocated.
+    const container_responses: ContainerAllocateResponse[] = [];
+    const done: (readonly string[])[] = [];
+    try {
+      for (const container of request.container_requests) {
+        container_responses.push(await this.#backend.allocate(this.resourceName, container.devices_ids));
+        done.push(container.devices_ids);
+      }
+    } catch (error) {
+      for (const ids of done) this.#backend.release(this.resourceName, ids);
+      throw error;
+    }
+    return { container_responses };
+  }
+}

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { SlotLedger } from './slot-ledger.ts';
+
+const viaDevice = { node: 'n1', resource: 'tether.dev/cam-1' };
+const viaDiscovery = { node: 'n1', resource: 'tether.dev/cams' };
+
+describe('SlotLedger', () => {
+  it('claims all or nothing', () => {
+    const ledger = new SlotLedger();
+    expect(ledger.claim(['cam-1-0'], viaDevice)).toEqual({ ok: true });
+    const result = ledger.claim(['cam-1-1', 'cam-1-0'], viaDiscovery);
+    expect(result).toEqual({ ok: false, conflicts: [{ slot: 'cam-1-0', holder: viaDevice }] });
+    expect(ledger.holderOf('cam-1-1')).toBeUndefined();
+  });
+
+  it('re-claiming by the same holder is idempotent', () => {
+    const ledger = new SlotLedger();
+    ledger.claim(['s-0'], viaDevice);
+    expect(ledger.claim(['s-0'], viaDevice)).toEqual({ ok: true });
+  });
+
+  it('a held slot is advertisable only through the holding resource on the holding node', () => {
+    const ledger = new SlotLedger();
+    ledger.claim(['s-0'], viaDevice);
+    expect(ledger.isAdvertisable('s-0', 'n1', viaDevice.resource)).toBe(true);
+    expect(ledger.isAdvertisable('s-0', 'n1', viaDiscovery.resource)).toBe(false);
+    expect(ledger.isAdvertisable('s-0', 'n2', viaDevice.resource)).toBe(false);
+    ledger.release(['s-0']);
+    expect(ledger.isAdvertisable('s-0', 'n1', viaDiscovery.resource)).toBe(true);
+  });
+});

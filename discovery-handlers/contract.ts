@@ -1,0 +1,82 @@
+/**
+ * The one interface every in-process discovery handler implements.
+ *
+ * A handler finds devices and reports what it currently sees; it never touches
+ * gRPC, sockets or Kubernetes. The agent owns the reported set: it diffs it,
+ * applies grace periods, writes Device resources and serves device plugins.
+ */
+import type { Logger } from 'pino';
+
+/** A host path mounted into a container that gets the device. */
+export interface DeviceMount {
+  readonly containerPath: string;
+  readonly hostPath: string;
+  readonly readOnly: boolean;
+}
+
+/** A device node (e.g. /dev/ttyUSB0) made available to the container. */
+export interface DeviceNode {
+  readonly containerPath: string;
+  readonly hostPath: string;
+  /** Any of r, w, m. */
+  readonly permissions: string;
+}
+
+/** One device as a handler sees it at this moment. */
+export interface DiscoveredDevice {
+  /** Stable identity of the device (serial, uuid, description…), never a transient path. */
+  readonly id: string;
+  /** Connection information; becomes container env vars (see agent/allocation/env.ts). */
+  readonly properties: Readonly<Record<string, string>>;
+  readonly mounts?: readonly DeviceMount[];
+  readonly deviceNodes?: readonly DeviceNode[];
+}
+
+/**
+ * Where a handler reports. Level-based: every call states what is true now.
+ * Calls are synchronous and cheap; the agent coalesces them.
+ */
+export interface DeviceSink {
+  /** The complete current set; devices not listed are gone. */
+  replaceAll(devices: readonly DiscoveredDevice[]): void;
+  /** One device appeared or changed. */
+  upsert(device: DiscoveredDevice): void;
+  /** One device is gone (e.g. a goodbye/last-will message). */
+  remove(id: string): void;
+}
+
+/** What a running handler gets from the agent. */
+export interface HandlerContext {
+  readonly sink: DeviceSink;
+  /** Aborted when the session must stop (discovery deleted or changed, agent shutdown). */
+  readonly signal: AbortSignal;
+  /** The discovery's resolved properties (Secret/ConfigMap values already read). */
+  readonly properties: ReadonlyMap<string, string>;
+  readonly log: Logger;
+}
+
+/**
+ * A discovery handler. `parseDetails` is called once per discovery spec change and must
+ * throw DetailsError for bad input. `run` is called once per session and resolves when
+ * `signal` aborts; a rejection is a transient failure that the agent retries with backoff.
+ */
+export interface DiscoveryHandler<Details> {
+  readonly name: string;
+  parseDetails(raw: unknown): Details;
+  /** Whether devices found with these details can be seen by several nodes. */
+  isShared(details: Details): boolean;
+  run(details: Details, context: HandlerContext): Promise<void>;
+}
+
+/** Invalid handler details: `path` points at the offending field (e.g. `details.descriptions[2]`). */
+export class DetailsError extends Error {
+  readonly path: string;
+  constructor(path: string, message: string, options?: ErrorOptions) {
+    super(`${path}: ${message}`, options);
+    this.name = 'DetailsError';
+    this.path = path;
+  }
+}
+
+/** A handler whose Details type has been erased, as kept in the registry. */
+export type AnyDiscoveryHandler = DiscoveryHandler<unknown>;

@@ -1,0 +1,21 @@
+/**
+ * The explicit map of built-in handler names to handlers. New handlers are added
+ * here by hand (no registration by import side effect).
+ */
+import type { AnyDiscoveryHandler } from './contract.ts';
+import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
+
+/** Built-in in-process handlers, by name. */
+export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
+  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler() as AnyDiscoveryHandler];
+  return new Map(handlers.map((h) => [h.name, h]));
+}
+
+/** Looks a handler up or throws an error listing the known names. */
+export function findHandler(registry: ReadonlyMap<string, AnyDiscoveryHandler>, name: string): AnyDiscoveryHandler {
+  const handler = registry.get(name);
+  if (handler === undefined) {
+    throw new Error(`unknown discovery handler "${name}"; known: ${[...registry.keys()].sort().join(', ')}`);
+  }
+  return handler;
+}
