@@ -239,3 +239,53 @@ describe('device plugins with the mock kubelet', () => {
     await kubelet.waitFor(() => kubelet.resourceNames().every((r) => kubelet.resource(r)?.connected === false), 5_000, 'streams closed');
   });
 });
+
+describe('ledger reconciliation against PodResources', () => {
+  it('frees the slot of a deleted pod and adopts a slot the kubelet holds', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tt-'));
+    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
+    await kubelet.start();
+    const agent = new StandaloneAgent({
+      node: NODE,
+      pluginDir: join(dir, 'dp'),
+      log,
+      podResourcesSocket: kubelet.podResourcesSocket!,
+      reconcileIntervalMs: 0,
+      slotGraceMs: 0,
+      discoveries: [
+        {
+          namespace: 'default',
+          name: 'echo',
+          handler: createDebugEchoHandler() as never,
+          details: parseDebugEchoDetails({ descriptions: ['x', 'y'] }),
+          capacity: 1,
+          offlineGraceMs: 60_000,
+          properties: new Map(),
+        },
+      ],
+    });
+    agent.start();
+    cleanups.push(async () => {
+      await agent.stop();
+      await kubelet.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const x = deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'x', node: NODE });
+    const y = deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'y', node: NODE });
+    const any = discoveryResourceName('echo');
+    await kubelet.waitFor(() => healthy(kubelet, any).length === 2, 5_000, 'slots');
+
+    await kubelet.allocateIds({ namespace: 'default', name: 'p1' }, any, [`${x}-0`]);
+    await kubelet.waitFor(() => !healthy(kubelet, deviceResourceName(x)).includes(`${x}-0`), 5_000, 'x hidden');
+    kubelet.removePod('default', 'p1');
+    const freed = await agent.reconcileLedger();
+    expect(freed.free).toEqual([`${x}-0`]);
+    await kubelet.waitFor(() => healthy(kubelet, deviceResourceName(x)).includes(`${x}-0`), 5_000, 'x free again');
+
+    // The kubelet holds y's slot (e.g. allocated before an agent restart); the ledger does not.
+    kubelet.recordAllocation({ namespace: 'default', name: 'p2' }, deviceResourceName(y), [`${y}-0`]);
+    const adopted = await agent.reconcileLedger();
+    expect(adopted.adopt).toEqual([{ slot: `${y}-0`, resource: deviceResourceName(y) }]);
+    await kubelet.waitFor(() => !healthy(kubelet, any).includes(`${y}-0`), 5_000, 'y hidden from the discovery resource');
+  });
+});

@@ -7,7 +7,9 @@
 import type { Logger } from 'pino';
 import { DevicePluginManager } from './device-plugin/manager.ts';
 import { DiscoverySession, type SessionSpec } from './discovery/session.ts';
+import { planLedgerReconcile, type ReconcilePlan } from './ledger/reconcile.ts';
 import { SlotLedger } from './ledger/slot-ledger.ts';
+import { PodResourcesClient } from './kubelet/pod-resources-client.ts';
 import { NodeDevices } from './node-devices.ts';
 import { serialTask, type SerialTask } from './serial-task.ts';
 
@@ -17,6 +19,12 @@ export interface StandaloneAgentOptions {
   readonly discoveries: readonly SessionSpec[];
   readonly log: Logger;
   readonly cdiKind?: string;
+  /** The kubelet's PodResources socket; enables ledger reconciliation. */
+  readonly podResourcesSocket?: string;
+  /** How often to reconcile the ledger (0 = only when asked). */
+  readonly reconcileIntervalMs?: number;
+  /** How long a held slot may be missing from PodResources before it is freed. */
+  readonly slotGraceMs?: number;
 }
 
 export class StandaloneAgent {
@@ -25,9 +33,15 @@ export class StandaloneAgent {
   readonly plugins: DevicePluginManager;
   readonly sessions: DiscoverySession[];
   readonly #sync: SerialTask;
+  readonly #options: StandaloneAgentOptions;
+  readonly #podResources: PodResourcesClient | undefined;
+  #missingSince = new Map<string, number>();
+  #reconcileTimer: NodeJS.Timeout | undefined;
 
   constructor(options: StandaloneAgentOptions) {
     const log = options.log;
+    this.#options = options;
+    this.#podResources = options.podResourcesSocket === undefined ? undefined : new PodResourcesClient(options.podResourcesSocket);
     this.#sync = serialTask(
       () => this.plugins.sync(this.devices.resources()),
       (error) => log.error({ err: error }, 'Failed to sync device plugins'),
@@ -52,6 +66,39 @@ export class StandaloneAgent {
   start(): void {
     this.plugins.start();
     for (const session of this.sessions) session.start();
+    const every = this.#options.reconcileIntervalMs ?? 5_000;
+    if (this.#podResources !== undefined && every > 0) {
+      this.#reconcileTimer = setInterval(() => {
+        this.reconcileLedger().catch((error: unknown) => this.#options.log.warn({ err: error }, 'Failed to reconcile slot ledger'));
+      }, every);
+      this.#reconcileTimer.unref();
+    }
+  }
+
+  /** Frees slots whose pods are gone and adopts slots the kubelet holds (see ledger/reconcile.ts). */
+  async reconcileLedger(): Promise<ReconcilePlan> {
+    if (this.#podResources === undefined) throw new Error('no PodResources socket configured');
+    const pods = await this.#podResources.list();
+    const plan = planLedgerReconcile({
+      node: this.#options.node,
+      held: [...this.ledger.entries()],
+      pods,
+      isOwnResource: (resource) => resource.startsWith('tether.dev/'),
+      missingSince: this.#missingSince,
+      now: Date.now(),
+      graceMs: this.#options.slotGraceMs ?? 10_000,
+    });
+    this.#missingSince = plan.missingSince;
+    if (plan.free.length === 0 && plan.adopt.length === 0) return plan;
+    this.ledger.release(plan.free);
+    for (const { slot, resource } of plan.adopt) {
+      // The kubelet is authoritative about what its pods hold.
+      this.ledger.release([slot]);
+      this.ledger.claim([slot], { node: this.#options.node, resource });
+    }
+    this.#options.log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot) }, 'Reconciled slot ledger');
+    await this.#sync.trigger();
+    return plan;
   }
 
   /** Resolves once all queued plugin updates have been applied. */
@@ -60,6 +107,8 @@ export class StandaloneAgent {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#reconcileTimer);
+    this.#podResources?.close();
     await Promise.all(this.sessions.map((s) => s.stop()));
     await this.#sync.idle();
     await this.plugins.stop();

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * The `tether` command. The only place that reads argv and the process environment
+ * and decides the exit code.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino, type Logger } from 'pino';
+import { demo } from '../agent/cli/demo.ts';
+import { discover, readDetailsText } from '../agent/cli/discover.ts';
+import { DetailsError } from '../discovery-handlers/contract.ts';
+import { builtinHandlers, findHandler } from '../discovery-handlers/registry.ts';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+function logger(level: string): Logger {
+  return pino({ level, base: undefined }, pino.destination(2));
+}
+
+/** Aborts on SIGINT/SIGTERM so commands can clean up before exit. */
+function shutdownSignal(): AbortSignal {
+  const controller = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
+  return controller.signal;
+}
+
+const write = (text: string): void => void process.stdout.write(text);
+
+const program = new Command('tether')
+  .description('Tether: edge devices for Kubernetes')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+  .showHelpAfterError();
+
+program
+  .command('discover')
+  .description('run one discovery handler locally (no cluster) and print the devices it finds')
+  .argument('<handler>', `handler name: ${[...builtinHandlers().keys()].join(', ')}`)
+  .option('--details <json|yaml>', 'handler details, inline')
+  .option('--details-file <path>', 'handler details, from a file')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .option('-w, --watch', 'keep running and print the device set on every change', false)
+  .option('--timeout <ms>', 'one-shot: longest wait for the first full report', positiveInt, 5_000)
+  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number }) => {
+    const log = logger(program.opts<{ logLevel: string }>().logLevel);
+    await discover({
+      handler: findHandler(builtinHandlers(), handlerName),
+      details: await readDetailsText(opts.details, opts.detailsFile),
+      output: opts.output,
+      watch: opts.watch,
+      timeoutMs: opts.timeout,
+      log,
+      write,
+      signal: shutdownSignal(),
+    });
+  });
+
+program
+  .command('demo')
+  .description('debug-echo devices served to a mock kubelet over real gRPC, shown as a live table')
+  .option('--devices <n>', 'number of debug-echo devices', positiveInt, 3)
+  .option('--capacity <n>', 'slots per device', positiveInt, 2)
+  .option('--step-ms <ms>', 'time between scripted steps', positiveInt, 2_000)
+  .option('--steps <n>', 'stop after n steps (0 = run until Ctrl-C)', positiveInt, 0)
+  .action(async (opts: { devices: number; capacity: number; stepMs: number; steps: number }) => {
+    await demo({
+      ...opts,
+      log: logger(program.opts<{ logLevel: string }>().logLevel),
+      write,
+      clearScreen: process.stdout.isTTY,
+      signal: shutdownSignal(),
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const message = error instanceof DetailsError ? `invalid details: ${error.message}` : (error as Error).message;
+  process.stderr.write(`tether: ${message}\n`);
+  process.exitCode = 1;
+}
