@@ -53,7 +53,9 @@ export class NodeDevices implements PluginBackend {
     return desiredResources(this.devices(), this.#options.ledger, this.#options.node);
   }
 
-  // No await before the claim: two concurrent Allocates cannot both win a slot.
+  // Synchronous up to the claim: two concurrent Allocates cannot both win a slot. (The
+  // Kubernetes-backed ledger will await its server-side apply here.)
+  // eslint-disable-next-line @typescript-eslint/require-await
   async allocate(resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse> {
     const devices = deviceIds.map((id) => this.#deviceForSlot(resourceName, id));
     const claim = this.#options.ledger.claim(deviceIds, { node: this.#options.node, resource: resourceName });

@@ -43,7 +43,7 @@ async function setup(options: { descriptions?: string[]; capacity?: number; grac
       {
         namespace: 'default',
         name: 'echo',
-        handler: createDebugEchoHandler() as never,
+        handler: createDebugEchoHandler(),
         details,
         capacity: options.capacity ?? 2,
         offlineGraceMs: options.graceMs ?? 60_000,
@@ -211,7 +211,7 @@ describe('device plugins with the mock kubelet', () => {
         {
           namespace: 'default',
           name: 'echo',
-          handler: createDebugEchoHandler() as never,
+          handler: createDebugEchoHandler(),
           details: parseDebugEchoDetails({ descriptions: ['x'] }),
           capacity: 1,
           offlineGraceMs: 1_000,
@@ -256,7 +256,7 @@ describe('ledger reconciliation against PodResources', () => {
         {
           namespace: 'default',
           name: 'echo',
-          handler: createDebugEchoHandler() as never,
+          handler: createDebugEchoHandler(),
           details: parseDebugEchoDetails({ descriptions: ['x', 'y'] }),
           capacity: 1,
           offlineGraceMs: 60_000,

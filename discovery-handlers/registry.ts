@@ -7,7 +7,7 @@ import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
-  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler() as AnyDiscoveryHandler];
+  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler()];
   return new Map(handlers.map((h) => [h.name, h]));
 }
 

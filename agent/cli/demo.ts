@@ -72,7 +72,7 @@ export async function demo(options: DemoOptions): Promise<void> {
       {
         namespace: 'default',
         name: 'cameras',
-        handler: createDebugEchoHandler() as never,
+        handler: createDebugEchoHandler(),
         details: parseDebugEchoDetails({ descriptions, availabilityFile: availability }),
         capacity: options.capacity,
         offlineGraceMs: 30_000,

@@ -74,7 +74,7 @@ export class DevicePluginManager {
   start(): void {
     this.#stopped = false;
     this.#watchDir();
-    this.#poll = setInterval(() => this.#requestCheck(), this.#options.pollIntervalMs ?? 500);
+    this.#poll = setInterval(() => void this.#requestCheck(), this.#options.pollIntervalMs ?? 500);
     this.#poll.unref();
   }
 

@@ -28,7 +28,7 @@ function loadPackage(file: string, pkg: string): GrpcObject {
 function service(ns: GrpcObject, name: string): ServiceClientConstructor {
   const ctor = ns[name];
   if (typeof ctor !== 'function') throw new Error(`service ${name} missing`);
-  return ctor as ServiceClientConstructor;
+  return ctor;
 }
 
 export interface DevicePluginProtos {

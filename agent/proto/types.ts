@@ -9,7 +9,7 @@
 export type Health = 'Healthy' | 'Unhealthy';
 export const DEVICE_PLUGIN_API_VERSION = 'v1beta1';
 
-export interface Empty {}
+export type Empty = Record<string, never>;
 
 export interface DevicePluginOptions {
   pre_start_required: boolean;

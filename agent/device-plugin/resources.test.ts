@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { DeviceName } from '../../deploy/crds/names.ts';
+import { SlotLedger } from '../ledger/slot-ledger.ts';
+import { desiredResources, preferredSlots, type ServedDevice } from './resources.ts';
+
+const A = 'cams-00000000000000aa';
+const B = 'cams-00000000000000bb';
+const device = (name: string, online = true): ServedDevice => ({
+  name: name as DeviceName,
+  discovery: 'cams',
+  capacity: 2,
+  online,
+  properties: {},
+  mounts: [],
+  deviceNodes: [],
+});
+
+describe('desiredResources', () => {
+  it('offers each slot through the device resource and the discovery resource', () => {
+    const resources = desiredResources([device(A), device(B)], new SlotLedger(), 'n1');
+    expect([...resources.keys()].sort()).toEqual([`tether.dev/${A}`, `tether.dev/${B}`, 'tether.dev/cams'].sort());
+    expect(resources.get('tether.dev/cams' as never)?.map((d) => d.ID)).toEqual([`${A}-0`, `${A}-1`, `${B}-0`, `${B}-1`]);
+  });
+
+  it('offline devices are Unhealthy everywhere; held slots only where held', () => {
+    const ledger = new SlotLedger();
+    ledger.claim([`${A}-1`], { node: 'n1', resource: 'tether.dev/cams' });
+    const resources = desiredResources([device(A), device(B, false)], ledger, 'n1');
+    const health = (r: string) => Object.fromEntries(resources.get(r as never)!.map((d) => [d.ID, d.health]));
+    expect(health(`tether.dev/${A}`)).toEqual({ [`${A}-0`]: 'Healthy', [`${A}-1`]: 'Unhealthy' });
+    expect(health('tether.dev/cams')[`${A}-1`]).toBe('Healthy');
+    expect(health(`tether.dev/${B}`)).toEqual({ [`${B}-0`]: 'Unhealthy', [`${B}-1`]: 'Unhealthy' });
+  });
+
+  it('slots held by another node are Unhealthy on this one', () => {
+    const ledger = new SlotLedger();
+    ledger.claim([`${A}-0`], { node: 'n2', resource: `tether.dev/${A}` });
+    const resources = desiredResources([device(A)], ledger, 'n1');
+    expect(resources.get(`tether.dev/${A}` as never)?.find((d) => d.ID === `${A}-0`)?.health).toBe('Unhealthy');
+  });
+});
+
+describe('preferredSlots', () => {
+  const C = 'cams-00000000000000cc';
+  const available = [`${A}-0`, `${A}-1`, `${B}-0`, `${B}-1`, `${C}-0`, `${C}-1`];
+
+  it.each([
+    [2, [], [`${A}-0`, `${B}-0`]],
+    [3, [], [`${A}-0`, `${B}-0`, `${C}-0`]],
+    [4, [], [`${A}-0`, `${B}-0`, `${C}-0`, `${A}-1`]],
+    [2, [`${B}-1`], [`${B}-1`, `${A}-0`]],
+    [1, [], [`${A}-0`]],
+  ])('size %i with must-include %j → %j', (size, must, expected) => {
+    expect(preferredSlots(available, must, size)).toEqual(expected);
+  });
+
+  it('never returns more than available', () => {
+    expect(preferredSlots([`${A}-0`], [], 3)).toEqual([`${A}-0`]);
+  });
+});
