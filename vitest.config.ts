@@ -1,7 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` needs nothing but Node; `integration` runs against a real
-// kube-apiserver brought up once per run by test/cluster/global-setup.ts.
+// Three projects:
+//   unit        — nothing but Node (mock kubelet, simulated devices over real sockets);
+//   peers       — `*.peer.test.ts`: real local peers the tests start themselves (Mosquitto,
+//                 avahi, network namespaces with veth; needs root and the apt packages
+//                 that .ci/run installs);
+//   integration — against a real kube-apiserver brought up once per run by
+//                 test/cluster/global-setup.ts.
 export default defineConfig({
   test: {
     projects: [
@@ -9,7 +14,18 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['{agent,controller,discovery-handlers,deploy,mocks,bin,test/unit}/**/*.test.ts'],
+          exclude: ['**/*.peer.test.ts', '**/node_modules/**'],
           testTimeout: 15_000,
+        },
+      },
+      {
+        test: {
+          name: 'peers',
+          include: ['**/*.peer.test.ts'],
+          exclude: ['**/node_modules/**'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
         },
       },
       {
