@@ -53,6 +53,12 @@ export interface HandlerContext {
   /** The discovery's resolved properties (Secret/ConfigMap values already read). */
   readonly properties: ReadonlyMap<string, string>;
   readonly log: Logger;
+  /**
+   * Counts a notable event (e.g. `bad_payload`, `reconnect`); the agent exports it as
+   * `tether_handler_events_total{handler, discovery, event}`. Use a small fixed set of
+   * event names — never device data — so the metric stays bounded.
+   */
+  readonly count: (event: string) => void;
 }
 
 /**

@@ -72,7 +72,7 @@ export async function discover(options: DiscoverOptions): Promise<void> {
       firstReport();
     },
   });
-  const running = handler.run(details, { sink: devices, signal: abort.signal, properties: new Map(), log });
+  const running = handler.run(details, { sink: devices, signal: abort.signal, properties: new Map(), log, count: () => undefined });
   running.catch(() => undefined); // surfaced below
   if (options.watch) {
     await running;

@@ -29,6 +29,8 @@ export interface SessionOptions {
   /** Receives the session's full device list after every change. */
   readonly onDevices: (devices: ServedDevice[]) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Receives handler event counts (see HandlerContext.count). */
+  readonly count?: (event: string) => void;
 }
 
 export class DiscoverySession {
@@ -105,6 +107,7 @@ export class DiscoverySession {
           signal,
           properties: this.spec.properties,
           log,
+          count: this.#options.count ?? (() => undefined),
         });
         if (!signal.aborted) throw new Error('handler returned before the session was stopped');
       } catch (error) {
