@@ -18,10 +18,10 @@
  *   it. `status.nodeStates` works the same way: each agent applies its own entry.
  * - WARNING: a co-owned identity field that changes (say capacity, after the DeviceDiscovery
  *   changed) also conflicts for the agent that applies it first, and a forced apply would also
- *   steal any slot in the same request. So slot claims must never be forced: either apply slots
- *   under a second manager (`tether-agent/<node>/slots`, never forced) and the rest with force,
- *   or keep one manager, never force, and on a conflict that names only identity fields
- *   re-apply without the slots first.
+ *   steal any slot in the same request (and with one manager, omitting held slots from an
+ *   apply releases them). So apply slots under a second manager, `tether-agent/<node>/slots`,
+ *   never forced; apply identity fields and the node's `nodes` entry as `tether-agent/<node>`,
+ *   which may force.
  * - WARNING: the `slots` CEL rule (keys < capacity) means capacity can only shrink after the
  *   slots above the new capacity are released; agents must release first, then resize.
  * - The controller never writes Devices (Akri #801: mixing merge-patch with SSA owners 409s).
