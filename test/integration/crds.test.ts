@@ -174,9 +174,15 @@ function identity(discoveryName: string, capacity = 2): Spec {
   return { discovery: discoveryName, deviceId: '/sys/devices/usb1/1-1', shared: true, capacity };
 }
 
-/** What agent `node` applies: the identity, its own `nodes` entry, the slots it holds. */
+/**
+ * What agent `node` applies: the identity, its own `nodes` entry, the slots it
+ * holds. Holding none, it leaves `slots` out: applying `slots: {}` when that
+ * empties the map makes the apiserver store `null`, which the schema refuses
+ * (422), so an agent must omit the field rather than send an empty map.
+ */
 function agentApply(name: string, discoveryName: string, node: string, slots: string[], force = false): Promise<CustomObject> {
-  const spec = { ...identity(discoveryName), nodes: [node], slots: Object.fromEntries(slots.map((slot) => [slot, node])) };
+  const spec: Spec = { ...identity(discoveryName), nodes: [node] };
+  if (slots.length > 0) spec.slots = Object.fromEntries(slots.map((slot) => [slot, node]));
   return serverSideApply(DEVICES, device(name, spec), { fieldManager: `tether-agent/${node}`, force });
 }
 
