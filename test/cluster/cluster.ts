@@ -144,7 +144,10 @@ async function stopAll(state: ClusterState | undefined): Promise<void> {
   if (state === undefined) return;
   // Clients first, etcd last, so nothing logs storms of connection errors.
   const order: ComponentName[] = ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
-  for (const name of order) await stopComponent(state.components[name]);
+  for (const name of order) {
+    const component = state.components[name] as RunningComponent | undefined;
+    if (component !== undefined) await stopComponent(component);
+  }
 }
 
 function etcdSpec(context: Context, binDir: string, clientPort: number, peerPort: number): ComponentSpec {
@@ -290,6 +293,8 @@ async function startFresh(context: Context, binDir: string): Promise<ClusterStat
     return state;
   } catch (error) {
     await stopAllStarted(started);
+    // Nothing runs any more; the logs stay for the post-mortem.
+    rmSync(context.stateFile, { force: true });
     throw error;
   }
 }

@@ -23,6 +23,8 @@ export interface ComponentSpec {
 /** A started component: its spec and the PID that leads its process group. */
 export interface RunningComponent extends ComponentSpec {
   pid: number;
+  /** Kernel start time of `pid`, so a recycled PID is never taken for ours. */
+  startTime?: string;
 }
 
 /** Asks the kernel for a free loopback TCP port. */
@@ -49,28 +51,46 @@ export function startComponent(spec: ComponentSpec): RunningComponent {
     // the process: the health wait reports the component as exited instead.
     child.on('error', () => undefined);
     child.unref();
-    return { ...spec, pid: child.pid };
+    // Read at once: the process exists from fork on, even if it exits soon.
+    return { ...spec, pid: child.pid, startTime: startTimeOf(child.pid) ?? 'exited' };
   } finally {
     closeSync(log);
   }
 }
 
 /**
- * True when `pid` runs and is still the component's binary (a PID reused by
- * an unrelated process after a reboot must never be treated as ours).
+ * The kernel's start time of a process (clock ticks since boot, field 22 of
+ * /proc/<pid>/stat), or undefined when it is gone or a zombie. PID and start
+ * time together identify one process: a PID reused later gets a new time.
  */
-export function isRunning(component: RunningComponent): boolean {
+function startTimeOf(pid: number): string | undefined {
+  let stat: string;
   try {
-    process.kill(component.pid, 0);
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return false;
+    return undefined;
   }
-  const cmdline = `/proc/${component.pid}/cmdline`;
-  if (!existsSync(cmdline)) return false;
-  const argv0 = readFileSync(cmdline, 'utf8').split('\0')[0] ?? '';
-  const stat = readFileSync(`/proc/${component.pid}/stat`, 'utf8');
-  const zombie = / Z /.test(stat.slice(stat.lastIndexOf(')')));
-  return argv0 === component.command && !zombie;
+  // The command name in parentheses may contain spaces: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return fields[19];
+}
+
+/** True when the component's process still runs (and is the very process started). */
+export function isRunning(component: RunningComponent): boolean {
+  const startTime = startTimeOf(component.pid);
+  if (startTime === undefined) return false;
+  // State written before start times were recorded: compare the command instead.
+  if (component.startTime === undefined) return commandOf(component.pid) === component.command;
+  return startTime === component.startTime;
+}
+
+function commandOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Sends SIGTERM to the component's process group, then SIGKILL after `graceMs`. */
