@@ -2,7 +2,7 @@
  * A real Kubernetes control plane on this machine, for tests: etcd,
  * kube-apiserver, kube-controller-manager and kube-scheduler built from the
  * Go module proxy by build.sh, started on free loopback ports, with Tether's
- * CRDs installed. No kubelet: pods get created and scheduled, never run.
+ * CRDs installed. No kubelet or nodes: Pods get created, never scheduled or run.
  *
  * All state lives in one directory (certs, kubeconfigs, logs, etcd data,
  * state.json with the PIDs), `${TETHER_CACHE:-~/.cache/tether}/cluster/`.

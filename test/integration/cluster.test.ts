@@ -19,9 +19,10 @@ describe('test cluster', () => {
   });
 
   it('serves the Tether CRDs to kubectl', async () => {
-    // Fails with "the server doesn't have a resource type" when they are missing.
-    const output = await kubectl('get', 'devicediscoveries,devices', '-A');
-    expect(output).toBeTypeOf('string');
+    const resources = await kubectl('api-resources', '--api-group=tether.dev', '-o', 'name');
+    expect(resources.trim().split('\n').sort()).toEqual(['devicediscoveries.tether.dev', 'devices.tether.dev']);
+    // Throws ("the server doesn't have a resource type") if either is not served.
+    await kubectl('get', 'devicediscoveries,devices', '-A');
   });
 
   it('runs the job controller: a Job gets a Pod', async () => {
