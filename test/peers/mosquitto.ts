@@ -1,0 +1,124 @@
+/**
+ * A real Mosquitto broker for peer tests, on a free loopback port, with its own config file in
+ * a temp dir (no pid_file, no persistence), optionally with TLS, password authentication and
+ * client certificates. `stop()` / `start()` simulate an outage on the same port.
+ *
+ * Also `mosquittoPub()`: the real `mosquitto_pub` client, for publishing test messages.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, startPeer, type PeerGroup, type PeerProcess } from './process.ts';
+import type { TestPki } from './tls.ts';
+
+export interface MosquittoOptions {
+  /** Serve TLS with the PKI's server certificate. */
+  readonly tls?: TestPki;
+  /** Require a client certificate signed by the PKI's CA (implies tls). */
+  readonly requireClientCertificate?: boolean;
+  /** username → password; anonymous access is refused when set. */
+  readonly users?: Readonly<Record<string, string>>;
+  /** Extra lines appended to the listener config. */
+  readonly extraConfig?: readonly string[];
+}
+
+export interface Mosquitto {
+  readonly port: number;
+  /** `mqtt://127.0.0.1:<port>` or `mqtts://localhost:<port>`. */
+  readonly url: string;
+  readonly dir: string;
+  readonly process: () => PeerProcess;
+  /** Stops the broker (connections drop, retained messages are lost: no persistence). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+}
+
+/** Asks the kernel for a free loopback TCP port. */
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no TCP address from listen(0)');
+  return address.port;
+}
+
+export async function startMosquitto(group: PeerGroup, options: MosquittoOptions = {}): Promise<Mosquitto> {
+  const dir = await mkdtemp(join(tmpdir(), 'tether-mosquitto-'));
+  group.defer(`mosquitto dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
+  const port = await freeLoopbackPort();
+  const tls = options.tls;
+  const lines = [
+    // Running as root: keep root, or mosquitto switches to a `mosquitto` user that cannot read the temp dir.
+    'user root',
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    'log_type information',
+    'connection_messages true',
+    `listener ${port} 127.0.0.1`,
+    'max_keepalive 65535',
+  ];
+  if (options.users !== undefined) {
+    const passwords = join(dir, 'passwords');
+    await writeFile(passwords, '');
+    for (const [user, password] of Object.entries(options.users)) await run('mosquitto_passwd', ['-b', passwords, user, password]);
+    lines.push('allow_anonymous false', `password_file ${passwords}`);
+  } else {
+    lines.push('allow_anonymous true');
+  }
+  if (tls !== undefined) {
+    lines.push(`cafile ${tls.caCert}`, `certfile ${tls.serverCert}`, `keyfile ${tls.serverKey}`);
+    if (options.requireClientCertificate === true) lines.push('require_certificate true');
+  }
+  lines.push(...(options.extraConfig ?? []));
+  const config = join(dir, 'mosquitto.conf');
+  await writeFile(config, `${lines.join('\n')}\n`);
+
+  let current: PeerProcess | undefined;
+  const start = async (): Promise<void> => {
+    current = startPeer(group, `mosquitto :${port}`, 'mosquitto', ['-c', config]);
+    await current.waitForOutput(/mosquitto version \S+ running/, 10_000);
+  };
+  await start();
+  return {
+    port,
+    url: tls === undefined ? `mqtt://127.0.0.1:${port}` : `mqtts://localhost:${port}`,
+    dir,
+    process: () => current!,
+    stop: async () => {
+      await current?.stop();
+    },
+    start,
+  };
+}
+
+export interface PubOptions {
+  readonly retain?: boolean;
+  readonly qos?: 0 | 1 | 2;
+  /** `-n`: a zero-length payload (removes a retained message when retained). */
+  readonly empty?: boolean;
+  /** `-f`: payload from a file (binary, e.g. protobuf). */
+  readonly file?: string;
+  readonly protocol?: 'mqttv311' | 'mqttv5';
+  readonly extraArgs?: readonly string[];
+}
+
+/** Publishes one message with the real `mosquitto_pub`; resolves when it exited successfully. */
+export async function mosquittoPub(broker: Mosquitto, topic: string, message: string, options: PubOptions = {}): Promise<void> {
+  const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-t', topic, '-q', String(options.qos ?? 1)];
+  if (options.retain === true) args.push('-r');
+  if (options.empty === true) args.push('-n');
+  else if (options.file !== undefined) args.push('-f', options.file);
+  else args.push('-m', message);
+  if (options.protocol !== undefined) args.push('-V', options.protocol);
+  args.push(...(options.extraArgs ?? []));
+  await run('mosquitto_pub', args);
+}
