@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../deploy/crds/names.ts';
 import { buildContainerResponse, PathConflictError } from './allocation/container-response.ts';
 import { PluginError, type PluginBackend } from './device-plugin/server.ts';
+import { ApplyConflictError } from './kube/devices-api.ts';
 import { desiredResources, preferredSlots, type ServedDevice } from './device-plugin/resources.ts';
 import type { SlotLedger } from './ledger/slot-ledger.ts';
 import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from './proto/types.ts';
@@ -19,6 +20,14 @@ export interface NodeDevicesOptions {
   /** Called after anything that changes what the plugins advertise. */
   readonly onChange: () => void;
   readonly cdiKind?: string;
+  /**
+   * Makes a device's slot holdings durable (e.g. on the Device object). Gets every slot
+   * index this node holds on the device after the change. Rejects with
+   * ApplyConflictError when another node holds one of them.
+   */
+  readonly persistSlots?: (device: ServedDevice, held: readonly number[]) => Promise<void>;
+  /** Observes every Allocate outcome (for metrics). */
+  readonly onAllocate?: (outcome: 'ok' | 'conflict' | 'error', seconds: number) => void;
 }
 
 export class NodeDevices implements PluginBackend {
@@ -53,30 +62,64 @@ export class NodeDevices implements PluginBackend {
     return desiredResources(this.devices(), this.#options.ledger, this.#options.node);
   }
 
-  // Synchronous up to the claim: two concurrent Allocates cannot both win a slot. (The
-  // Kubernetes-backed ledger will await its server-side apply here.)
-  // eslint-disable-next-line @typescript-eslint/require-await
   async allocate(resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse> {
+    const started = performance.now();
+    const observe = (outcome: 'ok' | 'conflict' | 'error'): void => this.#options.onAllocate?.(outcome, (performance.now() - started) / 1000);
+    // Synchronous up to the local claim: two concurrent Allocates in this process cannot
+    // both win a slot; the durable claim below settles races between nodes.
     const devices = deviceIds.map((id) => this.#deviceForSlot(resourceName, id));
     const claim = this.#options.ledger.claim(deviceIds, { node: this.#options.node, resource: resourceName });
     if (!claim.ok) {
-      const held = claim.conflicts.map((c) => `${c.slot} (held by node ${c.holder.node} via ${c.holder.resource})`);
+      observe('conflict');
+      const held = claim.conflicts.map((c) => `${c.slot} (held by node ${c.holder.node}${c.holder.resource ? ` via ${c.holder.resource}` : ''})`);
       throw new PluginError(status.ABORTED, `slot already allocated: ${held.join(', ')}`);
     }
     try {
       const response = buildContainerResponse(devices, this.#options.cdiKind === undefined ? {} : { cdiKind: this.#options.cdiKind });
+      await this.#persist(devices);
       this.#options.onChange();
+      observe('ok');
       return response;
     } catch (error) {
       this.#options.ledger.release(deviceIds);
-      const code = error instanceof PathConflictError ? status.FAILED_PRECONDITION : status.INTERNAL;
+      this.#options.onChange();
+      if (error instanceof ApplyConflictError) {
+        observe('conflict');
+        throw new PluginError(status.ABORTED, `slot already allocated by another node: ${deviceIds.join(', ')}`, { cause: error });
+      }
+      observe('error');
+      const code = error instanceof PathConflictError ? status.FAILED_PRECONDITION : status.UNAVAILABLE;
       throw new PluginError(code, (error as Error).message, { cause: error });
     }
   }
 
   release(_resourceName: string, deviceIds: readonly string[]): void {
+    const devices = deviceIds.flatMap((id) => {
+      const ref = parseSlotId(id);
+      const device = ref === undefined ? undefined : this.device(ref.deviceName);
+      return device === undefined ? [] : [device];
+    });
     this.#options.ledger.release(deviceIds);
     this.#options.onChange();
+    this.#persist(devices).catch(() => undefined); // retried by ledger reconciliation
+  }
+
+  /** Indexes of the slots this node holds on `device`. */
+  heldIndexes(device: ServedDevice): number[] {
+    const held: number[] = [];
+    for (const [slot, holder] of this.#options.ledger.entries()) {
+      const ref = parseSlotId(slot);
+      if (ref?.deviceName === device.name && holder.node === this.#options.node) held.push(ref.index);
+    }
+    return held.sort((a, b) => a - b);
+  }
+
+  /** Persists the slot holdings of each distinct device. */
+  async #persist(devices: readonly ServedDevice[]): Promise<void> {
+    const persist = this.#options.persistSlots;
+    if (persist === undefined) return;
+    const distinct = [...new Map(devices.map((d) => [d.name, d])).values()];
+    await Promise.all(distinct.map((d) => persist(d, this.heldIndexes(d))));
   }
 
   preferredAllocation(_resourceName: string, request: ContainerPreferredAllocationRequest): readonly string[] {

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { demo } from '../agent/cli/demo.ts';
 import { discover, readDetailsText } from '../agent/cli/discover.ts';
+import { runAgent } from '../agent/main.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { builtinHandlers, findHandler } from '../discovery-handlers/registry.ts';
 
@@ -72,6 +73,58 @@ program
       clearScreen: process.stdout.isTTY,
       signal: shutdownSignal(),
     });
+  });
+
+interface AgentFlags {
+  nodeName?: string;
+  kubeconfig?: string;
+  namespace?: string;
+  devicePluginDir: string;
+  podResourcesSocket: string;
+  registrationSocket: string;
+  httpAddress: string;
+  startupTimeout: number;
+  reconcileInterval: number;
+  slotGrace: number;
+  cdiKind?: string;
+}
+
+program
+  .command('agent')
+  .description('run the node agent: discovery handlers → Device resources → kubelet device plugins')
+  .option('--node-name <name>', 'this node (default: $NODE_NAME)')
+  .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)')
+  .option('--namespace <ns>', 'watch DeviceDiscoveries in this namespace only (default: all)')
+  .option('--device-plugin-dir <dir>', 'kubelet device-plugins directory', '/var/lib/kubelet/device-plugins')
+  .option('--pod-resources-socket <path>', 'kubelet PodResources socket ("" disables slot reconciliation)', '/var/lib/kubelet/pod-resources/kubelet.sock')
+  .option('--registration-socket <path>', 'socket for external (Akri v0) handlers ("" disables)', '/var/lib/tether/agent-registration.sock')
+  .option('--http-address <host:port>', 'address for /metrics, /healthz, /readyz ("" disables)', ':8080')
+  .option('--startup-timeout <ms>', 'longest wait for first handler reports after a restart', positiveInt, 30_000)
+  .option('--reconcile-interval <ms>', 'slot ledger vs PodResources interval (0 = off)', positiveInt, 5_000)
+  .option('--slot-grace <ms>', 'how long a held slot may be missing from PodResources before it is freed', positiveInt, 10_000)
+  .option('--cdi-kind <vendor/class>', 'also return CDI device names <kind>=<device>')
+  .action(async (opts: AgentFlags) => {
+    const node = opts.nodeName ?? process.env['NODE_NAME'];
+    if (node === undefined || node === '') throw new InvalidArgumentError('--node-name or $NODE_NAME is required');
+    const kubeconfig = opts.kubeconfig ?? process.env['KUBECONFIG'];
+    const log = logger(program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel);
+    await runAgent(
+      {
+        node,
+        ...(kubeconfig === undefined || kubeconfig === '' ? {} : { kubeconfig }),
+        ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
+        pluginDir: opts.devicePluginDir,
+        podResourcesSocket: opts.podResourcesSocket,
+        registrationSocket: opts.registrationSocket,
+        httpAddress: opts.httpAddress,
+        startupTimeoutMs: opts.startupTimeout,
+        reconcileIntervalMs: opts.reconcileInterval,
+        slotGraceMs: opts.slotGrace,
+        ...(opts.cdiKind === undefined ? {} : { cdiKind: opts.cdiKind }),
+      },
+      log.child({ component: 'agent', node }),
+      shutdownSignal(),
+    );
   });
 
 try {

@@ -7,7 +7,10 @@ const A = 'cams-00000000000000aa';
 const B = 'cams-00000000000000bb';
 const device = (name: string, online = true): ServedDevice => ({
   name: name as DeviceName,
+  namespace: 'default',
   discovery: 'cams',
+  deviceId: name,
+  shared: false,
   capacity: 2,
   online,
   properties: {},

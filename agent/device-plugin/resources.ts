@@ -21,7 +21,11 @@ import type { PluginDevice } from '../proto/types.ts';
 /** A device as this node serves it to the kubelet. */
 export interface ServedDevice extends AllocatableDevice {
   readonly name: DeviceName;
+  readonly namespace: string;
   readonly discovery: string;
+  /** Raw id as the handler reported it. */
+  readonly deviceId: string;
+  readonly shared: boolean;
   readonly capacity: number;
   readonly online: boolean;
 }

@@ -7,9 +7,10 @@
  */
 import type { Logger } from 'pino';
 import { deviceName } from '../../deploy/crds/names.ts';
-import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
+import type { AnyDiscoveryHandler, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device-plugin/resources.ts';
 import { DeviceSet } from '../inventory/device-set.ts';
+import { sanitizeForApi } from '../publish/device-object.ts';
 
 export interface SessionSpec {
   readonly namespace: string;
@@ -39,6 +40,7 @@ export class DiscoverySession {
   readonly #abort = new AbortController();
   readonly #devices: DeviceSet;
   readonly #shared: boolean;
+  #capacity: number;
   #running: Promise<void> | undefined;
   /** Consecutive handler failures (reset by a report). */
   failures = 0;
@@ -48,6 +50,7 @@ export class DiscoverySession {
     this.spec = spec;
     this.#options = options;
     this.#shared = spec.handler.isShared(spec.details);
+    this.#capacity = spec.capacity;
     this.#devices = new DeviceSet({ graceMs: spec.offlineGraceMs, onChange: () => this.#publish() });
   }
 
@@ -64,6 +67,31 @@ export class DiscoverySession {
     return this.#devices.reported;
   }
 
+  /** Resizes every device of the session without restarting the handler. */
+  setCapacity(capacity: number): void {
+    if (capacity === this.#capacity) return;
+    this.#capacity = capacity;
+    this.#options.onDevices(this.servedDevices());
+  }
+
+  /** The raw devices currently online, to seed a replacement session (spec change). */
+  onlineDevices(): DiscoveredDevice[] {
+    return this.#devices
+      .snapshot()
+      .filter((d) => d.online)
+      .map((d) => d.device);
+  }
+
+  /** Devices this node served before a restart; see DeviceSet.seed. Call before start(). */
+  seed(devices: Parameters<DeviceSet['seed']>[0]): void {
+    this.#devices.seed(devices);
+  }
+
+  /** Seeded devices the handler has not confirmed by now go offline (grace applies). */
+  expireProvisional(): void {
+    this.#devices.expireProvisional();
+  }
+
   start(): void {
     this.#running ??= this.#loop();
   }
@@ -74,21 +102,42 @@ export class DiscoverySession {
     await this.#running;
   }
 
+  /**
+   * The session's devices as this node serves them: named, and sanitised so that what a
+   * container sees equals what the Device resource says. A device whose id cannot be named
+   * (empty or over-long) is skipped and counted.
+   */
   servedDevices(): ServedDevice[] {
-    return this.#devices.snapshot().map(({ device, online }) => ({
-      name: deviceName({
-        namespace: this.spec.namespace,
-        discovery: this.spec.name,
-        deviceId: device.id,
-        ...(this.#shared ? {} : { node: this.#options.node }),
-      }),
-      discovery: this.spec.name,
-      capacity: this.spec.capacity,
-      online,
-      properties: device.properties,
-      mounts: device.mounts ?? [],
-      deviceNodes: device.deviceNodes ?? [],
-    }));
+    return this.#devices.snapshot().flatMap(({ device, online }) => {
+      let name: ServedDevice['name'];
+      try {
+        name = deviceName({
+          namespace: this.spec.namespace,
+          discovery: this.spec.name,
+          deviceId: device.id,
+          ...(this.#shared ? {} : { node: this.#options.node }),
+        });
+      } catch {
+        this.#options.count?.('invalid_device_id');
+        return [];
+      }
+      const clean = sanitizeForApi(device.properties, device.mounts ?? [], device.deviceNodes ?? []);
+      if (clean.problems.length > 0) this.#options.count?.('sanitised_device');
+      return [
+        {
+          name,
+          namespace: this.spec.namespace,
+          discovery: this.spec.name,
+          deviceId: device.id,
+          shared: this.#shared,
+          capacity: this.#capacity,
+          online,
+          properties: clean.properties,
+          mounts: clean.mounts,
+          deviceNodes: clean.deviceNodes,
+        },
+      ];
+    });
   }
 
   #publish(): void {
@@ -113,6 +162,7 @@ export class DiscoverySession {
       } catch (error) {
         if (signal.aborted) break;
         this.failures++;
+        this.#options.count?.('handler_error');
         this.lastError = error instanceof Error ? error : new Error(String(error));
         const delay = Math.min(initialMs * 2 ** (this.failures - 1), maxMs);
         log.warn({ err: error, failures: this.failures, retryInMs: delay }, 'Discovery handler failed');

@@ -85,3 +85,28 @@ describe('DeviceSet', () => {
     expect(t.pending()).toBe(1);
   });
 });
+
+describe('DeviceSet seeding (agent restart)', () => {
+  it('seeded devices stay online until the first full report, which keeps the confirmed ones', () => {
+    const t = manualTimers();
+    const set = new DeviceSet({ graceMs: 1_000, onChange: () => undefined, timers: t.timers });
+    set.seed([dev('a'), dev('b')]);
+    expect(set.snapshot().every((d) => d.online)).toBe(true);
+    set.replaceAll([dev('a')]);
+    expect(set.snapshot()).toEqual([
+      { device: dev('a'), online: true },
+      { device: dev('b'), online: false },
+    ]);
+  });
+
+  it('an unconfirmed seeded device goes offline at the startup timeout, a confirmed one does not', () => {
+    const set = new DeviceSet({ graceMs: 1_000, onChange: () => undefined, timers: manualTimers().timers });
+    set.seed([dev('a'), dev('b')]);
+    set.upsert(dev('a'));
+    set.expireProvisional();
+    expect(set.snapshot()).toEqual([
+      { device: dev('a'), online: true },
+      { device: dev('b'), online: false },
+    ]);
+  });
+});

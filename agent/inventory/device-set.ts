@@ -34,6 +34,8 @@ export class DeviceSet implements DeviceSink {
   readonly #timers: NonNullable<DeviceSetOptions['timers']>;
   readonly #tracked = new Map<string, TrackedDevice>();
   readonly #expiry = new Map<string, unknown>();
+  /** Devices known from before a restart that the handler has not confirmed yet. */
+  readonly #provisional = new Set<string>();
   /** Whether the handler has reported at least once since the session started. */
   reported = false;
 
@@ -42,12 +44,37 @@ export class DeviceSet implements DeviceSink {
     this.#timers = options.timers ?? realTimers;
   }
 
+  /**
+   * Devices known from before an agent restart (e.g. from Device resources): served as
+   * online until the handler's first full report says otherwise, or `expireProvisional`
+   * runs — so a restart neither drops nor recreates anything.
+   */
+  seed(devices: readonly DiscoveredDevice[]): void {
+    for (const device of devices) {
+      if (this.#tracked.has(device.id)) continue;
+      this.#tracked.set(device.id, { device, online: true });
+      this.#provisional.add(device.id);
+    }
+    if (devices.length > 0) this.#options.onChange();
+  }
+
+  /** Startup timeout passed: seeded devices the handler never confirmed go offline. */
+  expireProvisional(): void {
+    let changed = false;
+    for (const id of [...this.#provisional]) {
+      this.#provisional.delete(id);
+      changed = this.#offline(id) || changed;
+    }
+    if (changed) this.#options.onChange();
+  }
+
   snapshot(): TrackedDevice[] {
     return [...this.#tracked.values()];
   }
 
   replaceAll(devices: readonly DiscoveredDevice[]): void {
     const ids = new Set(devices.map((d) => d.id));
+    this.#provisional.clear();
     let changed = !this.reported;
     this.reported = true;
     for (const device of devices) changed = this.#online(device) || changed;
@@ -71,6 +98,7 @@ export class DeviceSet implements DeviceSink {
   }
 
   #online(device: DiscoveredDevice): boolean {
+    this.#provisional.delete(device.id);
     const current = this.#tracked.get(device.id);
     const handle = this.#expiry.get(device.id);
     if (handle !== undefined) {

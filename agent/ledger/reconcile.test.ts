@@ -66,3 +66,14 @@ describe('planLedgerReconcile', () => {
     expect(plan.free).toEqual([]);
   });
 });
+
+describe('planLedgerReconcile after a restart', () => {
+  it('fills in the resource of a slot restored from the Device without one', () => {
+    const plan = planLedgerReconcile({
+      ...base,
+      held: [['s-0000000000000001-0', { node: 'n1', resource: '' }]],
+      pods: [pod('p', 'tether.dev/s', ['s-0000000000000001-0'])],
+    });
+    expect(plan.adopt).toEqual([{ slot: 's-0000000000000001-0', resource: 'tether.dev/s' }]);
+  });
+});

@@ -42,17 +42,18 @@ export function planLedgerReconcile(input: ReconcileInput): ReconcilePlan {
   }
   const free: string[] = [];
   const missingSince = new Map<string, number>();
-  const heldHere = new Set<string>();
+  const heldHere = new Map<string, string>();
   for (const [slot, holder] of input.held) {
     if (holder.node !== input.node) continue;
-    heldHere.add(slot);
+    heldHere.set(slot, holder.resource);
     if (inUse.has(slot)) continue;
     const since = input.missingSince.get(slot) ?? input.now;
     if (input.now - since >= input.graceMs) free.push(slot);
     else missingSince.set(slot, since);
   }
+  // Adopt what the ledger lacks, and fix the resource of entries restored without one.
   const adopt = [...inUse]
-    .filter(([slot]) => !heldHere.has(slot))
+    .filter(([slot, resource]) => heldHere.get(slot) !== resource)
     .map(([slot, resource]) => ({ slot, resource }));
   return { free: free.sort(), adopt, missingSince };
 }

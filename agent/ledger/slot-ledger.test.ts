@@ -29,3 +29,20 @@ describe('SlotLedger', () => {
     expect(ledger.isAdvertisable('s-0', 'n1', viaDiscovery.resource)).toBe(true);
   });
 });
+
+describe('SlotLedger.mirrorDevice', () => {
+  const slots = ['d-0', 'd-1', 'd-2'];
+  it('mirrors other nodes, restores own entries, keeps own claims in flight', () => {
+    const ledger = new SlotLedger();
+    ledger.claim(['d-2'], { node: 'n1', resource: 'tether.dev/d' });
+    expect(ledger.mirrorDevice(slots, { '0': 'n2', '1': 'n1' }, 'n1')).toBe(true);
+    expect(ledger.holderOf('d-0')).toEqual({ node: 'n2', resource: '' });
+    expect(ledger.holderOf('d-1')).toEqual({ node: 'n1', resource: '' });
+    expect(ledger.holderOf('d-2')).toEqual({ node: 'n1', resource: 'tether.dev/d' });
+    expect(ledger.isAdvertisable('d-1', 'n1', 'tether.dev/d')).toBe(false);
+    // n2 released slot 0
+    expect(ledger.mirrorDevice(slots, { '1': 'n1' }, 'n1')).toBe(true);
+    expect(ledger.holderOf('d-0')).toBeUndefined();
+    expect(ledger.mirrorDevice(slots, { '1': 'n1' }, 'n1')).toBe(false);
+  });
+});

@@ -50,6 +50,36 @@ export class SlotLedger {
     return this.#held.entries();
   }
 
+  /**
+   * Mirrors one device's `spec.slots` (index → node) from the server. Other nodes' entries
+   * are replaced wholesale; this node's entries are only added (restart: resource not yet
+   * known, so the empty resource marks them Unhealthy everywhere until PodResources
+   * reconciliation tells which resource holds them) — this node's own claims in flight are
+   * never dropped by a stale read.
+   */
+  mirrorDevice(slotIds: readonly string[], slots: Readonly<Record<string, string>>, node: string): boolean {
+    let changed = false;
+    slotIds.forEach((slot, index) => {
+      const serverNode = slots[String(index)];
+      const current = this.#held.get(slot);
+      if (serverNode === undefined) {
+        if (current !== undefined && current.node !== node) {
+          this.#held.delete(slot);
+          changed = true;
+        }
+      } else if (serverNode !== node) {
+        if (current?.node !== serverNode) {
+          this.#held.set(slot, { node: serverNode, resource: '' });
+          changed = true;
+        }
+      } else if (current === undefined) {
+        this.#held.set(slot, { node, resource: '' });
+        changed = true;
+      }
+    });
+    return changed;
+  }
+
   /** May `resource` on `node` report `slot` as Healthy? */
   isAdvertisable(slot: string, node: string, resource: string): boolean {
     const holder = this.#held.get(slot);

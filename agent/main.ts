@@ -1,0 +1,70 @@
+/**
+ * Composition root of `tether agent`: builds the pieces from a validated config, runs
+ * until the signal aborts, then shuts down without deleting anything.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { builtinHandlers } from '../discovery-handlers/registry.ts';
+import { ClusterAgent } from './cluster-agent.ts';
+import { ExternalHandlerRegistry } from './external/registry.ts';
+import { startHttpServer } from './http-server.ts';
+import { createAgentMetrics } from './metrics.ts';
+
+export interface AgentConfig {
+  /** This node's name (from the downward API in a DaemonSet). */
+  readonly node: string;
+  /** Kubeconfig path; in-cluster config when absent. */
+  readonly kubeconfig?: string;
+  /** Watch one namespace only; all when absent. */
+  readonly namespace?: string;
+  readonly pluginDir: string;
+  /** Empty string disables slot reconciliation. */
+  readonly podResourcesSocket: string;
+  /** Where external (Akri v0) handlers register; empty string disables. */
+  readonly registrationSocket: string;
+  /** host:port for /metrics, /healthz, /readyz; empty string disables. */
+  readonly httpAddress: string;
+  readonly startupTimeoutMs: number;
+  readonly reconcileIntervalMs: number;
+  readonly slotGraceMs: number;
+  readonly cdiKind?: string;
+}
+
+export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const kc = new KubeConfig();
+  if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromCluster();
+  const metrics = createAgentMetrics();
+  const external = config.registrationSocket === '' ? undefined : new ExternalHandlerRegistry({ socketPath: config.registrationSocket, log });
+  const agent = new ClusterAgent({
+    node: config.node,
+    kc,
+    log,
+    pluginDir: config.pluginDir,
+    ...(config.podResourcesSocket === '' ? {} : { podResourcesSocket: config.podResourcesSocket }),
+    ...(config.namespace === undefined ? {} : { namespace: config.namespace }),
+    handlers: builtinHandlers(),
+    ...(external === undefined ? {} : { externalHandler: (name: string) => external.handler(name) }),
+    metrics,
+    startupTimeoutMs: config.startupTimeoutMs,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    slotGraceMs: config.slotGraceMs,
+    ...(config.cdiKind === undefined ? {} : { cdiKind: config.cdiKind }),
+  });
+  const http =
+    config.httpAddress === ''
+      ? undefined
+      : await startHttpServer(config.httpAddress, metrics.registry, { healthy: () => !signal.aborted, ready: () => agent.ready });
+  if (external !== undefined) {
+    await external.start();
+    const rediscover = (): void => void agent.rediscover();
+    external.on('registered', rediscover);
+    external.on('unregistered', rediscover);
+  }
+  await agent.start();
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  log.info('Shutting down: deregistering plugins, deleting nothing');
+  await agent.stop();
+  await external?.stop();
+  await new Promise<void>((resolve) => (http === undefined ? resolve() : http.close(() => resolve())));
+}

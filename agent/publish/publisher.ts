@@ -1,0 +1,193 @@
+/**
+ * Keeps this node's part of every Device object equal to what the node serves, with as
+ * few writes as possible:
+ *   - a new or changed device: one identity apply;
+ *   - online → offline and back: one status apply each;
+ *   - forgotten after the grace period: one departure apply (+ one guarded delete when no
+ *     node sees the device any more);
+ *   - after a restart, devices whose server state already matches cost nothing.
+ * Writes for one device are serialised (a slot claim never overtakes the apply that
+ * creates the object); different devices proceed independently.
+ */
+import type { Logger } from 'pino';
+import type { Device } from '../../deploy/crds/schema.ts';
+import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
+import {
+  departureApply,
+  identityApply,
+  identityDigest,
+  identityManager,
+  nodeStateApply,
+  serverMatches,
+  slotsApply,
+  slotsManager,
+  type DeviceView,
+} from './device-object.ts';
+
+export interface PublishedDevice {
+  readonly view: DeviceView;
+  readonly online: boolean;
+}
+
+interface DeviceRecord {
+  view?: DeviceView;
+  /** Digest of the identity this node last applied (or found on the server). */
+  digest?: string;
+  /** Online state last written to (or found in) status; undefined = never written (implies Online). */
+  statusState?: 'Online' | 'Offline';
+  /** The server object as seen at startup, to skip writes that would change nothing. */
+  server?: Device;
+  published: boolean;
+}
+
+export interface DevicePublisherOptions {
+  readonly node: string;
+  readonly api: DevicesApi;
+  readonly log: Logger;
+  readonly now?: () => Date;
+  /**
+   * Whether a device this node no longer serves should get a departure write. False when
+   * the object is already gone or its DeviceDiscovery was deleted (garbage collection
+   * removes it; an apply would re-create it).
+   */
+  readonly shouldDepart?: (key: string) => boolean;
+}
+
+export class DevicePublisher {
+  readonly #options: DevicePublisherOptions;
+  readonly #records = new Map<string, DeviceRecord>();
+  readonly #chains = new Map<string, Promise<void>>();
+  /** Failed writes are retried on the next sync; this counts them. */
+  failures = 0;
+
+  constructor(options: DevicePublisherOptions) {
+    this.#options = options;
+  }
+
+  static key(namespace: string, name: string): string {
+    return `${namespace}/${name}`;
+  }
+
+  /** Records what the server already holds for this node (call before the first sync). */
+  seed(devices: readonly Device[]): void {
+    const node = this.#options.node;
+    for (const device of devices) {
+      if (!(device.spec.nodes ?? []).includes(node)) continue;
+      const state = device.status?.nodeStates?.find((s) => s.node === node)?.state;
+      this.#records.set(DevicePublisher.key(device.metadata.namespace ?? '', device.metadata.name ?? ''), {
+        server: device,
+        published: true,
+        ...(state === undefined ? {} : { statusState: state }),
+      });
+    }
+  }
+
+  /** Makes the server reflect `devices` (keyed by namespace/name). Returns when all writes settled. */
+  async sync(devices: ReadonlyMap<string, PublishedDevice>): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const [key, device] of devices) work.push(this.#enqueue(key, () => this.#publish(key, device)));
+    for (const [key, record] of this.#records) {
+      if (!devices.has(key) && record.published) work.push(this.#enqueue(key, () => this.#depart(key)));
+    }
+    await Promise.all(work);
+  }
+
+  /**
+   * Claims (or releases) slots: `held` are ALL slot indexes this node holds on the device
+   * after the change. Throws ApplyConflictError when another node holds one of them.
+   */
+  setSlots(namespace: string, name: string, held: readonly number[]): Promise<void> {
+    const key = DevicePublisher.key(namespace, name);
+    return this.#enqueue(key, async () => {
+      await this.#options.api.apply(slotsApply(name, namespace, held, this.#options.node), slotsManager(this.#options.node), false);
+    }, true);
+  }
+
+  /** Forgets what was written for a device (its object was deleted): the next sync re-applies. */
+  forget(key: string): void {
+    this.#records.delete(key);
+  }
+
+  /** Resolves when every queued write has settled. */
+  async idle(): Promise<void> {
+    while (this.#chains.size > 0) await Promise.all(this.#chains.values());
+  }
+
+  #enqueue(key: string, task: () => Promise<void>, propagate = false): Promise<void> {
+    const previous = this.#chains.get(key) ?? Promise.resolve();
+    const run = previous.then(task);
+    const settled = run.catch((error: unknown) => {
+      if (propagate) return;
+      this.failures++;
+      this.#options.log.warn({ err: error, device: key }, 'Failed to publish device');
+    });
+    this.#chains.set(key, settled);
+    void settled.then(() => {
+      if (this.#chains.get(key) === settled) this.#chains.delete(key);
+    });
+    return propagate ? run : settled;
+  }
+
+  async #publish(key: string, { view, online }: PublishedDevice): Promise<void> {
+    const { api, node } = this.#options;
+    const record = this.#records.get(key) ?? { published: false };
+    this.#records.set(key, record);
+    record.view = view;
+    const digest = identityDigest(view);
+    if (record.digest === undefined && record.server !== undefined && serverMatches(record.server, view, node)) {
+      record.digest = digest; // restart: the server already says this
+    }
+    if (record.digest !== digest) {
+      await api.apply(identityApply(view, node), identityManager(node), true);
+      record.digest = digest;
+      record.published = true;
+    }
+    const wanted = online ? 'Online' : 'Offline';
+    const current = record.statusState ?? 'Online';
+    if (wanted !== current) {
+      await api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node));
+      record.statusState = wanted;
+    }
+  }
+
+  async #depart(key: string): Promise<void> {
+    const record = this.#records.get(key);
+    if (record === undefined || !record.published) return;
+    if (this.#options.shouldDepart?.(key) === false) {
+      this.#records.delete(key);
+      return;
+    }
+    const view = record.view ?? viewOfServer(record.server);
+    if (view === undefined) return;
+    const after = await this.#options.api.apply(departureApply(view), identityManager(this.#options.node), true);
+    this.#records.delete(key);
+    if ((after.spec.nodes ?? []).length === 0 && after.metadata.resourceVersion !== undefined) {
+      const deleted = await this.#options.api.deleteIfUnchanged(view.namespace, view.name, after.metadata.resourceVersion);
+      this.#options.log.info({ device: key, deleted }, 'Device left this node');
+    }
+  }
+
+  #now(): Date {
+    return this.#options.now?.() ?? new Date();
+  }
+}
+
+/** The view a seeded server object implies, for departing a device never re-reported. */
+function viewOfServer(device: Device | undefined): DeviceView | undefined {
+  if (device === undefined) return undefined;
+  const owner = device.metadata.ownerReferences?.find((o) => o.kind === 'DeviceDiscovery');
+  return {
+    name: device.metadata.name ?? '',
+    namespace: device.metadata.namespace ?? '',
+    discovery: device.spec.discovery,
+    ...(owner === undefined ? {} : { discoveryUid: owner.uid }),
+    deviceId: device.spec.deviceId,
+    shared: device.spec.shared,
+    capacity: device.spec.capacity,
+    properties: device.spec.properties ?? {},
+    mounts: (device.spec.mounts ?? []).map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readOnly ?? false })),
+    deviceNodes: (device.spec.deviceNodes ?? []).map((n) => ({ containerPath: n.containerPath, hostPath: n.hostPath, permissions: n.permissions ?? 'rw' })),
+  };
+}
+
+export { ApplyConflictError };
