@@ -208,6 +208,7 @@ export class ClusterAgent {
     this.#stopping = true;
     this.#ready = false;
     for (const timer of this.#timers) clearTimeout(timer);
+    clearTimeout(this.#publishRetry);
     await this.#sessionSync.idle();
     await Promise.all([...this.#sessions.values()].map((e) => e.session.stop()));
     await Promise.all([this.#pluginSync.idle(), this.#publishSync.idle()]);
@@ -311,8 +312,20 @@ export class ClusterAgent {
       this.#options.metrics.devices.set({ discovery, state: 'online' }, c.online);
       this.#options.metrics.devices.set({ discovery, state: 'offline' }, c.offline);
     }
-    await this.publisher.sync(views);
+    const failed = await this.publisher.sync(views);
+    clearTimeout(this.#publishRetry);
+    if (failed > 0 && !this.#stopping) {
+      // Level-triggered retry: the next sync recomputes everything from current state.
+      this.#publishBackoffMs = Math.min((this.#publishBackoffMs || 500) * 2, 30_000);
+      this.#publishRetry = setTimeout(() => void this.#publishSync.trigger(), this.#publishBackoffMs);
+      this.#publishRetry.unref();
+    } else {
+      this.#publishBackoffMs = 0;
+    }
   }
+
+  #publishRetry: NodeJS.Timeout | undefined;
+  #publishBackoffMs = 0;
 
   #onDeviceObject(event: 'add' | 'update' | 'delete', device: Device): void {
     if (!this.#started) return;

@@ -16,7 +16,7 @@ const agent = new StandaloneAgent({
     {
       namespace: 'default',
       name: 'idle',
-      handler: createDebugEchoHandler() as never,
+      handler: createDebugEchoHandler(),
       details: parseDebugEchoDetails({ descriptions: Array.from({ length: 10 }, (_, i) => `device-${i}`) }),
       capacity: 2,
       offlineGraceMs: 60_000,

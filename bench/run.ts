@@ -6,9 +6,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { renderTable } from '../agent/cli/table.ts';
 import type { Measure, Measurement } from './harness.ts';
+import { agentMeasures } from './measures/agent.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 
-const measures: Measure[] = [...foundationMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

@@ -51,6 +51,8 @@ export interface DevicePublisherOptions {
    * removes it; an apply would re-create it).
    */
   readonly shouldDepart?: (key: string) => boolean;
+  /** Most writes in flight at once (the apiserver sheds load beyond its in-flight limit). */
+  readonly maxConcurrentWrites?: number;
 }
 
 export class DevicePublisher {
@@ -59,9 +61,25 @@ export class DevicePublisher {
   readonly #chains = new Map<string, Promise<void>>();
   /** Failed writes are retried on the next sync; this counts them. */
   failures = 0;
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
 
   constructor(options: DevicePublisherOptions) {
     this.#options = options;
+  }
+
+  /** Runs `write` when fewer than maxConcurrentWrites are in flight. */
+  async #limited<T>(write: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= (this.#options.maxConcurrentWrites ?? 32)) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+    this.#inFlight++;
+    try {
+      return await write();
+    } finally {
+      this.#inFlight--;
+      this.#waiting.shift()?.();
+    }
   }
 
   static key(namespace: string, name: string): string {
@@ -82,14 +100,19 @@ export class DevicePublisher {
     }
   }
 
-  /** Makes the server reflect `devices` (keyed by namespace/name). Returns when all writes settled. */
-  async sync(devices: ReadonlyMap<string, PublishedDevice>): Promise<void> {
+  /**
+   * Makes the server reflect `devices` (keyed by namespace/name). Returns when all writes
+   * settled, with the number that failed (the caller retries with backoff).
+   */
+  async sync(devices: ReadonlyMap<string, PublishedDevice>): Promise<number> {
+    const failuresBefore = this.failures;
     const work: Promise<void>[] = [];
     for (const [key, device] of devices) work.push(this.#enqueue(key, () => this.#publish(key, device)));
     for (const [key, record] of this.#records) {
       if (!devices.has(key) && record.published) work.push(this.#enqueue(key, () => this.#depart(key)));
     }
     await Promise.all(work);
+    return this.failures - failuresBefore;
   }
 
   /**
@@ -99,7 +122,7 @@ export class DevicePublisher {
   setSlots(namespace: string, name: string, held: readonly number[]): Promise<void> {
     const key = DevicePublisher.key(namespace, name);
     return this.#enqueue(key, async () => {
-      await this.#options.api.apply(slotsApply(name, namespace, held, this.#options.node), slotsManager(this.#options.node), false);
+      await this.#limited(() => this.#options.api.apply(slotsApply(name, namespace, held, this.#options.node), slotsManager(this.#options.node), false));
     }, true);
   }
 
@@ -138,14 +161,14 @@ export class DevicePublisher {
       record.digest = digest; // restart: the server already says this
     }
     if (record.digest !== digest) {
-      await api.apply(identityApply(view, node), identityManager(node), true);
+      await this.#limited(() => api.apply(identityApply(view, node), identityManager(node), true));
       record.digest = digest;
       record.published = true;
     }
     const wanted = online ? 'Online' : 'Offline';
     const current = record.statusState ?? 'Online';
     if (wanted !== current) {
-      await api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node));
+      await this.#limited(() => api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node)));
       record.statusState = wanted;
     }
   }
@@ -159,10 +182,11 @@ export class DevicePublisher {
     }
     const view = record.view ?? viewOfServer(record.server);
     if (view === undefined) return;
-    const after = await this.#options.api.apply(departureApply(view), identityManager(this.#options.node), true);
+    const after = await this.#limited(() => this.#options.api.apply(departureApply(view), identityManager(this.#options.node), true));
     this.#records.delete(key);
     if ((after.spec.nodes ?? []).length === 0 && after.metadata.resourceVersion !== undefined) {
-      const deleted = await this.#options.api.deleteIfUnchanged(view.namespace, view.name, after.metadata.resourceVersion);
+      const resourceVersion = after.metadata.resourceVersion;
+      const deleted = await this.#limited(() => this.#options.api.deleteIfUnchanged(view.namespace, view.name, resourceVersion));
       this.#options.log.info({ device: key, deleted }, 'Device left this node');
     }
   }
