@@ -28,6 +28,7 @@ import { referencedObjects, resolveProperties, type ObjectRef } from './discover
 import { DiscoverySession } from './discovery/session.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { KubeDevicesApi } from './kube/devices-api.ts';
+import { DiscoveryEvents } from './kube/events.ts';
 import { PodResourcesClient } from './kubelet/pod-resources-client.ts';
 import { planLedgerReconcile } from './ledger/reconcile.ts';
 import { SlotLedger } from './ledger/slot-ledger.ts';
@@ -101,6 +102,7 @@ export class ClusterAgent {
   readonly #publishSync: SerialTask;
   readonly #sessionSync: SerialTask;
   readonly #podResources: PodResourcesClient | undefined;
+  readonly #events: DiscoveryEvents;
   #missingSince = new Map<string, number>();
   #reportedAt: number | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -113,6 +115,7 @@ export class ClusterAgent {
     this.#log = options.log.child({ node: options.node });
     this.#core = options.kc.makeApiClient(CoreV1Api);
     this.#custom = options.kc.makeApiClient(CustomObjectsApi);
+    this.#events = new DiscoveryEvents(this.#core, options.node, this.#log);
     this.api = new KubeDevicesApi(this.#custom, (kind) => options.metrics.apiWrites.inc({ kind }));
     const onError = (what: string) => (error: unknown) => this.#log.error({ err: error }, `Failed to ${what}`);
     this.#pluginSync = serialTask(() => this.#syncPlugins(), onError('sync device plugins'));
@@ -349,10 +352,18 @@ export class ClusterAgent {
     return `${namespace}/${discovery}`;
   }
 
-  #warnOnce(key: string, message: string, error?: unknown): void {
-    if (this.#warned.get(key) === message) return;
-    this.#warned.set(key, message);
-    this.#log.warn({ discovery: key, ...(error === undefined ? {} : { err: error }) }, message);
+  #warnOnce(discovery: DeviceDiscovery, reason: string, message: string, error?: unknown): void {
+    const key = keyOf(discovery);
+    const text = error instanceof Error ? `${message}: ${error.message}` : message;
+    if (this.#warned.get(key) === text) return;
+    this.#warned.set(key, text);
+    this.#log.warn({ discovery: key, reason, ...(error === undefined ? {} : { err: error }) }, message);
+    this.#events.warn(this.#eventTarget(discovery), reason, text);
+  }
+
+  #eventTarget(discovery: DeviceDiscovery): { namespace: string; name: string; uid?: string } {
+    const uid = discovery.metadata.uid;
+    return { namespace: discovery.metadata.namespace ?? '', name: discovery.metadata.name ?? '', ...(uid === undefined ? {} : { uid }) };
   }
 
   #nodeFacts(): NodeFacts {
@@ -399,14 +410,14 @@ export class ClusterAgent {
       if (!nodeMatches(discovery.spec.nodeSelector, node)) continue;
       const handler = this.#options.handlers.get(discovery.spec.handler) ?? this.#options.externalHandler?.(discovery.spec.handler);
       if (handler === undefined) {
-        this.#warnOnce(key, `Discovery handler ${discovery.spec.handler} is not available on this node`);
+        this.#warnOnce(discovery, 'HandlerUnavailable', `Discovery handler ${discovery.spec.handler} is not available on this node`);
         continue;
       }
       let details: unknown;
       try {
         details = handler.parseDetails(discovery.spec.details ?? {});
       } catch (error) {
-        this.#warnOnce(key, 'Rejected discovery details', error);
+        this.#warnOnce(discovery, 'InvalidDetails', 'Rejected discovery details', error);
         continue;
       }
       const namespace = discovery.metadata.namespace ?? '';
@@ -414,7 +425,7 @@ export class ClusterAgent {
       await this.#ensureRefWatches(referencedObjects(namespace, properties));
       const resolved = resolveProperties(namespace, properties, (ref) => this.#lookup(ref));
       if (!resolved.ok) {
-        this.#warnOnce(key, `Could not resolve properties: ${resolved.error}`);
+        this.#warnOnce(discovery, 'PropertiesUnresolved', `Could not resolve properties: ${resolved.error}`);
         continue;
       }
       this.#warned.delete(key);
@@ -485,6 +496,7 @@ export class ClusterAgent {
           if (event === 'handler_error') metrics.handlerErrors.inc({ discovery: key });
           metrics.handlerEvents.inc({ handler: want.handler.name, discovery: key, event });
         },
+        onError: (error) => this.#events.warn(this.#eventTarget(want.discovery), 'HandlerFailed', error.message),
       },
     );
   }

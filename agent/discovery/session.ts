@@ -32,6 +32,8 @@ export interface SessionOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Receives handler event counts (see HandlerContext.count). */
   readonly count?: (event: string) => void;
+  /** Told about every handler failure (after it is counted), e.g. to record an Event. */
+  readonly onError?: (error: Error) => void;
 }
 
 export class DiscoverySession {
@@ -164,6 +166,7 @@ export class DiscoverySession {
         this.failures++;
         this.#options.count?.('handler_error');
         this.lastError = error instanceof Error ? error : new Error(String(error));
+        this.#options.onError?.(this.lastError);
         const delay = Math.min(initialMs * 2 ** (this.failures - 1), maxMs);
         log.warn({ err: error, failures: this.failures, retryInMs: delay }, 'Discovery handler failed');
         await abortableDelay(delay, signal);

@@ -14,7 +14,9 @@
  * streams are kept (no rediscovery churn), sessions without a stream to it open one.
  *
  * Events: 'registered' (name) when a name gets its first live endpoint, 'unregistered'
- * (name) when its last one is dropped. Listeners run synchronously.
+ * (name) when its last one is dropped; for observability also 'endpoint-ready' (name,
+ * endpoint) when the connection to an endpoint is up and 'endpoint-dropped' (name,
+ * endpoint, reason). Listeners run synchronously.
  */
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
@@ -66,6 +68,8 @@ class Endpoint implements LiveEndpoint {
   shared: boolean;
   generation = 1;
   closed = false;
+  /** Whether the connection to the handler is up. */
+  ready = false;
 
   constructor(address: HandlerAddress, client: DiscoverClient) {
     this.address = address;
@@ -177,10 +181,10 @@ export class ExternalHandlerRegistry extends EventEmitter {
   }
 
   /** The live endpoints of a name, in registration order (for status and tests). */
-  endpoints(name: string): { endpoint: string; type: string; shared: boolean }[] {
+  endpoints(name: string): { endpoint: string; type: string; shared: boolean; ready: boolean }[] {
     return [...this.#endpoints.values()]
       .filter((e) => e.address.name === name)
-      .map((e) => ({ endpoint: e.address.endpoint, type: e.address.type, shared: e.shared }));
+      .map((e) => ({ endpoint: e.address.endpoint, type: e.address.type, shared: e.shared, ready: e.ready }));
   }
 
   /**
@@ -266,6 +270,7 @@ export class ExternalHandlerRegistry extends EventEmitter {
     const channel = endpoint.client.getChannel();
     const probe = (): void => {
       if (endpoint.closed) return;
+      endpoint.ready = false;
       const generation = endpoint.generation;
       endpoint.client.waitForReady(Date.now() + this.#connectTimeoutMs, (error) => {
         if (endpoint.closed) return;
@@ -277,6 +282,10 @@ export class ExternalHandlerRegistry extends EventEmitter {
     const watchReady = (): void => {
       const state = channel.getConnectivityState(false);
       if (state !== connectivityState.READY) return probe();
+      if (!endpoint.ready) {
+        endpoint.ready = true;
+        this.emit('endpoint-ready', endpoint.address.name, endpoint.address.endpoint);
+      }
       channel.watchConnectivityState(state, Infinity, () => probe());
     };
     probe();
@@ -291,6 +300,7 @@ export class ExternalHandlerRegistry extends EventEmitter {
     endpoint.client.close();
     const level = reason === 'registry stopped' ? 'debug' : 'warn';
     this.#log[level]({ handler: name, endpoint: where, reason }, 'Dropped external discovery handler endpoint');
+    this.emit('endpoint-dropped', name, where, reason);
     if (!this.names().includes(name)) this.emit('unregistered', name);
   }
 }

@@ -209,6 +209,24 @@ describe('cluster agent', () => {
     await waitFor(async () => (await devices('secret-echo'))[0]?.spec.properties?.['TOKEN'] === 'v2', { description: 'TOKEN v2' });
   });
 
+  it('bad details surface as a Warning Event naming the field; fixing them starts discovery', async () => {
+    await createDiscovery('bad-details', { handler: 'debug-echo', details: { descriptions: ['ok', ''] } });
+    await startNode('events-node');
+    const event = await waitFor(
+      async () =>
+        (await api().core.listNamespacedEvent({ namespace: ns.name })).items.find(
+          (e) => e.involvedObject.name === 'bad-details' && e.reason === 'InvalidDetails',
+        ),
+      { description: 'InvalidDetails event' },
+    );
+    expect(event.type).toBe('Warning');
+    expect(event.message).toContain('details.descriptions[1]');
+    expect(event.message).toContain('events-node');
+    expect(await devices('bad-details')).toEqual([]);
+    await patchDiscovery('bad-details', { details: { descriptions: ['ok'] } });
+    await waitFor(async () => (await devices('bad-details')).length === 1, { description: 'device after the fix' });
+  });
+
   it('offline → Unhealthy and status Offline at once; flapping inside the grace period costs bounded writes; gone after the grace', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tf-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
