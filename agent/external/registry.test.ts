@@ -263,7 +263,7 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
     const { socket, run, waitNames } = await setup();
     const handler = new RawHandler('127.0.0.1:0', [device('net-1', { VIA: 'tcp' })]);
     await handler.start();
-    cleanups.push(async () => handler.kill());
+    cleanups.push(() => Promise.resolve(handler.kill()));
     await register(socket, { name: 'netEcho', endpoint: `http://127.0.0.1:${handler.port}`, endpoint_type: 'NETWORK', shared: false });
     await waitNames((n) => n.includes('netEcho'), 'registration');
     const r = run('netEcho', { descriptions: ['x'] });
@@ -384,7 +384,7 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
     const registry = new ExternalHandlerRegistry({ socketPath: socket, log });
     await registry.start();
     const handler = await raw_(dir, 'raw.sock', [device('a')]);
-    cleanups.push(async () => handler.kill());
+    cleanups.push(() => Promise.resolve(handler.kill()));
     await register(socket, uds('rawEcho', join(dir, 'raw.sock')));
     const r = startRun(registry.handler('rawEcho')!, {}, log);
     await r.sink.waitForIds(['a']);
@@ -400,6 +400,6 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
 async function raw_(dir: string, file: string, devices: AkriDevice[] = []): Promise<RawHandler> {
   const raw = new RawHandler(`unix://${join(dir, file)}`, devices);
   await raw.start();
-  cleanups.push(async () => raw.kill());
+  cleanups.push(() => Promise.resolve(raw.kill()));
   return raw;
 }

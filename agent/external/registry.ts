@@ -23,6 +23,7 @@ import { rm } from 'node:fs/promises';
 import {
   connectivityState,
   credentials,
+  Metadata,
   Server,
   ServerCredentials,
   status,
@@ -59,7 +60,7 @@ export interface ExternalHandlerRegistryOptions {
 }
 
 type DiscoverClient = Client & {
-  Discover(request: DiscoverRequest, options: { waitForReady: boolean }): ClientReadableStream<DiscoverResponse>;
+  Discover(request: DiscoverRequest, metadata: Metadata): ClientReadableStream<DiscoverResponse>;
 };
 
 class Endpoint implements LiveEndpoint {
@@ -78,7 +79,9 @@ class Endpoint implements LiveEndpoint {
   }
 
   discover(request: DiscoverRequest): ClientReadableStream<DiscoverResponse> {
-    return this.client.Discover(request, { waitForReady: true });
+    // Wait for the connection instead of failing fast: a handler that registers just before
+    // its server is up is normal; a dead one is dropped by the connection watch.
+    return this.client.Discover(request, new Metadata({ waitForReady: true }));
   }
 }
 

@@ -107,32 +107,37 @@ export class Registrar extends EventEmitter {
       }
       if (error !== null) {
         client.close();
-        this.#failed(error);
+        this.#options.log.warn(
+          { err: error, agentSocket, failures: this.#failures + 1 },
+          'Failed to register with the agent',
+        );
+        this.emit('registration_failed', error, this.#retryLater());
         return;
       }
-      this.#failures = 0;
       this.registrations++;
-      this.#watch(client);
-      this.#options.log.info({ handler: request.name, endpoint: request.endpoint, agentSocket }, 'Registered with the agent');
+      this.#options.log.info({ endpoint: request.endpoint, agentSocket }, 'Registered with the agent');
       this.emit('registered');
-      if (this.#again) this.#attempt();
+      if (this.#again) {
+        client.close();
+        this.#attempt();
+      } else {
+        this.#watch(client);
+      }
     });
   }
 
-  #failed(error: ServiceError): void {
+  /** Schedules the next attempt after a capped, jittered exponential backoff; returns the delay. */
+  #retryLater(): number {
     const { initialRetryMs = 100, maxRetryMs = 5_000 } = this.#options;
     const base = Math.min(initialRetryMs * 2 ** this.#failures, maxRetryMs);
     this.#failures++;
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-    this.#options.log.warn(
-      { err: error, agentSocket: this.#options.agentSocket, failures: this.#failures, retryInMs: delay },
-      'Failed to register with the agent',
-    );
-    this.emit('registration_failed', error, delay);
+    clearTimeout(this.#retry);
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       this.#attempt();
     }, delay);
+    return delay;
   }
 
   /** Re-registers when the connection to the agent is lost (the agent stopped or restarted). */
@@ -141,7 +146,14 @@ export class Registrar extends EventEmitter {
     this.#watched = client;
     const channel = client.getChannel();
     const state = channel.getConnectivityState(false);
-    if (state !== connectivityState.READY) return;
+    if (state !== connectivityState.READY) {
+      // The agent went away between answering and now (e.g. it is shutting down).
+      this.#watched = undefined;
+      client.close();
+      this.#retryLater();
+      return;
+    }
+    this.#failures = 0;
     channel.watchConnectivityState(state, Infinity, () => {
       if (this.#watched !== client || this.#stopped) return;
       this.#watched = undefined;
