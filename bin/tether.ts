@@ -122,7 +122,7 @@ program
         slotGraceMs: opts.slotGrace,
         ...(opts.cdiKind === undefined ? {} : { cdiKind: opts.cdiKind }),
       },
-      log.child({ component: 'agent', node }),
+      log.child({ component: 'agent' }),
       shutdownSignal(),
     );
   });

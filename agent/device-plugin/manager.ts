@@ -53,6 +53,9 @@ export class DevicePluginManager {
   #retryDelayMs = 50;
   #checking: Promise<void> = Promise.resolve();
   #checkQueued = false;
+  /** Set by fs events and new plugins: the next check must stat every plugin socket. */
+  #fullCheck = true;
+  #lastKubelet: string | undefined;
   #stopped = false;
   /** Registrations completed (for metrics and tests). */
   registrations = 0;
@@ -105,7 +108,10 @@ export class DevicePluginManager {
         return entry.server.stop();
       });
     await Promise.all([...starting, ...stopping]);
-    if (starting.length > 0) await this.#requestCheck();
+    if (starting.length > 0) {
+      this.#fullCheck = true;
+      await this.#requestCheck();
+    }
   }
 
   /** Stops every server and removes its socket. Nothing else is touched. */
@@ -121,7 +127,10 @@ export class DevicePluginManager {
 
   #watchDir(): void {
     try {
-      this.#watcher = watch(this.#options.pluginDir, () => void this.#requestCheck());
+      this.#watcher = watch(this.#options.pluginDir, () => {
+        this.#fullCheck = true;
+        void this.#requestCheck();
+      });
       this.#watcher.on('error', () => {
         this.#watcher?.close();
         this.#watcher = undefined;
@@ -143,9 +152,20 @@ export class DevicePluginManager {
     return this.#checking;
   }
 
+  /**
+   * The poll only stats kubelet.sock (cheap with thousands of plugins); every plugin socket
+   * is checked when an fs event arrived, kubelet.sock changed, or a registration is pending.
+   */
   async #check(): Promise<void> {
-    if (this.#watcher === undefined) this.#watchDir();
+    if (this.#watcher === undefined) {
+      this.#watchDir();
+      this.#fullCheck = true;
+    }
     const kubelet = await socketIdentity(this.kubeletSocket);
+    const pending = [...this.#entries.values()].some((e) => e.registeredWith !== kubelet);
+    if (!this.#fullCheck && kubelet === this.#lastKubelet && !pending) return;
+    this.#fullCheck = false;
+    this.#lastKubelet = kubelet;
     let failed = false;
     for (const entry of this.#entries.values()) {
       if (this.#stopped) return;

@@ -226,10 +226,11 @@ async function scale(devices: number): Promise<Measurement[]> {
       },
     });
     const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
     const started = performance.now();
     const child = spawn(
       process.execPath,
-      [cli, 'agent', '--node-name', 'scale-node', '--namespace', bench.namespace, '--device-plugin-dir', join(dir, 'dp'), '--pod-resources-socket', '', '--registration-socket', '', '--http-address', '', '--log-level', 'error'],
+      [cli, 'agent', '--node-name', 'scale-node', '--namespace', bench.namespace, '--device-plugin-dir', join(dir, 'dp'), '--pod-resources-socket', '', '--registration-socket', '', '--http-address', `127.0.0.1:${port}`, '--log-level', 'error'],
       { env: { ...process.env, KUBECONFIG: bench.kubeconfig }, stdio: 'inherit' },
     );
     try {
@@ -249,10 +250,14 @@ async function scale(devices: number): Promise<Measurement[]> {
       }
       const toDevices = performance.now() - started;
       const convergeTicks = await cpuTicks(child.pid!);
+      await new Promise((resolve) => setTimeout(resolve, 10_000)); // let the tail of the watch events drain
       const before = await cpuTicks(child.pid!);
-      await new Promise((resolve) => setTimeout(resolve, 5_000)); // idle window for CPU sampling
-      const idleCpuPercent = ((await cpuTicks(child.pid!)) - before) / 5; // ticks are 1/100 s
+      await new Promise((resolve) => setTimeout(resolve, 10_000)); // idle window for CPU sampling
+      const idleCpuPercent = ((await cpuTicks(child.pid!)) - before) / 10; // ticks are 1/100 s
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const heapUsed = Number(/^tether_agent_nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 1048576;
       return [
+        summarize(`agent-${devices}-devices: JS heap used`, 'MiB', [heapUsed], 1),
         summarize(`agent-${devices}-devices: to kubelet`, 's', [toKubelet / 1000]),
         summarize(`agent-${devices}-devices: to Device objects`, 's', [toDevices / 1000]),
         summarize(`agent-${devices}-devices: CPU to converge`, 's', [convergeTicks / 100]),
