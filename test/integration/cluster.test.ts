@@ -42,7 +42,7 @@ describe('test cluster', () => {
         const pods = await core.listNamespacedPod({ namespace: namespace.name, labelSelector: `batch.kubernetes.io/job-name=smoke` });
         return pods.items[0];
       },
-      { description: 'a Pod created by the job controller' },
+      { description: 'a Pod created by the job controller', timeoutMs: 60_000 },
     );
     expect(pod.metadata?.ownerReferences?.[0]?.uid).toBe(job.metadata?.uid);
   });

@@ -6,7 +6,6 @@
  * restart.
  */
 import { describe, expect, it } from 'vitest';
-import { startApiserver, stopApiserver } from '../cluster/cluster.ts';
 import {
   API_VERSION,
   GROUP,
@@ -17,6 +16,7 @@ import {
   createCustom,
   getCustom,
   kubectl,
+  restartApiserver,
   serverSideApply,
   uniqueSuffix,
   useTestNamespace,
@@ -315,8 +315,7 @@ describe('watches across an apiserver restart', () => {
       await watch.next((event) => event.type === 'ADDED' && event.object.metadata?.name === before);
 
       const reconnectsBefore = watch.reconnects;
-      await stopApiserver();
-      await startApiserver();
+      await restartApiserver();
       const after = `after-${uniqueSuffix()}`;
       await createCustom(DISCOVERIES, namespace.name, discovery(after, specWith('capacity', 1)));
 

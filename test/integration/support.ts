@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { restartControllers, startApiserver, stopApiserver } from '../cluster/cluster.ts';
 
 /** Tether's API group and version. */
 export const GROUP = 'tether.dev';
@@ -189,29 +190,61 @@ export function uniqueSuffix(): string {
 }
 
 /**
- * Creates a fresh namespace for the calling test file in `beforeAll` (waiting
- * for its default ServiceAccount, which Pod admission needs) and deletes it
- * in `afterAll`. Read `.name` inside tests and hooks, not at import time.
+ * Creates a namespace and waits for its default ServiceAccount, which
+ * kube-controller-manager creates and Pod admission needs.
+ */
+export async function createNamespace(name: string, timeoutMs = 60_000): Promise<void> {
+  const { core } = api();
+  await core.createNamespace({ body: { metadata: { name, labels: { 'tether.dev/test': 'true' } } } });
+  await waitFor(() => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), {
+    timeoutMs,
+    description: `ServiceAccount default in ${name} (made by kube-controller-manager)`,
+  });
+}
+
+/** Deletes a namespace (without waiting for its finalization); absent is fine. */
+export async function deleteNamespace(name: string): Promise<void> {
+  try {
+    await api().core.deleteNamespace({ name });
+  } catch (error) {
+    if (!isApiError(error, 404)) throw error;
+  }
+}
+
+/**
+ * Creates a fresh namespace for the calling test file in `beforeAll` and
+ * deletes it in `afterAll`. Read `.name` inside tests and hooks, not at
+ * import time.
  */
 export function useTestNamespace(prefix: string): { readonly name: string } {
   const namespace = { name: '' };
   beforeAll(async () => {
-    const { core } = api();
     namespace.name = `${prefix}-${uniqueSuffix()}`;
-    await core.createNamespace({ body: { metadata: { name: namespace.name, labels: { 'tether.dev/test': 'true' } } } });
-    await waitFor(() => core.readNamespacedServiceAccount({ name: 'default', namespace: namespace.name }), {
-      description: `ServiceAccount default in ${namespace.name} (made by kube-controller-manager)`,
-    });
+    await createNamespace(namespace.name);
   });
   afterAll(async () => {
-    if (namespace.name === '') return;
-    try {
-      await api().core.deleteNamespace({ name: namespace.name });
-    } catch (error) {
-      if (!isApiError(error, 404)) throw error;
-    }
+    if (namespace.name !== '') await deleteNamespace(namespace.name);
   });
   return namespace;
+}
+
+/**
+ * Stops and restarts kube-apiserver, then restarts kube-controller-manager and
+ * kube-scheduler too: after an outage their informers re-list only after a
+ * backoff that can exceed 30 s, and the tests that run next must not pay for
+ * that. Returns once a new namespace gets its default ServiceAccount (proof
+ * that the controllers work again).
+ */
+export async function restartApiserver(): Promise<void> {
+  await stopApiserver();
+  await startApiserver();
+  await restartControllers();
+  const probe = `restart-probe-${uniqueSuffix()}`;
+  try {
+    await createNamespace(probe);
+  } finally {
+    await deleteNamespace(probe);
+  }
 }
 
 const execFileAsync = promisify(execFile);
