@@ -30,7 +30,7 @@ const cameras: DiscoveryHandlerDefinition<{ cameras: string[] }> = {
   parseDetails(raw) {
     const list = (raw as { cameras?: unknown } | null)?.cameras;
     if (!Array.isArray(list) || !list.every((c) => typeof c === 'string')) throw new Error('cameras must be a list of names');
-    return { cameras: list as string[] };
+    return { cameras: list };
   },
   async discover(details, properties, emit, signal) {
     emit(details.cameras.map((c) => ({ id: c, properties: { CAM_URL: `rtsp://${c}.local/live`, SITE: properties.get('SITE') ?? '' } })));
@@ -49,9 +49,9 @@ describe('external handler → agent → kubelet', () => {
     const serve = (): Promise<ServedDiscoveryHandler<{ cameras: string[] }>> =>
       serveDiscoveryHandler({ ...cameras, agentSocket: registry.socketPath, listen: { socket: join(dir, 'cam.sock') }, log });
     let served = await serve();
-    let agent: StandaloneAgent | undefined;
+    const running: { agent?: StandaloneAgent } = {};
     cleanups.push(async () => {
-      await agent?.stop();
+      await running.agent?.stop();
       await served.stop();
       await registry.stop();
       await kubelet.stop();
@@ -60,7 +60,7 @@ describe('external handler → agent → kubelet', () => {
     await waitUntil(registry, 'registered', () => registry.names().includes('sdkCam'), 5_000, 'sdkCam registered');
 
     const handler = registry.handler('sdkCam')!;
-    agent = new StandaloneAgent({
+    const agent = new StandaloneAgent({
       node: NODE,
       pluginDir,
       log,
@@ -76,6 +76,7 @@ describe('external handler → agent → kubelet', () => {
         },
       ],
     });
+    running.agent = agent;
     agent.start();
 
     const door = deviceName({ namespace: 'default', discovery: 'cams', deviceId: 'door', node: NODE });

@@ -50,9 +50,9 @@ describe('file-list handler process', () => {
     const registry = new ExternalHandlerRegistry({ socketPath: agentSocket, log, connectTimeoutMs: 1_000 });
     await registry.start();
     const children: ChildProcess[] = [];
-    let run: TestRun | undefined;
+    const running: { run?: TestRun } = {};
     cleanups.push(async () => {
-      await run?.stop();
+      await running.run?.stop();
       for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await registry.stop();
       await rm(dir, { recursive: true, force: true });
@@ -71,7 +71,8 @@ describe('file-list handler process', () => {
 
     const first = start();
     await registered();
-    run = startRun(registry.handler('file-list')!, { path: list }, log);
+    const run = startRun(registry.handler('file-list')!, { path: list }, log);
+    running.run = run;
     await run.sink.waitForIds(['cam-1', 'cam-2']);
     expect(run.sink.device('cam-1')?.properties).toEqual({ FILE_LIST_ID: 'cam-1', URL: 'rtsp://10.0.0.1/live' });
 
