@@ -1,0 +1,142 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Device } from '../../deploy/crds/schema.ts';
+import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
+import { identityApply, type DeviceView } from './device-object.ts';
+import { DevicePublisher, type PublishedDevice } from './publisher.ts';
+
+interface Call {
+  kind: 'apply' | 'status' | 'delete';
+  manager?: string;
+  force?: boolean;
+  body?: Record<string, unknown>;
+}
+
+/** An in-memory apiserver stand-in that records calls and answers like SSA for one node. */
+function fakeApi(options: { otherNodes?: string[]; conflict?: boolean } = {}): { api: DevicesApi; calls: Call[] } {
+  const calls: Call[] = [];
+  const api: DevicesApi = {
+    apply: (body, manager, force) => {
+      calls.push({ kind: 'apply', manager, force, body });
+      if (options.conflict === true && manager.endsWith('/slots')) return Promise.reject(new ApplyConflictError('conflict'));
+      const spec = (body['spec'] ?? {}) as Record<string, unknown>;
+      const mine = (spec['nodes'] as string[] | undefined) ?? [];
+      return Promise.resolve({
+        ...body,
+        metadata: { ...(body['metadata'] as object), resourceVersion: String(calls.length) },
+        spec: { ...spec, nodes: [...mine, ...(options.otherNodes ?? [])] },
+      } as unknown as Device);
+    },
+    applyStatus: (body, manager) => {
+      calls.push({ kind: 'status', manager, body });
+      return Promise.resolve(body as unknown as Device);
+    },
+    deleteIfUnchanged: () => {
+      calls.push({ kind: 'delete' });
+      return Promise.resolve(true);
+    },
+  };
+  return { api, calls };
+}
+
+const view: DeviceView = {
+  name: 'cams-00000000000000aa',
+  namespace: 'ns',
+  discovery: 'cams',
+  discoveryUid: 'uid-1',
+  deviceId: 'cam-a',
+  shared: false,
+  capacity: 2,
+  properties: { URL: 'rtsp://a' },
+  mounts: [],
+  deviceNodes: [],
+};
+const key = 'ns/cams-00000000000000aa';
+const log = pino({ level: 'silent' });
+const one = (online: boolean, v: DeviceView = view): Map<string, PublishedDevice> => new Map([[key, { view: v, online }]]);
+
+describe('DevicePublisher', () => {
+  it('a new device costs one forced identity apply; repeating the same state costs nothing', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(one(true));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ kind: 'apply', manager: 'tether-agent/n1', force: true });
+    expect((calls[0]!.body!['spec'] as Record<string, unknown>)['nodes']).toEqual(['n1']);
+    // Empty mounts/deviceNodes are left out of the apply, never sent as [].
+    expect(calls[0]!.body!['spec']).not.toHaveProperty('mounts');
+  });
+
+  it('offline and back cost one status apply each', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log, now: () => new Date('2026-01-01T00:00:00Z') });
+    await publisher.sync(one(true));
+    await publisher.sync(one(false));
+    await publisher.sync(one(false));
+    await publisher.sync(one(true));
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status']);
+    expect(calls[1]!.body).toMatchObject({ status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] } });
+  });
+
+  it('a capacity change re-applies the identity', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(one(true, { ...view, capacity: 3 }));
+    expect(calls.filter((c) => c.kind === 'apply')).toHaveLength(2);
+  });
+
+  it('departure releases this node and deletes the object when no node is left', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(new Map());
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete']);
+    expect(calls[1]!.body!['spec']).not.toHaveProperty('nodes');
+  });
+
+  it('departure keeps the object when another node still sees it', async () => {
+    const { api, calls } = fakeApi({ otherNodes: ['n2'] });
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(new Map());
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply']);
+  });
+
+  it('no departure write when the object or its discovery is gone', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log, shouldDepart: () => false });
+    await publisher.sync(one(true));
+    await publisher.sync(new Map());
+    expect(calls.map((c) => c.kind)).toEqual(['apply']);
+  });
+
+  it('after a restart, a server object that already matches costs nothing', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    const server = {
+      ...identityApply(view, 'n1'),
+      metadata: { name: view.name, namespace: 'ns', ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }] },
+    } as unknown as Device;
+    publisher.seed([server]);
+    await publisher.sync(one(true));
+    expect(calls).toEqual([]);
+    await publisher.sync(one(true, { ...view, properties: { URL: 'rtsp://b' } }));
+    expect(calls).toHaveLength(1);
+  });
+
+  it('slot claims use their own manager, never forced, and surface conflicts', async () => {
+    const { api, calls } = fakeApi({ conflict: true });
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await expect(publisher.setSlots('ns', view.name, [1])).rejects.toBeInstanceOf(ApplyConflictError);
+    expect(calls[0]).toMatchObject({ kind: 'apply', manager: 'tether-agent/n1/slots', force: false, body: { spec: { slots: { '1': 'n1' } } } });
+  });
+
+  it('releasing every slot leaves the field out', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.setSlots('ns', view.name, []);
+    expect(calls[0]!.body!['spec']).toEqual({});
+  });
+});
