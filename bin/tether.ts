@@ -3,11 +3,15 @@
  * The `tether` command. The only place that reads argv and the process environment
  * and decides the exit code.
  */
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { demo } from '../agent/cli/demo.ts';
 import { discover, readDetailsText } from '../agent/cli/discover.ts';
 import { runAgent } from '../agent/main.ts';
+import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/flags.ts';
+import { runController } from '../controller/main.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { builtinHandlers, findHandler } from '../discovery-handlers/registry.ts';
 
@@ -125,6 +129,40 @@ program
       log.child({ component: 'agent' }),
       shutdownSignal(),
     );
+  });
+
+program
+  .command('controller')
+  .description('run the controller: DeviceDiscovery + Device → broker Pods/Jobs and Services (leader-elected)')
+  .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)')
+  .option('--namespace <ns>', 'act in this namespace only (default: all)')
+  .option('--http-address <host:port>', 'address for /metrics, /healthz, /readyz ("" disables)', FLAG_DEFAULTS.httpAddress)
+  .option('--no-leader-elect', 'run without leader election (only one replica may run)')
+  .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: $POD_NAMESPACE, else --namespace, else default)')
+  .option('--leader-election-id <name>', 'name of the Lease', FLAG_DEFAULTS.leaderElectionId)
+  .option('--lease-duration <s>', 'seconds a standby waits before taking an unrenewed lease', positiveInt, FLAG_DEFAULTS.leaseDuration)
+  .option('--renew-deadline <ms>', 'the leader steps down if it cannot renew within this', positiveInt, FLAG_DEFAULTS.renewDeadline)
+  .option('--retry-period <ms>', 'interval of lease renewals and acquisition attempts', positiveInt, FLAG_DEFAULTS.retryPeriod)
+  .option('--device-workers <n>', 'concurrent Device reconciles', positiveInt, FLAG_DEFAULTS.deviceWorkers)
+  .option('--discovery-workers <n>', 'concurrent DeviceDiscovery reconciles', positiveInt, FLAG_DEFAULTS.discoveryWorkers)
+  .option('--broker-backoff-base <ms>', 'delay before recreating a failed broker the first time', positiveInt, FLAG_DEFAULTS.brokerBackoffBase)
+  .option('--broker-backoff-max <ms>', 'longest delay before recreating a failed broker', positiveInt, FLAG_DEFAULTS.brokerBackoffMax)
+  .option('--broker-backoff-reset <ms>', 'a broker that ran this long before failing starts its backoff over', positiveInt, FLAG_DEFAULTS.brokerBackoffReset)
+  .option('--node-loss-grace <s>', 'a node NotReady this long is removed from Devices (slots freed)', positiveInt, FLAG_DEFAULTS.nodeLossGrace)
+  .option('--resync <s>', 'reconcile everything again this often (0 = never)', positiveInt, FLAG_DEFAULTS.resync)
+  .action(async (opts: ControllerFlags & { kubeconfig?: string }) => {
+    const env = process.env;
+    const config = controllerConfig(opts, {
+      hostname: hostname(),
+      ...(env['POD_NAME'] ? { podName: env['POD_NAME'] } : {}),
+      ...(env['POD_NAMESPACE'] ? { podNamespace: env['POD_NAMESPACE'] } : {}),
+    });
+    const kubeConfig = new KubeConfig();
+    if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kubeConfig.loadFromFile(opts.kubeconfig);
+    else kubeConfig.loadFromDefault();
+    const level = program.opts<{ logLevel: string }>().logLevel;
+    const log = logger(level === 'warn' ? 'info' : level).child({ component: 'controller' });
+    await runController(config, { kubeConfig, log }, shutdownSignal());
   });
 
 try {

@@ -1,0 +1,225 @@
+/**
+ * Desired brokers of one Device (pure): which nodes get a broker, under which names, and the
+ * Pod or Job each one is.
+ *
+ * Placement: one broker per node that sees the device, never more than the device's capacity
+ * (slots). Brokers that exist on nodes that still see the device (and are not lost) keep their
+ * place, so placements are stable; free places go to Ready, schedulable nodes in rendezvous-hash
+ * order, which spreads many devices over their nodes deterministically.
+ */
+import type { V1Affinity, V1Job, V1JobSpec, V1NodeSelectorTerm, V1Pod, V1PodSpec } from '@kubernetes/client-node';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../deploy/crds/schema.ts';
+import { deviceResourceName } from '../../deploy/crds/names.ts';
+import {
+  COMPONENT_LABEL,
+  DEVICE_LABEL,
+  DISCOVERY_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  NODE_ANNOTATION,
+  NODE_LABEL,
+  RECREATIONS_ANNOTATION,
+  TEMPLATE_HASH_LABEL,
+  brokerName,
+  nodeLabelValue,
+  placementScore,
+  stableHash,
+} from '../labels.ts';
+import type { NodeLookup } from '../nodes.ts';
+import type { BrokerKind, ObservedBroker } from './observe.ts';
+
+/** One broker the device should have. */
+export interface Placement {
+  readonly node: string;
+  readonly name: string;
+}
+
+/** Why a device has fewer brokers than nodes (for status). */
+export type ShortfallReason = 'NoBrokerTemplate' | 'DiscoveryNotFound' | 'NoNodes' | 'CapacityReached' | 'NoEligibleNode' | undefined;
+
+export interface DesiredBrokers {
+  /** undefined: the device should have no brokers (see `reason`). */
+  readonly kind: BrokerKind | undefined;
+  readonly templateHash: string | undefined;
+  readonly placements: readonly Placement[];
+  readonly reason: ShortfallReason;
+}
+
+/** Hash of the broker template: a broker labelled with another hash is rolled. */
+export function templateHash(discovery: DeviceDiscovery): string | undefined {
+  const broker = discovery.spec.broker;
+  return broker === undefined ? undefined : stableHash(broker);
+}
+
+const PHASE_RANK: Record<string, number> = { ready: 0, running: 1, succeeded: 2, pending: 3, failed: 4, terminating: 5 };
+
+/** Which nodes get a broker, and their names. */
+export function desiredBrokers(device: Device, discovery: DeviceDiscovery | undefined, nodes: NodeLookup, observed: readonly ObservedBroker[]): DesiredBrokers {
+  const none = (reason: ShortfallReason): DesiredBrokers => ({ kind: undefined, templateHash: undefined, placements: [], reason });
+  if (discovery === undefined) return none('DiscoveryNotFound');
+  const broker = discovery.spec.broker;
+  if (broker === undefined) return none('NoBrokerTemplate');
+  const kind: BrokerKind = broker.pod !== undefined ? 'Pod' : 'Job';
+  const hash = templateHash(discovery);
+  const deviceName = device.metadata.name ?? '';
+  const seeing = [...new Set(device.spec.nodes ?? [])];
+  if (seeing.length === 0) return { kind, templateHash: hash, placements: [], reason: 'NoNodes' };
+  const capacity = Math.max(0, device.spec.capacity);
+
+  const keepable = new Set(seeing.filter((n) => nodes(n).health !== 'Lost'));
+  const deviceUid = device.metadata.uid;
+  // Existing brokers keep their place (best phase first), as long as the node still qualifies.
+  const existing = observed
+    .filter((b) => b.node !== undefined && keepable.has(b.node) && b.phase !== 'terminating' && (deviceUid === undefined || b.ownerUid === deviceUid))
+    .sort((a, b) => (PHASE_RANK[a.phase] ?? 9) - (PHASE_RANK[b.phase] ?? 9) || a.name.localeCompare(b.name));
+  const chosen: string[] = [];
+  for (const b of existing) {
+    if (chosen.length >= capacity) break;
+    if (!chosen.includes(b.node!)) chosen.push(b.node!);
+  }
+  const fresh = seeing
+    .filter((n) => !chosen.includes(n))
+    .filter((n) => {
+      const info = nodes(n);
+      return info.health === 'Ready' && info.schedulable;
+    })
+    .sort((a, b) => placementScore(deviceName, a).localeCompare(placementScore(deviceName, b)) || a.localeCompare(b));
+  for (const n of fresh) {
+    if (chosen.length >= capacity) break;
+    chosen.push(n);
+  }
+
+  const placements = nameBrokers(deviceName, chosen, observed);
+  let reason: ShortfallReason;
+  if (placements.length === 0) reason = 'NoEligibleNode';
+  else if (placements.length < seeing.length) reason = capacity < seeing.length ? 'CapacityReached' : 'NoEligibleNode';
+  return { kind, templateHash: hash, placements, reason };
+}
+
+/**
+ * Names for the chosen nodes: an existing broker's name is kept; a new one gets
+ * `brokerName(device, node)`, salted in the (rare) case another node's broker has that name.
+ */
+function nameBrokers(device: string, chosen: readonly string[], observed: readonly ObservedBroker[]): Placement[] {
+  const used = new Map<string, string>(); // name → node
+  for (const b of observed) {
+    if (b.node !== undefined && b.phase !== 'terminating' && !used.has(b.name)) used.set(b.name, b.node);
+  }
+  const placements: Placement[] = [];
+  for (const node of [...chosen].sort()) {
+    const own = observed.find((b) => b.node === node && b.phase !== 'terminating' && used.get(b.name) === node);
+    const name = own?.name ?? brokerNameFor(device, node, used);
+    used.set(name, node);
+    placements.push({ node, name });
+  }
+  return placements;
+}
+
+function brokerNameFor(device: string, node: string, taken: ReadonlyMap<string, string>): string {
+  for (let salt = 0; ; salt++) {
+    const name = brokerName(device, node, salt);
+    const holder = taken.get(name);
+    if (holder === undefined || holder === node) return name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+
+/** Labels every broker (and its Job's pods) carries; Services select on a subset. */
+export function brokerLabels(device: Device, node: string, hash: string): Record<string, string> {
+  const labels: Record<string, string> = {
+    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+    [COMPONENT_LABEL]: 'broker',
+    [DISCOVERY_LABEL]: device.spec.discovery,
+    [DEVICE_LABEL]: device.metadata.name ?? '',
+    [TEMPLATE_HASH_LABEL]: hash,
+  };
+  const nodeLabel = nodeLabelValue(node);
+  if (nodeLabel !== undefined) labels[NODE_LABEL] = nodeLabel;
+  return labels;
+}
+
+function ownerReference(device: Device): { apiVersion: string; kind: string; name: string; uid: string; controller: boolean } {
+  return { apiVersion: API_VERSION, kind: 'Device', name: device.metadata.name ?? '', uid: device.metadata.uid ?? '', controller: true };
+}
+
+/**
+ * The pod spec of a broker: the template's, with 1 of the device's extended resource on the
+ * first container (limits and requests: extended resources cannot be overcommitted) and a
+ * required node affinity to `node`, ANDed into every term of the template's own affinity.
+ * Pinning by affinity, not `nodeName`, keeps the scheduler's resource check: a broker that does
+ * not fit stays Pending instead of failing admission on the kubelet (the Akri hot loop).
+ */
+export function brokerPodSpec(template: V1PodSpec, device: Device, node: string): V1PodSpec {
+  const spec = structuredClone(template);
+  const resource = deviceResourceName(device.metadata.name ?? '');
+  const [first] = spec.containers;
+  if (first !== undefined) {
+    const resources = { ...(first.resources ?? {}) };
+    resources.limits = { ...(resources.limits ?? {}), [resource]: '1' };
+    resources.requests = { ...(resources.requests ?? {}), [resource]: '1' };
+    first.resources = resources;
+  }
+  spec.affinity = pinnedAffinity(spec.affinity, node);
+  return spec;
+}
+
+function pinnedAffinity(affinity: V1Affinity | undefined, node: string): V1Affinity {
+  const pin = { key: 'metadata.name', operator: 'In', values: [node] };
+  const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const terms: V1NodeSelectorTerm[] =
+    required === undefined || required.nodeSelectorTerms.length === 0
+      ? [{ matchFields: [pin] }]
+      : required.nodeSelectorTerms.map((term) => ({
+          ...term,
+          matchFields: [...(term.matchFields ?? []).filter((f) => f.key !== 'metadata.name'), pin],
+        }));
+  return {
+    ...(affinity ?? {}),
+    nodeAffinity: { ...(affinity?.nodeAffinity ?? {}), requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
+  };
+}
+
+/** Inputs of one broker object. */
+export interface BrokerObjectInput {
+  readonly device: Device;
+  readonly discovery: DeviceDiscovery;
+  readonly placement: Placement;
+  readonly templateHash: string;
+  readonly recreations: number;
+}
+
+/** The Pod or Job to create for one placement. */
+export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job {
+  const { device, discovery, placement, recreations } = input;
+  const broker = discovery.spec.broker!;
+  const template = broker.pod ?? broker.job!;
+  const labels = { ...(template.metadata?.labels ?? {}), ...brokerLabels(device, placement.node, input.templateHash) };
+  const annotations: Record<string, string> = { ...(template.metadata?.annotations ?? {}), [NODE_ANNOTATION]: placement.node };
+  if (recreations > 0) annotations[RECREATIONS_ANNOTATION] = String(recreations);
+  const metadata = {
+    name: placement.name,
+    namespace: device.metadata.namespace,
+    labels,
+    annotations,
+    ownerReferences: [ownerReference(device)],
+  };
+  if (broker.pod !== undefined) {
+    const pod: V1Pod = { apiVersion: 'v1', kind: 'Pod', metadata, spec: brokerPodSpec(broker.pod.spec, device, placement.node) };
+    return pod;
+  }
+  const jobSpec: V1JobSpec = structuredClone(broker.job!.spec);
+  const podTemplate = jobSpec.template ?? {};
+  jobSpec.template = {
+    ...podTemplate,
+    metadata: {
+      ...(podTemplate.metadata ?? {}),
+      labels: { ...(podTemplate.metadata?.labels ?? {}), ...labels },
+      annotations: { ...(podTemplate.metadata?.annotations ?? {}), [NODE_ANNOTATION]: placement.node },
+    },
+    spec: brokerPodSpec(podTemplate.spec ?? { containers: [] }, device, placement.node),
+  };
+  const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata, spec: jobSpec };
+  return job;
+}

@@ -1,0 +1,288 @@
+/**
+ * Informer: a list+watch cache of one resource type that keeps itself running.
+ *
+ * It lists (paginated), then watches from the list's resourceVersion, re-watching from the
+ * last resourceVersion it saw whenever a watch ends (server timeout, apiserver restart), and
+ * re-listing on 410 Gone. Failures back off exponentially with a cap; the backoff resets after
+ * a successful list or event (client-node's own informer stops for good on an error).
+ *
+ * Handlers get every change with the old object, and whether it came from the initial list;
+ * they must be cheap and synchronous (they only enqueue keys). Indexes answer "which objects
+ * have value V" without scanning.
+ */
+import type { Logger } from 'pino';
+import { collectionPath, isApiError, type KubeClient, type KubeObject, type RawWatchEvent, type ResourceType } from './client.ts';
+import { sleep } from '../sleep.ts';
+import { Api } from './resources.ts';
+
+/** A change the informer applied to its cache. */
+export interface InformerEvent<T> {
+  readonly type: 'added' | 'updated' | 'deleted';
+  readonly object: T;
+  /** The previous object for updates (and deletes seen through a re-list). */
+  readonly old?: T;
+  /** True while delivering the first list (objects that existed before we started). */
+  readonly initial: boolean;
+}
+
+/** Maps an object to the index values it is filed under. */
+export type Indexer<T> = (object: T) => readonly string[];
+
+export interface InformerOptions<T> {
+  readonly client: KubeClient;
+  readonly type: ResourceType;
+  /** Watch one namespace; all when undefined. */
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  readonly indexers?: Readonly<Record<string, Indexer<T>>>;
+  readonly log: Logger;
+  /** First retry delay after a failure; default 200 ms. */
+  readonly backoffBaseMs?: number;
+  /** Longest retry delay; default 30 s. */
+  readonly backoffMaxMs?: number;
+  /** Server-side watch timeout; default 300 s (±10 % jitter). */
+  readonly watchTimeoutSeconds?: number;
+}
+
+/** Cache key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
+export function objectKey(object: KubeObject): string {
+  const namespace = object.metadata?.namespace;
+  const name = object.metadata?.name ?? '';
+  return namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
+}
+
+export class Informer<T extends KubeObject> {
+  readonly type: ResourceType;
+  readonly #options: InformerOptions<T>;
+  readonly #api: Api;
+  readonly #cache = new Map<string, T>();
+  readonly #indexes = new Map<string, Map<string, Set<string>>>();
+  readonly #handlers: ((event: InformerEvent<T>) => void)[] = [];
+  readonly #syncWaiters: (() => void)[] = [];
+  #synced = false;
+  #resourceVersion = '';
+  #failures = 0;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  /** Listing, watching, or retrying. */
+  #state: 'stopped' | 'listing' | 'watching' | 'backoff' = 'stopped';
+  #lastError: unknown;
+
+  constructor(options: InformerOptions<T>) {
+    this.type = options.type;
+    this.#options = options;
+    this.#api = new Api(options.client);
+    for (const name of Object.keys(options.indexers ?? {})) this.#indexes.set(name, new Map());
+  }
+
+  /** Adds a change handler (before `start`, to see the initial list). */
+  onEvent(handler: (event: InformerEvent<T>) => void): void {
+    this.#handlers.push(handler);
+  }
+
+  /** Starts the list+watch loop in the background. */
+  start(): void {
+    if (this.#loop !== undefined) return;
+    const abort = new AbortController();
+    this.#abort = abort;
+    this.#loop = this.#run(abort.signal);
+  }
+
+  async stop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+    this.#loop = undefined;
+    this.#state = 'stopped';
+  }
+
+  /** True once the first list has been delivered. */
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves once the first list has been delivered. */
+  synced(): Promise<void> {
+    if (this.#synced) return Promise.resolve();
+    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+  }
+
+  /** What the loop is doing, and the last error (for readiness and logs). */
+  health(): { state: string; lastError?: string } {
+    const error = this.#lastError;
+    const lastError = error === undefined ? undefined : error instanceof Error ? error.message : JSON.stringify(error);
+    return { state: this.#state, ...(lastError === undefined ? {} : { lastError }) };
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.#cache.get(namespace === undefined || namespace === '' ? name : `${namespace}/${name}`);
+  }
+
+  list(): T[] {
+    return [...this.#cache.values()];
+  }
+
+  size(): number {
+    return this.#cache.size;
+  }
+
+  /** Objects filed under `value` by indexer `index`. */
+  byIndex(index: string, value: string): T[] {
+    const keys = this.#indexes.get(index)?.get(value);
+    if (keys === undefined) return [];
+    const out: T[] = [];
+    for (const key of keys) {
+      const object = this.#cache.get(key);
+      if (object !== undefined) out.push(object);
+    }
+    return out;
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    const base = this.#options.backoffBaseMs ?? 200;
+    const max = this.#options.backoffMaxMs ?? 30_000;
+    while (!signal.aborted) {
+      try {
+        if (this.#resourceVersion === '') {
+          this.#state = 'listing';
+          await this.#list(signal);
+        }
+        this.#state = 'watching';
+        await this.#watch(signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#lastError = error;
+        if (isApiError(error, 410)) {
+          this.#resourceVersion = '';
+          continue;
+        }
+        this.#failures++;
+        const delay = Math.min(base * 2 ** (this.#failures - 1), max);
+        this.#state = 'backoff';
+        this.#options.log.warn({ resource: this.type.plural, err: error, retryInMs: delay }, 'Informer failed; retrying');
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  async #list(signal: AbortSignal): Promise<void> {
+    const list = await this.#api.list<T>(this.type, {
+      namespace: this.#options.namespace,
+      labelSelector: this.#options.labelSelector,
+      signal,
+    });
+    const initial = !this.#synced;
+    const fresh = new Map<string, T>();
+    for (const item of list.items) fresh.set(objectKey(item), withTypeMeta(item, this.type));
+    for (const [key, old] of [...this.#cache.entries()]) {
+      if (!fresh.has(key)) this.#remove(key, old, initial);
+    }
+    for (const [key, object] of fresh) this.#upsert(key, object, initial);
+    this.#resourceVersion = list.metadata?.resourceVersion ?? '';
+    this.#failures = 0;
+    this.#lastError = undefined;
+    if (!this.#synced) {
+      this.#synced = true;
+      for (const resolve of this.#syncWaiters.splice(0)) resolve();
+    }
+  }
+
+  async #watch(signal: AbortSignal): Promise<void> {
+    const timeout = this.#options.watchTimeoutSeconds ?? 300;
+    const jittered = Math.max(1, Math.round(timeout * (0.9 + Math.random() * 0.2)));
+    let gone = false;
+    await this.#options.client.watch(
+      collectionPath(this.type, this.#options.namespace),
+      {
+        resourceVersion: this.#resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: jittered,
+        labelSelector: this.#options.labelSelector,
+      },
+      this.type.plural,
+      (event) => {
+        if (gone) return;
+        if (this.#onWatchEvent(event) === 'gone') gone = true;
+      },
+      signal,
+      (jittered + 30) * 1000,
+    );
+    if (gone) this.#resourceVersion = '';
+  }
+
+  #onWatchEvent(event: RawWatchEvent): 'ok' | 'gone' {
+    if (event.type === 'ERROR') {
+      if (event.object.code === 410) return 'gone';
+      this.#options.log.warn({ resource: this.type.plural, status: event.object }, 'Watch reported an error');
+      return 'gone';
+    }
+    const rv = event.object.metadata?.resourceVersion;
+    if (event.type !== 'BOOKMARK') {
+      const object = withTypeMeta(event.object as T, this.type);
+      const key = objectKey(object);
+      if (event.type === 'DELETED') {
+        const old = this.#cache.get(key);
+        this.#remove(key, object, false, old);
+      } else {
+        this.#upsert(key, object, false);
+      }
+    }
+    if (rv !== undefined && rv !== '') this.#resourceVersion = rv;
+    this.#failures = 0;
+    return 'ok';
+  }
+
+  #upsert(key: string, object: T, initial: boolean): void {
+    const old = this.#cache.get(key);
+    if (old !== undefined && old.metadata?.resourceVersion === object.metadata?.resourceVersion) return;
+    if (old !== undefined) this.#unindex(key, old);
+    this.#cache.set(key, object);
+    this.#index(key, object);
+    this.#emit({ type: old === undefined ? 'added' : 'updated', object, ...(old === undefined ? {} : { old }), initial });
+  }
+
+  #remove(key: string, object: T, initial: boolean, old?: T): void {
+    const cached = old ?? this.#cache.get(key);
+    if (cached === undefined) return;
+    this.#unindex(key, cached);
+    this.#cache.delete(key);
+    this.#emit({ type: 'deleted', object, old: cached, initial });
+  }
+
+  #index(key: string, object: T): void {
+    for (const [name, indexer] of Object.entries(this.#options.indexers ?? {})) {
+      const index = this.#indexes.get(name)!;
+      for (const value of indexer(object)) {
+        let keys = index.get(value);
+        if (keys === undefined) index.set(value, (keys = new Set()));
+        keys.add(key);
+      }
+    }
+  }
+
+  #unindex(key: string, object: T): void {
+    for (const [name, indexer] of Object.entries(this.#options.indexers ?? {})) {
+      const index = this.#indexes.get(name)!;
+      for (const value of indexer(object)) {
+        const keys = index.get(value);
+        keys?.delete(key);
+        if (keys?.size === 0) index.delete(value);
+      }
+    }
+  }
+
+  #emit(event: InformerEvent<T>): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event);
+      } catch (error) {
+        this.#options.log.error({ resource: this.type.plural, err: error }, 'Informer handler threw');
+      }
+    }
+  }
+}
+
+/** List items come without apiVersion/kind; add them so objects look alike from both paths. */
+function withTypeMeta<T extends KubeObject>(object: T, type: ResourceType): T {
+  if (object.kind !== undefined) return object;
+  return { apiVersion: type.group === '' ? type.version : `${type.group}/${type.version}`, kind: type.kind, ...object };
+}

@@ -1,0 +1,301 @@
+/**
+ * Composition root of `tether controller`: informers on DeviceDiscovery, Device, Pods, Jobs,
+ * Services and Nodes; two keyed work queues (Devices, DeviceDiscoveries) fed by informer
+ * handlers that map every change to the keys it affects; workers that run the reconcilers
+ * while this replica leads; leader election; events; metrics and health endpoints.
+ *
+ * Handlers never do work — they enqueue keys. Reconcilers get only a key (level-triggered).
+ * bin/tether.ts parses flags into a `ControllerConfig` and calls `runController`.
+ */
+import type { KubeConfig, V1Job, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Device, DeviceDiscovery } from '../deploy/crds/schema.ts';
+import type { ControllerConfig } from './config.ts';
+import { BY_DISCOVERY, BY_NODE, brokerIndexers, labelKey, newSharedState, type Caches, type ControllerContext } from './context.ts';
+import { EventRecorder } from './events.ts';
+import { startHttpServer, type HttpServer } from './http-server.ts';
+import { KubeClient, RequestCounter } from './kube/client.ts';
+import { Informer, objectKey, type InformerEvent } from './kube/informer.ts';
+import { Api, RESOURCES } from './kube/resources.ts';
+import { COMPONENT_LABEL, DEVICE_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels.ts';
+import { LeaderElector } from './leader.ts';
+import { createMetrics } from './metrics.ts';
+import { nodesReferenced } from './nodes.ts';
+import { WorkQueue } from './queue.ts';
+import { reconcileDevice, type ReconcileResult } from './reconcile-device.ts';
+import { reconcileDiscovery } from './reconcile-discovery.ts';
+
+export interface ControllerDeps {
+  readonly kubeConfig: KubeConfig;
+  readonly log: Logger;
+  /** Counts every apiserver request (benchmarks pass their own). */
+  readonly counter?: RequestCounter;
+}
+
+/** A running controller. */
+export interface Controller {
+  /** Port of /healthz, /readyz, /metrics (undefined without a server). */
+  readonly port: number | undefined;
+  readonly requests: RequestCounter;
+  isLeader(): boolean;
+  /** All caches synced. */
+  isReady(): boolean;
+  /** Keys queued or being processed in both queues (0 = idle, for benchmarks). */
+  pending(): number;
+  /** Stops working, releases the lease, stops the caches and the server. Idempotent. */
+  stop(): Promise<void>;
+}
+
+type Reconciler = (ctx: ControllerContext, key: string, signal: AbortSignal) => Promise<ReconcileResult>;
+
+const SELECT_MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+
+function nodeSignature(node: V1Node | undefined): string {
+  if (node === undefined) return 'gone';
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  return JSON.stringify([ready?.status, String(ready?.lastTransitionTime ?? ''), node.spec?.unschedulable === true, node.metadata?.labels ?? {}]);
+}
+
+function makeCaches(client: KubeClient, config: ControllerConfig, log: Logger): Caches {
+  const common = { client, namespace: config.namespace, log };
+  return {
+    discoveries: new Informer<DeviceDiscovery>({ ...common, type: RESOURCES.deviceDiscoveries }),
+    devices: new Informer<Device>({
+      ...common,
+      type: RESOURCES.devices,
+      indexers: {
+        [BY_DISCOVERY]: (d) => [`${d.metadata.namespace ?? ''}/${d.spec.discovery}`],
+        [BY_NODE]: (d) => nodesReferenced(d),
+      },
+    }),
+    pods: new Informer<V1Pod>({ ...common, type: RESOURCES.pods, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    jobs: new Informer<V1Job>({ ...common, type: RESOURCES.jobs, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    services: new Informer<V1Service>({ ...common, type: RESOURCES.services, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    nodes: new Informer<V1Node>({ client, type: RESOURCES.nodes, log }),
+  };
+}
+
+export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<Controller> {
+  const log = deps.log;
+  const counter = deps.counter ?? new RequestCounter();
+  const client = new KubeClient(deps.kubeConfig, counter);
+  const api = new Api(client);
+  const caches = makeCaches(client, config, log);
+  const deviceQueue = new WorkQueue(config.requeue);
+  const discoveryQueue = new WorkQueue(config.requeue);
+  const state = newSharedState();
+  let elector: LeaderElector | undefined;
+  let leading = false;
+  const isLeader = (): boolean => leading;
+
+  const metrics = createMetrics({
+    queueDepth: () => ({ device: deviceQueue.length(), discovery: discoveryQueue.length() }),
+    brokers: () => brokerPhases(caches),
+    devices: () => caches.devices.size(),
+    discoveries: () => caches.discoveries.size(),
+  });
+  counter.onRequest((verb, resource) => metrics.apiRequests.inc({ verb, resource }));
+  const identity = config.leaderElection?.identity ?? 'tether-controller';
+  const events = new EventRecorder({ api, log: log.child({ component: 'events' }), instance: identity, enabled: isLeader });
+  const ctx: ControllerContext = {
+    caches,
+    api,
+    events,
+    metrics,
+    log,
+    config,
+    state,
+    enqueueDiscovery: (key) => discoveryQueue.addAfter(key, config.statusBatchMs),
+  };
+  wireHandlers(ctx, deviceQueue, discoveryQueue, isLeader);
+
+  const stopping = new AbortController();
+  const workers: Promise<void>[] = [];
+  let resync: NodeJS.Timeout | undefined;
+  const startWorking = (signal: AbortSignal): void => {
+    leading = true;
+    metrics.leader.set(1);
+    enqueueEverything(caches, deviceQueue, discoveryQueue);
+    for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, signal));
+    for (let i = 0; i < config.discoveryWorkers; i++) workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, signal));
+    if (config.resyncMs > 0) {
+      clearInterval(resync);
+      resync = setInterval(() => enqueueEverything(caches, deviceQueue, discoveryQueue), config.resyncMs);
+      resync.unref();
+    }
+  };
+  const stopWorking = (): void => {
+    leading = false;
+    metrics.leader.set(0);
+    clearInterval(resync);
+  };
+
+  const informers = Object.values(caches) as Informer<never>[];
+  for (const informer of informers) informer.start();
+  const allSynced = (): boolean => informers.every((i) => i.hasSynced());
+
+  let server: HttpServer | undefined;
+  if (config.httpPort >= 0) {
+    server = await startHttpServer(config.httpHost, config.httpPort, metrics.registry, {
+      healthy: () => ({ ok: !stopping.signal.aborted, detail: informers.map((i) => `${i.type.plural}: ${i.health().state}`).join('\n') }),
+      ready: () => ({
+        ok: allSynced(),
+        detail: `${informers.map((i) => `${i.type.plural}: ${i.hasSynced() ? 'synced' : 'syncing'}`).join('\n')}\nleader: ${String(leading)}`,
+      }),
+    });
+  }
+
+  const running = (async (): Promise<void> => {
+    await Promise.race([Promise.all(informers.map((i) => i.synced())), abortPromise(stopping.signal)]);
+    if (stopping.signal.aborted) return;
+    log.info({ devices: caches.devices.size(), discoveries: caches.discoveries.size(), nodes: caches.nodes.size() }, 'Caches synced');
+    if (config.leaderElection === undefined) {
+      startWorking(stopping.signal);
+      await abortPromise(stopping.signal);
+      stopWorking();
+      return;
+    }
+    elector = new LeaderElector(api, config.leaderElection, log.child({ component: 'leader' }), {
+      onStartedLeading: startWorking,
+      onStoppedLeading: stopWorking,
+      onNewLeader: (holder) => log.info({ leader: holder }, 'Observed a new leader'),
+    });
+    await elector.run(stopping.signal);
+  })();
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      stopping.abort();
+      await running;
+      await Promise.all(workers);
+      await elector?.release();
+      await Promise.race([events.flush(), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+      deviceQueue.shutDown();
+      discoveryQueue.shutDown();
+      await Promise.all(informers.map((i) => i.stop()));
+      await server?.close();
+      log.info('Stopped the controller');
+    })();
+    return stopped;
+  };
+
+  return {
+    port: server?.port,
+    requests: counter,
+    isLeader,
+    isReady: allSynced,
+    pending: () => deviceQueue.length() + discoveryQueue.length() + deviceQueue.processingCount() + discoveryQueue.processingCount(),
+    stop,
+  };
+}
+
+/** Runs the controller until `signal` aborts (SIGTERM), then stops it (releasing the lease). */
+export async function runController(config: ControllerConfig, deps: ControllerDeps, signal: AbortSignal): Promise<void> {
+  const controller = await startController(config, deps);
+  deps.log.info({ port: controller.port, namespace: config.namespace ?? '(all)', leaderElection: config.leaderElection?.name ?? false }, 'Started the controller');
+  await abortPromise(signal);
+  await controller.stop();
+}
+
+function abortPromise(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+function brokerPhases(caches: Caches): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const pod of caches.pods.list()) {
+    if (!(pod.metadata?.ownerReferences ?? []).some((r) => r.kind === 'Device')) continue;
+    const phase = pod.metadata?.deletionTimestamp != null ? 'Terminating' : (pod.status?.phase ?? 'Unknown');
+    counts[phase] = (counts[phase] ?? 0) + 1;
+  }
+  counts.Job = caches.jobs.size();
+  return counts;
+}
+
+function enqueueEverything(caches: Caches, devices: WorkQueue, discoveries: WorkQueue): void {
+  for (const d of caches.discoveries.list()) discoveries.add(objectKey(d));
+  for (const d of caches.devices.list()) devices.add(objectKey(d));
+  // Brokers and Services whose Device or DeviceDiscovery is gone (deleted while no replica led).
+  for (const o of [...caches.pods.list(), ...caches.jobs.list(), ...caches.services.list()]) {
+    for (const key of labelKey(o, DEVICE_LABEL)) if (caches.devices.get(...splitOnce(key)) === undefined) devices.add(key);
+    if (o.metadata?.labels?.[COMPONENT_LABEL] === 'service' && o.metadata.labels[DEVICE_LABEL] === undefined) {
+      for (const key of labelKey(o, DISCOVERY_LABEL)) discoveries.add(key);
+    }
+  }
+}
+
+function splitOnce(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
+
+/** Maps informer events to the keys they affect. Cheap and synchronous. */
+function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQueue: WorkQueue, isLeader: () => boolean): void {
+  const { caches, state } = ctx;
+  caches.discoveries.onEvent((e) => {
+    const key = objectKey(e.object);
+    discoveryQueue.add(key);
+    const old = e.old;
+    const changed =
+      e.type !== 'updated' ||
+      old?.metadata.generation !== e.object.metadata.generation ||
+      old?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] !== e.object.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION];
+    if (changed) for (const d of caches.devices.byIndex(BY_DISCOVERY, key)) deviceQueue.add(objectKey(d));
+  });
+  caches.devices.onEvent((e: InformerEvent<Device>) => {
+    const key = objectKey(e.object);
+    deviceQueue.add(key);
+    ctx.enqueueDiscovery(`${e.object.metadata.namespace ?? ''}/${e.object.spec.discovery}`);
+    if (e.initial || !isLeader()) return;
+    if (e.type === 'added') {
+      state.appeared.add(key);
+      state.tombstones.delete(key);
+    } else if (e.type === 'deleted') {
+      state.appeared.delete(key);
+      state.tombstones.set(key, { device: e.old ?? e.object, at: Date.now() });
+    }
+  });
+  const onBroker = (e: InformerEvent<V1Pod | V1Job | V1Service>): void => {
+    for (const key of labelKey(e.object, DEVICE_LABEL)) deviceQueue.add(key);
+    for (const key of labelKey(e.object, DISCOVERY_LABEL)) ctx.enqueueDiscovery(key);
+    if (e.type === 'deleted' && e.object.metadata?.uid !== undefined) state.failedSeen.delete(e.object.metadata.uid);
+  };
+  caches.pods.onEvent(onBroker);
+  caches.jobs.onEvent(onBroker);
+  caches.services.onEvent(onBroker);
+  caches.nodes.onEvent((e) => {
+    if (e.type === 'updated' && nodeSignature(e.old) === nodeSignature(e.object)) return;
+    const name = e.object.metadata?.name ?? '';
+    for (const d of caches.devices.byIndex(BY_NODE, name)) deviceQueue.add(objectKey(d));
+    for (const d of caches.discoveries.list()) ctx.enqueueDiscovery(objectKey(d));
+  });
+}
+
+async function runWorker(name: string, ctx: ControllerContext, queue: WorkQueue, reconcile: Reconciler, signal: AbortSignal): Promise<void> {
+  for (;;) {
+    const key = await queue.get(signal);
+    if (key === undefined) return;
+    const end = ctx.metrics.reconcileDuration.startTimer({ controller: name });
+    try {
+      const result = await reconcile(ctx, key, signal);
+      queue.forget(key);
+      if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+      ctx.metrics.reconciles.inc({ controller: name, result: result.requeueAfterMs === undefined ? 'success' : 'requeue' });
+    } catch (error) {
+      if (signal.aborted) {
+        queue.add(key);
+      } else {
+        const delay = queue.addRateLimited(key);
+        ctx.metrics.reconciles.inc({ controller: name, result: 'error' });
+        ctx.log.warn({ controller: name, key, err: error, retryInMs: delay }, 'Reconcile failed; retrying');
+      }
+    } finally {
+      end();
+      queue.done(key);
+    }
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * Device reconciler: `reconcileDevice(key)` makes the world match one Device — level-triggered,
+ * from the caches, idempotent. In order:
+ *
+ * 1. Device gone → delete its brokers and Service at once (owner references would let the
+ *    garbage collector do it too, later), record DeviceOffline, and — if the discovery opted in
+ *    — evict the user pods that consume the device.
+ * 2. A node it mentions is lost → release that node's entries with server-side apply as the
+ *    node's own agent field managers (see nodes.ts); done, the update brings us back.
+ * 3. desiredBrokers → planBrokers (pure) → deletes, creates (I/O).
+ * 4. The per-device Service, when the discovery asks for one and brokers exist.
+ * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
+ */
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { deviceResourceName } from '../deploy/crds/names.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../deploy/crds/schema.ts';
+import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
+import type { ObservedBroker } from './brokers/observe.ts';
+import { planBrokers, type BrokerCreate, type BrokerDelete, type BrokerPlan } from './brokers/plan.ts';
+import {
+  BY_DEVICE,
+  brokerObjectsOf,
+  nodeLookup,
+  observeBrokers,
+  refOf,
+  splitKey,
+  type ControllerContext,
+} from './context.ts';
+import { errorCode, isApiError } from './kube/client.ts';
+import { CONTROLLER_FIELD_MANAGER, RESOURCES } from './kube/resources.ts';
+import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, deviceServiceName } from './labels.ts';
+import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from './nodes.ts';
+import { desiredDeviceService, planService } from './services.ts';
+import { conditionsMatch, deviceBrokersCondition, settleConditions } from './status.ts';
+import { rfc3339 } from './time.ts';
+
+export interface ReconcileResult {
+  readonly requeueAfterMs?: number;
+}
+
+const DEVICE_REF_KIND = 'Device';
+
+export async function reconcileDevice(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const device = ctx.caches.devices.get(namespace, name);
+  if (device === undefined || device.metadata.deletionTimestamp != null) {
+    await teardownDevice(ctx, key, signal);
+    return {};
+  }
+  const now = Date.now();
+  const nodes = nodeLookup(ctx, now);
+  const uid = device.metadata.uid ?? '';
+  const referenced = nodesReferenced(device);
+  const lost = referenced.filter((n) => nodes(n).health === 'Lost' && !ctx.state.unreleasable.has(`${uid}/${n}`));
+  if (lost.length > 0) {
+    await releaseLostNodes(ctx, device, lost, nodes, signal);
+    return {};
+  }
+  let requeueAfterMs = earliestLoss(referenced, nodes, now);
+
+  ctx.state.tombstones.delete(key);
+  if (ctx.state.appeared.delete(key)) {
+    const seenBy = (device.spec.nodes ?? []).join(', ') || 'no node yet';
+    ctx.events.record({ regarding: refOf(DEVICE_REF_KIND, API_VERSION, device), type: 'Normal', reason: 'DeviceOnline', action: 'Observe', note: `device ${name} is online (seen by ${seenBy})` });
+  }
+
+  const discovery = ctx.caches.discoveries.get(namespace, device.spec.discovery);
+  const discoveryKey = `${namespace}/${device.spec.discovery}`;
+  const observed = observeBrokers(ctx, BY_DEVICE, key, now);
+  const desired = desiredBrokers(device, discovery, nodes, observed);
+  const templateError = currentTemplateError(ctx, discoveryKey, desired);
+  const plan = planBrokers({
+    desired,
+    observed,
+    deviceUid: uid,
+    nowMs: now,
+    backoff: ctx.config.brokerBackoff,
+    carried: (broker) => ctx.state.carried.get(`${namespace}/${broker}`),
+    templateBlocked: templateError !== undefined,
+  });
+
+  for (const failed of plan.failed) {
+    ctx.events.record({
+      regarding: { apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1', kind: failed.kind, name: failed.name, namespace, uid: failed.uid },
+      related: refOf(DEVICE_REF_KIND, API_VERSION, device),
+      type: 'Warning',
+      reason: 'BrokerFailed',
+      action: 'Observe',
+      note: `broker ${failed.name} on node ${failed.node ?? '?'} failed${failed.reason === undefined ? '' : `: ${failed.reason}`}`,
+    });
+  }
+
+  await applyDeletes(ctx, device, plan.deletes, signal);
+  const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
+
+  const after = afterApply(observed, plan, created);
+  await reconcileDeviceService(ctx, device, discovery, after.some((b) => b.phase !== 'terminating'), signal);
+  await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
+
+  if (plan.deletes.length > 0 || created.length > 0) ctx.enqueueDiscovery(discoveryKey);
+  if (plan.requeueAfterMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, plan.requeueAfterMs);
+  if (created.length < plan.creates.length && templateError === undefined && currentTemplateError(ctx, discoveryKey, desired) === undefined) {
+    // A create raced with a same-named object still going away: look again soon.
+    requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, 1_000);
+  }
+  return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+}
+
+/** When the first NotReady node the device mentions becomes lost. */
+function earliestLoss(referenced: readonly string[], nodes: NodeLookup, now: number): number | undefined {
+  let earliest: number | undefined;
+  for (const n of referenced) {
+    const at = nodes(n).lostAtMs;
+    if (at !== undefined) earliest = Math.min(earliest ?? Infinity, Math.max(1, at - now + 10));
+  }
+  return earliest;
+}
+
+function currentTemplateError(ctx: ControllerContext, discoveryKey: string, desired: DesiredBrokers): string | undefined {
+  const error = ctx.state.templateErrors.get(discoveryKey);
+  return error !== undefined && error.hash === desired.templateHash ? error.message : undefined;
+}
+
+/** The brokers as they are once the plan's writes landed (for Service and status). */
+function afterApply(observed: readonly ObservedBroker[], plan: BrokerPlan, created: readonly CreatedBroker[]): ObservedBroker[] {
+  const deleted = new Map(plan.deletes.map((d) => [d.name, d]));
+  const out: ObservedBroker[] = [];
+  for (const b of observed) {
+    const deletion = deleted.get(b.name);
+    if (deletion === undefined) out.push(b);
+    else if (deletion.reason !== 'Failed') out.push({ ...b, phase: 'terminating' });
+  }
+  for (const c of created) out.push(c.observed);
+  return out;
+}
+
+interface CreatedBroker {
+  readonly observed: ObservedBroker;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function brokerType(kind: 'Pod' | 'Job'): typeof RESOURCES.pods | typeof RESOURCES.jobs {
+  return kind === 'Pod' ? RESOURCES.pods : RESOURCES.jobs;
+}
+
+const DELETE_NOTES: Record<BrokerDelete['reason'], string> = {
+  Orphaned: 'it belongs to an earlier Device of the same name',
+  Unwanted: 'its node no longer gets a broker (node gone from the device, lost, or capacity reached)',
+  KindChanged: 'the broker kind changed (pod ↔ job)',
+  Failed: 'it failed; recreating it after its backoff',
+  Outdated: 'the broker template changed; rolling it',
+};
+
+async function applyDeletes(ctx: ControllerContext, device: Device, deletes: readonly BrokerDelete[], signal: AbortSignal): Promise<void> {
+  const namespace = device.metadata.namespace ?? '';
+  await mapLimit(deletes, 16, async (d) => {
+    try {
+      await ctx.api.delete(brokerType(d.kind), namespace, d.name, { preconditions: { uid: d.uid }, ...(d.kind === 'Job' ? { propagationPolicy: 'Background' as const } : {}) }, signal);
+    } catch (error) {
+      if (isApiError(error, 404, 409)) return; // already gone, or replaced by another object
+      throw new Error(`deleting broker ${d.kind} ${namespace}/${d.name}`, { cause: error });
+    }
+    ctx.metrics.brokerActions.inc({ action: 'delete', reason: d.reason });
+    ctx.events.record({
+      regarding: { apiVersion: d.kind === 'Pod' ? 'v1' : 'batch/v1', kind: d.kind, name: d.name, namespace, uid: d.uid },
+      related: refOf(DEVICE_REF_KIND, API_VERSION, device),
+      type: d.reason === 'Failed' ? 'Warning' : 'Normal',
+      reason: 'BrokerDeleted',
+      action: 'Delete',
+      note: `deleted broker ${d.name} on node ${d.node ?? '?'}: ${DELETE_NOTES[d.reason]}`,
+    });
+  });
+}
+
+async function applyCreates(
+  ctx: ControllerContext,
+  device: Device,
+  discovery: DeviceDiscovery | undefined,
+  desired: DesiredBrokers,
+  creates: readonly BrokerCreate[],
+  signal: AbortSignal,
+): Promise<CreatedBroker[]> {
+  if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0) return [];
+  const namespace = device.metadata.namespace ?? '';
+  const discoveryKey = `${namespace}/${discovery.metadata.name ?? ''}`;
+  for (const c of creates) if (c.recreations > 0) ctx.state.carried.set(`${namespace}/${c.placement.name}`, c.recreations);
+  const hash = desired.templateHash;
+  const kind = desired.kind;
+  let refused = false;
+  const results = await mapLimit(creates, 16, async (c): Promise<CreatedBroker | undefined> => {
+    if (refused) return undefined;
+    const object = brokerObject({ device, discovery, placement: c.placement, templateHash: hash, recreations: c.recreations });
+    let result: V1Pod | V1Job;
+    try {
+      result = await ctx.api.create(brokerType(kind), namespace, object, signal);
+    } catch (error) {
+      if (isApiError(error, 409)) return undefined; // the old object of that name is still going away
+      if (isApiError(error, 400, 422)) {
+        refused = true;
+        const message = `the apiserver refused the broker ${kind} made from the template: ${(error as Error).message}`;
+        ctx.state.templateErrors.set(discoveryKey, { hash, message });
+        ctx.events.record({ regarding: refOf('DeviceDiscovery', API_VERSION, discovery), type: 'Warning', reason: 'InvalidBrokerTemplate', action: 'Create', note: message });
+        ctx.log.warn({ discovery: discoveryKey, code: errorCode(error) }, 'Broker template refused by the apiserver');
+        return undefined;
+      }
+      throw new Error(`creating broker ${kind} ${namespace}/${c.placement.name}`, { cause: error });
+    }
+    ctx.state.carried.delete(`${namespace}/${c.placement.name}`);
+    const recreated = c.recreations > 0;
+    ctx.metrics.brokerActions.inc({ action: 'create', reason: recreated ? 'Recreate' : 'New' });
+    ctx.events.record({
+      regarding: { apiVersion: kind === 'Pod' ? 'v1' : 'batch/v1', kind, name: c.placement.name, namespace, uid: result.metadata?.uid ?? '' },
+      related: refOf(DEVICE_REF_KIND, API_VERSION, device),
+      type: 'Normal',
+      reason: 'BrokerCreated',
+      action: recreated ? 'Recreate' : 'Create',
+      note: recreated
+        ? `recreated broker ${c.placement.name} on node ${c.placement.node} (recreation ${c.recreations} after failure)`
+        : `created broker ${c.placement.name} on node ${c.placement.node}`,
+    });
+    const observed: ObservedBroker = {
+      kind,
+      name: c.placement.name,
+      uid: result.metadata?.uid ?? '',
+      node: c.placement.node,
+      templateHash: hash,
+      ownerUid: device.metadata.uid,
+      phase: 'pending',
+      recreations: c.recreations,
+    };
+    return { observed };
+  });
+  return results.filter((r): r is CreatedBroker => r !== undefined);
+}
+
+async function reconcileDeviceService(ctx: ControllerContext, device: Device, discovery: DeviceDiscovery | undefined, brokersExist: boolean, signal: AbortSignal): Promise<void> {
+  const namespace = device.metadata.namespace ?? '';
+  const name = deviceServiceName(device.metadata.name ?? '');
+  const action = planService(desiredDeviceService(device, discovery, brokersExist), ctx.caches.services.get(namespace, name));
+  await applyServiceAction(ctx, namespace, action, refOf(DEVICE_REF_KIND, API_VERSION, device), signal);
+}
+
+/** Applies or deletes a Service. A conflict with another field manager is reported, not retried. */
+export async function applyServiceAction(
+  ctx: ControllerContext,
+  namespace: string,
+  action: ReturnType<typeof planService>,
+  owner: ReturnType<typeof refOf>,
+  signal: AbortSignal,
+): Promise<void> {
+  if (action.action === 'none') return;
+  if (action.action === 'delete') {
+    try {
+      await ctx.api.delete(RESOURCES.services, namespace, action.name, {}, signal);
+    } catch (error) {
+      if (!isApiError(error, 404)) throw new Error(`deleting Service ${namespace}/${action.name}`, { cause: error });
+    }
+    ctx.events.record({ regarding: owner, type: 'Normal', reason: 'ServiceDeleted', action: 'Delete', note: `deleted Service ${action.name}: no brokers remain` });
+    return;
+  }
+  try {
+    await ctx.api.apply(RESOURCES.services, action.service, { fieldManager: CONTROLLER_FIELD_MANAGER, force: false, signal });
+  } catch (error) {
+    if (isApiError(error, 409)) {
+      ctx.events.record({ regarding: owner, type: 'Warning', reason: 'ServiceConflict', action: 'Apply', note: `Service ${action.service.metadata?.name ?? ''} is managed by someone else: ${(error as Error).message}` });
+      return;
+    }
+    throw new Error(`applying Service ${namespace}/${action.service.metadata?.name ?? ''}`, { cause: error });
+  }
+}
+
+async function applyDeviceStatus(
+  ctx: ControllerContext,
+  device: Device,
+  desired: DesiredBrokers,
+  brokers: readonly ObservedBroker[],
+  plan: BrokerPlan,
+  templateError: string | undefined,
+  now: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const draft = deviceBrokersCondition(desired, brokers, plan, templateError, device.metadata.generation);
+  if (conditionsMatch([draft], device.status?.conditions)) return;
+  const conditions = settleConditions([draft], device.status?.conditions, now);
+  const body = { apiVersion: API_VERSION, kind: 'Device', metadata: { name: device.metadata.name, namespace: device.metadata.namespace }, status: { conditions } };
+  try {
+    await ctx.api.apply(RESOURCES.devices, body, { fieldManager: CONTROLLER_FIELD_MANAGER, force: true, subresource: 'status', signal });
+  } catch (error) {
+    if (isApiError(error, 404)) return;
+    throw new Error(`applying Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} status`, { cause: error });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device gone
+
+async function teardownDevice(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<void> {
+  const { namespace, name } = splitKey(key);
+  const { pods, jobs } = brokerObjectsOf(ctx.caches, BY_DEVICE, key);
+  const live = [...pods.map((p) => ({ kind: 'Pod' as const, object: p })), ...jobs.map((j) => ({ kind: 'Job' as const, object: j }))].filter(
+    (b) => b.object.metadata?.deletionTimestamp == null,
+  );
+  await mapLimit(live, 16, async ({ kind, object }) => {
+    const brokerName = object.metadata?.name ?? '';
+    try {
+      await ctx.api.delete(brokerType(kind), namespace, brokerName, kind === 'Job' ? { propagationPolicy: 'Background' } : {}, signal);
+    } catch (error) {
+      if (isApiError(error, 404)) return;
+      throw new Error(`deleting broker ${kind} ${namespace}/${brokerName}`, { cause: error });
+    }
+    ctx.metrics.brokerActions.inc({ action: 'delete', reason: 'DeviceOffline' });
+    ctx.events.record({
+      regarding: refOf(kind, kind === 'Pod' ? 'v1' : 'batch/v1', object),
+      type: 'Normal',
+      reason: 'BrokerDeleted',
+      action: 'Delete',
+      note: `deleted broker ${brokerName}: device ${name} is offline`,
+    });
+  });
+  const service = ctx.caches.services.get(namespace, deviceServiceName(name));
+  if (service !== undefined && service.metadata?.deletionTimestamp == null) {
+    try {
+      await ctx.api.delete(RESOURCES.services, namespace, deviceServiceName(name), {}, signal);
+    } catch (error) {
+      if (!isApiError(error, 404)) throw new Error(`deleting Service ${namespace}/${deviceServiceName(name)}`, { cause: error });
+    }
+  }
+  ctx.state.appeared.delete(key);
+  for (const carriedKey of ctx.state.carried.keys()) if (carriedKey.startsWith(`${key}-`)) ctx.state.carried.delete(carriedKey);
+
+  const tombstone = ctx.state.tombstones.get(key);
+  if (tombstone !== undefined) {
+    const discovery = ctx.caches.discoveries.get(namespace, tombstone.device.spec.discovery);
+    const regarding = discovery !== undefined ? refOf('DeviceDiscovery', API_VERSION, discovery) : refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device);
+    ctx.events.record({ regarding, related: refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device), type: 'Normal', reason: 'DeviceOffline', action: 'Observe', note: `device ${name} is offline` });
+    if (discovery?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, tombstone.device, signal);
+    ctx.state.tombstones.delete(key);
+    ctx.enqueueDiscovery(`${namespace}/${tombstone.device.spec.discovery}`);
+  }
+}
+
+/** True if a container of `pod` requests or limits `resource`. */
+export function consumes(pod: V1Pod, resource: string): boolean {
+  const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  return containers.some((c) => c.resources?.limits?.[resource] !== undefined || c.resources?.requests?.[resource] !== undefined);
+}
+
+/**
+ * Evicts (Eviction API: PodDisruptionBudgets apply) the running pods that consume the offline
+ * device's resource on the nodes that saw it. Brokers are not touched (already deleted).
+ * A refused eviction (429) throws: the reconcile retries with backoff, the tombstone stays.
+ */
+async function evictConsumers(ctx: ControllerContext, device: Device, signal: AbortSignal): Promise<void> {
+  const resource = deviceResourceName(device.metadata.name ?? '');
+  for (const node of nodesReferenced(device)) {
+    const list = await ctx.api.list<V1Pod>(RESOURCES.pods, { namespace: ctx.config.namespace, fieldSelector: `spec.nodeName=${node}`, signal });
+    for (const pod of list.items) {
+      const phase = pod.status?.phase;
+      if (pod.metadata?.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed') continue;
+      if (pod.metadata?.labels?.[MANAGED_BY_LABEL] !== undefined && pod.metadata.labels[MANAGED_BY_LABEL] === 'tether-controller') continue;
+      if (!consumes(pod, resource)) continue;
+      const podNamespace = pod.metadata?.namespace ?? '';
+      const podName = pod.metadata?.name ?? '';
+      try {
+        await ctx.api.evict(podNamespace, podName, signal);
+      } catch (error) {
+        if (isApiError(error, 404)) continue;
+        throw new Error(`evicting ${podNamespace}/${podName} (consumer of offline device ${device.metadata.name ?? ''})`, { cause: error });
+      }
+      ctx.events.record({
+        regarding: refOf('Pod', 'v1', pod),
+        related: refOf(DEVICE_REF_KIND, API_VERSION, device),
+        type: 'Warning',
+        reason: 'ConsumerEvicted',
+        action: 'Evict',
+        note: `evicted: it uses ${resource} and device ${device.metadata.name ?? ''} went offline`,
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node loss
+
+/**
+ * Releases what lost nodes hold on `device`, as their own agents would (server-side apply under
+ * their field managers, never forced, so a concurrent change by a live agent wins). A Device no
+ * node sees any more is deleted (with a resourceVersion precondition: a node that re-adds
+ * itself meanwhile keeps it), as its last agent would have.
+ */
+async function releaseLostNodes(ctx: ControllerContext, device: Device, lost: readonly string[], nodes: NodeLookup, signal: AbortSignal): Promise<void> {
+  let latest = device;
+  const uid = device.metadata.uid ?? '';
+  let allReleased = true;
+  for (const node of lost) {
+    for (const apply of planNodeRelease(latest, node)) {
+      try {
+        latest = await ctx.api.apply<Device>(RESOURCES.devices, apply.body, { fieldManager: apply.fieldManager, force: false, subresource: apply.subresource, signal });
+        ctx.metrics.nodeReleases.inc({ result: 'applied' });
+      } catch (error) {
+        ctx.metrics.nodeReleases.inc({ result: 'error' });
+        if (isApiError(error, 404)) return;
+        throw new Error(`releasing lost node ${node} from Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} as ${apply.fieldManager}`, { cause: error });
+      }
+    }
+    const why = ctx.caches.nodes.get(undefined, node) === undefined ? 'deleted' : `NotReady for over ${Math.round(ctx.config.nodeLossGraceMs / 1000)} s`;
+    const regarding = refOf(DEVICE_REF_KIND, API_VERSION, device);
+    if (deviceMentions(latest, node)) {
+      allReleased = false;
+      ctx.state.unreleasable.add(`${uid}/${node}`);
+      ctx.events.record({ regarding, type: 'Warning', reason: 'NodeNotReleased', action: 'Release', note: `node ${node} is lost (${why}) but its entries are not held by its agent's field managers; left as they are` });
+    } else {
+      ctx.events.record({ regarding, type: 'Warning', reason: 'NodeLost', action: 'Release', note: `node ${node} is lost (${why}): released its nodes entry, slots and nodeStates entry` });
+      ctx.log.info({ device: device.metadata.name, namespace: device.metadata.namespace, node, why, at: rfc3339(Date.now()), health: nodes(node).health }, 'Released a lost node from a Device');
+    }
+  }
+  const empty = (latest.spec.nodes ?? []).length === 0 && Object.keys(latest.spec.slots ?? {}).length === 0;
+  if (allReleased && empty) {
+    try {
+      await ctx.api.delete(RESOURCES.devices, latest.metadata.namespace, latest.metadata.name ?? '', { preconditions: { uid, resourceVersion: latest.metadata.resourceVersion } }, signal);
+    } catch (error) {
+      if (isApiError(error, 404, 409)) return;
+      throw new Error(`deleting Device ${latest.metadata.namespace ?? ''}/${latest.metadata.name ?? ''} that no node sees`, { cause: error });
+    }
+  }
+}
+

@@ -1,0 +1,100 @@
+/**
+ * DeviceDiscovery reconciler: its status (server-side apply on the status subresource as
+ * tether-controller, only when it changed) and its per-discovery Service (while any broker of
+ * the discovery exists). Reads only caches; brokers themselves belong to the Device reconciler.
+ */
+import { API_VERSION, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../deploy/crds/schema.ts';
+import { desiredBrokers, templateHash } from './brokers/desired.ts';
+import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from './context.ts';
+import { isApiError } from './kube/client.ts';
+import { CONTROLLER_FIELD_MANAGER, RESOURCES } from './kube/resources.ts';
+import { COMPONENT_LABEL, DISCOVERY_LABEL, discoveryServiceName } from './labels.ts';
+import { nodeInfo, nodeSelected } from './nodes.ts';
+import { applyServiceAction, type ReconcileResult } from './reconcile-device.ts';
+import { desiredDiscoveryService, planService } from './services.ts';
+import { BROKERS_READY, conditionsMatch, discoveryStatus, readyCount, settleConditions } from './status.ts';
+
+export async function reconcileDiscovery(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const discovery = ctx.caches.discoveries.get(namespace, name);
+  const serviceName = discoveryServiceName(name);
+  const cachedService = ctx.caches.services.get(namespace, serviceName);
+  const ownService = cachedService?.metadata?.labels?.[COMPONENT_LABEL] === 'service' && cachedService.metadata.labels[DISCOVERY_LABEL] === name ? cachedService : undefined;
+  if (discovery === undefined || discovery.metadata.deletionTimestamp != null) {
+    ctx.state.templateErrors.delete(key);
+    await applyServiceAction(ctx, namespace, planService(undefined, ownService), { apiVersion: API_VERSION, kind: 'DeviceDiscovery', name, namespace }, signal);
+    return {};
+  }
+  const hash = templateHash(discovery);
+  const refused = ctx.state.templateErrors.get(key);
+  if (refused !== undefined && refused.hash !== hash) ctx.state.templateErrors.delete(key);
+
+  const now = Date.now();
+  const nodes = nodeLookup(ctx, now);
+  const devices = ctx.caches.devices.byIndex(BY_DISCOVERY, key).filter((d) => d.metadata.deletionTimestamp == null);
+  let placements = 0;
+  let ready = 0;
+  let backingOff = 0;
+  for (const device of devices) {
+    const deviceKey = `${namespace}/${device.metadata.name ?? ''}`;
+    const observed = observeBrokers(ctx, BY_DEVICE, deviceKey, now);
+    const desired = desiredBrokers(device, discovery, nodes, observed);
+    placements += desired.placements.length;
+    ready += readyCount(desired, observed);
+    if (device.status?.conditions?.some((c) => c.type === BROKERS_READY && c.reason === 'BackOff')) backingOff++;
+  }
+  const brokers = observeBrokers(ctx, BY_DISCOVERY, key, now);
+  const running = brokers.filter((b) => b.phase === 'ready' || b.phase === 'running').length;
+  const brokersExist = brokers.some((b) => b.phase !== 'terminating');
+  const selected = ctx.caches.nodes.list().filter((node) => {
+    const info = nodeInfo(node.metadata?.name ?? '', node, now, ctx.config.nodeLossGraceMs);
+    return info.health === 'Ready' && nodeSelected(discovery.spec.nodeSelector, info);
+  }).length;
+
+  const { status, conditions } = discoveryStatus({
+    generation: discovery.metadata.generation,
+    hasBrokerTemplate: discovery.spec.broker !== undefined,
+    devices: devices.length,
+    nodes: selected,
+    placements,
+    ready,
+    running,
+    backingOff,
+    invalidTemplate: ctx.state.templateErrors.get(key)?.message,
+  });
+  await applyDiscoveryStatus(ctx, discovery, status, conditions, now, signal);
+
+  const action = planService(desiredDiscoveryService(discovery, brokersExist), ownService);
+  await applyServiceAction(ctx, namespace, action, refOf('DeviceDiscovery', API_VERSION, discovery), signal);
+  return {};
+}
+
+async function applyDiscoveryStatus(
+  ctx: ControllerContext,
+  discovery: DeviceDiscovery,
+  status: Omit<DeviceDiscoveryStatus, 'conditions'>,
+  drafts: ReturnType<typeof discoveryStatus>['conditions'],
+  now: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const current = discovery.status ?? {};
+  const same =
+    current.observedGeneration === status.observedGeneration &&
+    current.devices === status.devices &&
+    current.brokers === status.brokers &&
+    current.nodes === status.nodes &&
+    conditionsMatch(drafts, current.conditions);
+  if (same) return;
+  const body = {
+    apiVersion: API_VERSION,
+    kind: 'DeviceDiscovery',
+    metadata: { name: discovery.metadata.name, namespace: discovery.metadata.namespace },
+    status: { ...status, conditions: settleConditions(drafts, current.conditions, now) },
+  };
+  try {
+    await ctx.api.apply(RESOURCES.deviceDiscoveries, body, { fieldManager: CONTROLLER_FIELD_MANAGER, force: true, subresource: 'status', signal });
+  } catch (error) {
+    if (isApiError(error, 404)) return;
+    throw new Error(`applying DeviceDiscovery ${discovery.metadata.namespace ?? ''}/${discovery.metadata.name ?? ''} status`, { cause: error });
+  }
+}
