@@ -18,6 +18,7 @@ import { freePort, isRunning, logTail, startComponent, stopComponent, waitHealth
 import type { ComponentSpec, RunningComponent } from './processes.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
+const APISERVER_STOP_GRACE_MS = 3_000;
 const BUILD_SCRIPT = join(import.meta.dirname, 'build.sh');
 
 /** Options shared by every cluster operation. */
@@ -146,7 +147,7 @@ async function stopAll(state: ClusterState | undefined): Promise<void> {
   const order: ComponentName[] = ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
   for (const name of order) {
     const component = state.components[name] as RunningComponent | undefined;
-    if (component !== undefined) await stopComponent(component);
+    if (component !== undefined) await stopComponent(component, name === 'kube-apiserver' ? APISERVER_STOP_GRACE_MS : undefined);
   }
 }
 
@@ -414,7 +415,9 @@ function requireState(context: Context): ClusterState {
 /** Stops only kube-apiserver (etcd keeps the data), to test reconnects. */
 export async function stopApiserver(options: ClusterOptions = {}): Promise<void> {
   const context = contextOf(options);
-  await stopComponent(requireState(context).components['kube-apiserver']);
+  // It stops serving at once on SIGTERM but then often lingers until killed;
+  // all its state is in etcd, so a short grace period loses nothing.
+  await stopComponent(requireState(context).components['kube-apiserver'], APISERVER_STOP_GRACE_MS);
 }
 
 /** Starts kube-apiserver again with its previous flags and port; waits for /readyz. */
