@@ -30,7 +30,7 @@ import { credentialStore, type CredentialStore } from './credentials.ts';
 import type { onvifCalls } from './device-client.ts';
 import { parseOnvifDetails, type OnvifDetails } from './details.ts';
 import { hasDeviceFilters, passesDeviceFilters, passesDiscoveryFilters } from './filters.ts';
-import { hosts, ipv4ToInt } from './ipv4.ts';
+import { hostCount, hosts, ipv4ToInt } from './ipv4.ts';
 import {
   buildProbe,
   isVideoTransmitter,
@@ -70,6 +70,9 @@ export const ONVIF_EVENTS = [
   'send_error',
 ] as const;
 export type OnvifEvent = (typeof ONVIF_EVENTS)[number];
+
+const UNICAST_SOCKETS_MAX = 16;
+const UNICAST_HOSTS_PER_SOCKET = 32;
 
 interface Camera {
   readonly id: string;
@@ -152,7 +155,12 @@ class OnvifSession {
   readonly #joined = new Set<string>();
   readonly #warned = new Set<string>();
   #listener: Socket | undefined;
-  #unicast: Socket | undefined;
+  /**
+   * Unicast probe sockets. Several, because a datagram to an on-link address nobody answers
+   * ARP for stays charged to the socket's send buffer until ARP gives up (~3 s): one socket
+   * sweeping a /24 of mostly empty addresses stalls after ~90 Probes.
+   */
+  readonly #unicast: Socket[] = [];
   #initialDone = false;
 
   constructor(details: OnvifDetails, context: HandlerContext, options: OnvifHandlerOptions) {
@@ -181,7 +189,8 @@ class OnvifSession {
         this.#expire(started);
         this.#cycleStarts.push(started);
         if (this.#cycleStarts.length > this.#details.offlineAfterMissedProbes + 1) this.#cycleStarts.shift();
-        await this.#probe(started);
+        // The first report does not wait for a long unicast sweep: late answers are upserted.
+        const sending = this.#probe(started);
         if (!this.#initialDone) {
           await sleep(this.#details.discoveryTimeoutMs, this.#signal);
           await this.#settle(this.#details.soapTimeoutMs);
@@ -189,6 +198,7 @@ class OnvifSession {
         }
         if (this.#signal.aborted) break;
         this.#sink.replaceAll(this.#reported());
+        await sending;
         await sleep(Math.max(0, started + this.#details.probeIntervalMs - Date.now()), this.#signal);
       }
     } finally {
@@ -247,17 +257,19 @@ class OnvifSession {
         this.#log.warn({ err: error, port: this.#options.port }, 'Could not listen for Hello/Bye');
       }
     }
-    if (this.#details.unicastTargets.length > 0) {
+    const targets = this.#details.unicastTargets.reduce((n, t) => n + (t.kind === 'block' ? hostCount(t.cidr) : 1), 0);
+    const sockets = targets === 0 ? 0 : Math.min(UNICAST_SOCKETS_MAX, Math.ceil(targets / UNICAST_HOSTS_PER_SOCKET));
+    for (let i = 0; i < sockets; i++) {
       const unicast = createSocket({ type: 'udp4' });
       unicast.on('message', (message, remote) => this.#onDatagram(message, remote, 'probe'));
       unicast.on('error', (error) => this.#log.warn({ err: error }, 'Unicast probe socket failed'));
       await bindSocket(unicast, 0);
-      this.#unicast = unicast;
+      this.#unicast.push(unicast);
     }
   }
 
   #close(): void {
-    for (const socket of [this.#listener, this.#unicast, ...this.#probeSockets.values()]) {
+    for (const socket of [this.#listener, ...this.#unicast, ...this.#probeSockets.values()]) {
       try {
         socket?.close();
       } catch {
@@ -347,8 +359,8 @@ class OnvifSession {
         if (socket !== undefined) await this.#send(socket, this.#options.port, this.#options.group, now);
       }
     }
-    const unicast = this.#unicast;
-    if (unicast === undefined) return;
+    if (this.#unicast.length === 0) return;
+    let sent = 0;
     for (const target of this.#details.unicastTargets) {
       if (this.#signal.aborted) return;
       let addresses: Iterable<string>;
@@ -361,7 +373,16 @@ class OnvifSession {
           continue;
         }
       }
-      for (const address of addresses) await this.#send(unicast, target.port, address, now);
+      // Round-robin over the sockets, a window of one Probe per socket in flight.
+      let window: Promise<void>[] = [];
+      for (const address of addresses) {
+        window.push(this.#send(this.#unicast[sent++ % this.#unicast.length]!, target.port, address, now));
+        if (window.length === this.#unicast.length) {
+          await Promise.all(window);
+          window = [];
+        }
+      }
+      await Promise.all(window);
     }
   }
 
@@ -410,7 +431,7 @@ class OnvifSession {
       return;
     }
     // A Hello without XAddrs: ask the camera directly.
-    const socket = this.#unicast ?? this.#probeSockets.values().next().value;
+    const socket = this.#unicast[0] ?? this.#probeSockets.values().next().value;
     if (socket !== undefined) void this.#send(socket, remote.port, remote.address, Date.now());
   }
 
