@@ -90,6 +90,13 @@ class ExternalRun {
   /** Insertion order is join order: later entries win id conflicts. */
   readonly #streams = new Map<LiveEndpoint, StreamState>();
   readonly #awaitingFirst = new Set<LiveEndpoint>();
+  /**
+   * Streams that broke in a row before sending a list, per name+endpoint. Reopening such
+   * an endpoint waits min(100 ms · 2^(n-1), 30 s), so a handler that fails every Discover
+   * and registers again at once cannot make the agent spin.
+   */
+  readonly #failures = new Map<string, number>();
+  readonly #delayed = new Map<string, NodeJS.Timeout>();
   #firstTimer: NodeJS.Timeout | undefined;
   #lastPublished: string | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -115,7 +122,7 @@ class ExternalRun {
       if (signal.aborted) return this.#finish();
       signal.addEventListener('abort', () => this.#finish(), { once: true });
       this.#unsubscribe = this.#source.subscribe({
-        added: (endpoint) => void this.#open(endpoint),
+        added: (endpoint) => this.#join(endpoint),
         removed: (endpoint) => this.#forget(endpoint),
         stopped: () => this.#finish(new Error('the external handler registry stopped')),
       });
@@ -125,6 +132,27 @@ class ExternalRun {
         this.#publish();
       }, this.#source.firstReportTimeoutMs);
     });
+  }
+
+  /** An endpoint registered (again): open a stream now, or after the failure backoff. */
+  #join(endpoint: LiveEndpoint): void {
+    const key = endpoint.address.key;
+    const failures = this.#failures.get(key) ?? 0;
+    if (failures === 0) {
+      this.#open(endpoint);
+      return;
+    }
+    if (this.#delayed.has(key)) return;
+    const delay = Math.min(100 * 2 ** (failures - 1), 30_000);
+    this.#delayed.set(
+      key,
+      setTimeout(() => {
+        this.#delayed.delete(key);
+        // The endpoint may have been dropped and registered anew meanwhile: open the current one.
+        const current = this.#source.endpoints(this.#name).find((e) => e.address.key === key);
+        if (current !== undefined) this.#open(current);
+      }, delay),
+    );
   }
 
   #open(endpoint: LiveEndpoint): boolean {
@@ -160,6 +188,7 @@ class ExternalRun {
       );
     }
     state.devices = read.devices;
+    this.#failures.delete(endpoint.address.key);
     this.#awaitingFirst.delete(endpoint);
     this.#publish();
   }
@@ -172,6 +201,7 @@ class ExternalRun {
       this.#finish(detailsErrorFrom(s.details, this.#name));
       return;
     }
+    if (state.devices === undefined) this.#failures.set(endpoint.address.key, (this.#failures.get(endpoint.address.key) ?? 0) + 1);
     this.#context.count('stream_broken');
     this.#log.warn(
       { endpoint: endpoint.address.endpoint, code: status[s.code], reason: s.details },
@@ -209,6 +239,8 @@ class ExternalRun {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#firstTimer);
+    for (const timer of this.#delayed.values()) clearTimeout(timer);
+    this.#delayed.clear();
     this.#unsubscribe?.();
     for (const state of this.#streams.values()) state.call.cancel();
     this.#streams.clear();

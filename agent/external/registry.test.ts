@@ -57,6 +57,7 @@ class RawHandler extends EventEmitter {
     server.addService(protos.DiscoveryHandler.service, {
       Discover: (call: DiscoverCall) => {
         this.requests.push(call.request);
+        this.emit('request');
         if (this.refuse !== undefined) {
           call.emit('error', this.refuse);
           return;
@@ -218,7 +219,8 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
   });
 
   it('a broken stream drops the endpoint and its devices; re-registration resumes the running session', async () => {
-    const { dir, registry, socket, raw, run, waitNames } = await setup();
+    // A long connect timeout: only the broken stream can drop the endpoint in time.
+    const { dir, registry, socket, raw, run, waitNames } = await setup({ connectTimeoutMs: 30_000 });
     const first = await raw('raw.sock', [device('a'), device('b')]);
     await register(socket, uds('rawEcho', join(dir, 'raw.sock')));
     await waitNames((n) => n.includes('rawEcho'), 'registration');
@@ -269,6 +271,25 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
     const r = run('netEcho', { descriptions: ['x'] });
     await r.sink.waitForIds(['net-1']);
     expect(r.sink.device('net-1')?.properties).toEqual({ VIA: 'tcp' });
+  });
+
+  it('backs off reopening an endpoint whose streams keep failing before any list', async () => {
+    const { dir, registry, socket, raw, run, waitNames } = await setup({ connectTimeoutMs: 30_000 });
+    const handler = await raw('raw.sock');
+    handler.refuse = { code: status.INTERNAL, details: 'boom' };
+    const times: number[] = [];
+    handler.on('request', () => times.push(performance.now()));
+    // A hot-looping handler: registers again the moment it is dropped.
+    const again = (): void => void register(socket, uds('spin', join(dir, 'raw.sock'))).catch(() => undefined);
+    registry.on('unregistered', again);
+    cleanups.push(() => Promise.resolve(registry.off('unregistered', again)));
+    await register(socket, uds('spin', join(dir, 'raw.sock')));
+    await waitNames((n) => n.includes('spin'), 'registration');
+    const r = run('spin', {});
+    await waitUntil(handler, 'request', () => times.length >= 3, 5_000, 'three Discover attempts');
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(90);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(180);
+    expect(r.counts.get('stream_broken')).toBeGreaterThanOrEqual(2);
   });
 
   it('refuses malformed registrations with InvalidArgument', async () => {

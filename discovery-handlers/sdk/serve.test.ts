@@ -212,9 +212,12 @@ describe('serveDiscoveryHandler with the agent registry', () => {
     const served = await serve(echoHandler(new World([dev('x')])));
     const delays: number[] = [];
     served.on('registration_failed', (_error: unknown, delay: number) => delays.push(delay));
-    await waitUntil(served, 'registration_failed', () => delays.length >= 3, 5_000, 'three failed attempts');
-    expect(delays[0]).toBeLessThanOrEqual(2 * 60);
-    expect(delays[2]!).toBeGreaterThan(delays[0]!);
+    await waitUntil(served, 'registration_failed', () => delays.length >= 5, 5_000, 'five failed attempts');
+    // 50 ms doubling up to the 400 ms cap, each ±20 %.
+    expect(delays[0]).toBeLessThanOrEqual(60);
+    expect(delays[2]).toBeGreaterThanOrEqual(160);
+    expect(delays[3]).toBeGreaterThanOrEqual(320);
+    expect(delays[4]).toBeLessThanOrEqual(480);
     const registered = waitUntil(served, 'registered', () => served.registrations === 1, 5_000, 'registered');
     await registry.start();
     await registered;

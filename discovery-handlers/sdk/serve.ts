@@ -224,6 +224,8 @@ export class ServedDiscoveryHandler<Details = unknown> extends EventEmitter {
     const stream: OpenStream = { abort: new AbortController(), call };
     this.#streams.add(stream);
     call.on('cancelled', () => {
+      // Already finished here (discover failed, or stop()): nothing the agent did.
+      if (stream.abort.signal.aborted) return;
       this.#streams.delete(stream);
       stream.abort.abort();
       // Akri's rule: the agent dropped the stream, so register again (harmless when it
