@@ -100,6 +100,9 @@ export function deviceBrokersCondition(
   const waiting = observed
     .filter((b) => desired.placements.some((p) => p.name === b.name) && !isAvailable(b) && b.phase !== 'terminating')
     .map((b) => `${b.name} ${b.phase}${b.reason === undefined ? '' : ` (${b.reason})`}`);
+  for (const w of plan.waits) {
+    if (w.reason === 'Terminating' || w.reason === 'Replacing') waiting.push(`${w.name} waiting for its previous object to terminate`);
+  }
   const message = waiting.length > 0 ? `${summary}; ${waiting.join('; ')}` : summary;
   return { ...base, status: 'False', reason: 'BrokersNotReady', message };
 }
