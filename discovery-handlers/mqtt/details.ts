@@ -64,7 +64,7 @@ export const MQTT_DEFAULTS = {
 
 const BROKER_URL = /^(mqtt|mqtts|tcp|ssl|ws|wss):\/\/[^\s/?#]+(:\d{1,5})?(\/[^\s]*)?$/;
 const PROPERTY_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const TOPIC_LEVEL = /^[^+#/\u0000]+(\/[^+#/\u0000]+)*$/;
+const TOPIC_LEVEL = /^[^+#/]+(\/[^+#/]+)*$/;
 
 function parseBrokers(f: Fields): string[] {
   if (f.has('broker') && f.has('brokers')) throw new DetailsError(f.at('brokers'), 'give broker or brokers, not both');
@@ -138,7 +138,7 @@ function parseHomeAssistant(raw: unknown, path: string): HomeAssistantOptions | 
 function parseHomie(raw: unknown, path: string): HomieOptions | undefined {
   const f = conventionFields(raw, path, ['domain']);
   if (f === undefined) return undefined;
-  return { domain: f.string('domain', { default: 'homie', max: 128, pattern: /^[^+#/\u0000$]+$/, hint: 'must be one topic level' }) };
+  return { domain: f.string('domain', { default: 'homie', max: 128, pattern: /^[^+#/$]+$/, hint: 'must be one topic level' }) };
 }
 
 function parseSparkplug(raw: unknown, path: string): SparkplugOptions | undefined {
@@ -164,33 +164,36 @@ function template(value: unknown, path: string): Template {
   return compiled;
 }
 
+function parseRuleProperties(raw: unknown, path: string): [string, Template][] {
+  if (!isPlainObject(raw)) throw new DetailsError(path, 'must be a map of property name to template');
+  const entries = Object.entries(raw);
+  if (entries.length > 64) throw new DetailsError(path, 'at most 64 properties');
+  return entries.map(([name, value]) => {
+    const at = `${path}.${name}`;
+    if (!PROPERTY_NAME.test(name) || name.length > 128) throw new DetailsError(at, 'property names must match [A-Za-z_][A-Za-z0-9_.-]*');
+    return [name, template(value, at)];
+  });
+}
+
+function parsePresence(raw: unknown, path: string): NonNullable<GenericRule['presence']> {
+  const p = new Fields(raw, path, ['value', 'online', 'offline']);
+  const presence = {
+    value: template(p.raw['value'] ?? '{payload}', p.at('value')),
+    online: p.has('online') ? p.stringList('online', { max: 16, maxLength: 256 }) : [],
+    offline: p.has('offline') ? p.stringList('offline', { max: 16, maxLength: 256 }) : [],
+  };
+  if (presence.online.length === 0 && presence.offline.length === 0) throw new DetailsError(path, 'needs online and/or offline values');
+  return presence;
+}
+
 function parseGenericRule(raw: unknown, path: string): GenericRule {
   const f = new Fields(raw, path, ['topic', 'deviceId', 'properties', 'presence', 'silenceSeconds']);
   const topic = f.string('topic', { max: 1024 });
   const problem = filterProblem(topic);
   if (problem !== undefined) throw new DetailsError(f.at('topic'), problem);
   const deviceId = template(f.raw['deviceId'], f.at('deviceId'));
-  const properties: [string, Template][] = [];
-  if (f.has('properties')) {
-    if (!isPlainObject(f.raw['properties'])) throw new DetailsError(f.at('properties'), 'must be a map of property name to template');
-    const entries = Object.entries(f.raw['properties']);
-    if (entries.length > 64) throw new DetailsError(f.at('properties'), 'at most 64 properties');
-    for (const [name, value] of entries) {
-      const at = `${f.at('properties')}.${name}`;
-      if (!PROPERTY_NAME.test(name) || name.length > 128) throw new DetailsError(at, 'property names must match [A-Za-z_][A-Za-z0-9_.-]*');
-      properties.push([name, template(value, at)]);
-    }
-  }
-  let presence: GenericRule['presence'];
-  if (f.has('presence')) {
-    const p = new Fields(f.raw['presence'], f.at('presence'), ['value', 'online', 'offline']);
-    presence = {
-      value: template(p.raw['value'] ?? '{payload}', p.at('value')),
-      online: p.has('online') ? p.stringList('online', { max: 16, maxLength: 256 }) : [],
-      offline: p.has('offline') ? p.stringList('offline', { max: 16, maxLength: 256 }) : [],
-    };
-    if (presence.online.length === 0 && presence.offline.length === 0) throw new DetailsError(p.path, 'needs online and/or offline values');
-  }
+  const properties = f.has('properties') ? parseRuleProperties(f.raw['properties'], f.at('properties')) : [];
+  const presence = f.has('presence') ? parsePresence(f.raw['presence'], f.at('presence')) : undefined;
   const silence = f.optionalNumber('silenceSeconds', { min: 1, max: 86_400 });
   return { topic, deviceId, properties, ...(presence === undefined ? {} : { presence }), ...(silence === undefined ? {} : { silenceMs: silence * 1000 }) };
 }

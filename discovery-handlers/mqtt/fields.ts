@@ -33,6 +33,7 @@ export class Fields {
   string(key: string, options: { default?: string; min?: number; max?: number; pattern?: RegExp; hint?: string } = {}): string {
     const value = this.raw[key] ?? options.default;
     if (typeof value !== 'string') throw new DetailsError(this.at(key), 'must be a string');
+    if (value.includes('\0')) throw new DetailsError(this.at(key), 'must not contain NUL');
     if (value.length < (options.min ?? 1)) throw new DetailsError(this.at(key), 'must not be empty');
     if (value.length > (options.max ?? 1024)) throw new DetailsError(this.at(key), `longer than ${options.max ?? 1024} characters`);
     if (options.pattern !== undefined && !options.pattern.test(value)) throw new DetailsError(this.at(key), options.hint ?? `must match ${options.pattern}`);

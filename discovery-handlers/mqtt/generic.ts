@@ -112,6 +112,16 @@ export function renderTemplate(template: Template, input: RenderInput): string |
   return out;
 }
 
+/** What a message says about presence: true/false, or undefined for nothing. */
+function presenceOf(rule: GenericRule, message: MqttMessage, input: RenderInput): boolean | undefined {
+  if (rule.presence === undefined) return message.retain ? undefined : true; // live traffic proves the device is up
+  const value = renderTemplate(rule.presence.value, input);
+  if (value === undefined) return undefined;
+  if (rule.presence.online.includes(value)) return true;
+  if (rule.presence.offline.includes(value)) return false;
+  return undefined;
+}
+
 interface GenericDevice {
   readonly byRule: Map<number, Record<string, string>>;
   /** false: a presence value said offline; true/undefined: present. */
@@ -157,14 +167,14 @@ export class GenericConvention implements Convention {
         return json;
       },
     };
-    let firstError: unknown;
+    let firstError: Error | undefined;
     this.#rules.forEach((rule, index) => {
       if (!topicMatches(rule.topic, message.topic)) return;
       try {
         const id = this.#apply(rule, index, message, input, now);
         if (id !== undefined) changed.add(id);
       } catch (error) {
-        firstError ??= error;
+        firstError ??= error instanceof Error ? error : new Error(String(error));
       }
     });
     if (firstError !== undefined && changed.size === 0) throw firstError;
@@ -189,14 +199,7 @@ export class GenericConvention implements Convention {
       const value = renderTemplate(template, input);
       if (value !== undefined) props[name] = value;
     }
-    let online: boolean | undefined;
-    if (rule.presence !== undefined) {
-      const value = renderTemplate(rule.presence.value, input);
-      if (value !== undefined && rule.presence.online.includes(value)) online = true;
-      else if (value !== undefined && rule.presence.offline.includes(value)) online = false;
-    } else if (!message.retain) {
-      online = true; // live traffic proves the device is up
-    }
+    const online = presenceOf(rule, message, input);
     if (device === undefined) {
       if (this.#devices.size >= this.#context.limits.maxDevices) {
         this.#context.count('device_limit');

@@ -473,6 +473,29 @@ export class HomeAssistantConvention implements Convention {
   }
 }
 
+function entitySummary(e: Entity): Record<string, string> {
+  const summary: Record<string, string | undefined> = {
+    component: e.component,
+    object_id: e.objectId,
+    unique_id: e.uniqueId,
+    name: e.name,
+    state_topic: e.stateTopic,
+    command_topic: e.commandTopic,
+    device_class: e.deviceClass,
+    unit: e.unit,
+  };
+  return Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+/** The entity list as JSON within `maxLength`: trailing entities are dropped rather than the text cut. */
+function entitiesJson(entities: readonly Entity[], maxLength: number): string {
+  const summaries = entities.map(entitySummary);
+  let shown = summaries.length;
+  let json = JSON.stringify(summaries);
+  while (json.length > maxLength && shown > 0) json = JSON.stringify(summaries.slice(0, --shown));
+  return json;
+}
+
 /** Device properties of one Home Assistant device (or entity) group. */
 export function haProperties(group: string, entities: readonly Entity[], maxLength: number): Record<string, string> {
   const props: Record<string, string> = { HA_DEVICE_ID: group };
@@ -488,21 +511,7 @@ export function haProperties(group: string, entities: readonly Entity[], maxLeng
   if (origin !== undefined) props['HA_ORIGIN'] = origin;
   const availability = [...new Set(entities.flatMap((e) => e.availability.map((a) => a.topic)))];
   if (availability.length > 0) props['HA_AVAILABILITY_TOPICS'] = availability.join(',');
-  const summaries = entities.map((e) => ({
-      component: e.component,
-      object_id: e.objectId,
-      ...(e.uniqueId === undefined ? {} : { unique_id: e.uniqueId }),
-      ...(e.name === undefined ? {} : { name: e.name }),
-      ...(e.stateTopic === undefined ? {} : { state_topic: e.stateTopic }),
-      ...(e.commandTopic === undefined ? {} : { command_topic: e.commandTopic }),
-      ...(e.deviceClass === undefined ? {} : { device_class: e.deviceClass }),
-      ...(e.unit === undefined ? {} : { unit: e.unit }),
-  }));
-  // Always valid JSON: drop trailing entities rather than cut the text.
-  let shown = summaries.length;
-  let json = JSON.stringify(summaries);
-  while (json.length > maxLength && shown > 0) json = JSON.stringify(summaries.slice(0, --shown));
-  props['HA_ENTITIES'] = json;
+  props['HA_ENTITIES'] = entitiesJson(entities, maxLength);
   // Flat per-entity topics, for brokers that read plain env vars (may be cut by the property limit).
   for (const e of entities) {
     const name = `HA_${propertyNamePart(e.component)}_${propertyNamePart(e.objectId)}`;

@@ -49,7 +49,7 @@ export function parseHomieDescription(raw: unknown): HomieDescription {
       properties.push(`${nodeId}/${propertyId}${settable ? '!' : ''}`);
     }
   }
-  const text = (key: string): string | undefined => (typeof raw[key] === 'string' ? (raw[key] as string) : undefined);
+  const text = (key: string): string | undefined => (typeof raw[key] === 'string' ? raw[key] : undefined);
   const optional = { version: scalarText(raw['version']), name: text('name'), type: text('type'), root: text('root'), parent: text('parent') };
   return { ...(Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<HomieDescription>), nodes, properties };
 }

@@ -42,7 +42,7 @@ const MAX_SYNC_ROUNDS = 4;
 /** Credentials and TLS material resolved from the discovery's properties. */
 export function connectionOptions(details: MqttDetails, properties: ReadonlyMap<string, string>): IClientOptions {
   const options: Record<string, unknown> = {};
-  for (const [field, spec] of Object.entries(details.credentials)) {
+  for (const [field, spec] of Object.entries(details.credentials) as [string, { name: string; required: boolean }][]) {
     const value = properties.get(spec.name);
     if (value === undefined) {
       if (spec.required) throw new Error(`details.credentials.${field}: the discovery has no property "${spec.name}"`);
@@ -309,18 +309,18 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
   const clientId = `${details.clientIdPrefix}-${host}-${randomBytes(3).toString('hex')}`;
   const common: Record<string, string> = { MQTT_BROKER_URL: publicUrl(details.brokers[0]!) };
   if (details.brokers.length > 1) common['MQTT_BROKER_URLS'] = details.brokers.map(publicUrl).join(',');
-  let shared: Shared | undefined;
   const conventionContext: ConventionContext = {
     log,
     limits: { ...details.limits },
     count,
-    publish: (topic, payload) => shared?.publish(topic, payload),
-    requestResync: () => shared?.requestResync(),
+    // `shared` exists before any message can arrive.
+    publish: (topic, payload) => shared.publish(topic, payload),
+    requestResync: () => shared.requestResync(),
   };
   const conventions = createConventions(details, conventionContext);
   const engine = new MqttEngine({ conventions, sink: context.sink, log, count, limits: details.limits, common });
   let lossTimer: NodeJS.Timeout | undefined;
-  shared = {
+  const shared: Shared = {
     details,
     context,
     engine,

@@ -17,7 +17,7 @@ export function filterProblem(filter: string): string | undefined {
 /** Why `topic` is not a valid topic name (no wildcards), or undefined when it is. */
 export function topicProblem(topic: string): string | undefined {
   if (topic.length === 0) return 'must not be empty';
-  if (/[+#\u0000]/.test(topic)) return 'must not contain +, # or NUL';
+  if (/[+#]/.test(topic) || topic.includes('\0')) return 'must not contain +, # or NUL';
   if (Buffer.byteLength(topic) > 65_535) return 'longer than 65535 bytes';
   return undefined;
 }
