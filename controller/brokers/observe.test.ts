@@ -14,7 +14,7 @@ const pod = (status: Json, meta: Json = {}): V1Pod =>
       ...meta,
     },
     status,
-  }) as unknown as V1Pod;
+  });
 
 describe('observePod', () => {
   it.each([
@@ -49,7 +49,7 @@ describe('observePod', () => {
 });
 
 describe('observeJob', () => {
-  const job = (status: Json): V1Job => ({ metadata: { name: 'j', uid: 'u' }, status }) as unknown as V1Job;
+  const job = (status: Json): V1Job => ({ metadata: { name: 'j', uid: 'u' }, status });
   it.each([
     { status: {}, phase: 'pending' },
     { status: { active: 1 }, phase: 'running' },
