@@ -3,9 +3,11 @@
  * Runs the file-list example handler:
  *   node discovery-handlers/examples/file-list/main.ts \
  *     --agent-socket /var/lib/tether/agent-registration.sock \
- *     --socket /var/lib/tether/handlers/file-list.sock
+ *     --socket /var/lib/tether/file-list.sock
  * or over TCP: --host 0.0.0.0 --port 10000 --advertise $POD_IP
+ * The socket defaults to <directory of the agent socket>/<name>.sock, Akri's layout.
  */
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { serveDiscoveryHandler, type HandlerListen } from '../../sdk/index.ts';
@@ -28,7 +30,7 @@ const log = pino({ level: values['log-level'] });
 const listen: HandlerListen =
   values.host !== undefined
     ? { host: values.host, port: Number(values.port), ...(values.advertise === undefined ? {} : { advertise: values.advertise }) }
-    : { socket: values.socket ?? `/var/lib/tether/handlers/${values.name}.sock` };
+    : { socket: values.socket ?? join(dirname(values['agent-socket']), `${values.name}.sock`) };
 
 const served = await serveDiscoveryHandler({ ...fileListHandler(values.name, values.shared), agentSocket: values['agent-socket'], listen, log });
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
