@@ -4,10 +4,11 @@
  */
 import type { AnyDiscoveryHandler } from './contract.ts';
 import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
+import { createMqttHandler } from './mqtt/mqtt.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
-  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler()];
+  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler()];
   return new Map(handlers.map((h) => [h.name, h]));
 }
 

@@ -19,13 +19,15 @@ export interface MosquittoOptions {
   readonly requireClientCertificate?: boolean;
   /** username → password; anonymous access is refused when set. */
   readonly users?: Readonly<Record<string, string>>;
+  /** Keep retained messages across `stop()`/`start()` (saved in the temp dir on shutdown). */
+  readonly persistence?: boolean;
   /** Extra lines appended to the listener config. */
   readonly extraConfig?: readonly string[];
 }
 
 export interface Mosquitto {
   readonly port: number;
-  /** `mqtt://127.0.0.1:<port>` or `mqtts://localhost:<port>`. */
+  /** `mqtt://127.0.0.1:<port>` or `mqtts://127.0.0.1:<port>` (the test certificate covers the IP). */
   readonly url: string;
   readonly dir: string;
   readonly process: () => PeerProcess;
@@ -56,7 +58,7 @@ export async function startMosquitto(group: PeerGroup, options: MosquittoOptions
   const lines = [
     // Running as root: keep root, or mosquitto switches to a `mosquitto` user that cannot read the temp dir.
     'user root',
-    'persistence false',
+    ...(options.persistence === true ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
     'log_dest stderr',
     'log_type error',
     'log_type warning',
@@ -90,7 +92,7 @@ export async function startMosquitto(group: PeerGroup, options: MosquittoOptions
   await start();
   return {
     port,
-    url: tls === undefined ? `mqtt://127.0.0.1:${port}` : `mqtts://localhost:${port}`,
+    url: `${tls === undefined ? 'mqtt' : 'mqtts'}://127.0.0.1:${port}`,
     dir,
     process: () => current!,
     stop: async () => {
