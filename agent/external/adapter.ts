@@ -100,6 +100,7 @@ class ExternalRun {
   #firstTimer: NodeJS.Timeout | undefined;
   #lastPublished: string | undefined;
   #unsubscribe: (() => void) | undefined;
+  #detach: (() => void) | undefined;
   #done = false;
   #settle: ((error?: Error) => void) | undefined;
 
@@ -120,7 +121,9 @@ class ExternalRun {
       this.#settle = (error) => (error === undefined ? resolve() : reject(error));
       const { signal } = this.#context;
       if (signal.aborted) return this.#finish();
-      signal.addEventListener('abort', () => this.#finish(), { once: true });
+      const onAbort = (): void => this.#finish();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#detach = () => signal.removeEventListener('abort', onAbort);
       this.#unsubscribe = this.#source.subscribe({
         added: (endpoint) => this.#join(endpoint),
         removed: (endpoint) => this.#forget(endpoint),
@@ -242,6 +245,7 @@ class ExternalRun {
     for (const timer of this.#delayed.values()) clearTimeout(timer);
     this.#delayed.clear();
     this.#unsubscribe?.();
+    this.#detach?.();
     for (const state of this.#streams.values()) state.call.cancel();
     this.#streams.clear();
     this.#settle?.(error);
