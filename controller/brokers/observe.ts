@@ -89,13 +89,16 @@ function podReason(pod: V1Pod, phase: BrokerPhase): string | undefined {
 }
 
 /**
- * Summarises a broker Pod. `firstSeenFailedAtMs` is when the controller first saw it failed,
- * used when the Pod carries no container finish time (e.g. refused at admission).
+ * Summarises a broker Pod. `firstSeenFailedAtMs` is when the controller first saw it failed
+ * (the only failure time of a Pod refused at admission, which has no container state).
  */
 export function observePod(pod: V1Pod, firstSeenFailedAtMs?: number): ObservedBroker {
   const phase = podPhase(pod);
   const meta = pod.metadata ?? {};
-  const failedAtMs = phase === 'failed' || phase === 'succeeded' ? (podFailedAt(pod) ?? firstSeenFailedAtMs) : undefined;
+  // The later of the container finish time (seconds precision) and when the controller first
+  // saw the failure: a backoff is never shortened by timestamp truncation.
+  const finished = phase === 'failed' || phase === 'succeeded' ? [podFailedAt(pod), firstSeenFailedAtMs].filter((t) => t !== undefined) : [];
+  const failedAtMs = finished.length > 0 ? Math.max(...finished) : undefined;
   const startedAtMs = toMillis(pod.status?.startTime);
   const reason = podReason(pod, phase);
   return {
