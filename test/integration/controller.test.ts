@@ -28,7 +28,7 @@ let admin: Api;
 let controller: Controller;
 let nodes: FakeNodes;
 let kubelet: FakeKubelet;
-let cleanupRbac: () => Promise<void> = async () => undefined;
+let cleanupRbac: () => Promise<void> = () => Promise.resolve();
 /** What the fake kubelet does with brokers of a device (default: run them). */
 const fates = new Map<string, PodFate>();
 
