@@ -408,7 +408,12 @@ export class ClusterAgent {
       const key = keyOf(discovery);
       if (discovery.metadata.deletionTimestamp !== undefined) continue;
       if (!nodeMatches(discovery.spec.nodeSelector, node)) continue;
-      const handler = this.#options.handlers.get(discovery.spec.handler) ?? this.#options.externalHandler?.(discovery.spec.handler);
+      const handler =
+        this.#options.handlers.get(discovery.spec.handler) ??
+        this.#options.externalHandler?.(discovery.spec.handler) ??
+        // An external handler that went away keeps its session: its devices go offline
+        // through the grace period and return when it registers again.
+        this.#sessions.get(key)?.session.spec.handler;
       if (handler === undefined) {
         this.#warnOnce(discovery, 'HandlerUnavailable', `Discovery handler ${discovery.spec.handler} is not available on this node`);
         continue;

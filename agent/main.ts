@@ -57,9 +57,9 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       : await startHttpServer(config.httpAddress, metrics.registry, { healthy: () => !signal.aborted, ready: () => agent.ready });
   if (external !== undefined) {
     await external.start();
-    const rediscover = (): void => void agent.rediscover();
-    external.on('registered', rediscover);
-    external.on('unregistered', rediscover);
+    // A newly registered handler may unblock a waiting discovery. (Unregistering stops
+    // nothing: the running session keeps its devices through the grace period.)
+    external.on('registered', () => void agent.rediscover());
   }
   await agent.start();
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -13,11 +13,13 @@ import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
+import { ExternalHandlerRegistry } from '../../agent/external/registry.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
+import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, useTestNamespace, VERSION, waitFor } from './support.ts';
 
@@ -51,7 +53,7 @@ interface Node {
   agent: ClusterAgent;
 }
 
-async function startNode(name: string, options: { startupTimeoutMs?: number } = {}): Promise<Node> {
+async function startNode(name: string, options: { startupTimeoutMs?: number; externalHandler?: (name: string) => AnyDiscoveryHandler | undefined } = {}): Promise<Node> {
   const dir = await mkdtemp(join(tmpdir(), 'ta-'));
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
   await kubelet.start();
@@ -63,6 +65,7 @@ async function startNode(name: string, options: { startupTimeoutMs?: number } = 
     podResourcesSocket: kubelet.podResourcesSocket!,
     namespace: ns.name,
     handlers: handlers(),
+    ...(options.externalHandler === undefined ? {} : { externalHandler: options.externalHandler }),
     metrics: createAgentMetrics({ defaultMetrics: false }),
     startupTimeoutMs: options.startupTimeoutMs ?? 2_000,
     reconcileIntervalMs: 0,
@@ -207,6 +210,35 @@ describe('cluster agent', () => {
     await waitFor(async () => (await devices('secret-echo'))[0]?.spec.properties?.['TOKEN'] === 'v1', { description: 'TOKEN v1' });
     await api().core.replaceNamespacedSecret({ name: 'token', namespace: ns.name, body: { metadata: { name: 'token' }, stringData: { value: 'v2' } } });
     await waitFor(async () => (await devices('secret-echo'))[0]?.spec.properties?.['TOKEN'] === 'v2', { description: 'TOKEN v2' });
+  });
+
+  it('an external handler (SDK, Akri v0 protocol) registering later unblocks its discovery; its devices become Devices', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tx-'));
+    const registry = new ExternalHandlerRegistry({ socketPath: join(dir, 'agent.sock'), log });
+    await registry.start();
+    cleanups.push(async () => {
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    await createDiscovery('remote', { handler: 'thermo', details: { sensors: ['t1', 't2'] } });
+    const n = await startNode('ext-node', { externalHandler: (name) => registry.handler(name) });
+    registry.on('registered', () => void n.agent.rediscover());
+    expect(await devices('remote')).toEqual([]);
+    const served = await serveDiscoveryHandler<{ sensors: string[] }>({
+      name: 'thermo',
+      shared: false,
+      parseDetails: (raw) => raw as { sensors: string[] },
+      discover: (details, _properties, emit) => emit(details.sensors.map((id) => ({ id, properties: { SENSOR: id } }))),
+      agentSocket: join(dir, 'agent.sock'),
+      listen: { socket: join(dir, 'thermo.sock') },
+    });
+    cleanups.push(() => served.stop());
+    const found = await waitFor(async () => {
+      const list = await devices('remote');
+      return list.length === 2 ? list : undefined;
+    }, { description: 'two Devices from the external handler' });
+    expect(found.map((d) => d.spec.properties?.['SENSOR']).sort()).toEqual(['t1', 't2']);
+    await n.kubelet.waitFor(() => healthy(n.kubelet, discoveryResourceName('remote')).length === 2, 10_000, 'external devices at the kubelet');
   });
 
   it('bad details surface as a Warning Event naming the field; fixing them starts discovery', async () => {
