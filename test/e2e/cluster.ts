@@ -1,0 +1,25 @@
+/**
+ * The e2e control plane's cache dir: `<cache>/e2e`, holding its own
+ * `cluster/` state and a symlink `k8s-<version>` → `<cache>/k8s-<version>`, so
+ * clusterUp({ cacheDir }) finds (or builds once, into the shared place) the
+ * same binaries as the integration project.
+ */
+import { lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { pinnedK8sVersion } from '../cluster/cluster.ts';
+import type { NodeLayout } from './layout.ts';
+
+/** Creates `<cache>/e2e` and its binaries symlink (idempotent). */
+export function ensureE2eCacheDir(layout: NodeLayout): void {
+  const name = `k8s-${pinnedK8sVersion()}`;
+  const shared = join(layout.cacheDir, name);
+  const link = join(layout.e2eDir, name);
+  mkdirSync(shared, { recursive: true });
+  mkdirSync(layout.e2eDir, { recursive: true });
+  const existing = lstatSync(link, { throwIfNoEntry: false });
+  if (existing !== undefined) {
+    if (existing.isSymbolicLink() && readlinkSync(link) === shared) return;
+    rmSync(link, { recursive: true, force: true });
+  }
+  symlinkSync(shared, link);
+}

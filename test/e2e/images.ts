@@ -1,0 +1,128 @@
+/**
+ * The two images the e2e node needs, built locally (no registry, no Docker)
+ * with deploy/image/build-oci.ts and imported into containerd's `k8s.io`
+ * namespace, where the CRI plugin finds them:
+ *   - pause: deploy/image/pause.c compiled with `gcc -static`;
+ *   - busybox: the static busybox from Debian's busybox-static, with a
+ *     symlink per applet.
+ * Rebuilt every start (about a second); imported only when the digest changed.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { buildOciImage, type BuiltOciImage } from '../../deploy/image/build-oci.ts';
+import { BUSYBOX_IMAGE, PAUSE_IMAGE, type NodeLayout } from './layout.ts';
+
+const PAUSE_SOURCE = resolve(import.meta.dirname, '../../deploy/image/pause.c');
+const BUSYBOX = '/bin/busybox';
+
+function run(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim() ?? (error as Error).message;
+    throw new Error(`${command} ${args.join(' ')} failed: ${stderr}`, { cause: error });
+  }
+}
+
+/** True when the ELF file at `path` has no PT_INTERP segment (is statically linked). */
+export function isStaticElf(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const header = Buffer.alloc(64);
+    readSync(fd, header, 0, 64, 0);
+    if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) throw new Error(`${path} is not a 64-bit ELF file`);
+    const phoff = Number(header.readBigUInt64LE(0x20));
+    const phentsize = header.readUInt16LE(0x36);
+    const phnum = header.readUInt16LE(0x38);
+    const table = Buffer.alloc(phentsize * phnum);
+    readSync(fd, table, 0, table.length, phoff);
+    for (let i = 0; i < phnum; i++) if (table.readUInt32LE(i * phentsize) === 3) return false;
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Compiles the pause binary, once per source version. */
+function buildPause(layout: NodeLayout): string {
+  const source = readFileSync(PAUSE_SOURCE);
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const binary = join(layout.imageDir, `pause-${hash}`);
+  if (!existsSync(binary)) {
+    run('gcc', ['-static', '-Os', '-s', '-Wall', '-o', `${binary}.tmp`, PAUSE_SOURCE]);
+    run('mv', ['-f', `${binary}.tmp`, binary]);
+  }
+  return binary;
+}
+
+function freshDir(path: string): string {
+  rmSync(path, { recursive: true, force: true });
+  mkdirSync(path, { recursive: true });
+  return path;
+}
+
+function pauseRootfs(layout: NodeLayout): string {
+  const rootfs = freshDir(join(layout.imageDir, 'pause-rootfs'));
+  copyFileSync(buildPause(layout), join(rootfs, 'pause'));
+  chmodSync(join(rootfs, 'pause'), 0o755);
+  return rootfs;
+}
+
+function busyboxRootfs(layout: NodeLayout): string {
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} missing: apt-get install busybox-static`);
+  if (!isStaticElf(BUSYBOX)) throw new Error(`${BUSYBOX} is dynamically linked: apt-get install busybox-static`);
+  const rootfs = freshDir(join(layout.imageDir, 'busybox-rootfs'));
+  for (const dir of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev']) mkdirSync(join(rootfs, dir));
+  chmodSync(join(rootfs, 'tmp'), 0o1777);
+  copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
+  chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+  const applets = run(BUSYBOX, ['--list']).split('\n').filter((name) => /^[\w.[-]+$/.test(name) && name !== 'busybox');
+  for (const applet of applets) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+  return rootfs;
+}
+
+/** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
+function importedDigest(layout: NodeLayout, name: string): string | undefined {
+  const listing = run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'list', `name==${name}`]);
+  const line = listing.split('\n').find((l) => l.startsWith(`${name} `));
+  return line?.split(/\s+/)[2];
+}
+
+function importImage(layout: NodeLayout, image: BuiltOciImage): boolean {
+  if (importedDigest(layout, image.name) === image.manifestDigest) return false;
+  run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  const digest = importedDigest(layout, image.name);
+  if (digest !== image.manifestDigest) throw new Error(`imported ${image.name} but containerd lists digest ${digest ?? 'none'}, not ${image.manifestDigest}`);
+  return true;
+}
+
+/** What {@link ensureImages} did. */
+export interface ImagesResult {
+  pause: BuiltOciImage;
+  busybox: BuiltOciImage;
+  /** Names that were (re-)imported; empty when containerd already had both. */
+  imported: string[];
+}
+
+/** Builds both images and imports whichever containerd lacks. containerd must be running. */
+export async function ensureImages(layout: NodeLayout): Promise<ImagesResult> {
+  mkdirSync(layout.imageDir, { recursive: true });
+  const pause = await buildOciImage({
+    rootfs: pauseRootfs(layout),
+    name: PAUSE_IMAGE,
+    out: join(layout.imageDir, 'pause.tar'),
+    config: { entrypoint: ['/pause'] },
+  });
+  const busybox = await buildOciImage({
+    rootfs: busyboxRootfs(layout),
+    name: BUSYBOX_IMAGE,
+    out: join(layout.imageDir, 'busybox.tar'),
+    config: { cmd: ['sh'] },
+  });
+  const imported = [pause, busybox].filter((image) => importImage(layout, image)).map((image) => image.name);
+  return { pause, busybox, imported };
+}
