@@ -59,7 +59,7 @@ function startReplica(name: string): Replica {
   );
   const replica: Replica = { name, child, log: [] };
   let buffered = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
     let newline = buffered.indexOf('\n');
     while (newline >= 0) {
