@@ -5,10 +5,12 @@
 import type { AnyDiscoveryHandler } from './contract.ts';
 import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
 import { createMqttHandler } from './mqtt/mqtt.ts';
+import { createOnvifHandler } from './onvif/onvif.ts';
+import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
-  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler()];
+  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler(), createOnvifHandler(), createUsbHandler()];
   return new Map(handlers.map((h) => [h.name, h]));
 }
 

@@ -78,21 +78,27 @@ export class PeerProcess {
   }
 
   /** Resolves with the first match of `pattern` in the output (past or future); rejects on exit or timeout. */
-  waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  async waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    let match: RegExpMatchArray | null = null;
+    await this.waitFor((output) => (match = pattern.exec(output)) !== null, timeoutMs, `printing ${pattern}`);
+    return match!;
+  }
+
+  /** Resolves once `predicate(output)` holds (checked on every output); rejects on exit or timeout. */
+  waitFor(predicate: (output: string) => boolean, timeoutMs: number, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        const match = pattern.exec(this.#output);
-        if (match !== null) {
+        if (predicate(this.#output)) {
           finish();
-          resolve(match);
+          resolve();
         } else if (this.#exitedNow) {
           finish();
-          reject(new Error(`${this.name} exited before printing ${pattern}; output:\n${this.#output}`));
+          reject(new Error(`${this.name} exited before ${what}; output:\n${this.#output}`));
         }
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms; output:\n${this.#output}`));
+        reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; output:\n${this.#output.slice(-4000)}`));
       }, timeoutMs);
       const finish = (): void => {
         clearTimeout(timer);
