@@ -4,13 +4,14 @@
  */
 import type { AnyDiscoveryHandler } from './contract.ts';
 import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
+import { createMdnsHandler } from './mdns/mdns.ts';
 import { createMqttHandler } from './mqtt/mqtt.ts';
 import { createOnvifHandler } from './onvif/onvif.ts';
 import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
-  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler(), createOnvifHandler(), createUsbHandler()];
+  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler(), createMdnsHandler(), createOnvifHandler(), createUsbHandler()];
   return new Map(handlers.map((h) => [h.name, h]));
 }
 
