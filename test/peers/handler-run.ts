@@ -54,7 +54,7 @@ export class RecordingSink implements DeviceSink {
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        let ok = false;
+        let ok: boolean;
         try {
           ok = predicate();
         } catch {
