@@ -43,6 +43,8 @@ interface NodeState {
   endpoints?: KubeletEndpoints;
   /** True when /var/lib/kubelet did not exist before: teardown removes it. */
   createdKubeletRoot: boolean;
+  /** True when /run/containerd (shim and runc state) did not exist before: teardown removes it if empty. */
+  createdRunContainerd?: boolean;
   containerd?: RunningComponent;
   kubelet?: RunningComponent;
 }
@@ -63,6 +65,9 @@ export interface NodeOptions {
   layout?: NodeLayout;
   log?: (message: string) => void;
 }
+
+/** containerd 1.6 keeps shim sockets (`s/`) and runc state (`runc/<ns>`) here, whatever its config says. */
+const RUN_CONTAINERD = '/run/containerd';
 
 const defaultLog = (message: string): void => {
   process.stderr.write(`[e2e-node] ${message}\n`);
@@ -182,6 +187,7 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
     kubeconfig: cluster.kubeconfig,
     binDir: cluster.binDir,
     createdKubeletRoot: !existsSync(layout.kubeletRootDir),
+    createdRunContainerd: !existsSync(RUN_CONTAINERD),
   };
   writeState(layout, state);
 
@@ -230,8 +236,18 @@ export async function nodeDown(options: NodeOptions = {}): Promise<void> {
   });
 }
 
+/** What {@link restartKubelet} measured. */
+export interface KubeletRestart {
+  /** When the new kubelet process was started (epoch ms). */
+  startedAt: number;
+  /** How long the old process took to exit. */
+  stoppedMs: number;
+  /** From start to a Ready Node status posted by the new process. */
+  readyMs: number;
+}
+
 /** Stops the kubelet process and starts it again with the same flags; waits for Ready. */
-export async function restartKubelet(options: NodeOptions & { timeoutMs?: number } = {}): Promise<{ stoppedMs: number; readyMs: number }> {
+export async function restartKubelet(options: NodeOptions & { timeoutMs?: number } = {}): Promise<KubeletRestart> {
   const layout = options.layout ?? nodeLayout();
   const log = options.log ?? defaultLog;
   return withLock(layout.lockFile, log, async () => {
@@ -243,7 +259,7 @@ export async function restartKubelet(options: NodeOptions & { timeoutMs?: number
     state.kubelet = startComponent(state.kubelet);
     writeState(layout, state);
     await waitKubeletReady(kubeConfigOf(state.kubeconfig), layout, state.kubelet, state.endpoints.healthzPort, started, options.timeoutMs);
-    return { stoppedMs: started - stopStarted, readyMs: Date.now() - started };
+    return { startedAt: started, stoppedMs: started - stopStarted, readyMs: Date.now() - started };
   });
 }
 
@@ -274,6 +290,17 @@ function removeKubepodsCgroups(log: (message: string) => void): void {
     if (existsSync(dir) && statSync(dir).isDirectory()) removeTree(dir);
   }
   if (left > 0) log(`${left} kubepods cgroups still in use; left in place`);
+}
+
+/** Removes `dir` and its subdirectories bottom-up where empty; leaves anything with files. */
+function removeEmptyDirs(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeEmptyDirs(join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty: someone else's state.
+  }
 }
 
 /** Processes whose command line names our containerd socket (shims of our containerd). */
@@ -352,6 +379,7 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
   }
   removeKubepodsCgroups(log);
   rmSync(layout.runDir, { recursive: true, force: true });
+  if (state.createdRunContainerd === true) removeEmptyDirs(RUN_CONTAINERD);
   rmSync(layout.stateFile, { force: true });
   log(`node ${state.nodeName} stopped and cleaned up`);
 }

@@ -83,7 +83,9 @@ export function watchUntil<T extends KubernetesObject>(kc: KubeConfig, options: 
     };
     const reconnect = (error: unknown): void => {
       if (finished) return;
-      if (error !== null && error !== undefined) lastError = error;
+      // Idle watches time out (client-side, 30 s) by design: not worth reporting.
+      const name = (error as { name?: string } | null | undefined)?.name;
+      if (error !== null && error !== undefined && name !== 'TimeoutError' && name !== 'AbortError') lastError = error;
       setTimeout(connect, 200);
     };
     const connect = (): void => {
