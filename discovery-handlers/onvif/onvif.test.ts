@@ -222,6 +222,17 @@ describe('onvif handler with simulated cameras', () => {
     expect(camera.stats.soap.get('GetDeviceInformation')).toBe(2);
   });
 
+  it('returns when stopped from inside the first report (as `tether discover` does)', async () => {
+    const r = rig();
+    await r.camera({ helloOnStart: false });
+    const handler = createOnvifHandler({ port: r.port, lookupMac: () => Promise.resolve(undefined) });
+    const abort = new AbortController();
+    const context = r.sink.context(abort.signal);
+    const sink = { replaceAll: () => abort.abort(), upsert: () => undefined, remove: () => undefined };
+    const running = handler.run(handler.parseDetails({ interfaces: ['lo'], discoveryTimeoutSeconds: 0.1, probeIntervalSeconds: 3600 }), { ...context, sink });
+    await expect(running).resolves.toBeUndefined();
+  });
+
   it('caps the number of tracked cameras', async () => {
     const r = rig();
     await r.camera({ helloOnStart: false });

@@ -511,7 +511,8 @@ class OnvifSession {
     if (info.errors.length > 0) {
       camera.failures++;
       camera.retryAt = now + Math.min(details.probeIntervalMs * 2 ** (camera.failures - 1), details.refreshIntervalMs);
-      this.#log.warn({ camera: camera.id, ip: camera.ip, errors: [...new Set(info.errors)] }, 'Camera SOAP calls failed');
+      const hasCredentials = this.#credentials.forCamera(camera.id) !== undefined;
+      this.#log.warn({ camera: camera.id, ip: camera.ip, errors: [...new Set(info.errors)], hasCredentials }, 'Camera SOAP calls failed');
     } else {
       camera.failures = 0;
       camera.retryAt = 0;

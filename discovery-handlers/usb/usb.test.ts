@@ -230,6 +230,16 @@ describe('usb handler on a sysfs fixture', () => {
     expect(sink.current.get('usb:046d:0825:serial:6E1B2C30')!.properties['USB_VIDEO']).toBe('/dev/video0,/dev/video1');
   });
 
+  it('returns when stopped from inside the first report (as `tether discover` does)', async () => {
+    const f = await fixture([FTDI]);
+    const handler = createUsbHandler({ sysfsRoot: f.root, watchPaths: [f.devicesDir] });
+    const sink = new RecordingSink();
+    const abort = new AbortController();
+    const context = sink.context(abort.signal);
+    const running = handler.run(handler.parseDetails({}), { ...context, sink: { ...context.sink, replaceAll: () => abort.abort(), upsert: () => undefined, remove: () => undefined } });
+    await expect(running).resolves.toBeUndefined();
+  });
+
   it('reports no devices (and does not fail) on a machine without a USB bus', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'usb-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

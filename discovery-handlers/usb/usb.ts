@@ -206,7 +206,9 @@ async function run(details: UsbDetails, context: HandlerContext, options: UsbHan
   await rescan();
   const timer = setInterval(trigger, details.pollIntervalMs);
   try {
-    await Promise.race([new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })), failed]);
+    // The signal may already be aborted (e.g. `tether discover` stops after the first report).
+    const aborted = signal.aborted ? Promise.resolve() : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([aborted, failed]);
   } finally {
     clearInterval(timer);
     clearTimeout(debounce);
