@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects:
+// Four projects (e2e below):
 //   unit        — nothing but Node (mock kubelet, simulated devices over real sockets);
 //   peers       — `*.peer.test.ts`: real local peers the tests start themselves (Mosquitto,
 //                 avahi, network namespaces with veth; needs root and the apt packages
@@ -34,6 +34,19 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
           testTimeout: 120_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // e2e — a real node (containerd, CNI, kubelet) joined to its own control plane,
+        // brought up by test/e2e/global-setup.ts; needs root and the apt packages that
+        // .ci/run installs (docs/e2e.md).
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 180_000,
           hookTimeout: 600_000,
           fileParallelism: false,
         },

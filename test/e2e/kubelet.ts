@@ -61,7 +61,7 @@ export async function kubeletBindAddress(layout: NodeLayout): Promise<string> {
   try {
     ({ address } = await lookup(layout.nodeName, { family: 4 }));
   } catch (error) {
-    throw new Error(`node name ${layout.nodeName} does not resolve; the apiserver could not reach the kubelet (add it to /etc/hosts or set TETHER_E2E_NODE_NAME)`, { cause: error });
+    throw new Error(`node name ${layout.nodeName} does not resolve; the apiserver could not reach the kubelet (add it to /etc/hosts, or set TETHER_E2E_NODE_NAME=localhost)`, { cause: error });
   }
   const local = Object.values(networkInterfaces()).flat().some((nic) => nic?.address === address);
   if (!address.startsWith('127.') && !local) {

@@ -190,6 +190,9 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
     createdRunContainerd: !existsSync(RUN_CONTAINERD),
   };
   writeState(layout, state);
+  // Logs describe the latest start only (components append to them).
+  rmSync(layout.logDir, { recursive: true, force: true });
+  mkdirSync(layout.logDir, { recursive: true });
 
   ensureBridge(layout);
   writeCniConfig(layout);
