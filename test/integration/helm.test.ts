@@ -33,6 +33,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import { DEFAULT_CONFIG, DEFAULT_LEADER_ELECTION } from '../../controller/config.ts';
+import { REPORTING_CONTROLLER } from '../../controller/events.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/rbac.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
@@ -592,6 +593,11 @@ describe('installed release', () => {
     const brokerSelector = `app.kubernetes.io/managed-by=tether-controller,tether.dev/discovery=token-echo`;
     await waitFor(async () => (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1, { description: 'broker Pod' });
     await waitFor(async () => (await api().core.listNamespacedService({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1, { description: 'discovery Service' });
+    // Controller: events.k8s.io Events.
+    await waitFor(
+      async () => (await api().core.listNamespacedEvent({ namespace: ns.name })).items.some((e) => e.reason === 'BrokerCreated' && e.reportingComponent === REPORTING_CONTROLLER),
+      { description: 'BrokerCreated event from the controller' },
+    );
     await waitFor(
       async () => {
         const discovery = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'token-echo' })) as { status?: { devices?: number } };
