@@ -479,7 +479,11 @@ describe('installed release', () => {
     await api().core.readNamespacedService({ name: `${fullname}-agent-metrics`, namespace: ns.name });
     await api().core.readNamespacedService({ name: `${fullname}-controller-metrics`, namespace: ns.name });
     await api().kc.makeApiClient(PolicyV1Api).readNamespacedPodDisruptionBudget({ name: `${fullname}-controller`, namespace: ns.name });
-    expect(await helm('status', release, '--namespace', ns.name)).toMatch(/STATUS: deployed/);
+    const status = await helm('status', release, '--namespace', ns.name);
+    expect(status).toMatch(/STATUS: deployed/);
+    // NOTES.txt: how to follow the rollout, and that CRDs were left to the operator.
+    expect(status).toContain(`rollout status daemonset/${fullname}-agent`);
+    expect(status).toContain('crds.install=false');
   });
 
   it('pod templates pass admission: the agent in its (privileged) namespace, the controller under the restricted Pod Security level', async () => {
