@@ -13,6 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          setupFiles: ['test/setup/http1.ts'],
           include: ['{agent,controller,discovery-handlers,deploy,mocks,bin,test/unit}/**/*.test.ts'],
           exclude: ['**/*.peer.test.ts', '**/node_modules/**'],
           testTimeout: 15_000,
@@ -21,6 +22,7 @@ export default defineConfig({
       {
         test: {
           name: 'peers',
+          setupFiles: ['test/setup/http1.ts'],
           include: ['**/*.peer.test.ts'],
           exclude: ['**/node_modules/**'],
           testTimeout: 60_000,
@@ -31,6 +33,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          setupFiles: ['test/setup/http1.ts'],
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
           testTimeout: 120_000,
@@ -44,6 +47,7 @@ export default defineConfig({
         // .ci/run installs (docs/e2e.md).
         test: {
           name: 'e2e',
+          setupFiles: ['test/setup/http1.ts'],
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/e2e/global-setup.ts'],
           testTimeout: 180_000,

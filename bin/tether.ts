@@ -14,6 +14,7 @@ import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../contro
 import { runController } from '../controller/main.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { builtinHandlers, findHandler } from '../discovery-handlers/registry.ts';
+import { useHttp1ForKubernetes } from '../agent/kube/http1.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -33,6 +34,8 @@ function shutdownSignal(): AbortSignal {
 }
 
 const write = (text: string): void => void process.stdout.write(text);
+
+useHttp1ForKubernetes();
 
 const program = new Command('tether')
   .description('Tether: edge devices for Kubernetes')
