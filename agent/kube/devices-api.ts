@@ -22,6 +22,8 @@ export interface DevicesApi {
   applyStatus(body: Record<string, unknown>, fieldManager: string): Promise<Device>;
   /** Deletes if the object is still at `resourceVersion`; false if it changed or is gone. */
   deleteIfUnchanged(namespace: string, name: string, resourceVersion: string): Promise<boolean>;
+  /** Reads one Device; undefined when it does not exist. */
+  get(namespace: string, name: string): Promise<Device | undefined>;
 }
 
 function code(error: unknown): number | undefined {
@@ -72,6 +74,16 @@ export class KubeDevicesApi implements DevicesApi {
       return result as Device;
     } catch (error) {
       throw new Error(`applying Device ${namespace}/${name} status as ${fieldManager}`, { cause: error });
+    }
+  }
+
+  async get(namespace: string, name: string): Promise<Device | undefined> {
+    try {
+      const result: unknown = await this.#custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION_NAME, plural: DEVICES_PLURAL, namespace, name });
+      return result as Device;
+    } catch (error) {
+      if (code(error) === 404) return undefined;
+      throw new Error(`reading Device ${namespace}/${name}`, { cause: error });
     }
   }
 

@@ -6,14 +6,14 @@ import { identityApply, type DeviceView } from './device-object.ts';
 import { DevicePublisher, type PublishedDevice } from './publisher.ts';
 
 interface Call {
-  kind: 'apply' | 'status' | 'delete';
+  kind: 'apply' | 'status' | 'delete' | 'get';
   manager?: string;
   force?: boolean;
   body?: Record<string, unknown>;
 }
 
 /** An in-memory apiserver stand-in that records calls and answers like SSA for one node. */
-function fakeApi(options: { otherNodes?: string[]; conflict?: boolean } = {}): { api: DevicesApi; calls: Call[] } {
+function fakeApi(options: { otherNodes?: string[]; conflict?: boolean; deleteConflicts?: number; nodesOnGet?: string[] } = {}): { api: DevicesApi; calls: Call[] } {
   const calls: Call[] = [];
   const api: DevicesApi = {
     apply: (body, manager, force) => {
@@ -33,7 +33,13 @@ function fakeApi(options: { otherNodes?: string[]; conflict?: boolean } = {}): {
     },
     deleteIfUnchanged: () => {
       calls.push({ kind: 'delete' });
-      return Promise.resolve(true);
+      const conflict = (options.deleteConflicts ?? 0) > 0;
+      if (conflict) options.deleteConflicts = (options.deleteConflicts ?? 0) - 1;
+      return Promise.resolve(!conflict);
+    },
+    get: (namespace, name) => {
+      calls.push({ kind: 'get' });
+      return Promise.resolve({ metadata: { name, namespace, resourceVersion: 'fresh' }, spec: { nodes: options.nodesOnGet ?? [] } } as unknown as Device);
     },
   };
   return { api, calls };
@@ -102,6 +108,22 @@ describe('DevicePublisher', () => {
     await publisher.sync(one(true));
     await publisher.sync(new Map());
     expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply']);
+  });
+
+  it('a delete refused because something else changed the object is retried while no node sees it', async () => {
+    const { api, calls } = fakeApi({ deleteConflicts: 1 });
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(new Map());
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete', 'get', 'delete']);
+  });
+
+  it('a delete refused because a node joined meanwhile is not retried', async () => {
+    const { api, calls } = fakeApi({ deleteConflicts: 1, nodesOnGet: ['n3'] });
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    await publisher.sync(one(true));
+    await publisher.sync(new Map());
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete', 'get']);
   });
 
   it('no departure write when the object or its discovery is gone', async () => {

@@ -184,10 +184,17 @@ export class DevicePublisher {
     if (view === undefined) return;
     const after = await this.#limited(() => this.#options.api.apply(departureApply(view), identityManager(this.#options.node), true));
     this.#records.delete(key);
-    if ((after.spec.nodes ?? []).length === 0 && after.metadata.resourceVersion !== undefined) {
-      const resourceVersion = after.metadata.resourceVersion;
-      const deleted = await this.#limited(() => this.#options.api.deleteIfUnchanged(view.namespace, view.name, resourceVersion));
-      this.#options.log.info({ device: key, deleted }, 'Device left this node');
+    // Delete only while no node sees it. The precondition refuses a delete racing a node that
+    // just joined; any other change in between (e.g. a status write) gets a fresh look.
+    let current: Device | undefined = after;
+    for (let attempt = 0; attempt < 3 && current !== undefined; attempt++) {
+      const resourceVersion = current.metadata.resourceVersion;
+      if ((current.spec.nodes ?? []).length > 0 || resourceVersion === undefined) return;
+      if (await this.#limited(() => this.#options.api.deleteIfUnchanged(view.namespace, view.name, resourceVersion))) {
+        this.#options.log.info({ device: key }, 'Deleted device no node sees');
+        return;
+      }
+      current = await this.#options.api.get(view.namespace, view.name);
     }
   }
 
