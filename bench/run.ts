@@ -7,9 +7,11 @@ import { cpus } from 'node:os';
 import { renderTable } from '../agent/cli/table.ts';
 import type { Measure, Measurement } from './harness.ts';
 import { agentMeasures } from './measures/agent.ts';
+import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
+import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...onvifUsbMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

@@ -40,7 +40,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   requeue: { baseMs: 100, maxMs: 60_000 },
   nodeLossGraceMs: 300_000,
   resyncMs: 600_000,
-  statusBatchMs: 250,
+  statusBatchMs: 1_000,
 };
 
 export const DEFAULT_LEADER_ELECTION: Omit<LeaderElectionConfig, 'namespace' | 'identity'> = {

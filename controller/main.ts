@@ -238,13 +238,18 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
   const { caches, state } = ctx;
   caches.discoveries.onEvent((e) => {
     const key = objectKey(e.object);
-    discoveryQueue.add(key);
     const old = e.old;
     const changed =
       e.type !== 'updated' ||
       old?.metadata.generation !== e.object.metadata.generation ||
       old?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] !== e.object.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION];
-    if (changed) for (const d of caches.devices.byIndex(BY_DISCOVERY, key)) deviceQueue.add(objectKey(d));
+    if (!changed) {
+      // A status-only update (usually our own write): batched like other status triggers.
+      ctx.enqueueDiscovery(key);
+      return;
+    }
+    discoveryQueue.add(key);
+    for (const d of caches.devices.byIndex(BY_DISCOVERY, key)) deviceQueue.add(objectKey(d));
   });
   caches.devices.onEvent((e: InformerEvent<Device>) => {
     const key = objectKey(e.object);

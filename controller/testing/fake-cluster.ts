@@ -55,7 +55,7 @@ export class FakeNodes {
     this.#names.add(name);
     await this.setStatus(name, 'True', allocatable);
     await this.#renew(name);
-    this.#timer ??= setInterval(() => void this.#renewAll(), 5_000).unref();
+    this.#timer ??= setInterval(() => void this.#renewAll(), 10_000).unref();
   }
 
   /** Sets the Ready condition (and optionally allocatable/capacity). */
