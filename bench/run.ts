@@ -9,9 +9,8 @@ import type { Measure, Measurement } from './harness.ts';
 import { agentMeasures } from './measures/agent.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
-import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...onvifUsbMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));
