@@ -65,18 +65,21 @@ export function parseHttpAddress(address: string): { host: string; port: number 
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-export function controllerConfig(flags: ControllerFlags, env: ControllerEnv): ControllerConfig {
-  const { host, port } = parseHttpAddress(flags.httpAddress);
+function validate(flags: ControllerFlags): void {
   if (flags.deviceWorkers < 1 || flags.discoveryWorkers < 1) throw new FlagError('--device-workers and --discovery-workers must be at least 1');
   if (flags.brokerBackoffBase < 1 || flags.brokerBackoffMax < flags.brokerBackoffBase) {
     throw new FlagError('--broker-backoff-base must be ≥ 1 ms and --broker-backoff-max ≥ --broker-backoff-base');
   }
-  if (flags.leaderElect) {
-    if (flags.leaseDuration < 1) throw new FlagError('--lease-duration must be at least 1 s');
-    if (!(flags.retryPeriod > 0 && flags.retryPeriod < flags.renewDeadline && flags.renewDeadline < flags.leaseDuration * 1000)) {
-      throw new FlagError('leader election needs 0 < --retry-period < --renew-deadline < --lease-duration');
-    }
+  if (!flags.leaderElect) return;
+  if (flags.leaseDuration < 1) throw new FlagError('--lease-duration must be at least 1 s');
+  if (!(flags.retryPeriod > 0 && flags.retryPeriod < flags.renewDeadline && flags.renewDeadline < flags.leaseDuration * 1000)) {
+    throw new FlagError('leader election needs 0 < --retry-period < --renew-deadline < --lease-duration');
   }
+}
+
+export function controllerConfig(flags: ControllerFlags, env: ControllerEnv): ControllerConfig {
+  const { host, port } = parseHttpAddress(flags.httpAddress);
+  validate(flags);
   const identity = `${env.podName ?? env.hostname}_${randomBytes(4).toString('hex')}`;
   return {
     ...DEFAULT_CONFIG,

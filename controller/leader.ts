@@ -133,21 +133,9 @@ export class LeaderElector {
     try {
       current = await this.#api.get<Lease>(RESOURCES.leases, namespace, name, signal);
     } catch (error) {
-      if (!isApiError(error, 404)) {
-        this.#log.debug({ err: error }, 'Could not read the leader lease');
-        return false;
-      }
-      try {
-        this.#lease = await this.#api.create<Lease>(RESOURCES.leases, namespace, {
-          metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
-        }, signal);
-        this.#observe(this.#lease, now);
-        return true;
-      } catch (createError) {
-        this.#log.debug({ err: createError }, 'Could not create the leader lease');
-        return false;
-      }
+      if (isApiError(error, 404)) return this.#create(now, signal);
+      this.#log.debug({ err: error }, 'Could not read the leader lease');
+      return false;
     }
     this.#lease = current;
     this.#observe(current, now);
@@ -171,6 +159,23 @@ export class LeaderElector {
       return true;
     } catch (error) {
       this.#log.debug({ err: error }, 'Could not update the leader lease');
+      return false;
+    }
+  }
+
+  async #create(now: number, signal: AbortSignal): Promise<boolean> {
+    const { namespace, name, identity, leaseDurationSeconds } = this.#config;
+    try {
+      this.#lease = await this.#api.create<Lease>(
+        RESOURCES.leases,
+        namespace,
+        { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 } },
+        signal,
+      );
+      this.#observe(this.#lease, now);
+      return true;
+    } catch (error) {
+      this.#log.debug({ err: error }, 'Could not create the leader lease');
       return false;
     }
   }

@@ -22,7 +22,7 @@ import { LeaderElector } from './leader.ts';
 import { createMetrics } from './metrics.ts';
 import { nodesReferenced } from './nodes.ts';
 import { WorkQueue } from './queue.ts';
-import { reconcileDevice, type ReconcileResult } from './reconcile-device.ts';
+import { RetryLater, reconcileDevice, type ReconcileResult } from './reconcile-device.ts';
 import { reconcileDiscovery } from './reconcile-discovery.ts';
 
 export interface ControllerDeps {
@@ -295,8 +295,13 @@ async function runWorker(name: string, ctx: ControllerContext, queue: WorkQueue,
         queue.add(key);
       } else {
         const delay = queue.addRateLimited(key);
-        ctx.metrics.reconciles.inc({ controller: name, result: 'error' });
-        ctx.log.warn({ controller: name, key, err: error, retryInMs: delay }, 'Reconcile failed; retrying');
+        if (error instanceof RetryLater) {
+          ctx.metrics.reconciles.inc({ controller: name, result: 'requeue' });
+          ctx.log.debug({ controller: name, key, reason: error.message, retryInMs: delay }, 'Reconcile deferred');
+        } else {
+          ctx.metrics.reconciles.inc({ controller: name, result: 'error' });
+          ctx.log.warn({ controller: name, key, err: error, retryInMs: delay }, 'Reconcile failed; retrying');
+        }
       }
     } finally {
       end();

@@ -28,17 +28,27 @@ import {
 } from './context.ts';
 import { errorCode, isApiError } from './kube/client.ts';
 import { CONTROLLER_FIELD_MANAGER, RESOURCES } from './kube/resources.ts';
-import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, deviceServiceName } from './labels.ts';
+import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, deviceServiceName } from './labels.ts';
 import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from './nodes.ts';
 import { desiredDeviceService, planService } from './services.ts';
 import { conditionsMatch, deviceBrokersCondition, settleConditions } from './status.ts';
-import { rfc3339 } from './time.ts';
 
 export interface ReconcileResult {
   readonly requeueAfterMs?: number;
 }
 
 const DEVICE_REF_KIND = 'Device';
+
+/**
+ * Thrown when the world lags the cache (a create found a same-named object the cache does not
+ * show yet): retried with the queue's per-key backoff, logged quietly.
+ */
+export class RetryLater extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetryLater';
+  }
+}
 
 export async function reconcileDevice(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
@@ -56,19 +66,12 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     await releaseLostNodes(ctx, device, lost, nodes, signal);
     return {};
   }
-  let requeueAfterMs = earliestLoss(referenced, nodes, now);
-
-  ctx.state.tombstones.delete(key);
-  if (ctx.state.appeared.delete(key)) {
-    const seenBy = (device.spec.nodes ?? []).join(', ') || 'no node yet';
-    ctx.events.record({ regarding: refOf(DEVICE_REF_KIND, API_VERSION, device), type: 'Normal', reason: 'DeviceOnline', action: 'Observe', note: `device ${name} is online (seen by ${seenBy})` });
-  }
+  noteOnline(ctx, key, device);
 
   const discovery = ctx.caches.discoveries.get(namespace, device.spec.discovery);
   const discoveryKey = `${namespace}/${device.spec.discovery}`;
   const observed = observeBrokers(ctx, BY_DEVICE, key, now);
   const desired = desiredBrokers(device, discovery, nodes, observed);
-  const templateError = currentTemplateError(ctx, discoveryKey, desired);
   const plan = planBrokers({
     desired,
     observed,
@@ -76,12 +79,40 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     nowMs: now,
     backoff: ctx.config.brokerBackoff,
     carried: (broker) => ctx.state.carried.get(`${namespace}/${broker}`),
-    templateBlocked: templateError !== undefined,
+    templateBlocked: currentTemplateError(ctx, discoveryKey, desired) !== undefined,
   });
+  recordFailures(ctx, device, plan);
 
+  await applyDeletes(ctx, device, plan.deletes, signal);
+  const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
+
+  const after = afterApply(observed, plan, created.brokers);
+  await reconcileDeviceService(ctx, device, discovery, after.some((b) => b.phase !== 'terminating'), signal);
+  await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
+
+  if (plan.deletes.length > 0 || created.brokers.length > 0) ctx.enqueueDiscovery(discoveryKey);
+  if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
+  const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs);
+  return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+}
+
+function minDefined(...values: (number | undefined)[]): number | undefined {
+  const defined = values.filter((v): v is number => v !== undefined);
+  return defined.length === 0 ? undefined : Math.min(...defined);
+}
+
+/** A Device that appeared while this replica led: record DeviceOnline once. */
+function noteOnline(ctx: ControllerContext, key: string, device: Device): void {
+  ctx.state.tombstones.delete(key);
+  if (!ctx.state.appeared.delete(key)) return;
+  const seenBy = (device.spec.nodes ?? []).join(', ') || 'no node yet';
+  ctx.events.record({ regarding: refOf(DEVICE_REF_KIND, API_VERSION, device), type: 'Normal', reason: 'DeviceOnline', action: 'Observe', note: `device ${device.metadata.name ?? ''} is online (seen by ${seenBy})` });
+}
+
+function recordFailures(ctx: ControllerContext, device: Device, plan: BrokerPlan): void {
   for (const failed of plan.failed) {
     ctx.events.record({
-      regarding: { apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1', kind: failed.kind, name: failed.name, namespace, uid: failed.uid },
+      regarding: { apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1', kind: failed.kind, name: failed.name, namespace: device.metadata.namespace, uid: failed.uid },
       related: refOf(DEVICE_REF_KIND, API_VERSION, device),
       type: 'Warning',
       reason: 'BrokerFailed',
@@ -89,21 +120,6 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
       note: `broker ${failed.name} on node ${failed.node ?? '?'} failed${failed.reason === undefined ? '' : `: ${failed.reason}`}`,
     });
   }
-
-  await applyDeletes(ctx, device, plan.deletes, signal);
-  const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
-
-  const after = afterApply(observed, plan, created);
-  await reconcileDeviceService(ctx, device, discovery, after.some((b) => b.phase !== 'terminating'), signal);
-  await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
-
-  if (plan.deletes.length > 0 || created.length > 0) ctx.enqueueDiscovery(discoveryKey);
-  if (plan.requeueAfterMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, plan.requeueAfterMs);
-  if (created.length < plan.creates.length && templateError === undefined && currentTemplateError(ctx, discoveryKey, desired) === undefined) {
-    // A create raced with a same-named object still going away: look again soon.
-    requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, 1_000);
-  }
-  return requeueAfterMs === undefined ? {} : { requeueAfterMs };
 }
 
 /** When the first NotReady node the device mentions becomes lost. */
@@ -191,14 +207,15 @@ async function applyCreates(
   desired: DesiredBrokers,
   creates: readonly BrokerCreate[],
   signal: AbortSignal,
-): Promise<CreatedBroker[]> {
-  if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0) return [];
+): Promise<{ brokers: CreatedBroker[]; conflicts: number }> {
+  if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0) return { brokers: [], conflicts: 0 };
   const namespace = device.metadata.namespace ?? '';
   const discoveryKey = `${namespace}/${discovery.metadata.name ?? ''}`;
   for (const c of creates) if (c.recreations > 0) ctx.state.carried.set(`${namespace}/${c.placement.name}`, c.recreations);
   const hash = desired.templateHash;
   const kind = desired.kind;
   let refused = false;
+  let conflicts = 0;
   const results = await mapLimit(creates, 16, async (c): Promise<CreatedBroker | undefined> => {
     if (refused) return undefined;
     const object = brokerObject({ device, discovery, placement: c.placement, templateHash: hash, recreations: c.recreations });
@@ -206,7 +223,10 @@ async function applyCreates(
     try {
       result = await ctx.api.create(brokerType(kind), namespace, object, signal);
     } catch (error) {
-      if (isApiError(error, 409)) return undefined; // the old object of that name is still going away
+      if (isApiError(error, 409)) {
+        conflicts++; // an object of that name the cache does not show (yet)
+        return undefined;
+      }
       if (isApiError(error, 400, 422)) {
         refused = true;
         const message = `the apiserver refused the broker ${kind} made from the template: ${(error as Error).message}`;
@@ -242,7 +262,7 @@ async function applyCreates(
     };
     return { observed };
   });
-  return results.filter((r): r is CreatedBroker => r !== undefined);
+  return { brokers: results.filter((r): r is CreatedBroker => r !== undefined), conflicts };
 }
 
 async function reconcileDeviceService(ctx: ControllerContext, device: Device, discovery: DeviceDiscovery | undefined, brokersExist: boolean, signal: AbortSignal): Promise<void> {
@@ -357,27 +377,32 @@ export function consumes(pod: V1Pod, resource: string): boolean {
   return containers.some((c) => c.resources?.limits?.[resource] !== undefined || c.resources?.requests?.[resource] !== undefined);
 }
 
+/** A running pod (not a broker) that asks for `resource`: evicted when the device goes. */
+function isConsumer(pod: V1Pod, resource: string): boolean {
+  const phase = pod.status?.phase;
+  if (pod.metadata?.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed') return false;
+  if (pod.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return false;
+  return consumes(pod, resource);
+}
+
 /**
  * Evicts (Eviction API: PodDisruptionBudgets apply) the running pods that consume the offline
  * device's resource on the nodes that saw it. Brokers are not touched (already deleted).
  * A refused eviction (429) throws: the reconcile retries with backoff, the tombstone stays.
  */
 async function evictConsumers(ctx: ControllerContext, device: Device, signal: AbortSignal): Promise<void> {
-  const resource = deviceResourceName(device.metadata.name ?? '');
+  const deviceName = device.metadata.name ?? '';
+  const resource = deviceResourceName(deviceName);
   for (const node of nodesReferenced(device)) {
     const list = await ctx.api.list<V1Pod>(RESOURCES.pods, { namespace: ctx.config.namespace, fieldSelector: `spec.nodeName=${node}`, signal });
-    for (const pod of list.items) {
-      const phase = pod.status?.phase;
-      if (pod.metadata?.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed') continue;
-      if (pod.metadata?.labels?.[MANAGED_BY_LABEL] !== undefined && pod.metadata.labels[MANAGED_BY_LABEL] === 'tether-controller') continue;
-      if (!consumes(pod, resource)) continue;
+    for (const pod of list.items.filter((p) => isConsumer(p, resource))) {
       const podNamespace = pod.metadata?.namespace ?? '';
       const podName = pod.metadata?.name ?? '';
       try {
         await ctx.api.evict(podNamespace, podName, signal);
       } catch (error) {
         if (isApiError(error, 404)) continue;
-        throw new Error(`evicting ${podNamespace}/${podName} (consumer of offline device ${device.metadata.name ?? ''})`, { cause: error });
+        throw new Error(`evicting ${podNamespace}/${podName} (consumer of offline device ${deviceName})`, { cause: error });
       }
       ctx.events.record({
         regarding: refOf('Pod', 'v1', pod),
@@ -385,7 +410,7 @@ async function evictConsumers(ctx: ControllerContext, device: Device, signal: Ab
         type: 'Warning',
         reason: 'ConsumerEvicted',
         action: 'Evict',
-        note: `evicted: it uses ${resource} and device ${device.metadata.name ?? ''} went offline`,
+        note: `evicted: it uses ${resource} and device ${deviceName} went offline`,
       });
     }
   }
@@ -393,6 +418,21 @@ async function evictConsumers(ctx: ControllerContext, device: Device, signal: Ab
 
 // ---------------------------------------------------------------------------------------------
 // Node loss
+
+/** Applies the release of one lost node; returns the Device as the last apply left it. */
+async function releaseNode(ctx: ControllerContext, device: Device, node: string, signal: AbortSignal): Promise<Device> {
+  let latest = device;
+  for (const apply of planNodeRelease(device, node)) {
+    try {
+      latest = await ctx.api.apply<Device>(RESOURCES.devices, apply.body, { fieldManager: apply.fieldManager, force: false, subresource: apply.subresource, signal });
+      ctx.metrics.nodeReleases.inc({ result: 'applied' });
+    } catch (error) {
+      ctx.metrics.nodeReleases.inc({ result: 'error' });
+      throw new Error(`releasing lost node ${node} from Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} as ${apply.fieldManager}`, { cause: error });
+    }
+  }
+  return latest;
+}
 
 /**
  * Releases what lost nodes hold on `device`, as their own agents would (server-side apply under
@@ -403,37 +443,35 @@ async function evictConsumers(ctx: ControllerContext, device: Device, signal: Ab
 async function releaseLostNodes(ctx: ControllerContext, device: Device, lost: readonly string[], nodes: NodeLookup, signal: AbortSignal): Promise<void> {
   let latest = device;
   const uid = device.metadata.uid ?? '';
+  const regarding = refOf(DEVICE_REF_KIND, API_VERSION, device);
   let allReleased = true;
   for (const node of lost) {
-    for (const apply of planNodeRelease(latest, node)) {
-      try {
-        latest = await ctx.api.apply<Device>(RESOURCES.devices, apply.body, { fieldManager: apply.fieldManager, force: false, subresource: apply.subresource, signal });
-        ctx.metrics.nodeReleases.inc({ result: 'applied' });
-      } catch (error) {
-        ctx.metrics.nodeReleases.inc({ result: 'error' });
-        if (isApiError(error, 404)) return;
-        throw new Error(`releasing lost node ${node} from Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} as ${apply.fieldManager}`, { cause: error });
-      }
+    try {
+      latest = await releaseNode(ctx, latest, node, signal);
+    } catch (error) {
+      if (isApiError((error as Error).cause, 404)) return; // the Device is gone
+      throw error;
     }
     const why = ctx.caches.nodes.get(undefined, node) === undefined ? 'deleted' : `NotReady for over ${Math.round(ctx.config.nodeLossGraceMs / 1000)} s`;
-    const regarding = refOf(DEVICE_REF_KIND, API_VERSION, device);
     if (deviceMentions(latest, node)) {
       allReleased = false;
       ctx.state.unreleasable.add(`${uid}/${node}`);
       ctx.events.record({ regarding, type: 'Warning', reason: 'NodeNotReleased', action: 'Release', note: `node ${node} is lost (${why}) but its entries are not held by its agent's field managers; left as they are` });
-    } else {
-      ctx.events.record({ regarding, type: 'Warning', reason: 'NodeLost', action: 'Release', note: `node ${node} is lost (${why}): released its nodes entry, slots and nodeStates entry` });
-      ctx.log.info({ device: device.metadata.name, namespace: device.metadata.namespace, node, why, at: rfc3339(Date.now()), health: nodes(node).health }, 'Released a lost node from a Device');
+      continue;
     }
+    ctx.events.record({ regarding, type: 'Warning', reason: 'NodeLost', action: 'Release', note: `node ${node} is lost (${why}): released its nodes entry, slots and nodeStates entry` });
+    ctx.log.info({ device: device.metadata.name, namespace: device.metadata.namespace, node, why, health: nodes(node).health }, 'Released a lost node from a Device');
   }
   const empty = (latest.spec.nodes ?? []).length === 0 && Object.keys(latest.spec.slots ?? {}).length === 0;
-  if (allReleased && empty) {
-    try {
-      await ctx.api.delete(RESOURCES.devices, latest.metadata.namespace, latest.metadata.name ?? '', { preconditions: { uid, resourceVersion: latest.metadata.resourceVersion } }, signal);
-    } catch (error) {
-      if (isApiError(error, 404, 409)) return;
-      throw new Error(`deleting Device ${latest.metadata.namespace ?? ''}/${latest.metadata.name ?? ''} that no node sees`, { cause: error });
-    }
-  }
+  if (allReleased && empty) await deleteUnseenDevice(ctx, latest, signal);
 }
 
+async function deleteUnseenDevice(ctx: ControllerContext, device: Device, signal: AbortSignal): Promise<void> {
+  const { namespace, name, uid, resourceVersion } = device.metadata;
+  try {
+    await ctx.api.delete(RESOURCES.devices, namespace, name ?? '', { preconditions: { uid, resourceVersion } }, signal);
+  } catch (error) {
+    if (isApiError(error, 404, 409)) return; // gone, or a node re-added itself meanwhile
+    throw new Error(`deleting Device ${namespace ?? ''}/${name ?? ''} that no node sees`, { cause: error });
+  }
+}

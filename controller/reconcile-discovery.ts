@@ -3,7 +3,7 @@
  * tether-controller, only when it changed) and its per-discovery Service (while any broker of
  * the discovery exists). Reads only caches; brokers themselves belong to the Device reconciler.
  */
-import { API_VERSION, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../deploy/crds/schema.ts';
+import { API_VERSION, type Device, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../deploy/crds/schema.ts';
 import { desiredBrokers, templateHash } from './brokers/desired.ts';
 import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from './context.ts';
 import { isApiError } from './kube/client.ts';
@@ -30,19 +30,8 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
   if (refused !== undefined && refused.hash !== hash) ctx.state.templateErrors.delete(key);
 
   const now = Date.now();
-  const nodes = nodeLookup(ctx, now);
   const devices = ctx.caches.devices.byIndex(BY_DISCOVERY, key).filter((d) => d.metadata.deletionTimestamp == null);
-  let placements = 0;
-  let ready = 0;
-  let backingOff = 0;
-  for (const device of devices) {
-    const deviceKey = `${namespace}/${device.metadata.name ?? ''}`;
-    const observed = observeBrokers(ctx, BY_DEVICE, deviceKey, now);
-    const desired = desiredBrokers(device, discovery, nodes, observed);
-    placements += desired.placements.length;
-    ready += readyCount(desired, observed);
-    if (device.status?.conditions?.some((c) => c.type === BROKERS_READY && c.reason === 'BackOff')) backingOff++;
-  }
+  const { placements, ready, backingOff } = brokerTotals(ctx, discovery, devices, now);
   const brokers = observeBrokers(ctx, BY_DISCOVERY, key, now);
   const running = brokers.filter((b) => b.phase === 'ready' || b.phase === 'running').length;
   const brokersExist = brokers.some((b) => b.phase !== 'terminating');
@@ -67,6 +56,23 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
   const action = planService(desiredDiscoveryService(discovery, brokersExist), ownService);
   await applyServiceAction(ctx, namespace, action, refOf('DeviceDiscovery', API_VERSION, discovery), signal);
   return {};
+}
+
+/** Broker placements, ready brokers and devices backing off, over the discovery's devices. */
+function brokerTotals(ctx: ControllerContext, discovery: DeviceDiscovery, devices: readonly Device[], now: number): { placements: number; ready: number; backingOff: number } {
+  const nodes = nodeLookup(ctx, now);
+  let placements = 0;
+  let ready = 0;
+  let backingOff = 0;
+  for (const device of devices) {
+    const deviceKey = `${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''}`;
+    const observed = observeBrokers(ctx, BY_DEVICE, deviceKey, now);
+    const desired = desiredBrokers(device, discovery, nodes, observed);
+    placements += desired.placements.length;
+    ready += readyCount(desired, observed);
+    if (device.status?.conditions?.some((c) => c.type === BROKERS_READY && c.reason === 'BackOff')) backingOff++;
+  }
+  return { placements, ready, backingOff };
 }
 
 async function applyDiscoveryStatus(

@@ -85,6 +85,11 @@ export function deviceBrokersCondition(
   if (ready === total && plan.deletes.length === 0 && plan.creates.length === 0) {
     return { ...base, status: 'True', reason: 'BrokersReady', message: summary };
   }
+  return { ...base, status: 'False', ...notReady(desired, observed, plan, summary) };
+}
+
+/** Reason and message of a False `BrokersReady`, most telling first. */
+function notReady(desired: DesiredBrokers, observed: readonly ObservedBroker[], plan: BrokerPlan, summary: string): { reason: string; message: string } {
   const backoff = plan.waits.filter((w) => w.reason === 'BackOff');
   if (backoff.length > 0) {
     const details = backoff.map((w) => {
@@ -92,10 +97,10 @@ export function deviceBrokersCondition(
       const why = b?.reason === undefined ? '' : ` (${b.reason})`;
       return `${w.name} failed${why}; recreation ${w.recreation ?? 1} at ${rfc3339(w.untilMs ?? 0)}`;
     });
-    return { ...base, status: 'False', reason: 'BackOff', message: `${summary}; ${details.join('; ')}` };
+    return { reason: 'BackOff', message: `${summary}; ${details.join('; ')}` };
   }
   if (plan.deletes.some((d) => d.reason === 'Outdated') || plan.waits.some((w) => w.reason === 'RollingUpdate')) {
-    return { ...base, status: 'False', reason: 'RollingUpdate', message: `${summary}; rolling brokers to the new template` };
+    return { reason: 'RollingUpdate', message: `${summary}; rolling brokers to the new template` };
   }
   const waiting = observed
     .filter((b) => desired.placements.some((p) => p.name === b.name) && !isAvailable(b) && b.phase !== 'terminating')
@@ -103,8 +108,7 @@ export function deviceBrokersCondition(
   for (const w of plan.waits) {
     if (w.reason === 'Terminating' || w.reason === 'Replacing') waiting.push(`${w.name} waiting for its previous object to terminate`);
   }
-  const message = waiting.length > 0 ? `${summary}; ${waiting.join('; ')}` : summary;
-  return { ...base, status: 'False', reason: 'BrokersNotReady', message };
+  return { reason: 'BrokersNotReady', message: waiting.length > 0 ? `${summary}; ${waiting.join('; ')}` : summary };
 }
 
 /** Inputs of the DeviceDiscovery status. */

@@ -139,32 +139,42 @@ export class FakeKubelet {
     const uid = meta.uid ?? '';
     if (!this.seen.has(uid)) this.seen.set(uid, { name: meta.name ?? '', at: Date.now() });
     if (meta.deletionTimestamp != null) {
-      if (this.#handled.has(`${uid}/deleted`)) return;
-      this.#handled.add(`${uid}/deleted`);
-      await ignoring(this.#api.delete(RESOURCES.pods, meta.namespace, meta.name ?? '', { gracePeriodSeconds: 0, preconditions: { uid } }), 404, 409);
+      await this.#finishDeletion(pod);
       return;
     }
     if (pod.spec?.nodeName === undefined || pod.status?.phase !== 'Pending' || this.#handled.has(uid)) return;
     const fate = this.#fate(pod);
     if (fate === 'ignore') return;
     this.#handled.add(uid);
-    const now = rfc3339(Date.now());
-    const container = pod.spec.containers[0]?.name ?? 'c';
-    const status =
-      fate === 'run'
-        ? {
-            phase: 'Running',
-            startTime: now,
-            conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
-            containerStatuses: [{ name: container, image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: now } } }],
-          }
-        : {
-            phase: 'Failed',
-            startTime: now,
-            containerStatuses: [{ name: container, image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', startedAt: now, finishedAt: now } } }],
-          };
+    const status = kubeletStatus(fate, pod.spec.containers[0]?.name ?? 'c');
     await ignoring(mergePatch(this.#api.client, RESOURCES.pods, meta.namespace, meta.name ?? '', { status }, 'status'), 404, 409);
   }
+
+  /** What a kubelet confirms once the containers stopped: the final delete, grace 0. */
+  async #finishDeletion(pod: V1Pod): Promise<void> {
+    const uid = pod.metadata?.uid ?? '';
+    if (this.#handled.has(`${uid}/deleted`)) return;
+    this.#handled.add(`${uid}/deleted`);
+    await ignoring(this.#api.delete(RESOURCES.pods, pod.metadata?.namespace, pod.metadata?.name ?? '', { gracePeriodSeconds: 0, preconditions: { uid } }), 404, 409);
+  }
+}
+
+/** The status a kubelet reports for a Pod it started (`run`) or that crashed at once (`fail`). */
+function kubeletStatus(fate: 'run' | 'fail', container: string): Record<string, unknown> {
+  const now = rfc3339(Date.now());
+  if (fate === 'run') {
+    return {
+      phase: 'Running',
+      startTime: now,
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
+      containerStatuses: [{ name: container, image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: now } } }],
+    };
+  }
+  return {
+    phase: 'Failed',
+    startTime: now,
+    containerStatuses: [{ name: container, image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', startedAt: now, finishedAt: now } } }],
+  };
 }
 
 /** What one agent applies for a device it sees (identity, its nodes entry, its slots, its state). */

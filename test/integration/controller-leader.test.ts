@@ -139,6 +139,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } });
+  await admin?.delete(RESOURCES.leases, namespace.name, LEASE).catch(() => undefined);
   await nodes?.close();
 });
 

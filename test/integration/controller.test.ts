@@ -57,6 +57,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
+  // Pods bound to fake nodes never finish terminating on their own: let the namespace go.
+  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } });
   await kubelet?.stop();
   await nodes?.close();
   await cleanupRbac();
