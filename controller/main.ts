@@ -15,7 +15,7 @@ import { BY_DISCOVERY, BY_NODE, brokerIndexers, labelKey, newSharedState, type C
 import { EventRecorder } from './events.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { KubeClient, RequestCounter } from './kube/client.ts';
-import { Informer, objectKey, type InformerEvent } from './kube/informer.ts';
+import { Informer, objectKey, withoutManagedFields, type InformerEvent } from './kube/informer.ts';
 import { Api, RESOURCES } from './kube/resources.ts';
 import { COMPONENT_LABEL, DEVICE_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels.ts';
 import { LeaderElector } from './leader.ts';
@@ -56,10 +56,23 @@ function nodeSignature(node: V1Node | undefined): string {
   return JSON.stringify([ready?.status, String(ready?.lastTransitionTime ?? ''), node.spec?.unschedulable === true, node.metadata?.labels ?? {}]);
 }
 
+/** Nodes carry image lists and more that the controller never reads. */
+function leanNode(node: V1Node): V1Node {
+  const { metadata, spec, status } = withoutManagedFields(node);
+  return {
+    apiVersion: node.apiVersion,
+    kind: node.kind,
+    metadata,
+    spec: { unschedulable: spec?.unschedulable },
+    status: { conditions: status?.conditions?.filter((c) => c.type === 'Ready') },
+  };
+}
+
 function makeCaches(client: KubeClient, config: ControllerConfig, log: Logger): Caches {
   const common = { client, namespace: config.namespace, log };
+  const lean = { ...common, transform: withoutManagedFields };
   return {
-    discoveries: new Informer<DeviceDiscovery>({ ...common, type: RESOURCES.deviceDiscoveries }),
+    discoveries: new Informer<DeviceDiscovery>({ ...lean, type: RESOURCES.deviceDiscoveries }),
     devices: new Informer<Device>({
       ...common,
       type: RESOURCES.devices,
@@ -68,10 +81,10 @@ function makeCaches(client: KubeClient, config: ControllerConfig, log: Logger): 
         [BY_NODE]: (d) => nodesReferenced(d),
       },
     }),
-    pods: new Informer<V1Pod>({ ...common, type: RESOURCES.pods, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
-    jobs: new Informer<V1Job>({ ...common, type: RESOURCES.jobs, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
-    services: new Informer<V1Service>({ ...common, type: RESOURCES.services, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
-    nodes: new Informer<V1Node>({ client, type: RESOURCES.nodes, log }),
+    pods: new Informer<V1Pod>({ ...lean, type: RESOURCES.pods, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    jobs: new Informer<V1Job>({ ...lean, type: RESOURCES.jobs, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    services: new Informer<V1Service>({ ...lean, type: RESOURCES.services, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
+    nodes: new Informer<V1Node>({ client, type: RESOURCES.nodes, log, transform: leanNode }),
   };
 }
 

@@ -42,6 +42,8 @@ export interface InformerOptions<T> {
   readonly backoffMaxMs?: number;
   /** Server-side watch timeout; default 300 s (±10 % jitter). */
   readonly watchTimeoutSeconds?: number;
+  /** Applied to every object before it is cached (e.g. drop fields nobody reads, to save memory). */
+  readonly transform?: (object: T) => T;
 }
 
 /** Cache key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
@@ -172,7 +174,7 @@ export class Informer<T extends KubeObject> {
     });
     const initial = !this.#synced;
     const fresh = new Map<string, T>();
-    for (const item of list.items) fresh.set(objectKey(item), withTypeMeta(item, this.type));
+    for (const item of list.items) fresh.set(objectKey(item), this.#prepare(item));
     for (const [key, old] of [...this.#cache.entries()]) {
       if (!fresh.has(key)) this.#remove(key, old, initial);
     }
@@ -217,7 +219,7 @@ export class Informer<T extends KubeObject> {
     }
     const rv = event.object.metadata?.resourceVersion;
     if (event.type !== 'BOOKMARK') {
-      const object = withTypeMeta(event.object as T, this.type);
+      const object = this.#prepare(event.object as T);
       const key = objectKey(object);
       if (event.type === 'DELETED') {
         const old = this.#cache.get(key);
@@ -229,6 +231,11 @@ export class Informer<T extends KubeObject> {
     if (rv !== undefined && rv !== '') this.#resourceVersion = rv;
     this.#failures = 0;
     return 'ok';
+  }
+
+  #prepare(object: T): T {
+    const typed = withTypeMeta(object, this.type);
+    return this.#options.transform === undefined ? typed : this.#options.transform(typed);
   }
 
   #upsert(key: string, object: T, initial: boolean): void {
@@ -279,6 +286,13 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+/** Drops metadata.managedFields (only Devices need them: node release reads them). */
+export function withoutManagedFields<T extends KubeObject>(object: T): T {
+  if (object.metadata?.managedFields === undefined) return object;
+  const { managedFields: _dropped, ...metadata } = object.metadata;
+  return { ...object, metadata };
 }
 
 /** List items come without apiVersion/kind; add them so objects look alike from both paths. */

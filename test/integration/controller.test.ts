@@ -98,6 +98,16 @@ async function getDiscovery(name: string): Promise<DeviceDiscovery> {
   return admin.get<DeviceDiscovery>(RESOURCES.deviceDiscoveries, namespace.name, name);
 }
 
+/** A user's edit of the spec (JSON merge patch: no conflict with the controller's status writes). */
+async function patchDiscoverySpec(name: string, spec: Record<string, unknown>): Promise<void> {
+  await admin.client.request('PATCH', `/apis/tether.dev/v1alpha1/namespaces/${namespace.name}/devicediscoveries/${name}`, {
+    verb: 'patch',
+    resource: 'devicediscoveries',
+    body: { spec },
+    contentType: 'application/merge-patch+json',
+  });
+}
+
 async function brokerPods(device: string): Promise<V1Pod[]> {
   const list = await admin.list<V1Pod>(RESOURCES.pods, { namespace: namespace.name, labelSelector: `tether.dev/device=${device}` });
   return list.items.filter((p) => p.metadata?.ownerReferences?.some((r) => r.kind === 'Device'));
@@ -242,8 +252,7 @@ describe('brokers', () => {
     await waitFor(async () => (await events()).some((e) => e.reason === 'InvalidBrokerTemplate'), { description: 'InvalidBrokerTemplate event' });
     expect(controller.requests.snapshot()['create pods'] ?? 0).toBe(creates);
 
-    const fixed = await getDiscovery(dd);
-    await admin.replace(RESOURCES.deviceDiscoveries, namespace.name, dd, { ...fixed, spec: { ...fixed.spec, broker: podBroker } } as never);
+    await patchDiscoverySpec(dd, { broker: podBroker });
     await waitFor(async () => (await livePods(device.name)).length === 1, { description: 'broker after the template was fixed' });
   });
 });
@@ -382,11 +391,7 @@ describe('template changes', () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
-    const current = await getDiscovery(dd);
-    await admin.replace(RESOURCES.deviceDiscoveries, namespace.name, dd, {
-      ...current,
-      spec: { ...current.spec, broker: { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:2' }] } } } },
-    } as never);
+    await patchDiscoverySpec(dd, { broker: { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:2' }] } } } });
     const after = await waitFor(async () => {
       const live = await livePods(device.name);
       const ok = live.length === 2 && live.every((p) => p.metadata?.labels?.['tether.dev/template-hash'] !== oldHash && p.status?.phase === 'Running');
