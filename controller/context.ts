@@ -53,10 +53,12 @@ export interface SharedState {
   readonly appeared: Set<string>;
   /** `deviceUid/node` pairs whose release did not remove the node (not held by an agent manager). */
   readonly unreleasable: Set<string>;
+  /** Device key → when the controller last created or deleted one of its brokers. */
+  readonly lastBrokerChange: Map<string, number>;
 }
 
 export function newSharedState(): SharedState {
-  return { failedSeen: new Map(), carried: new Map(), templateErrors: new Map(), tombstones: new Map(), appeared: new Set(), unreleasable: new Set() };
+  return { failedSeen: new Map(), carried: new Map(), templateErrors: new Map(), tombstones: new Map(), appeared: new Set(), unreleasable: new Set(), lastBrokerChange: new Map() };
 }
 
 export interface ControllerContext {

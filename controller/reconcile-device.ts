@@ -88,11 +88,21 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
 
   const after = afterApply(observed, plan, created.brokers);
   await reconcileDeviceService(ctx, device, discovery, after.some((b) => b.phase !== 'terminating'), signal);
-  await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
 
-  if (plan.deletes.length > 0 || created.brokers.length > 0) ctx.enqueueDiscovery(discoveryKey);
+  const changed = plan.deletes.length > 0 || created.brokers.length > 0;
+  if (changed) {
+    ctx.state.lastBrokerChange.set(key, now);
+    ctx.enqueueDiscovery(discoveryKey);
+  }
+  // Status settles a moment after the last broker change, so a broker that is created and
+  // becomes ready within that moment costs one status write, not one per step.
+  const settleMs = (ctx.state.lastBrokerChange.get(key) ?? -Infinity) + ctx.config.statusBatchMs - now;
+  if (settleMs <= 0) {
+    ctx.state.lastBrokerChange.delete(key);
+    await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
+  }
   if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
-  const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs);
+  const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs, settleMs > 0 ? settleMs : undefined);
   return requeueAfterMs === undefined ? {} : { requeueAfterMs };
 }
 
@@ -358,6 +368,7 @@ async function teardownDevice(ctx: ControllerContext, key: string, signal: Abort
     }
   }
   ctx.state.appeared.delete(key);
+  ctx.state.lastBrokerChange.delete(key);
   for (const carriedKey of ctx.state.carried.keys()) if (carriedKey.startsWith(`${key}-`)) ctx.state.carried.delete(carriedKey);
 
   const tombstone = ctx.state.tombstones.get(key);
