@@ -9,8 +9,9 @@ import type { Measure, Measurement } from './harness.ts';
 import { agentMeasures } from './measures/agent.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
+import { networkHandlerMeasures } from './measures/network-handlers.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

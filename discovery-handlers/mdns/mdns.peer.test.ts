@@ -3,7 +3,16 @@
  * from another network namespace joined by a veth pair: every packet crosses a real link.
  * Needs root, `avahi-daemon`, `avahi-utils`, `iproute2`.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StandaloneAgent } from '../../agent/standalone.ts';
+import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
 import { fullNameOf, type MockService } from '../../mocks/mdns/responder.ts';
 import { startAvahi, type AvahiPeer } from '../../test/peers/avahi.ts';
 import { runHandler, type RunningHandler } from '../../test/peers/handler-run.ts';
@@ -159,5 +168,62 @@ describe('mdns handler across a veth link', () => {
     let settled = false;
     void done.finally(() => (settled = true));
     expect(settled).toBe(false);
+  });
+});
+
+describe('mdns through the agent, and the CLI', () => {
+  const healthy = (kubelet: MockKubelet, resource: string): number => (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
+
+  it('a printer published by avahi becomes an allocatable device with its env; its goodbye turns it Unhealthy', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-mdns-agent-'));
+    perTest.defer('agent dir', () => rm(dir, { recursive: true, force: true }));
+    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
+    await kubelet.start();
+    perTest.defer('kubelet', () => kubelet.stop());
+    const handler = createMdnsHandler();
+    const agent = new StandaloneAgent({
+      node: 'edge-1',
+      pluginDir: join(dir, 'dp'),
+      log: pino({ level: 'silent' }),
+      discoveries: [
+        {
+          namespace: 'default',
+          name: 'printers',
+          handler,
+          details: handler.parseDetails({ serviceTypes: ['_ipp._tcp'], interfaces: [link.hostIf], filters: { instanceName: '^Second' } }),
+          capacity: 1,
+          offlineGraceMs: 60_000,
+          properties: new Map(),
+        },
+      ],
+    });
+    agent.start();
+    perTest.defer('agent', () => agent.stop());
+    const publisher = await avahi.publish({ name: 'Second Printer', type: '_ipp._tcp', port: 631, txt: ['rp=ipp/print', 'note=2nd floor'] });
+    perTest.defer('publisher', () => publisher.stop());
+    const name = deviceName({ namespace: 'default', discovery: 'printers', deviceId: 'Second Printer._ipp._tcp.local' });
+    const resource = deviceResourceName(name);
+    await kubelet.waitFor(() => healthy(kubelet, resource) === 1, 10_000, 'allocatable printer');
+    const response = await kubelet.allocate({ namespace: 'default', name: 'print-broker' }, resource, 1);
+    expect(response.envs).toMatchObject({
+      MDNS_INSTANCE: 'Second Printer',
+      MDNS_ADDRESS: link.peerAddress,
+      MDNS_PORT: '631',
+      MDNS_HOST: `${avahi.hostName}.local`,
+      MDNS_TXT_RP: 'ipp/print',
+      MDNS_TXT_NOTE: '2nd floor',
+      TETHER_DEVICES: name,
+    });
+    await publisher.stop();
+    await kubelet.waitFor(() => healthy(kubelet, resource) === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 1, 5_000, 'Unhealthy after the goodbye');
+  });
+
+  it('tether discover mdns prints the services found in the first browse window', async () => {
+    const bin = new URL('../../bin/tether.ts', import.meta.url).pathname;
+    const details = JSON.stringify({ serviceTypes: ['_ipp._tcp'], interfaces: [link.hostIf] });
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'discover', 'mdns', '--details', details, '-o', 'json']);
+    const devices = JSON.parse(stdout) as { id: string; properties: Record<string, string> }[];
+    expect(devices.map((d) => d.id)).toEqual([printerId]);
+    expect(devices[0]?.properties['MDNS_TXT_TY']).toBe('Acme LaserJet 4000');
   });
 });

@@ -51,8 +51,12 @@ interface DnsPacket {
 }
 
 const RECORD_TYPES = new Set<RecordType>(['PTR', 'SRV', 'TXT', 'A', 'AAAA']);
-/** Do not ask for the same missing record more often than this. */
+/**
+ * A missing record is asked for again after 1 s, 2 s, 4 s, 8 s (then given up until something
+ * changes): a responder ignores a query for a record it multicast less than a second ago.
+ */
 const MISSING_QUERY_INTERVAL_MS = 1_000;
+const MISSING_QUERY_ATTEMPTS = 5;
 /**
  * An instance whose host has no address yet is held back this long (its A record usually
  * follows in the next packet): reported at once it would change again a moment later.
@@ -106,7 +110,7 @@ class MdnsBrowser {
   readonly #sockets: MdnsSocket[] = [];
   readonly #bonjours: Bonjour[] = [];
   readonly #reported = new Map<string, string>();
-  readonly #askedAt = new Map<string, number>();
+  readonly #asked = new Map<string, { at: number; attempts: number }>();
   /** When each instance was first resolved without an address. */
   readonly #waitingSince = new Map<string, number>();
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -246,10 +250,13 @@ class MdnsBrowser {
   #askFor(missing: Missing): void {
     const name = missing.kind === 'srv' ? missing.name : missing.host;
     const now = Date.now();
-    const last = this.#askedAt.get(name);
-    if (last !== undefined && now - last < MISSING_QUERY_INTERVAL_MS) return;
-    if (this.#askedAt.size > this.#details.maxDevices * 4) this.#askedAt.clear();
-    this.#askedAt.set(name, now);
+    const last = this.#asked.get(name);
+    if (last !== undefined && (last.attempts >= MISSING_QUERY_ATTEMPTS || now - last.at < MISSING_QUERY_INTERVAL_MS * 2 ** (last.attempts - 1))) return;
+    if (this.#asked.size > this.#details.maxDevices * 4) this.#asked.clear();
+    const attempts = (last?.attempts ?? 0) + 1;
+    this.#asked.set(name, { at: now, attempts });
+    // Look again when the next attempt is allowed: if it is still missing, ask again.
+    if (attempts < MISSING_QUERY_ATTEMPTS) this.#later(() => this.#report(false), MISSING_QUERY_INTERVAL_MS * 2 ** (attempts - 1) + 5);
     this.#query(
       missing.kind === 'srv'
         ? [
@@ -284,6 +291,10 @@ class MdnsBrowser {
       for (const fullName of instanceNames(this.#cache, type)) {
         const { instance, missing } = resolveInstance(this.#cache, type, fullName);
         if (missing !== undefined) this.#askFor(missing);
+        else if (this.#asked.size > 0) {
+          this.#asked.delete(fullName);
+          if (instance !== undefined) this.#asked.delete(instance.host);
+        }
         if (instance === undefined || !passesFilters(instance, this.#details.filters)) continue;
         if (this.#awaitingAddress(instance.fullName, instance.addresses.length > 0, now, waiting)) continue;
         if (present.size >= this.#details.maxDevices && !present.has(instance.fullName)) {

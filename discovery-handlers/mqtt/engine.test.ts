@@ -23,7 +23,7 @@ function setup(limits = { maxProperties: 64, maxPropertyLength: 4096 }) {
     new HomeAssistantConvention({ prefix: 'homeassistant', statusTopic: 'homeassistant/status', groupBy: 'device' }, context),
     new HomieConvention({ domain: 'homie' }, context),
   ];
-  const engine = new MqttEngine({ conventions, sink, log, count: (e) => counts.push(e), limits, common: { MQTT_BROKER_URL: 'mqtt://b:1883' } });
+  const engine = new MqttEngine({ conventions, sink, log, count: (e) => counts.push(e), limits, common: { MQTT_BROKER_URL: 'mqtt://b:1883' }, schedule: (flush) => flush() });
   return { engine, calls, counts, logs };
 }
 
@@ -105,5 +105,34 @@ describe('MqttEngine', () => {
       'homie/5/+/$state',
       'homie/5/+/$description',
     ]);
+  });
+
+  it('batches a burst into one replaceAll of the complete set; a few changes go out one by one', () => {
+    const calls: Call[] = [];
+    const sink: DeviceSink = {
+      replaceAll: (devices) => calls.push(['replaceAll', devices.map((d) => d.id)]),
+      upsert: (device) => calls.push(['upsert', device]),
+      remove: (id) => calls.push(['remove', id]),
+    };
+    const flushes: (() => void)[] = [];
+    const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
+    const engine = new MqttEngine({ conventions: [homie], sink, log: pino({ level: 'silent' }), count: () => undefined, limits: { maxProperties: 8, maxPropertyLength: 64 }, common: {}, schedule: (f) => flushes.push(f) });
+    engine.endResync();
+    for (let i = 0; i < 100; i++) engine.handle(msg(`homie/5/d${i}/$state`, 'ready', false), 0);
+    expect(flushes).toHaveLength(1);
+    flushes.shift()!();
+    expect(calls.slice(1)).toEqual([['replaceAll', Array.from({ length: 100 }, (_, i) => `homie/d${i}`)]]);
+    engine.handle(msg('homie/5/d1/$state', 'lost', false), 0);
+    engine.handle(msg('homie/5/x/$state', 'ready', false), 0);
+    flushes.shift()!();
+    expect(calls.slice(2).map((c) => [c[0], typeof c[1] === 'string' ? c[1] : (c[1] as DiscoveredDevice).id])).toEqual([
+      ['remove', 'homie/d1'],
+      ['upsert', 'homie/x'],
+    ]);
+    // Nothing reaches the sink after close.
+    engine.handle(msg('homie/5/y/$state', 'ready', false), 0);
+    engine.close();
+    flushes.shift()!();
+    expect(calls).toHaveLength(4);
   });
 });

@@ -9,6 +9,10 @@
  *   settleFinal()  – the re-sync window is over: devices with non-retained configs that did not
  *                    re-announce are dropped.
  *
+ * Live changes are batched per event-loop turn: a few go out as upsert/remove, a burst (at
+ * least BATCH_AS_SNAPSHOT changes, e.g. thousands of devices announced at once) as one
+ * replaceAll of the complete set, so the agent does O(devices) work per turn, not per message.
+ *
  * Bad payloads never escape: they are counted (`bad_payload`) and logged once per topic.
  * Called from one event loop turn at a time; not re-entrant.
  */
@@ -25,7 +29,12 @@ export interface EngineOptions {
   readonly limits: PropertyLimits;
   /** Properties every device gets first (broker URL…). */
   readonly common: Readonly<Record<string, string>>;
+  /** Runs the flush of batched changes (default: setImmediate, i.e. once per event-loop turn). */
+  readonly schedule?: (flush: () => void) => void;
 }
+
+/** From this many changes in one turn on, the complete set is sent instead. */
+export const BATCH_AS_SNAPSHOT = 64;
 
 /** How many distinct topics get a bad-payload log line; later ones are only counted. */
 const MAX_LOGGED_TOPICS = 1000;
@@ -33,8 +42,12 @@ const MAX_DEVICE_ID_LENGTH = 1024;
 
 export class MqttEngine {
   readonly #options: EngineOptions;
-  /** id → serialised device last reported (present devices only). */
-  readonly #reported = new Map<string, string>();
+  /** id → device last reported, and its serialised form (present devices only). */
+  readonly #reported = new Map<string, { device: DiscoveredDevice; serialised: string }>();
+  /** Changes already in #reported but not yet sent to the sink. */
+  readonly #pending = new Set<string>();
+  #flushScheduled = false;
+  #closed = false;
   readonly #loggedTopics = new Set<string>();
   #syncing = true;
   #limited = false;
@@ -96,15 +109,16 @@ export class MqttEngine {
     this.#syncing = false;
     const devices: DiscoveredDevice[] = [];
     this.#reported.clear();
+    this.#pending.clear(); // the snapshot below supersedes them
     for (const convention of this.#options.conventions) {
       for (const view of convention.views()) {
         const device = this.#bounded(view.id, view.properties);
         if (device === undefined || this.#reported.has(device.id)) continue;
-        this.#reported.set(device.id, JSON.stringify(device));
+        this.#reported.set(device.id, { device, serialised: JSON.stringify(device) });
         devices.push(device);
       }
     }
-    this.#options.sink.replaceAll(devices);
+    if (!this.#closed) this.#options.sink.replaceAll(devices);
   }
 
   settleFinal(): void {
@@ -116,24 +130,53 @@ export class MqttEngine {
    * (the agent forgets them after the discovery's offline grace period unless they return).
    */
   brokerLost(): void {
-    for (const id of this.#reported.keys()) this.#options.sink.remove(id);
+    this.flush();
+    for (const id of this.#reported.keys()) if (!this.#closed) this.#options.sink.remove(id);
     this.#reported.clear();
   }
 
+  /** Stops reporting (the handler is stopping): pending changes are dropped. */
+  close(): void {
+    this.#closed = true;
+    this.#pending.clear();
+  }
+
+  /** Sends the batched changes now. */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.size === 0 || this.#closed) return;
+    const { sink } = this.#options;
+    if (this.#pending.size >= BATCH_AS_SNAPSHOT) {
+      this.#pending.clear();
+      sink.replaceAll([...this.#reported.values()].map((r) => r.device));
+      return;
+    }
+    const ids = [...this.#pending];
+    this.#pending.clear();
+    for (const id of ids) {
+      const reported = this.#reported.get(id);
+      if (reported === undefined) sink.remove(id);
+      else sink.upsert(reported.device);
+    }
+  }
+
   #emit(convention: Convention, ids: readonly string[]): void {
-    if (this.#syncing) return;
+    if (this.#syncing || ids.length === 0) return;
     for (const id of ids) {
       const view = convention.view(id);
       const device = view === undefined ? undefined : this.#bounded(id, view.properties);
       if (device === undefined) {
-        if (this.#reported.delete(id)) this.#options.sink.remove(id);
+        if (this.#reported.delete(id)) this.#pending.add(id);
         continue;
       }
       const serialised = JSON.stringify(device);
-      if (this.#reported.get(id) === serialised) continue;
-      this.#reported.set(id, serialised);
-      this.#options.sink.upsert(device);
+      if (this.#reported.get(id)?.serialised === serialised) continue;
+      this.#reported.set(id, { device, serialised });
+      this.#pending.add(id);
     }
+    if (this.#pending.size === 0 || this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    (this.#options.schedule ?? setImmediate)(() => this.flush());
   }
 
   #bounded(id: string, properties: Readonly<Record<string, string>>): DiscoveredDevice | undefined {

@@ -368,6 +368,7 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
       await abortableDelay(backoffMs(details, session.connected ? 0 : failures), signal);
     }
   } finally {
+    engine.close();
     clearTimeout(lossTimer);
     clearInterval(sweep);
   }
