@@ -2,7 +2,7 @@ import type { networkInterfaces } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { DetailsError } from '../contract.ts';
 import { parseMdnsDetails, parseServiceType } from './details.ts';
-import { interfaceAddresses, toRecord } from './mdns.ts';
+import { interfaceAddresses, questionFor, toRecord } from './mdns.ts';
 
 describe('parseServiceType', () => {
   it.each([
@@ -106,5 +106,17 @@ describe('toRecord', () => {
     [{ type: 'PTR', ttl: 1, data: 'y.local' }, false],
   ])('%o → kept %s', (answer, kept) => {
     expect(toRecord(answer) !== undefined).toBe(kept);
+  });
+});
+
+describe('questionFor', () => {
+  const types = [parseServiceType('_ipp._tcp')!];
+  it.each([
+    ['Office Printer._ipp._tcp.local', 'SRV', { name: 'Office Printer._ipp._tcp.local', type: 'SRV' }],
+    ['Printer v2.1._ipp._tcp.local', 'SRV', { name: '_ipp._tcp.local', type: 'PTR' }],
+    ['Printer v2.1._ipp._tcp.local', 'TXT', { name: '_ipp._tcp.local', type: 'PTR' }],
+    ['host.v2.local', 'A', { name: 'host.v2.local', type: 'A' }],
+  ] as const)('%s %s', (name, type, expected) => {
+    expect(questionFor(name, type, types)).toEqual(expected);
   });
 });

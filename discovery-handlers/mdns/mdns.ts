@@ -94,6 +94,22 @@ export function socketOptions(address: string): ConstructorParameters<typeof Bon
   return { interface: address, bind: '0.0.0.0' } as unknown as ConstructorParameters<typeof Bonjour>[0];
 }
 
+/**
+ * The question to send for a record of `name`. WARNING: dns-packet encodes names by splitting
+ * at every dot, so an instance name that contains one ("Printer v2.1._ipp._tcp.local") cannot
+ * be asked for directly; ask for the service type's PTR instead, whose answer carries the
+ * instance's SRV and TXT records too.
+ */
+export function questionFor(name: string, type: RecordType, serviceTypes: readonly ServiceType[]): { name: string; type: RecordType } {
+  if (type !== 'SRV' && type !== 'TXT') return { name, type };
+  const key = nameKey(name);
+  for (const serviceType of serviceTypes) {
+    const suffix = `.${nameKey(serviceType.type)}.local`;
+    if (key.endsWith(suffix) && key.slice(0, -suffix.length).includes('.')) return { name: `${serviceType.type}.local`, type: 'PTR' };
+  }
+  return { name, type };
+}
+
 /** Narrows a decoded answer to a record the cache keeps, or undefined. */
 export function toRecord(answer: DnsAnswer): IncomingRecord | undefined {
   const { name, type, ttl, data } = answer;
@@ -241,7 +257,10 @@ class MdnsBrowser {
     const expired = this.#cache.expire(now);
     const due = this.#cache.dueRefreshes(now, () => true);
     const questions = new Map<string, { name: string; type: string }>();
-    for (const record of due) questions.set(`${nameKey(record.name)}|${record.type}`, { name: record.name, type: record.type });
+    for (const record of due) {
+      const question = questionFor(record.name, record.type, this.#details.serviceTypes);
+      questions.set(`${nameKey(question.name)}|${question.type}`, question);
+    }
     if (questions.size > 0) this.#query([...questions.values()]);
     if (expired.length > 0) this.#report(false);
     this.#armDeadline();
@@ -259,10 +278,7 @@ class MdnsBrowser {
     if (attempts < MISSING_QUERY_ATTEMPTS) this.#later(() => this.#report(false), MISSING_QUERY_INTERVAL_MS * 2 ** (attempts - 1) + 5);
     this.#query(
       missing.kind === 'srv'
-        ? [
-            { name, type: 'SRV' },
-            { name, type: 'TXT' },
-          ]
+        ? [questionFor(name, 'SRV', this.#details.serviceTypes), questionFor(name, 'TXT', this.#details.serviceTypes)]
         : [
             { name, type: 'A' },
             { name, type: 'AAAA' },
