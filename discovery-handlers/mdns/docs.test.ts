@@ -1,0 +1,22 @@
+/** The DeviceDiscovery examples in docs/handlers/mdns.md are valid for this handler. */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Value } from 'typebox/value';
+import { parse } from 'yaml';
+import { DeviceDiscoverySchema } from '../../deploy/crds/schema.ts';
+import { createMdnsHandler } from './mdns.ts';
+
+const doc = readFileSync(new URL('../../docs/handlers/mdns.md', import.meta.url), 'utf8');
+const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!) as { metadata: { name: string }; spec: { handler: string; details: unknown } });
+
+describe('docs/handlers/mdns.md', () => {
+  it('has DeviceDiscovery examples', () => {
+    expect(examples.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it.each(examples.map((e) => [e.metadata.name, e] as const))('%s is a valid DeviceDiscovery with valid details', (_name, example) => {
+    expect([...Value.Errors(DeviceDiscoverySchema, example)]).toEqual([]);
+    expect(example.spec.handler).toBe('mdns');
+    expect(() => createMdnsHandler().parseDetails(example.spec.details)).not.toThrow();
+  });
+});
