@@ -60,10 +60,12 @@ function start(details: Record<string, unknown>): RunningHandler {
 }
 
 const printerId = 'Office Printer._ipp._tcp.local';
+/** Only what the test's avahi publishes (a LAN printer seen through a host avahi must not count). */
+const fromAvahi = (): { host: string } => ({ host: `^${avahi.hostName}\\.local$` });
 
 describe('mdns handler across a veth link', () => {
   it('finds avahi static services in the first report, with host, port, address and TXT', async () => {
-    const { sink } = start({ serviceTypes: ['_ipp._tcp'] });
+    const { sink } = start({ serviceTypes: ['_ipp._tcp'], filters: fromAvahi() });
     await sink.waitFor(() => sink.calls.length > 0, 5_000, 'first report');
     expect(sink.calls[0]).toEqual({ kind: 'replaceAll', ids: [printerId] });
     expect(sink.devices.get(printerId)?.properties).toEqual({
@@ -96,13 +98,13 @@ describe('mdns handler across a veth link', () => {
   it('finds a service avahi announced just before the browse started (needs the re-query after 1 s)', async () => {
     const publisher = await avahi.publish({ name: 'Fresh Scanner', type: '_uscan._tcp', port: 9095 });
     perTest.defer('publisher', () => publisher.stop());
-    const { sink } = start({ serviceTypes: ['_uscan._tcp'] });
+    const { sink } = start({ serviceTypes: ['_uscan._tcp'], filters: fromAvahi() });
     await sink.waitFor(() => sink.calls.length > 0, 5_000, 'first report');
     expect(sink.calls[0]).toEqual({ kind: 'replaceAll', ids: ['Fresh Scanner._uscan._tcp.local'] });
   });
 
   it('static service files: adding one announces it, removing it sends goodbyes', async () => {
-    const { sink } = start({ serviceTypes: ['_rtsp._tcp'], filters: { host: `^${avahi.hostName}\\.local$` } });
+    const { sink } = start({ serviceTypes: ['_rtsp._tcp'], filters: fromAvahi() });
     await sink.waitFor(() => sink.calls[0]?.kind === 'replaceAll', 5_000, 'first report');
     await avahi.addServiceFile('door.service', { name: 'Door Cam', type: '_rtsp._tcp', port: 8554, txt: ['path=/live'] });
     const id = 'Door Cam._rtsp._tcp.local';
@@ -220,7 +222,7 @@ describe('mdns through the agent, and the CLI', () => {
 
   it('tether discover mdns prints the services found in the first browse window', async () => {
     const bin = new URL('../../bin/tether.ts', import.meta.url).pathname;
-    const details = JSON.stringify({ serviceTypes: ['_ipp._tcp'], interfaces: [link.hostIf] });
+    const details = JSON.stringify({ serviceTypes: ['_ipp._tcp'], interfaces: [link.hostIf], filters: fromAvahi() });
     const { stdout } = await promisify(execFile)(process.execPath, [bin, 'discover', 'mdns', '--details', details, '-o', 'json']);
     const devices = JSON.parse(stdout) as { id: string; properties: Record<string, string> }[];
     expect(devices.map((d) => d.id)).toEqual([printerId]);
