@@ -1,8 +1,9 @@
 /**
  * Kubernetes Events (events.k8s.io/v1) for what the controller does: broker created, deleted,
  * failed; device online, offline; node lost; eviction. Fire-and-forget: `record` never blocks
- * a reconcile and never throws; at most `maxInFlight` creates run at once and a bounded backlog
- * waits, the rest is dropped (and counted). The same (object, reason, note) within the
+ * a reconcile and never throws; at most `maxInFlight` (4) creates run at once — Events yield
+ * to the writes that matter — and a bounded backlog waits, the rest is dropped (and counted).
+ * The same (object, reason, note) within the
  * de-duplication window is recorded once, so a broker that stays failed is one event.
  * Only the leader records (`enabled`).
  */
@@ -68,7 +69,7 @@ export class EventRecorder {
     }
     this.#seen.set(key, now);
     if (this.#seen.size > 10_000) this.#prune(now, window);
-    if (this.#inFlight >= (this.#options.maxInFlight ?? 16)) {
+    if (this.#inFlight >= (this.#options.maxInFlight ?? 4)) {
       if (this.#backlog.length >= (this.#options.maxBacklog ?? 5_000)) {
         this.stats.dropped++;
         return;
