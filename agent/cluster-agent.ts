@@ -401,6 +401,16 @@ export class ClusterAgent {
     );
   }
 
+  #handlerFor(discovery: DeviceDiscovery): AnyDiscoveryHandler | undefined {
+    return (
+      this.#options.handlers.get(discovery.spec.handler) ??
+      this.#options.externalHandler?.(discovery.spec.handler) ??
+      // An external handler that went away keeps its session: its devices go offline
+      // through the grace period and return when it registers again.
+      this.#sessions.get(keyOf(discovery))?.session.spec.handler
+    );
+  }
+
   async #desiredSessions(): Promise<Map<string, DesiredSession>> {
     const desired = new Map<string, DesiredSession>();
     const node = this.#nodeFacts();
@@ -408,12 +418,7 @@ export class ClusterAgent {
       const key = keyOf(discovery);
       if (discovery.metadata.deletionTimestamp !== undefined) continue;
       if (!nodeMatches(discovery.spec.nodeSelector, node)) continue;
-      const handler =
-        this.#options.handlers.get(discovery.spec.handler) ??
-        this.#options.externalHandler?.(discovery.spec.handler) ??
-        // An external handler that went away keeps its session: its devices go offline
-        // through the grace period and return when it registers again.
-        this.#sessions.get(key)?.session.spec.handler;
+      const handler = this.#handlerFor(discovery);
       if (handler === undefined) {
         this.#warnOnce(discovery, 'HandlerUnavailable', `Discovery handler ${discovery.spec.handler} is not available on this node`);
         continue;
