@@ -6,7 +6,7 @@
  *    garbage collector do it too, later), record DeviceOffline, and — if the discovery opted in
  *    — evict the user pods that consume the device.
  * 2. A node it mentions is lost → release that node's entries with server-side apply as the
- *    node's own agent field managers (see nodes.ts); done, the update brings us back.
+ *    node's own agent field managers (see nodes.ts).
  * 3. desiredBrokers → planBrokers (pure) → deletes, creates (I/O).
  * 4. The per-device Service, when the discovery asks for one and brokers exist.
  * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
@@ -62,9 +62,13 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   const uid = device.metadata.uid ?? '';
   const referenced = nodesReferenced(device);
   const lost = referenced.filter((n) => nodes(n).health === 'Lost' && !ctx.state.unreleasable.has(`${uid}/${n}`));
+  // A release that fails (conflict, RBAC) must not block the brokers: they are reconciled
+  // anyway (lost nodes get none), then the error requeues the key with backoff.
+  let releaseError: Error | undefined;
   if (lost.length > 0) {
-    await releaseLostNodes(ctx, device, lost, nodes, signal);
-    return {};
+    await releaseLostNodes(ctx, device, lost, nodes, signal).catch((error: unknown) => {
+      releaseError = error instanceof Error ? error : new Error(String(error));
+    });
   }
   noteOnline(ctx, key, device);
 
@@ -101,6 +105,7 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     ctx.state.lastBrokerChange.delete(key);
     await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
   }
+  if (releaseError !== undefined) throw releaseError;
   if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
   const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs, settleMs > 0 ? settleMs : undefined);
   return requeueAfterMs === undefined ? {} : { requeueAfterMs };
