@@ -150,7 +150,15 @@ export async function startController(config: ControllerConfig, deps: Controller
   let server: HttpServer | undefined;
   if (config.httpPort >= 0) {
     server = await startHttpServer(config.httpHost, config.httpPort, metrics.registry, {
-      healthy: () => ({ ok: !stopping.signal.aborted, detail: informers.map((i) => `${i.type.plural}: ${i.health().state}`).join('\n') }),
+      healthy: () => ({
+        ok: !stopping.signal.aborted,
+        detail: informers
+          .map((i) => {
+            const { state, lastError } = i.health();
+            return `${i.type.plural}: ${state}${lastError === undefined ? '' : ` (last error: ${lastError})`}`;
+          })
+          .join('\n'),
+      }),
       ready: () => ({
         ok: allSynced(),
         detail: `${informers.map((i) => `${i.type.plural}: ${i.hasSynced() ? 'synced' : 'syncing'}`).join('\n')}\nleader: ${String(leading)}`,

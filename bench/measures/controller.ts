@@ -22,6 +22,7 @@ import { Informer } from '../../controller/kube/informer.ts';
 import { Api, RESOURCES } from '../../controller/kube/resources.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { FakeKubelet, FakeNodes, applyAsAgent } from '../../controller/testing/fake-cluster.ts';
+import { useHttp1ForKubernetes } from '../../agent/kube/http1.ts';
 import { clusterUp } from '../../test/cluster/cluster.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
 
@@ -36,6 +37,7 @@ interface Bench {
 }
 
 async function withBench<T>(body: (bench: Bench) => Promise<T>): Promise<T> {
+  useHttp1ForKubernetes(); // as bin/tether.ts does for the real controller
   const info = await clusterUp({ log: (m) => process.stderr.write(`${m}\n`) });
   const kc = new KubeConfig();
   kc.loadFromFile(info.kubeconfig);

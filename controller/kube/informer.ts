@@ -38,9 +38,12 @@ export interface InformerOptions<T> {
   readonly log: Logger;
   /** First retry delay after a failure; default 200 ms. */
   readonly backoffBaseMs?: number;
-  /** Longest retry delay; default 30 s. */
+  /** Longest retry delay; default 10 s. */
   readonly backoffMaxMs?: number;
-  /** Server-side watch timeout; default 300 s (±10 % jitter). */
+  /**
+   * Server-side watch timeout; default 120 s (±10 % jitter). A watch silent for this plus 30 s
+   * is presumed dead (no HTTP/2 pings over HTTP/1.1) and re-established from its resourceVersion.
+   */
   readonly watchTimeoutSeconds?: number;
   /** Applied to every object before it is cached (e.g. drop fields nobody reads, to save memory). */
   readonly transform?: (object: T) => T;
@@ -141,7 +144,7 @@ export class Informer<T extends KubeObject> {
 
   async #run(signal: AbortSignal): Promise<void> {
     const base = this.#options.backoffBaseMs ?? 200;
-    const max = this.#options.backoffMaxMs ?? 30_000;
+    const max = this.#options.backoffMaxMs ?? 10_000;
     while (!signal.aborted) {
       try {
         if (this.#resourceVersion === '') {
@@ -189,7 +192,7 @@ export class Informer<T extends KubeObject> {
   }
 
   async #watch(signal: AbortSignal): Promise<void> {
-    const timeout = this.#options.watchTimeoutSeconds ?? 300;
+    const timeout = this.#options.watchTimeoutSeconds ?? 120;
     const jittered = Math.max(1, Math.round(timeout * (0.9 + Math.random() * 0.2)));
     let gone = false;
     await this.#options.client.watch(
@@ -230,6 +233,7 @@ export class Informer<T extends KubeObject> {
     }
     if (rv !== undefined && rv !== '') this.#resourceVersion = rv;
     this.#failures = 0;
+    this.#lastError = undefined;
     return 'ok';
   }
 

@@ -42,6 +42,9 @@ async function ignoring<T>(call: Promise<T>, ...codes: number[]): Promise<T | un
 /** Fake Nodes: Ready, with allocatable resources, kept alive by Lease renewals. */
 export class FakeNodes {
   readonly #api: Api;
+  /** Nodes this instance created (deleted on close). */
+  readonly #created = new Set<string>();
+  /** Nodes whose Lease is renewed (Ready ones). */
   readonly #names = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
 
@@ -52,6 +55,7 @@ export class FakeNodes {
   /** Creates (or resets) a Ready node with `allocatable` on top of cpu/memory/pods. */
   async add(name: string, allocatable: Record<string, string> = {}, labels: Record<string, string> = {}): Promise<void> {
     await ignoring(this.#api.create(RESOURCES.nodes, undefined, { metadata: { name, labels: { 'kubernetes.io/hostname': name, 'tether.dev/test-node': 'true', ...labels } } }), 409);
+    this.#created.add(name);
     this.#names.add(name);
     await this.setStatus(name, 'True', allocatable);
     await this.#renew(name);
@@ -78,6 +82,7 @@ export class FakeNodes {
 
   async delete(name: string): Promise<void> {
     this.#names.delete(name);
+    this.#created.delete(name);
     await ignoring(this.#api.delete(RESOURCES.nodes, undefined, name, { gracePeriodSeconds: 0 }), 404);
     await ignoring(this.#api.delete(RESOURCES.leases, 'kube-node-lease', name), 404);
   }
@@ -85,7 +90,7 @@ export class FakeNodes {
   /** Deletes every node this instance created and stops the heartbeats. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
-    await Promise.all([...this.#names].map((n) => this.delete(n)));
+    await Promise.all([...this.#created].map((n) => this.delete(n)));
   }
 
   async #renewAll(): Promise<void> {

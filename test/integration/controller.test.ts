@@ -16,7 +16,7 @@ import { KubeClient, isApiError } from '../../controller/kube/client.ts';
 import { Api, RESOURCES } from '../../controller/kube/resources.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { FakeKubelet, FakeNodes, applyAsAgent, controllerServiceAccount, type PodFate } from '../../controller/testing/fake-cluster.ts';
-import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
+import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor as waitForState, type WaitForOptions } from './support.ts';
 
 const namespace = useTestNamespace('it-ctl');
 const log = pino({ level: process.env.TETHER_TEST_LOG ?? 'silent' });
@@ -66,6 +66,19 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/** waitFor, adding the controller's view (informers, queues, reconciles) to a timeout. */
+async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, options: WaitForOptions = {}): Promise<T> {
+  try {
+    return await waitForState(probe, options);
+  } catch (error) {
+    const base = `http://127.0.0.1:${controller.port}`;
+    const health = await (await fetch(`${base}/healthz`)).text().catch(() => '?');
+    const metrics = await (await fetch(`${base}/metrics`)).text().catch(() => '');
+    const lines = metrics.split('\n').filter((l) => /^tether_controller_(queue_depth|reconciles_total|leader)/.test(l));
+    throw new Error(`${(error as Error).message}\ncontroller informers:\n${health}\n${lines.join('\n')}`, { cause: error });
+  }
+}
 
 const podBroker = { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } };
 
@@ -265,9 +278,9 @@ describe('offline and online', () => {
     const device = testDevice(dd, 'cam-1');
     const [n] = await nodesFor('offline', 1, [device], 1);
     await see(device, n!, 1);
-    await waitFor(async () => (await livePods(device.name)).length === 1 && (await findService(`${device.name}-svc`)) !== undefined && (await findService(`${dd}-svc`)) !== undefined, {
-      description: 'broker and both Services',
-    });
+    await waitFor(async () => (await livePods(device.name)).length === 1, { description: 'the broker' });
+    await waitFor(async () => (await findService(`${device.name}-svc`)) !== undefined, { description: 'the device Service' });
+    await waitFor(async () => (await findService(`${dd}-svc`)) !== undefined, { description: 'the discovery Service' });
     const deviceSvc = (await findService(`${device.name}-svc`))!;
     expect(deviceSvc.spec?.selector).toEqual({ 'tether.dev/component': 'broker', 'tether.dev/device': device.name });
     expect(deviceSvc.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Device', name: device.name });
