@@ -24,7 +24,11 @@
  *   which may force.
  * - WARNING: the `slots` CEL rule (keys < capacity) means capacity can only shrink after the
  *   slots above the new capacity are released; agents must release first, then resize.
- * - The controller never writes Devices (Akri #801: mixing merge-patch with SSA owners 409s).
+ * - The controller writes Devices only by server-side apply, never by merge patch (Akri #801:
+ *   mixing merge-patch with SSA owners 409s): its own `status.conditions[BrokersReady]` entry
+ *   (manager `tether-controller`); node-loss releases, applied under the lost node's own
+ *   managers (`tether-agent/<node>`, `tether-agent/<node>/slots`); and the deletion of a
+ *   Device no node sees any more (uid + resourceVersion preconditions).
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import type { V1JobSpec, V1ObjectMeta, V1PodSpec, V1ServiceSpec } from '@kubernetes/client-node';
