@@ -10,8 +10,9 @@ import { agentMeasures } from './measures/agent.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 import { networkHandlerMeasures } from './measures/network-handlers.ts';
+import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

@@ -62,7 +62,7 @@ export const ONVIF_DEFAULTS = {
   soapTimeoutSeconds: 5,
   maxResponseBytes: 1024 * 1024,
   maxCameras: 1024,
-  maxConcurrentRequests: 16,
+  maxConcurrentRequests: 32,
 } as const;
 
 /** Unicast probing expands CIDR blocks; this caps the datagrams per probe round. */

@@ -127,11 +127,19 @@ function hostOf(url: string): string {
   return new URL(url).hostname;
 }
 
+/** Receive buffer asked for on every socket: 200 cameras answering one Probe at once overflow the default. */
+const RECV_BUFFER_BYTES = 1 << 20;
+
 function bindSocket(socket: Socket, port: number, address?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ port, ...(address === undefined ? {} : { address }), exclusive: false }, () => {
       socket.off('error', reject);
+      try {
+        socket.setRecvBufferSize(RECV_BUFFER_BYTES); // capped by net.core.rmem_max
+      } catch {
+        // keep the default
+      }
       resolve();
     });
   });

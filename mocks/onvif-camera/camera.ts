@@ -65,6 +65,11 @@ export interface SimulatedCameraOptions {
   /** Multicast Hello when started (default true). */
   readonly helloOnStart?: boolean;
   readonly metadataVersion?: number;
+  /**
+   * Answer a multicast Probe after a random 0..n ms, as WS-Discovery asks (APP_MAX_DELAY,
+   * 500 ms) so that a whole network does not answer at once. Default 0 (tests run fast).
+   */
+  readonly probeReplyMaxDelayMs?: number;
 }
 
 const NS = {
@@ -194,13 +199,13 @@ export class SimulatedCamera {
     const group = this.#options.group ?? '239.255.255.250';
     const iface = this.#options.multicastInterface ?? this.address;
     const groupSocket = createSocket({ type: 'udp4', reuseAddr: true });
-    groupSocket.on('message', (m, r) => this.#onDatagram(m, r));
+    groupSocket.on('message', (m, r) => this.#onDatagram(m, r, true));
     groupSocket.on('error', () => undefined);
     await new Promise<void>((resolve) => groupSocket.bind(this.wsPort, group, resolve));
     groupSocket.addMembership(group, iface);
     this.#groupSocket = groupSocket;
     const unicast = createSocket({ type: 'udp4', reuseAddr: true });
-    unicast.on('message', (m, r) => this.#onDatagram(m, r));
+    unicast.on('message', (m, r) => this.#onDatagram(m, r, false));
     unicast.on('error', () => undefined);
     await new Promise<void>((resolve) => unicast.bind(this.wsPort, this.address, resolve));
     unicast.setMulticastInterface(iface);
@@ -293,7 +298,7 @@ export class SimulatedCamera {
     });
   }
 
-  #onDatagram(message: Buffer, remote: RemoteInfo): void {
+  #onDatagram(message: Buffer, remote: RemoteInfo, multicast: boolean): void {
     if (!this.#online) return;
     const text = message.toString('utf8');
     let doc: unknown;
@@ -317,8 +322,14 @@ export class SimulatedCamera {
       '<d:AppSequence InstanceId="1" MessageNumber="2"/>',
       messageId,
     );
-    this.stats.probeMatches++;
-    this.#unicastSocket?.send(reply, remote.port, remote.address);
+    const answer = (): void => {
+      if (!this.#online) return;
+      this.stats.probeMatches++;
+      this.#unicastSocket?.send(reply, remote.port, remote.address);
+    };
+    const maxDelay = multicast ? (this.#options.probeReplyMaxDelayMs ?? 0) : 0;
+    if (maxDelay > 0) setTimeout(answer, Math.random() * maxDelay).unref();
+    else answer();
   }
 
   // ---- SOAP ------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@
  *   ip netns exec <ns> node mocks/onvif-camera/main.ts --address 10.77.0.2 --address 10.77.0.3 \
  *     --username admin --password secret
  *
- * One camera per `--address` (repeatable; `--uuid` pairs up with them in order). Prints one
+ * One camera per `--address` (repeatable; `--uuid` pairs up with them in order). Other flags:
+ * --ws-port, --multicast-interface, --username/--password (digest auth required), --auth
+ * ws-security|http-digest, --clock-offset-ms=N, --manufacturer, --model, --legacy (no
+ * GetServices), --no-hello, --probe-reply-max-delay-ms (WS-Discovery APP_MAX_DELAY). Prints one
  * JSON line per event on stdout — first `{"event":"ready","cameras":[{uuid,address,serviceUrl}]}`.
  * Commands on stdin, one per line; each is acknowledged with `{"event":"done","line":"…"}`:
  *
@@ -35,6 +38,7 @@ const { values } = parseArgs({
     model: { type: 'string' },
     legacy: { type: 'boolean', default: false },
     'no-hello': { type: 'boolean', default: false },
+    'probe-reply-max-delay-ms': { type: 'string', default: '0' },
   },
 });
 
@@ -58,6 +62,7 @@ const cameras = addresses.map(
       },
       legacy: values.legacy,
       helloOnStart: !values['no-hello'],
+      probeReplyMaxDelayMs: Number(values['probe-reply-max-delay-ms']),
     }),
 );
 
