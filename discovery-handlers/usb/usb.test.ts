@@ -230,6 +230,24 @@ describe('usb handler on a sysfs fixture', () => {
     expect(sink.current.get('usb:046d:0825:serial:6E1B2C30')!.properties['USB_VIDEO']).toBe('/dev/video0,/dev/video1');
   });
 
+  it('starts watching a directory that appears after the handler started (udevd started later)', async () => {
+    const f = await fixture();
+    const udevData = join(f.root, '..', 'run-udev-data');
+    const sink = start(f, { pollIntervalSeconds: 0.05 }, { watchPaths: [udevData] });
+    await sink.waitFor(() => sink.replaceAlls > 0, 5_000, 'first scan');
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(udevData);
+    // Once the poll has picked the directory up, a udev record written there is seen as an event.
+    const writeRecords = async (): Promise<void> => {
+      for (let i = 0; (sink.counts.get('watch_event') ?? 0) === 0 && i < 200; i++) {
+        await writeFile(join(udevData, 'c189:3'), `I:${i}\n`);
+        await sink.waitFor(() => sink.replaceAlls > i + 1, 2_000, 'a poll');
+      }
+    };
+    await writeRecords();
+    expect(sink.counts.get('watch_event')).toBeGreaterThan(0);
+  });
+
   it('returns when stopped from inside the first report (as `tether discover` does)', async () => {
     const f = await fixture([FTDI]);
     const handler = createUsbHandler({ sysfsRoot: f.root, watchPaths: [f.devicesDir] });

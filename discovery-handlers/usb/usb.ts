@@ -15,7 +15,7 @@
  * model shares) is `usb:<vid>:<pid>:port:<controller>-<port chain>`. A re-enumerated device
  * (reset, replug into the same port) keeps its id and reports its new node paths (Akri #734).
  */
-import { watch } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import type { DeviceNode, DiscoveredDevice, DiscoveryHandler, HandlerContext } from '../contract.ts';
 import { parseUsbDetails, type ClassMatch, type NodeKind, type UsbDetails, type UsbMatcher } from './details.ts';
 import { NoUsbBusError, scanUsbDevices, type UsbDevice } from './sysfs.ts';
@@ -187,24 +187,37 @@ async function run(details: UsbDetails, context: HandlerContext, options: UsbHan
   };
 
   let debounce: NodeJS.Timeout | undefined;
-  const watchers = (options.watchPaths ?? ['/run/udev/data']).flatMap((path) => {
-    try {
-      const watcher = watch(path, { signal }, () => {
-        count('watch_event');
-        clearTimeout(debounce);
-        debounce = setTimeout(trigger, DEBOUNCE_MS);
-      });
-      watcher.on('error', (error) => log.warn({ err: error, path }, 'Stopped watching for USB changes'));
-      return [watcher];
-    } catch (error) {
-      log.debug({ err: error, path }, 'Not watching for USB changes (polling only)');
-      return [];
+  const watchers = new Map<string, FSWatcher>();
+  // (Re)starts the watch of every path that exists; called at start and on every poll, so a
+  // directory that appears later (udevd started after the agent) or was re-created is picked up.
+  const ensureWatches = (): void => {
+    for (const path of options.watchPaths ?? ['/run/udev/data']) {
+      if (watchers.has(path) || signal.aborted) continue;
+      try {
+        const watcher = watch(path, { signal }, () => {
+          count('watch_event');
+          clearTimeout(debounce);
+          debounce = setTimeout(trigger, DEBOUNCE_MS);
+        });
+        watcher.on('error', (error) => {
+          log.debug({ err: error, path }, 'Lost the watch for USB changes');
+          watcher.close();
+          watchers.delete(path);
+        });
+        watchers.set(path, watcher);
+      } catch {
+        // Missing: polling covers it until it appears.
+      }
     }
-  });
-  log.debug({ root, watching: watchers.length, pollIntervalMs: details.pollIntervalMs }, 'Started USB discovery');
+  };
+  ensureWatches();
+  log.debug({ root, watching: [...watchers.keys()], pollIntervalMs: details.pollIntervalMs }, 'Started USB discovery');
 
   await rescan();
-  const timer = setInterval(trigger, details.pollIntervalMs);
+  const timer = setInterval(() => {
+    ensureWatches();
+    trigger();
+  }, details.pollIntervalMs);
   try {
     // The signal may already be aborted (e.g. `tether discover` stops after the first report).
     const aborted = signal.aborted ? Promise.resolve() : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -212,7 +225,7 @@ async function run(details: UsbDetails, context: HandlerContext, options: UsbHan
   } finally {
     clearInterval(timer);
     clearTimeout(debounce);
-    for (const w of watchers) w.close();
+    for (const w of watchers.values()) w.close();
     await scanning?.catch(() => undefined);
   }
   if (failure !== undefined && !signal.aborted) throw new Error('USB scan failed', { cause: failure });
