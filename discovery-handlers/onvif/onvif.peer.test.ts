@@ -106,7 +106,7 @@ describe.skipIf(!isRoot)('onvif across a network namespace (peers)', () => {
     const cams = await startCameras(link, 'cameras-uc', [`${prefix()}.254`], port);
     const { sink, stop } = runHandler({ multicast: false, unicastTargets: [`${prefix()}.0/24:${port}`], probeIntervalSeconds: 30, discoveryTimeoutSeconds: 1 });
     // One socket would stall ~3 s per ~90 unanswered Probes (ARP timeout holds its send buffer).
-    await sink.waitFor(() => sink.current.has(cams.cameras[0]!.uuid), 3_000, 'camera by unicast');
+    await sink.waitFor(() => sink.current.has(cams.cameras[0]!.uuid), 4_500, 'camera by unicast');
     await stop();
     await cams.process.stop();
   });
