@@ -289,3 +289,34 @@ describe('ledger reconciliation against PodResources', () => {
     await kubelet.waitFor(() => !healthy(kubelet, any).includes(`${y}-0`), 5_000, 'y hidden from the discovery resource');
   });
 });
+
+describe('shutdown races', () => {
+  it('a plugin sync that lands after stop() opens no socket', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tt-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const { mkdir, readdir } = await import('node:fs/promises');
+    await mkdir(join(dir, 'dp'));
+    const agent = new StandaloneAgent({
+      node: NODE,
+      pluginDir: join(dir, 'dp'),
+      log,
+      discoveries: [
+        {
+          namespace: 'default',
+          name: 'echo',
+          handler: createDebugEchoHandler() as never,
+          details: parseDebugEchoDetails({ descriptions: ['a'] }),
+          capacity: 1,
+          offlineGraceMs: 1_000,
+          properties: new Map(),
+        },
+      ],
+    });
+    agent.start();
+    await agent.settled();
+    await agent.stop();
+    // A change arriving late (e.g. an Allocate finishing) triggers one more sync.
+    await agent.plugins.sync(agent.devices.resources());
+    expect((await readdir(join(dir, 'dp'))).filter((f) => f.endsWith('.sock'))).toEqual([]);
+  });
+});

@@ -84,5 +84,15 @@ export class DetailsError extends Error {
   }
 }
 
+/**
+ * Resolves when `signal` aborts — at once if it already has. Use this rather than a bare
+ * `addEventListener('abort', …)`: a session stopped before the handler reaches its wait
+ * would otherwise never end.
+ */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 /** A handler whose Details type has been erased, as kept in the registry. */
 export type AnyDiscoveryHandler = DiscoveryHandler<unknown>;

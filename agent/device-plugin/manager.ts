@@ -83,6 +83,7 @@ export class DevicePluginManager {
 
   /** Makes the running set equal `resources` (resource name → devices). */
   async sync(resources: ReadonlyMap<string, readonly PluginDevice[]>): Promise<void> {
+    if (this.#stopped) return; // a late sync after stop() must not open new sockets
     const starting: Promise<void>[] = [];
     for (const [name, devices] of resources) {
       const entry = this.#entries.get(name);
@@ -108,6 +109,12 @@ export class DevicePluginManager {
         return entry.server.stop();
       });
     await Promise.all([...starting, ...stopping]);
+    if (this.#stopped) {
+      // stop() ran while these servers were starting: close them too.
+      await Promise.all([...this.#entries.values()].map((e) => e.server.stop()));
+      this.#entries.clear();
+      return;
+    }
     if (starting.length > 0) {
       this.#fullCheck = true;
       await this.#requestCheck();

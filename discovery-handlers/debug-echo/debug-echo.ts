@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { watch } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { DetailsError, type DiscoveryHandler, type DiscoveredDevice, type HandlerContext } from '../contract.ts';
+import { DetailsError, untilAborted, type DiscoveryHandler, type DiscoveredDevice, type HandlerContext } from '../contract.ts';
 
 export interface DebugEchoDetails {
   readonly descriptions: readonly string[];
@@ -76,7 +76,7 @@ async function run(details: DebugEchoDetails, { sink, signal }: HandlerContext):
   const file = details.availabilityFile;
   if (file === undefined) {
     await report();
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await untilAborted(signal);
     return;
   }
   // Watch the directory, not the file: the file may not exist yet or be replaced.

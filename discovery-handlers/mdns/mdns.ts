@@ -23,7 +23,7 @@
 import { networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
 import { Bonjour } from 'bonjour-service';
-import type { DiscoveredDevice, DiscoveryHandler, HandlerContext } from '../contract.ts';
+import { untilAborted, type DiscoveredDevice, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import { nameKey, RecordCache, type IncomingRecord, type RecordData, type RecordType } from './cache.ts';
 import { parseMdnsDetails, type MdnsDetails, type ServiceType } from './details.ts';
 import { instanceDevice, instanceNames, passesFilters, resolveInstance, type Missing } from './services.ts';
@@ -164,7 +164,7 @@ class MdnsBrowser {
         this.#reporting = true;
         this.#report(true);
       }, this.#details.discoveryTimeoutMs);
-      await Promise.race([new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true })), failure]);
+      await Promise.race([untilAborted(signal), failure]);
     } finally {
       for (const timer of this.#timers) clearTimeout(timer);
       clearTimeout(this.#deadline);
