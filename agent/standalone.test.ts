@@ -304,7 +304,7 @@ describe('shutdown races', () => {
         {
           namespace: 'default',
           name: 'echo',
-          handler: createDebugEchoHandler() as never,
+          handler: createDebugEchoHandler(),
           details: parseDebugEchoDetails({ descriptions: ['a'] }),
           capacity: 1,
           offlineGraceMs: 1_000,
