@@ -9,7 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../deploy/crds/names.ts';
 import { buildContainerResponse, PathConflictError } from './allocation/container-response.ts';
 import { PluginError, type PluginBackend } from './device-plugin/server.ts';
-import { ApplyConflictError } from './kube/devices-api.ts';
+import { ApplyConflictError } from './kube/errors.ts';
 import { desiredResources, preferredSlots, type ServedDevice } from './device-plugin/resources.ts';
 import type { SlotLedger } from './ledger/slot-ledger.ts';
 import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from './proto/types.ts';

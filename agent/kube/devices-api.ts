@@ -5,16 +5,11 @@
  */
 import { ApiException, PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION_NAME, type Device } from '../../deploy/crds/schema.ts';
+import { ApplyConflictError } from './errors.ts';
+
+export { ApplyConflictError };
 
 export const DEVICES_PLURAL = 'devices';
-
-/** A server-side apply refused because another field manager owns a field with another value. */
-export class ApplyConflictError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ApplyConflictError';
-  }
-}
 
 /** The writes, as an interface so the publisher can be tested without a cluster. */
 export interface DevicesApi {
