@@ -26,6 +26,7 @@ import { createMqttHandler } from '../../discovery-handlers/mqtt/mqtt.ts';
 import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
 import { HomeAssistantDevice } from '../../mocks/mqtt-devices/devices.ts';
 import { startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';
+import { runHandler } from '../../test/peers/handler-run.ts';
 import { createNetnsLink } from '../../test/peers/netns.ts';
 import { PeerGroup } from '../../test/peers/process.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
@@ -148,11 +149,32 @@ function spawnAgent(pluginDir: string, broker: Mosquitto): ReturnType<typeof spa
   });
 }
 
+/** The handler alone (no agent): burst → all 10 000 reported to its sink, and how many sink calls that took. */
+async function handlerOnly(broker: Mosquitto, devices: number): Promise<Measurement[]> {
+  const handler = runHandler(createMqttHandler(), { broker: broker.url, homeAssistant: { prefix: 'solo' }, limits: { maxDevices: 20_000 } });
+  try {
+    await handler.sink.waitFor(() => handler.sink.calls.length > 0, 10_000, 'initial sync');
+    const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    const started = performance.now();
+    for (let i = 0; i < devices; i++) publisher.publish(`solo/sensor/n${i}/t/config`, JSON.stringify({ uniq_id: `n${i}`, dev: { ids: `n${i}` } }), { qos: 0, retain: true });
+    await handler.sink.waitFor(() => handler.sink.devices.size === devices, 120_000, 'all devices at the sink');
+    const elapsed = performance.now() - started;
+    await publisher.endAsync();
+    return [
+      summarize('mqtt 10k: announced at once → all at the handler sink', 's', [elapsed / 1000]),
+      summarize('mqtt 10k: sink calls for the burst', 'calls', [handler.sink.calls.length - 1], 0),
+    ];
+  } finally {
+    await handler.stop();
+  }
+}
+
 async function mqttScale(): Promise<Measurement[]> {
   const devices = 10_000;
   const peers = new PeerGroup();
   try {
     const broker = await startMosquitto(peers);
+    const solo = await handlerOnly(broker, devices);
     const dir = await mkdtemp(join(tmpdir(), 'tether-bench-10k-'));
     peers.defer('dir', () => rm(dir, { recursive: true, force: true }));
     const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
@@ -199,6 +221,7 @@ async function mqttScale(): Promise<Measurement[]> {
     const resync = performance.now() - restarted;
     const resyncRss = await rssMiB(child.pid!);
     return [
+      ...solo,
       summarize('mqtt 10k: burst published by the client', 's', [published / 1000]),
       summarize('mqtt 10k: announced at once → all at kubelet', 's', [allAtKubelet / 1000]),
       summarize('mqtt 10k: agent restart → all re-synced at kubelet', 's', [resync / 1000]),

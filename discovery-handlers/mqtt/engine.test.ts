@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DeviceSink, DiscoveredDevice } from '../contract.ts';
-import { MqttEngine } from './engine.ts';
+import { BUSY_CHANGES, BUSY_MS, MqttEngine } from './engine.ts';
 import { HomeAssistantConvention } from './home-assistant.ts';
 import { HomieConvention } from './homie.ts';
 import { msg, recordingContext } from './testing.ts';
@@ -134,5 +134,28 @@ describe('MqttEngine', () => {
     engine.close();
     flushes.shift()!();
     expect(calls).toHaveLength(4);
+  });
+
+  it('sends sparse changes at once and collects changes for BUSY_MS during a burst', () => {
+    const delays: number[] = [];
+    const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
+    const sink: DeviceSink = { replaceAll: () => undefined, upsert: () => undefined, remove: () => undefined };
+    const engine = new MqttEngine({
+      conventions: [homie],
+      sink,
+      log: pino({ level: 'silent' }),
+      count: () => undefined,
+      limits: { maxProperties: 8, maxPropertyLength: 64 },
+      common: {},
+      schedule: (flush, delayMs) => {
+        delays.push(delayMs);
+        flush();
+      },
+    });
+    engine.endResync();
+    engine.handle(msg('homie/5/a/$state', 'ready', false), 0);
+    expect(delays).toEqual([0]);
+    for (let i = 0; i < BUSY_CHANGES; i++) engine.handle(msg(`homie/5/b${i}/$state`, 'ready', false), 0);
+    expect(delays.at(-1)).toBe(BUSY_MS);
   });
 });

@@ -9,9 +9,12 @@
  *   settleFinal()  – the re-sync window is over: devices with non-retained configs that did not
  *                    re-announce are dropped.
  *
- * Live changes are batched per event-loop turn: a few go out as upsert/remove, a burst (at
- * least BATCH_AS_SNAPSHOT changes, e.g. thousands of devices announced at once) as one
- * replaceAll of the complete set, so the agent does O(devices) work per turn, not per message.
+ * Live changes are batched: changes go out at the end of their event-loop turn; during a burst
+ * (at least BUSY_CHANGES changes sent in the last 100 ms) they are collected for BUSY_MS first,
+ * so sparse events are never delayed. A few
+ * go out as upsert/remove, a burst (at least BATCH_AS_SNAPSHOT changes, e.g. thousands of
+ * devices announced at once) as one replaceAll of the complete set, so the agent does
+ * O(devices) work per batch, not per message.
  *
  * Bad payloads never escape: they are counted (`bad_payload`) and logged once per topic.
  * Called from one event loop turn at a time; not re-entrant.
@@ -29,12 +32,22 @@ export interface EngineOptions {
   readonly limits: PropertyLimits;
   /** Properties every device gets first (broker URL…). */
   readonly common: Readonly<Record<string, string>>;
-  /** Runs the flush of batched changes (default: setImmediate, i.e. once per event-loop turn). */
-  readonly schedule?: (flush: () => void) => void;
+  /** Runs the flush of batched changes after `delayMs` (default: setImmediate for 0, else setTimeout). */
+  readonly schedule?: (flush: () => void, delayMs: number) => void;
 }
 
-/** From this many changes in one turn on, the complete set is sent instead. */
+/** From this many changes in one batch on, the complete set is sent instead. */
 export const BATCH_AS_SNAPSHOT = 64;
+/** While busy, changes are collected this long. */
+export const BUSY_MS = 10;
+/** This many changes sent within 100 ms mean a burst is under way. */
+export const BUSY_CHANGES = 16;
+const BUSY_WINDOW_MS = 100;
+
+function defaultSchedule(flush: () => void, delayMs: number): void {
+  if (delayMs <= 0) setImmediate(flush);
+  else setTimeout(flush, delayMs);
+}
 
 /** How many distinct topics get a bad-payload log line; later ones are only counted. */
 const MAX_LOGGED_TOPICS = 1000;
@@ -47,6 +60,8 @@ export class MqttEngine {
   /** Changes already in #reported but not yet sent to the sink. */
   readonly #pending = new Set<string>();
   #flushScheduled = false;
+  /** Recent flushes (time, changes), for burst detection. */
+  #recent: { at: number; size: number }[] = [];
   #closed = false;
   readonly #loggedTopics = new Set<string>();
   #syncing = true;
@@ -145,6 +160,7 @@ export class MqttEngine {
   flush(): void {
     this.#flushScheduled = false;
     if (this.#pending.size === 0 || this.#closed) return;
+    this.#recent.push({ at: performance.now(), size: this.#pending.size });
     const { sink } = this.#options;
     if (this.#pending.size >= BATCH_AS_SNAPSHOT) {
       this.#pending.clear();
@@ -176,7 +192,10 @@ export class MqttEngine {
     }
     if (this.#pending.size === 0 || this.#flushScheduled) return;
     this.#flushScheduled = true;
-    (this.#options.schedule ?? setImmediate)(() => this.flush());
+    const now = performance.now();
+    this.#recent = this.#recent.filter((f) => now - f.at < BUSY_WINDOW_MS);
+    const busy = this.#recent.reduce((sum, f) => sum + f.size, 0) >= BUSY_CHANGES;
+    (this.#options.schedule ?? defaultSchedule)(() => this.flush(), busy ? BUSY_MS : 0);
   }
 
   #bounded(id: string, properties: Readonly<Record<string, string>>): DiscoveredDevice | undefined {

@@ -5,7 +5,7 @@
  *
  * Connection lifecycle (one `mqtt` client per attempt; the handler owns reconnection):
  *   connect (brokers round robin, capped exponential backoff with jitter)
- *   → subscribe every convention's filters (QoS 0, MQTT 5: retain-as-published)
+ *   → subscribe every convention's filters (QoS 1, MQTT 5: retain-as-published)
  *   → wait until the retained messages have arrived (a marker message published to our own
  *     topic comes back after them; fallback: a quiet period) → one replaceAll
  *   → live upserts/removes; dynamic subscriptions (availability topics) follow the configs.
@@ -240,7 +240,8 @@ class BrokerSession {
     if (this.#shared.details.syncMarker) {
       const nonce = randomBytes(8).toString('hex');
       const arrived = new Promise<void>((resolve) => (this.#marker = { nonce, resolve }));
-      this.#client.publish(this.#syncTopic, nonce, { qos: 0 });
+      // QoS 1 like the subscriptions: the broker queues it behind every message queued for us.
+      this.#client.publish(this.#syncTopic, nonce, { qos: 1 });
       // The marker may be refused by the broker's ACL: fall back to a quiet period.
       await Promise.race([arrived, this.#quiet(started)]);
       this.#marker = undefined;
@@ -262,7 +263,8 @@ class BrokerSession {
     const v5 = this.#shared.details.protocolVersion === 5;
     for (let i = 0; i < topics.length && !this.#closed; i += SUBSCRIBE_BATCH) {
       const batch = topics.slice(i, i + SUBSCRIBE_BATCH);
-      const map = Object.fromEntries(batch.map((t) => [t, v5 ? { qos: 0 as const, rap: true, rh: 0 } : { qos: 0 as const }]));
+      // QoS 1: presence messages (wills, availability) must not be dropped by a busy broker.
+      const map = Object.fromEntries(batch.map((t) => [t, v5 ? { qos: 1 as const, rap: true, rh: 0 } : { qos: 1 as const }]));
       const granted = await this.#client.subscribeAsync(map);
       for (const grant of granted) {
         if (grant.qos === 128) {
