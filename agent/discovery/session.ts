@@ -110,36 +110,53 @@ export class DiscoverySession {
    * (empty or over-long) is skipped and counted.
    */
   servedDevices(): ServedDevice[] {
-    return this.#devices.snapshot().flatMap(({ device, online }) => {
-      let name: ServedDevice['name'];
-      try {
-        name = deviceName({
-          namespace: this.spec.namespace,
-          discovery: this.spec.name,
-          deviceId: device.id,
-          ...(this.#shared ? {} : { node: this.#options.node }),
-        });
-      } catch {
-        this.#options.count?.('invalid_device_id');
-        return [];
-      }
-      const clean = sanitizeForApi(device.properties, device.mounts ?? [], device.deviceNodes ?? []);
-      if (clean.problems.length > 0) this.#options.count?.('sanitised_device');
-      return [
-        {
-          name,
-          namespace: this.spec.namespace,
-          discovery: this.spec.name,
-          deviceId: device.id,
-          shared: this.#shared,
-          capacity: this.#capacity,
-          online,
-          properties: clean.properties,
-          mounts: clean.mounts,
-          deviceNodes: clean.deviceNodes,
-        },
-      ];
+    // Called on every change: reuse the previous result for devices whose report, state and
+    // capacity are unchanged (the DeviceSet keeps their objects), so a burst over n devices
+    // costs O(n) cheap lookups instead of n hashes and sanitising passes.
+    const previous = this.#served;
+    const next = new Map<string, { device: DiscoveredDevice; online: boolean; capacity: number; served: ServedDevice | undefined }>();
+    const result = this.#devices.snapshot().flatMap(({ device, online }) => {
+      const cached = previous.get(device.id);
+      const served =
+        cached !== undefined && cached.device === device && cached.online === online && cached.capacity === this.#capacity
+          ? cached.served
+          : this.#serve(device, online);
+      next.set(device.id, { device, online, capacity: this.#capacity, served });
+      return served === undefined ? [] : [served];
     });
+    this.#served = next;
+    return result;
+  }
+
+  #served = new Map<string, { device: DiscoveredDevice; online: boolean; capacity: number; served: ServedDevice | undefined }>();
+
+  #serve(device: DiscoveredDevice, online: boolean): ServedDevice | undefined {
+    let name: ServedDevice['name'];
+    try {
+      name = deviceName({
+        namespace: this.spec.namespace,
+        discovery: this.spec.name,
+        deviceId: device.id,
+        ...(this.#shared ? {} : { node: this.#options.node }),
+      });
+    } catch {
+      this.#options.count?.('invalid_device_id');
+      return undefined;
+    }
+    const clean = sanitizeForApi(device.properties, device.mounts ?? [], device.deviceNodes ?? []);
+    if (clean.problems.length > 0) this.#options.count?.('sanitised_device');
+    return {
+      name,
+      namespace: this.spec.namespace,
+      discovery: this.spec.name,
+      deviceId: device.id,
+      shared: this.#shared,
+      capacity: this.#capacity,
+      online,
+      properties: clean.properties,
+      mounts: clean.mounts,
+      deviceNodes: clean.deviceNodes,
+    };
   }
 
   #publish(): void {
