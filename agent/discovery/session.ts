@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { deviceName } from '../../deploy/crds/names.ts';
-import type { AnyDiscoveryHandler, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
+import { abortableDelay, type AnyDiscoveryHandler, type DiscoveredDevice } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device-plugin/resources.ts';
 import { DeviceSet } from '../inventory/device-set.ts';
 import { sanitizeForApi } from '../publish/device-object.ts';
@@ -192,15 +192,3 @@ export class DiscoverySession {
   }
 }
 
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -4,7 +4,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { DetailsError } from '../contract.ts';
-import { compileRegex, Fields, isPlainObject } from './fields.ts';
+import { compileRegex, Fields, isPlainObject } from '../fields.ts';
 
 export interface ServiceType {
   /** What is queried: `_ipp._tcp.local` or a subtype `_universal._sub._ipp._tcp.local`. */

@@ -4,7 +4,7 @@
  * properties (from Secrets) that hold them.
  */
 import { DetailsError } from '../contract.ts';
-import { Fields, isPlainObject } from './fields.ts';
+import { Fields, isPlainObject } from '../fields.ts';
 import { compileTemplate, type GenericRule, type Template } from './generic.ts';
 import type { HomeAssistantOptions } from './home-assistant.ts';
 import type { HomieOptions } from './homie.ts';

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { DiscoveryHandler, HandlerContext } from '../contract.ts';
+import { abortableDelay, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import type { Convention, ConventionContext } from './convention.ts';
 import { parseMqttDetails, type MqttDetails } from './details.ts';
 import { MqttEngine } from './engine.ts';
@@ -75,19 +75,6 @@ export function createConventions(details: MqttDetails, context: ConventionConte
 function backoffMs(details: MqttDetails, failures: number): number {
   const base = Math.min(details.reconnect.initialDelayMs * 2 ** Math.min(failures, 20), details.reconnect.maxDelayMs);
   return Math.round(base * (0.8 + Math.random() * 0.4));
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 interface Shared {

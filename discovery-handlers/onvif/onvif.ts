@@ -23,7 +23,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces as osNetworkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import type { DeviceSink, DiscoveredDevice, DiscoveryHandler, HandlerContext } from '../contract.ts';
+import { abortableDelay, type DeviceSink, type DiscoveredDevice, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import { lookupArp } from './arp.ts';
 import { cameraDevice, interrogate, withoutSecrets, type CameraInfo } from './camera.ts';
 import { credentialStore, type CredentialStore } from './credentials.ts';
@@ -87,19 +87,6 @@ interface Camera {
   inFlight: Promise<void> | undefined;
   /** The device as last reported (undefined = not reported: not yet interrogated or filtered out). */
   device: DiscoveredDevice | undefined;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** A counting semaphore: at most `limit` tasks run at once. */
@@ -200,14 +187,14 @@ class OnvifSession {
         // The first report does not wait for a long unicast sweep: late answers are upserted.
         const sending = this.#probe(started);
         if (!this.#initialDone) {
-          await sleep(this.#details.discoveryTimeoutMs, this.#signal);
+          await abortableDelay(this.#details.discoveryTimeoutMs, this.#signal);
           await this.#settle(this.#details.soapTimeoutMs);
           this.#initialDone = true;
         }
         if (this.#signal.aborted) break;
         this.#sink.replaceAll(this.#reported());
         await sending;
-        await sleep(Math.max(0, started + this.#details.probeIntervalMs - Date.now()), this.#signal);
+        await abortableDelay(Math.max(0, started + this.#details.probeIntervalMs - Date.now()), this.#signal);
       }
     } finally {
       this.#close();
@@ -224,7 +211,7 @@ class OnvifSession {
     const pending = [...this.#cameras.values()].flatMap((c) => (c.inFlight === undefined ? [] : [c.inFlight]));
     if (pending.length === 0) return;
     const abort = new AbortController();
-    await Promise.race([Promise.allSettled(pending), ...(Number.isFinite(ms) ? [sleep(ms, abort.signal)] : [])]);
+    await Promise.race([Promise.allSettled(pending), ...(Number.isFinite(ms) ? [abortableDelay(ms, abort.signal)] : [])]);
     abort.abort();
   }
 

@@ -1,8 +1,8 @@
 /**
  * Small helpers for validating handler details with field paths in every error
- * (`details.brokers[0].url: must be …`). Pure.
+ * (`details.brokers[0].url: must be …`). Pure; shared by the mqtt and mdns handlers.
  */
-import { DetailsError } from '../contract.ts';
+import { DetailsError } from './contract.ts';
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
