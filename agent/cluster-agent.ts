@@ -19,6 +19,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { parseSlotId } from '../deploy/crds/names.ts';
 import { API_GROUP, API_VERSION_NAME, type Device, type DeviceDiscovery } from '../deploy/crds/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveredDevice } from '../discovery-handlers/contract.ts';
 import { DevicePluginManager } from './device-plugin/manager.ts';
@@ -249,14 +250,11 @@ export class ClusterAgent {
     });
     this.#missingSince = plan.missingSince;
     if (plan.free.length === 0 && plan.adopt.length === 0) return;
-    this.ledger.release(plan.free);
-    for (const { slot, resource } of plan.adopt) {
-      this.ledger.release([slot]);
-      this.ledger.claim([slot], { node: this.#options.node, resource });
-    }
+    this.ledger.applyReconcile(plan, this.#options.node);
     const touched = new Map<string, ServedDevice>();
     for (const slot of [...plan.free, ...plan.adopt.map((a) => a.slot)]) {
-      const device = this.devices.devices().find((d) => slot.startsWith(`${d.name}-`));
+      const ref = parseSlotId(slot);
+      const device = ref === undefined ? undefined : this.devices.device(ref.deviceName);
       if (device !== undefined) touched.set(device.name, device);
     }
     await Promise.all([...touched.values()].map((d) => this.publisher.setSlots(d.namespace, d.name, this.devices.heldIndexes(d))));

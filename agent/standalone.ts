@@ -90,12 +90,7 @@ export class StandaloneAgent {
     });
     this.#missingSince = plan.missingSince;
     if (plan.free.length === 0 && plan.adopt.length === 0) return plan;
-    this.ledger.release(plan.free);
-    for (const { slot, resource } of plan.adopt) {
-      // The kubelet is authoritative about what its pods hold.
-      this.ledger.release([slot]);
-      this.ledger.claim([slot], { node: this.#options.node, resource });
-    }
+    this.ledger.applyReconcile(plan, this.#options.node);
     this.#options.log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot) }, 'Reconciled slot ledger');
     await this.#sync.trigger();
     return plan;

@@ -4,7 +4,8 @@
  * All pure.
  */
 import type { V1Node } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type NodeSelector, type NodeSelectorRequirement } from '../deploy/crds/schema.ts';
+import { API_VERSION, type Device, type NodeSelector } from '../deploy/crds/schema.ts';
+import { nodeMatches } from '../agent/discovery/node-selector.ts';
 import { toMillis } from './time.ts';
 
 /**
@@ -41,37 +42,9 @@ export function nodeInfo(name: string, node: V1Node | undefined, nowMs: number, 
 /** Answers node questions for the planners. */
 export type NodeLookup = (name: string) => NodeInfo;
 
-function requirementHolds(requirement: NodeSelectorRequirement, values: Readonly<Record<string, string>>): boolean {
-  const actual = values[requirement.key];
-  const wanted = requirement.values ?? [];
-  switch (requirement.operator) {
-    case 'In':
-      return actual !== undefined && wanted.includes(actual);
-    case 'NotIn':
-      return actual === undefined || !wanted.includes(actual);
-    case 'Exists':
-      return actual !== undefined;
-    case 'DoesNotExist':
-      return actual === undefined;
-    case 'Gt':
-    case 'Lt': {
-      const bound = wanted[0];
-      if (actual === undefined || bound === undefined || !/^-?\d+$/.test(actual)) return false;
-      return requirement.operator === 'Gt' ? Number(actual) > Number(bound) : Number(actual) < Number(bound);
-    }
-  }
-}
-
-/** Core NodeSelector semantics: terms ORed, requirements ANDed; undefined selects every node. */
+/** Core NodeSelector semantics (terms ORed, requirements ANDed; undefined selects every node) — the agent's evaluator, so both sides agree. */
 export function nodeSelected(selector: NodeSelector | undefined, node: NodeInfo): boolean {
-  if (selector === undefined) return true;
-  const fields = { 'metadata.name': node.name };
-  return selector.nodeSelectorTerms.some((term) => {
-    const expressions = term.matchExpressions ?? [];
-    const fieldReqs = term.matchFields ?? [];
-    if (expressions.length === 0 && fieldReqs.length === 0) return false;
-    return expressions.every((r) => requirementHolds(r, node.labels)) && fieldReqs.every((r) => requirementHolds(r, fields));
-  });
+  return nodeMatches(selector, node);
 }
 
 // ---------------------------------------------------------------------------------------------

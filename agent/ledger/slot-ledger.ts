@@ -80,6 +80,16 @@ export class SlotLedger {
     return changed;
   }
 
+  /**
+   * Applies a PodResources reconciliation (ledger/reconcile.ts): frees `free`, and records
+   * each adopted slot as held by `node` through the resource the kubelet reports — the
+   * kubelet is authoritative about what its pods hold.
+   */
+  applyReconcile(plan: { readonly free: readonly string[]; readonly adopt: readonly { slot: string; resource: string }[] }, node: string): void {
+    this.release(plan.free);
+    for (const { slot, resource } of plan.adopt) this.#held.set(slot, { node, resource });
+  }
+
   /** May `resource` on `node` report `slot` as Healthy? */
   isAdvertisable(slot: string, node: string, resource: string): boolean {
     const holder = this.#held.get(slot);
