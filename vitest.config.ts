@@ -49,6 +49,7 @@ export default defineConfig({
           name: 'e2e',
           setupFiles: ['test/setup/http1.ts'],
           include: ['test/e2e/**/*.test.ts'],
+          exclude: ['**/*.peer.test.ts', '**/node_modules/**'],
           globalSetup: ['test/e2e/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 600_000,

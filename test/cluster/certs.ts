@@ -105,14 +105,15 @@ function certPaths(dir: string): ClusterCerts {
 /**
  * Generates a fresh CA and every certificate the cluster needs into `dir`,
  * unless they already exist there (a reused state dir keeps its CA).
+ * `extraApiserverSans` (e.g. `IP:10.250.77.1`) are added to the apiserver's certificate.
  */
-export function ensureCerts(dir: string): ClusterCerts {
+export function ensureCerts(dir: string, extraApiserverSans: readonly string[] = []): ClusterCerts {
   const certs = certPaths(dir);
   if (existsSync(certs.admin.cert)) return certs;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   newCa(certs);
   issue(certs, { cert: certs.apiserverCert, key: certs.apiserverKey }, '/CN=kube-apiserver', [
-    `subjectAltName=${API_SANS.join(',')}`,
+    `subjectAltName=${[...API_SANS, ...extraApiserverSans].join(',')}`,
     'extendedKeyUsage=serverAuth',
   ]);
   issueClient(certs, certs.controllerManager, 'system:kube-controller-manager');

@@ -31,12 +31,22 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** Progress messages; default stderr. */
   log?: (message: string) => void;
+  /**
+   * Serve nodes and pods, not only this machine: the apiserver listens on every address, is
+   * advertised (and certified) as `nodeAddress`, and reaches kubelets at their InternalIP. Default:
+   * loopback only. A running cluster started with another value is restarted.
+   */
+  nodeAddress?: string;
+  /** kube-controller-manager's --node-monitor-grace-period (s): how soon a silent node is NotReady. */
+  nodeMonitorGraceSeconds?: number;
 }
 
 /** What a running cluster offers to its users. */
 export interface ClusterInfo {
   kubeconfig: string;
   server: string;
+  /** The apiserver URL nodes and pods use (`https://<nodeAddress>:<port>`); `server` without a nodeAddress. */
+  nodeServer: string;
   stateDir: string;
   binDir: string;
   k8sVersion: string;
@@ -52,6 +62,9 @@ interface ClusterState {
   binDir: string;
   kubeconfig: string;
   server: string;
+  /** What the cluster was started with (reuse requires the same). */
+  nodeAddress?: string;
+  nodeMonitorGraceSeconds?: number;
   components: Record<ComponentName, RunningComponent>;
 }
 
@@ -62,6 +75,8 @@ interface Context {
   crdDir: string;
   readyTimeoutMs: number;
   log: (message: string) => void;
+  nodeAddress: string | undefined;
+  nodeMonitorGraceSeconds: number | undefined;
 }
 
 function contextOf(options: ClusterOptions = {}): Context {
@@ -74,6 +89,8 @@ function contextOf(options: ClusterOptions = {}): Context {
     crdDir: options.crdDir ?? join(REPO_ROOT, 'deploy', 'crds'),
     readyTimeoutMs: options.readyTimeoutMs ?? 120_000,
     log: options.log ?? ((message) => process.stderr.write(`[cluster] ${message}\n`)),
+    nodeAddress: options.nodeAddress,
+    nodeMonitorGraceSeconds: options.nodeMonitorGraceSeconds,
   };
 }
 
@@ -175,6 +192,15 @@ function etcdSpec(context: Context, binDir: string, clientPort: number, peerPort
 }
 
 function apiserverSpec(context: Context, binDir: string, certs: ClusterCerts, port: number, etcdPort: number): ComponentSpec {
+  const served =
+    context.nodeAddress === undefined
+      ? ['--bind-address=127.0.0.1', '--advertise-address=127.0.0.1']
+      : [
+          '--bind-address=0.0.0.0',
+          `--advertise-address=${context.nodeAddress}`,
+          // Node names need not resolve: kubelets listen on their node IP.
+          '--kubelet-preferred-address-types=InternalIP,Hostname',
+        ];
   return {
     name: 'kube-apiserver',
     command: join(binDir, 'kube-apiserver'),
@@ -182,8 +208,7 @@ function apiserverSpec(context: Context, binDir: string, certs: ClusterCerts, po
     logFile: join(context.stateDir, 'logs', 'kube-apiserver.log'),
     args: [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      ...served,
       `--secure-port=${port}`,
       `--cert-dir=${join(context.stateDir, 'apiserver-certs')}`,
       `--tls-cert-file=${certs.apiserverCert}`,
@@ -225,6 +250,7 @@ function controllerManagerSpec(context: Context, binDir: string, certs: ClusterC
       `--cluster-signing-cert-file=${certs.caCert}`,
       `--cluster-signing-key-file=${certs.caKey}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      ...(context.nodeMonitorGraceSeconds === undefined ? [] : [`--node-monitor-grace-period=${context.nodeMonitorGraceSeconds}s`, '--node-monitor-period=1s']),
       // One instance: leader election would only delay start after a restart.
       '--leader-elect=false',
       '--profiling=false',
@@ -267,12 +293,20 @@ function writeKubeconfigs(context: Context, certs: ClusterCerts, server: string)
 async function startFresh(context: Context, binDir: string): Promise<ClusterState> {
   rmSync(context.stateDir, { recursive: true, force: true });
   mkdirSync(join(context.stateDir, 'logs'), { recursive: true });
-  const certs = ensureCerts(join(context.stateDir, 'certs'));
+  const certs = ensureCerts(join(context.stateDir, 'certs'), context.nodeAddress === undefined ? [] : [`IP:${context.nodeAddress}`]);
   const [etcdPort, peerPort, apiPort, cmPort, schedulerPort] = await freePorts();
   const server = `https://127.0.0.1:${apiPort}`;
   const kubeconfig = writeKubeconfigs(context, certs, server);
   const started: Partial<Record<ComponentName, RunningComponent>> = {};
-  const state = { k8sVersion: pinnedK8sVersion(), binDir, kubeconfig, server, components: started } as ClusterState;
+  const state = {
+    k8sVersion: pinnedK8sVersion(),
+    binDir,
+    kubeconfig,
+    server,
+    ...(context.nodeAddress === undefined ? {} : { nodeAddress: context.nodeAddress }),
+    ...(context.nodeMonitorGraceSeconds === undefined ? {} : { nodeMonitorGraceSeconds: context.nodeMonitorGraceSeconds }),
+    components: started,
+  } as ClusterState;
   try {
     started.etcd = startComponent(etcdSpec(context, binDir, etcdPort, peerPort));
     writeState(context, state);
@@ -355,7 +389,13 @@ export function applyCrds(kubeconfig: string, options: ClusterOptions = {}): str
 
 function infoOf(context: Context, state: ClusterState, reused: boolean): ClusterInfo {
   const { kubeconfig, server, binDir, k8sVersion } = state;
-  return { kubeconfig, server, stateDir: context.stateDir, binDir, k8sVersion, reused };
+  const nodeServer = state.nodeAddress === undefined ? server : server.replace('127.0.0.1', state.nodeAddress);
+  return { kubeconfig, server, nodeServer, stateDir: context.stateDir, binDir, k8sVersion, reused };
+}
+
+/** True when a running cluster was started with what `context` asks for. */
+function startedAsAsked(context: Context, state: ClusterState): boolean {
+  return state.nodeAddress === context.nodeAddress && state.nodeMonitorGraceSeconds === context.nodeMonitorGraceSeconds;
 }
 
 /**
@@ -371,7 +411,7 @@ export async function clusterUp(options: ClusterOptions = {}): Promise<ClusterIn
     const binDir = ensureBinaries(context);
     const previous = readState(context);
     let info: ClusterInfo;
-    if (previous !== undefined && previous.binDir === binDir && (await isHealthy(context, previous))) {
+    if (previous !== undefined && previous.binDir === binDir && startedAsAsked(context, previous) && (await isHealthy(context, previous))) {
       context.log(`reusing the running cluster at ${previous.server}`);
       info = infoOf(context, previous, true);
     } else {

@@ -6,7 +6,7 @@
  */
 import { lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { pinnedK8sVersion } from '../cluster/cluster.ts';
+import { clusterUp, pinnedK8sVersion, type ClusterInfo } from '../cluster/cluster.ts';
 import type { NodeLayout } from './layout.ts';
 
 /** Creates `<cache>/e2e` and its binaries symlink (idempotent). */
@@ -23,3 +23,14 @@ export function ensureE2eCacheDir(layout: NodeLayout): void {
   }
   symlinkSync(shared, link);
 }
+
+/**
+ * The e2e control plane: served on node 1's address (node 2 and pods cannot
+ * reach this machine's loopback), and quick to mark a silent node NotReady.
+ */
+export function e2eClusterUp(layout: NodeLayout): Promise<ClusterInfo> {
+  return clusterUp({ cacheDir: layout.e2eDir, nodeAddress: layout.nodeIp, nodeMonitorGraceSeconds: NODE_MONITOR_GRACE_S });
+}
+
+/** kube-controller-manager's node-monitor grace in the e2e cluster (default 50 s). */
+export const NODE_MONITOR_GRACE_S = 10;

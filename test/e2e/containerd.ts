@@ -13,6 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { isRunning, logTail, startComponent } from '../cluster/processes.ts';
 import type { RunningComponent } from '../cluster/processes.ts';
 import { CriClient, type CriVersion } from './cri.ts';
+import { nodeCommand } from './isolation.ts';
 import type { NodeLayout } from './layout.ts';
 import { PAUSE_IMAGE } from './layout.ts';
 
@@ -73,8 +74,7 @@ export function startContainerd(layout: NodeLayout): RunningComponent {
   writeFileSync(layout.containerdConfig, containerdConfig(layout));
   return startComponent({
     name: 'containerd',
-    command: 'containerd',
-    args: ['--config', layout.containerdConfig, '--log-level', 'info'],
+    ...nodeCommand(layout, 'containerd', ['--config', layout.containerdConfig, '--log-level', 'info']),
     logFile: join(layout.logDir, 'containerd.log'),
     cwd: layout.nodeDir,
   });

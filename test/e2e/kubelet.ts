@@ -12,15 +12,14 @@
  * kubeconfig would work too, but would hide authorization bugs.
  */
 import { execFileSync } from 'node:child_process';
-import { lookup } from 'node:dns/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { writeKubeconfig } from '../cluster/certs.ts';
 import { isRunning, logTail, startComponent, waitHealthy } from '../cluster/processes.ts';
 import type { RunningComponent } from '../cluster/processes.ts';
+import { nodeCommand } from './isolation.ts';
 import type { NodeLayout } from './layout.ts';
 import { watchUntil } from './watch.ts';
 
@@ -51,26 +50,10 @@ export function writeNodeCredentials(layout: NodeLayout, server: string, caCert:
 }
 
 /**
- * The address the kubelet's server binds to: the one the node name resolves
- * to. The apiserver reaches a kubelet (logs, exec) at its first address of
- * type Hostname — the node name — so that name must resolve to this machine.
- * A machine's own hostname does (/etc/hosts); the result is usually loopback.
+ * Ports and addresses the kubelet serves on. It listens on the node IP: the
+ * apiserver reaches kubelets at their InternalIP (logs, exec), so node names
+ * need not resolve.
  */
-export async function kubeletBindAddress(layout: NodeLayout): Promise<string> {
-  let address: string;
-  try {
-    ({ address } = await lookup(layout.nodeName, { family: 4 }));
-  } catch (error) {
-    throw new Error(`node name ${layout.nodeName} does not resolve; the apiserver could not reach the kubelet (add it to /etc/hosts, or set TETHER_E2E_NODE_NAME=localhost)`, { cause: error });
-  }
-  const local = Object.values(networkInterfaces()).flat().some((nic) => nic?.address === address);
-  if (!address.startsWith('127.') && !local) {
-    throw new Error(`node name ${layout.nodeName} resolves to ${address}, not an address of this machine`);
-  }
-  return address;
-}
-
-/** Ports and addresses the kubelet serves on. */
 export interface KubeletEndpoints {
   address: string;
   port: number;
@@ -91,7 +74,7 @@ export function kubeletConfiguration(layout: NodeLayout, endpoints: KubeletEndpo
     address: endpoints.address,
     port: endpoints.port,
     readOnlyPort: 0,
-    healthzBindAddress: '127.0.0.1',
+    healthzBindAddress: layout.healthzAddress,
     healthzPort: endpoints.healthzPort,
     authentication: {
       anonymous: { enabled: false },
@@ -112,6 +95,9 @@ export function kubeletConfiguration(layout: NodeLayout, endpoints: KubeletEndpo
     resolvConf: '/etc/resolv.conf',
     maxPods: 32,
     registerNode: true,
+    // Node 2 shares this machine's cgroup hierarchies with node 1: its own parent keeps
+    // either kubelet from treating the other's pod cgroups as orphans.
+    ...(layout.isolation === undefined ? {} : { cgroupRoot: layout.isolation.cgroupRoot }),
   };
 }
 
@@ -123,8 +109,7 @@ export function startKubelet(layout: NodeLayout, binDir: string, endpoints: Kube
   writeFileSync(layout.kubeletConfig, stringify(kubeletConfiguration(layout, endpoints, caCert)));
   return startComponent({
     name: 'kubelet',
-    command: join(binDir, 'kubelet'),
-    args: [
+    ...nodeCommand(layout, join(binDir, 'kubelet'), [
       `--config=${layout.kubeletConfig}`,
       `--kubeconfig=${layout.kubeletKubeconfig}`,
       `--hostname-override=${layout.nodeName}`,
@@ -132,7 +117,7 @@ export function startKubelet(layout: NodeLayout, binDir: string, endpoints: Kube
       `--root-dir=${layout.kubeletRootDir}`,
       `--cert-dir=${layout.kubeletCertDir}`,
       '--v=1',
-    ],
+    ]),
     logFile: join(layout.logDir, 'kubelet.log'),
     cwd: layout.kubeletDir,
   });
@@ -159,7 +144,7 @@ export async function waitKubeletReady(
   timeoutMs = 120_000,
 ): Promise<V1Node> {
   const deadline = Date.now() + timeoutMs;
-  await waitHealthy(component, { url: `http://127.0.0.1:${healthzPort}/healthz`, timeoutMs });
+  await waitHealthy(component, { url: `http://${layout.healthzAddress}:${healthzPort}/healthz`, timeoutMs });
   // Heartbeats have second precision.
   const sinceSecond = Math.floor(since / 1_000) * 1_000;
   return watchUntil<V1Node>(kc, {

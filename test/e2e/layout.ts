@@ -11,7 +11,15 @@
  *   on a tmpfs; containerd 1.6 keeps shim sockets in /run/containerd/s anyway).
  * - `/var/lib/kubelet/`: the kubelet's root dir. Fixed by the device-plugin
  *   API (`/var/lib/kubelet/device-plugins/kubelet.sock` is a constant in the
- *   kubelet), so only one kubelet can run per machine.
+ *   kubelet), so a second kubelet needs its own mount namespace.
+ *
+ * Node 2 (`nodeLayout(env, 2)`) is a second machine on this one: its
+ * containerd and kubelet run in a network namespace `tether-e2e-n2` (node IP
+ * `.2` of node 1's subnet on a veth into node 1's bridge, own pod bridge and
+ * subnet) and a mount namespace (kept in a file) where `/var/lib/kubelet` and
+ * `/var/lib/tether` are bind mounts of `/var/lib/tether-e2e-n2/…`; its pods'
+ * cgroups live under `/tether-e2e-n2`. Everything else is node 1's layout
+ * under other names (`…/e2e/node2/`, `/run/tether-e2e-n2/`).
  */
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +56,36 @@ export interface NodeLayout {
   bridge: string;
   /** Pod subnet (a /24); its `.1` is the bridge's (and the node's) address. */
   podSubnet: string;
+  /** The bridge's address: pods' gateway. */
+  podGateway: string;
+  /** The node's InternalIP; the kubelet serves on it. */
   nodeIp: string;
+  /** Where the kubelet's /healthz listens (reachable from this process). */
+  healthzAddress: string;
+  /** 1 (host namespaces) or 2 (own network and mount namespaces). */
+  index: number;
+  /** Node 2 only: its own namespaces and what they hold. */
+  isolation?: NodeIsolation;
+}
+
+/** A node in its own network and mount namespaces (node 2). */
+export interface NodeIsolation {
+  /** Network namespace (`ip netns`). */
+  netns: string;
+  /** The node's veth end (inside `netns`, carries `nodeIp`) and its peer on node 1's bridge. */
+  nodeIf: string;
+  hostIf: string;
+  /** Node 1's bridge, which the peer joins. */
+  hostBridge: string;
+  /** Directory holding the mount namespace file (a private bind mount, as `ip netns` does). */
+  mountNsDir: string;
+  mountNsFile: string;
+  /** Host directory of the node's own files behind the bind mounts. */
+  hostRoot: string;
+  /** Bind mounts inside the mount namespace: host `source` appears at `target`. */
+  binds: { source: string; target: string }[];
+  /** cgroup parent of the node's pods (the kubelet's `cgroupRoot`). */
+  cgroupRoot: string;
 }
 
 /** The busybox image pods run (`imagePullPolicy: Never`: it is imported, never pulled). */
@@ -57,9 +94,69 @@ export const BUSYBOX_IMAGE = 'tether.local/e2e/busybox:1';
 export const PAUSE_IMAGE = 'tether.local/e2e/pause:1';
 
 const DEFAULT_POD_SUBNET = '10.250.77.0/24';
+const NODE2_NETNS = 'tether-e2e-n2';
 
-/** The layout for this machine and environment. */
-export function nodeLayout(env: NodeJS.ProcessEnv = process.env): NodeLayout {
+/** The layout of node `index` (1 or 2) for this machine and environment. */
+export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): NodeLayout {
+  const node1 = node1Layout(env);
+  if (index === 1) return node1;
+  if (index !== 2) throw new Error(`no e2e node ${index}: there are nodes 1 and 2`);
+  const nodeDir = join(node1.e2eDir, 'node2');
+  const runDir = '/run/tether-e2e-n2';
+  const kubeletDir = join(nodeDir, 'kubelet');
+  const hostRoot = '/var/lib/tether-e2e-n2';
+  const [a, b, c] = node1.podSubnet.split('.').map(Number) as [number, number, number];
+  const podPrefix = `${a}.${b}.${c + 1}`;
+  const nodeIp = node1.podSubnet.replace(/\.0\/24$/, '.2');
+  const hostKubeletRoot = join(hostRoot, 'kubelet');
+  return {
+    ...node1,
+    nodeDir,
+    stateFile: join(nodeDir, 'state.json'),
+    lockFile: join(node1.e2eDir, 'node2.lock'),
+    logDir: join(nodeDir, 'logs'),
+    runDir,
+    containerdConfig: join(nodeDir, 'containerd', 'config.toml'),
+    containerdRoot: join(nodeDir, 'containerd', 'root'),
+    containerdState: join(runDir, 'containerd'),
+    containerdSocket: join(runDir, 'containerd.sock'),
+    cniConfDir: join(nodeDir, 'cni', 'net.d'),
+    cniIpamDir: join(nodeDir, 'cni', 'ipam'),
+    imageDir: join(nodeDir, 'images'),
+    kubeletDir,
+    kubeletConfig: join(kubeletDir, 'config.yaml'),
+    kubeletKubeconfig: join(kubeletDir, 'kubeconfig'),
+    kubeletCertDir: join(kubeletDir, 'pki'),
+    podLogsDir: join(nodeDir, 'pod-logs'),
+    kubeletRootDir: '/var/lib/kubelet',
+    // Seen from this process (the host's mount namespace).
+    devicePluginDir: join(hostKubeletRoot, 'device-plugins'),
+    podResourcesSocket: join(hostKubeletRoot, 'pod-resources', 'kubelet.sock'),
+    nodeName: (env['TETHER_E2E_NODE2_NAME'] ?? 'tether-e2e-n2').toLowerCase(),
+    bridge: 'tether-e2e1',
+    podSubnet: `${podPrefix}.0/24`,
+    podGateway: `${podPrefix}.1`,
+    nodeIp,
+    healthzAddress: nodeIp,
+    index: 2,
+    isolation: {
+      netns: NODE2_NETNS,
+      nodeIf: 'te2e-n2',
+      hostIf: 'te2e-n2h',
+      hostBridge: node1.bridge,
+      mountNsDir: join(runDir, 'ns'),
+      mountNsFile: join(runDir, 'ns', 'mnt'),
+      hostRoot,
+      binds: [
+        { source: hostKubeletRoot, target: '/var/lib/kubelet' },
+        { source: join(hostRoot, 'tether'), target: '/var/lib/tether' },
+      ],
+      cgroupRoot: `/${NODE2_NETNS}`,
+    },
+  };
+}
+
+function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
   const cacheDir = env['TETHER_CACHE'] ?? join(homedir(), '.cache', 'tether');
   const e2eDir = join(cacheDir, 'e2e');
   const nodeDir = join(e2eDir, 'node');
@@ -99,6 +196,9 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env): NodeLayout {
     nodeName,
     bridge: 'tether-e2e0',
     podSubnet,
+    podGateway: `${match[1]}.1`,
     nodeIp: `${match[1]}.1`,
+    healthzAddress: '127.0.0.1',
+    index: 1,
   };
 }

@@ -7,22 +7,25 @@
  *   status           what runs
  *   restart-kubelet  restart only the kubelet and wait for Ready
  */
-import { clusterStatus, clusterUp } from '../cluster/cluster.ts';
+import { clusterStatus } from '../cluster/cluster.ts';
 import { isRunning } from '../cluster/processes.ts';
 import type { RunningComponent } from '../cluster/processes.ts';
 import { readFileSync } from 'node:fs';
-import { ensureE2eCacheDir } from './cluster.ts';
+import { e2eClusterUp, ensureE2eCacheDir } from './cluster.ts';
 import { nodeLayout } from './layout.ts';
 import { nodeDown, nodeUp, restartKubelet } from './node.ts';
 
 const layout = nodeLayout();
+const layout2 = nodeLayout(process.env, 2);
 
 async function up(): Promise<void> {
   const started = Date.now();
   ensureE2eCacheDir(layout);
-  const cluster = await clusterUp({ cacheDir: layout.e2eDir });
-  const node = await nodeUp(cluster);
-  process.stderr.write(`[e2e] node ${node.name} ${node.reused ? 'reused' : 'started'}; ${((Date.now() - started) / 1000).toFixed(1)} s ${JSON.stringify(node.timings)}\n`);
+  const cluster = await e2eClusterUp(layout);
+  for (const nodeLayoutN of [layout, layout2]) {
+    const node = await nodeUp(cluster, { layout: nodeLayoutN });
+    process.stderr.write(`[e2e] node ${node.name} ${node.reused ? 'reused' : 'started'}; ${((Date.now() - started) / 1000).toFixed(1)} s ${JSON.stringify(node.timings)}\n`);
+  }
   process.stdout.write(`export KUBECONFIG=${cluster.kubeconfig}\n`);
 }
 
@@ -47,7 +50,13 @@ async function restart(): Promise<void> {
   process.stdout.write(`kubelet restarted: stopped in ${result.stoppedMs} ms, Ready ${result.readyMs} ms after start\n`);
 }
 
-const commands: Record<string, () => Promise<void>> = { up, down: () => nodeDown(), status, 'restart-kubelet': restart };
+async function down(): Promise<void> {
+  // Node 2 hangs off node 1's bridge: it goes first.
+  await nodeDown({ layout: layout2 });
+  await nodeDown({ layout });
+}
+
+const commands: Record<string, () => Promise<void>> = { up, down, status, 'restart-kubelet': restart };
 const name = process.argv[2] ?? '';
 const command = commands[name];
 if (command === undefined) {

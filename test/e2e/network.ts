@@ -1,21 +1,23 @@
 /**
- * Pod networking for the e2e node: a Linux bridge we create ourselves (its
- * `.1` address is the node IP) and a CNI config using the `bridge` and
- * `host-local` plugins from containernetworking-plugins (/usr/lib/cni).
+ * Pod networking for an e2e node: a Linux bridge we create ourselves (its
+ * `.1` address is the pods' gateway; on node 1 also the node IP) and a CNI
+ * config using the `bridge` and `host-local` plugins from
+ * containernetworking-plugins (/usr/lib/cni). Node 2's bridge lives in its
+ * own network namespace.
  *
- * No gateway, no masquerading, no IP forwarding: pods only need an IP (the
- * kubelet requires a working CNI for a Ready node and for pod sandboxes);
- * they reach the host on the bridge subnet and nothing beyond it, so the
- * machine's routing and sysctls stay untouched.
+ * Pods get a default route to their bridge and nothing else: no masquerading.
+ * Node 1's pods reach the apiserver on the bridge itself; node 2's through
+ * node 2 (isolation.ts), which forwards inside its own namespace. The host's
+ * sysctls stay untouched.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeLayout } from './layout.ts';
 
-function ip(args: string[]): string {
+function ip(args: string[], netns?: string): string {
   try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('ip', [...(netns === undefined ? [] : ['-n', netns]), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim() ?? '';
     throw new Error(`ip ${args.join(' ')} failed: ${stderr}`, { cause: error });
@@ -50,26 +52,29 @@ function overlaps(a: string, b: string): boolean {
  * TETHER_E2E_POD_SUBNET).
  */
 export function ensureBridge(layout: NodeLayout): void {
-  const routes = JSON.parse(ip(['-j', '-4', 'route', 'show', 'table', 'main'])) as IpRoute[];
+  const netns = layout.isolation?.netns;
+  const routes = JSON.parse(ip(['-j', '-4', 'route', 'show', 'table', 'main'], netns)) as IpRoute[];
   const clash = routes.find((route) => route.dev !== layout.bridge && route.dst !== 'default' && overlaps(route.dst.includes('/') ? route.dst : `${route.dst}/32`, layout.podSubnet));
   if (clash !== undefined) {
     throw new Error(`pod subnet ${layout.podSubnet} overlaps route ${clash.dst} on ${clash.dev ?? '?'}: set TETHER_E2E_POD_SUBNET to a free /24`);
   }
-  const links = JSON.parse(ip(['-j', '-4', 'addr', 'show'])) as IpAddress[];
+  const links = JSON.parse(ip(['-j', '-4', 'addr', 'show'], netns)) as IpAddress[];
   const existing = links.find((link) => link.ifname === layout.bridge);
-  if (existing === undefined) ip(['link', 'add', layout.bridge, 'type', 'bridge']);
+  if (existing === undefined) ip(['link', 'add', layout.bridge, 'type', 'bridge'], netns);
   const prefix = layout.podSubnet.split('/')[1] ?? '24';
-  if (!(existing?.addr_info ?? []).some((a) => a.local === layout.nodeIp)) {
+  if (!(existing?.addr_info ?? []).some((a) => a.local === layout.podGateway)) {
     // Exactly the address the bridge plugin would give a gateway, so it accepts the bridge as is.
-    ip(['addr', 'add', `${layout.nodeIp}/${prefix}`, 'dev', layout.bridge]);
+    ip(['addr', 'add', `${layout.podGateway}/${prefix}`, 'dev', layout.bridge], netns);
   }
-  ip(['link', 'set', layout.bridge, 'up']);
+  ip(['link', 'set', layout.bridge, 'up'], netns);
 }
 
 /** Removes the bridge (its veths are gone with the pod sandboxes); absent is fine. */
 export function removeBridge(layout: NodeLayout): void {
-  const links = JSON.parse(ip(['-j', 'link', 'show'])) as { ifname: string }[];
-  if (links.some((link) => link.ifname === layout.bridge)) ip(['link', 'del', layout.bridge]);
+  const netns = layout.isolation?.netns;
+  if (netns !== undefined && !existsSync(`/run/netns/${netns}`)) return;
+  const links = JSON.parse(ip(['-j', 'link', 'show'], netns)) as { ifname: string }[];
+  if (links.some((link) => link.ifname === layout.bridge)) ip(['link', 'del', layout.bridge], netns);
 }
 
 /** The CNI network config list: bridge + host-local, pods from `.10` up. */
@@ -82,7 +87,8 @@ export function cniConfig(layout: NodeLayout): object {
       {
         type: 'bridge',
         bridge: layout.bridge,
-        isGateway: false,
+        // Default route via the bridge: node 2's pods reach the apiserver through node 2.
+        isGateway: true,
         ipMasq: false,
         hairpinMode: false,
         ipam: {

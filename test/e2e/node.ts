@@ -28,7 +28,8 @@ import type { RunningComponent } from '../cluster/processes.ts';
 import { startContainerd, waitContainerdReady } from './containerd.ts';
 import { CriClient } from './cri.ts';
 import { ensureImages } from './images.ts';
-import { kubeletBindAddress, startKubelet, waitKubeletReady, writeNodeCredentials } from './kubelet.ts';
+import { ensureIsolation, removeIsolation } from './isolation.ts';
+import { startKubelet, waitKubeletReady, writeNodeCredentials } from './kubelet.ts';
 import type { KubeletEndpoints } from './kubelet.ts';
 import { nodeLayout, type NodeLayout } from './layout.ts';
 import { ensureBridge, removeBridge, writeCniConfig } from './network.ts';
@@ -106,7 +107,7 @@ function which(command: string): boolean {
 function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root (the kubelet, containerd and CNI need it)');
-  for (const [command, pkg] of [['containerd', 'containerd'], ['ctr', 'containerd'], ['runc', 'runc'], ['gcc', 'gcc'], ['tar', 'tar'], ['openssl', 'openssl'], ['ip', 'iproute2']]) {
+  for (const [command, pkg] of [['containerd', 'containerd'], ['ctr', 'containerd'], ['runc', 'runc'], ['gcc', 'gcc'], ['tar', 'tar'], ['openssl', 'openssl'], ['ip', 'iproute2'], ['nsenter', 'util-linux'], ['unshare', 'util-linux']]) {
     if (!which(command!)) missing.push(`${command} (apt: ${pkg})`);
   }
   for (const plugin of ['bridge', 'host-local', 'loopback']) {
@@ -133,7 +134,7 @@ async function isNodeHealthy(layout: NodeLayout, state: NodeState, cluster: Clus
   if (state.server !== cluster.server || state.containerd === undefined || state.kubelet === undefined || state.endpoints === undefined) return false;
   if (!isRunning(state.containerd) || !isRunning(state.kubelet)) return false;
   try {
-    const health = await httpGet(`http://127.0.0.1:${state.endpoints.healthzPort}/healthz`);
+    const health = await httpGet(`http://${layout.healthzAddress}:${state.endpoints.healthzPort}/healthz`);
     if (health.status !== 200) return false;
     const node = await kubeConfigOf(cluster.kubeconfig).makeApiClient(CoreV1Api).readNode({ name: layout.nodeName });
     return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
@@ -186,7 +187,8 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
     server: cluster.server,
     kubeconfig: cluster.kubeconfig,
     binDir: cluster.binDir,
-    createdKubeletRoot: !existsSync(layout.kubeletRootDir),
+    // Node 2's kubelet root is its own directory (removed with its isolation), never the host's.
+    createdKubeletRoot: layout.isolation === undefined && !existsSync(layout.kubeletRootDir),
     createdRunContainerd: !existsSync(RUN_CONTAINERD),
   };
   writeState(layout, state);
@@ -194,6 +196,7 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
   rmSync(layout.logDir, { recursive: true, force: true });
   mkdirSync(layout.logDir, { recursive: true });
 
+  ensureIsolation(layout);
   ensureBridge(layout);
   writeCniConfig(layout);
   state.containerd = startContainerd(layout);
@@ -207,11 +210,12 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
   log(`images ready${images.imported.length > 0 ? `; imported ${images.imported.join(', ')}` : ' (already imported)'}`);
 
   const certs = join(cluster.stateDir, 'certs');
-  writeNodeCredentials(layout, cluster.server, join(certs, 'ca.crt'), join(certs, 'ca.key'));
+  // The address nodes use (node 2 cannot reach this machine's loopback).
+  writeNodeCredentials(layout, cluster.nodeServer, join(certs, 'ca.crt'), join(certs, 'ca.key'));
   const ports = new Set<number>();
   while (ports.size < 2) ports.add(await freePort());
   const [port, healthzPort] = [...ports] as [number, number];
-  state.endpoints = { address: await kubeletBindAddress(layout), port, healthzPort };
+  state.endpoints = { address: layout.nodeIp, port, healthzPort };
   const started = Date.now();
   state.kubelet = startKubelet(layout, cluster.binDir, state.endpoints, join(certs, 'ca.crt'));
   writeState(layout, state);
@@ -368,7 +372,10 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
       // Already gone.
     }
   }
-  for (const mount of mountsUnder([layout.runDir, layout.containerdRoot, layout.kubeletRootDir])) {
+  // Node 2's kubelet mounts live in its own mount namespace (gone with it); the host's
+  // /var/lib/kubelet is node 1's.
+  const ownMounts = layout.isolation === undefined ? [layout.runDir, layout.containerdRoot, layout.kubeletRootDir] : [layout.runDir, layout.containerdRoot];
+  for (const mount of mountsUnder(ownMounts)) {
     try {
       execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
     } catch {
@@ -377,10 +384,11 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
   }
   await deleteNode(state, log);
   removeBridge(layout);
+  removeIsolation(layout, log);
   if (state.createdKubeletRoot && mountsUnder([layout.kubeletRootDir]).length === 0) {
     rmSync(layout.kubeletRootDir, { recursive: true, force: true });
   }
-  removeKubepodsCgroups(log);
+  if (layout.isolation === undefined) removeKubepodsCgroups(log);
   rmSync(layout.runDir, { recursive: true, force: true });
   if (state.createdRunContainerd === true) removeEmptyDirs(RUN_CONTAINERD);
   rmSync(layout.stateFile, { force: true });
