@@ -14,12 +14,11 @@
  *
  * Needs GNU tar (for --sort=name); runs on Node 24 (`.ts` directly).
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runTar as tar, sha256File, writeJsonBlob } from './oci-blobs.ts';
+import { MEDIA_TYPE, OCI_LAYOUT } from './oci-json.ts';
 
 /** What the image runs and with which environment (the OCI config's `config`). */
 export interface ImageRunConfig {
@@ -54,16 +53,6 @@ export interface BuiltOciImage {
   out: string;
 }
 
-const MEDIA_TYPE = {
-  index: 'application/vnd.oci.image.index.v1+json',
-  manifest: 'application/vnd.oci.image.manifest.v1+json',
-  config: 'application/vnd.oci.image.config.v1+json',
-  layer: 'application/vnd.oci.image.layer.v1.tar',
-} as const;
-
-/** GNU tar flags that make an archive depend on content only. */
-const REPRODUCIBLE_TAR = ['--format=gnu', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner'];
-
 /**
  * Normalizes an image reference the way containerd's CRI and `ctr` do:
  * `busybox:1` → `docker.io/library/busybox:1`, `me/app` → `docker.io/me/app:latest`.
@@ -91,33 +80,6 @@ export function hostArchitecture(): string {
   return architecture;
 }
 
-function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-function tar(args: string[]): void {
-  try {
-    execFileSync('tar', [...REPRODUCIBLE_TAR, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim() ?? '';
-    throw new Error(`tar failed (GNU tar is required): ${stderr}`, { cause: error });
-  }
-}
-
-/** Writes a JSON blob into `blobs/sha256/` and returns its descriptor. */
-async function writeBlob(layout: string, mediaType: string, value: unknown): Promise<{ mediaType: string; digest: string; size: number }> {
-  const bytes = Buffer.from(JSON.stringify(value));
-  const hex = sha256Hex(bytes);
-  await writeFile(join(layout, 'blobs', 'sha256', hex), bytes);
-  return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
-}
-
 /**
  * Builds the image tarball. Throws when the rootfs is missing or empty, the
  * name is invalid, or tar fails.
@@ -142,7 +104,7 @@ export async function buildOciImage(options: BuildOciOptions): Promise<BuiltOciI
     const layer = { mediaType: MEDIA_TYPE.layer, digest: `sha256:${layerHex}`, size: layerSize };
 
     const run = options.config ?? {};
-    const config = await writeBlob(layout, MEDIA_TYPE.config, {
+    const config = await writeJsonBlob(blobs, MEDIA_TYPE.config, {
       created: '1970-01-01T00:00:00Z',
       architecture: options.architecture ?? hostArchitecture(),
       os: 'linux',
@@ -155,7 +117,7 @@ export async function buildOciImage(options: BuildOciOptions): Promise<BuiltOciI
       rootfs: { type: 'layers', diff_ids: [layer.digest] },
       history: [{ created: '1970-01-01T00:00:00Z', created_by: 'deploy/image/build-oci.ts' }],
     });
-    const manifest = await writeBlob(layout, MEDIA_TYPE.manifest, {
+    const manifest = await writeJsonBlob(blobs, MEDIA_TYPE.manifest, {
       schemaVersion: 2,
       mediaType: MEDIA_TYPE.manifest,
       config,
@@ -175,7 +137,7 @@ export async function buildOciImage(options: BuildOciOptions): Promise<BuiltOciI
       ],
     };
     await writeFile(join(layout, 'index.json'), JSON.stringify(index));
-    await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeFile(join(layout, 'oci-layout'), JSON.stringify(OCI_LAYOUT));
     const outTmp = `${out}.tmp`;
     tar(['--create', '--file', outTmp, '--directory', layout, '--', 'blobs', 'index.json', 'oci-layout']);
     await rename(outTmp, out);
