@@ -19,6 +19,7 @@
 import type { TestProject } from 'vitest/node';
 import { clusterDown } from '../cluster/cluster.ts';
 import { e2eClusterUp, ensureE2eCacheDir } from './cluster.ts';
+import { attachToLan, removeLan } from './lan.ts';
 import { nodeLayout } from './layout.ts';
 import { nodeDown, nodeUp } from './node.ts';
 
@@ -32,6 +33,9 @@ declare module 'vitest' {
     e2eNodeServer: string;
   }
 }
+
+/** Node 1's and node 2's addresses on the device LAN (10.250.90.0/24). */
+const LAN_NODE_ADDRESSES = ['10.250.90.11', '10.250.90.12'] as const;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const layout = nodeLayout();
@@ -47,6 +51,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const controlPlaneS = (Date.now() - started) / 1_000;
   const node = await nodeUp(cluster, { layout });
   const node2 = await nodeUp(cluster, { layout: layout2 });
+  // The device LAN: both nodes on it by an interface named alike (lan.ts).
+  attachToLan({ address: LAN_NODE_ADDRESSES[0], tag: 'n1' });
+  attachToLan({ netns: layout2.isolation?.netns, address: LAN_NODE_ADDRESSES[1], tag: 'n2' });
   process.stderr.write(
     `[e2e] control plane ${cluster.reused ? 'reused' : 'started'} in ${controlPlaneS.toFixed(1)} s; ` +
       `nodes ${node.name} (${node.reused ? 'reused' : 'started'}), ${node2.name} (${node2.reused ? 'reused' : 'started'}); ` +
@@ -60,6 +67,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('e2eNodeServer', cluster.nodeServer);
   return async () => {
     if (process.env.TETHER_E2E_KEEP_NODE !== '1') {
+      removeLan();
       // Node 2 hangs off node 1's bridge: it goes first.
       await nodeDown({ layout: layout2 });
       await nodeDown({ layout });

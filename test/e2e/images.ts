@@ -126,3 +126,23 @@ export async function ensureImages(layout: NodeLayout): Promise<ImagesResult> {
   const imported = [pause, busybox].filter((image) => importImage(layout, image)).map((image) => image.name);
   return { pause, busybox, imported };
 }
+
+/** What {@link importTetherImage} needs of a built Tether image (deploy/image/tether-image.ts). */
+export interface TetherImageTarball {
+  reference: string;
+  out: string;
+  indexDigest: string;
+}
+
+/**
+ * Imports Tether's image (an OCI index) into the node's containerd, as an
+ * operator of an air-gapped node would (`ctr -n k8s.io images import`); skipped
+ * when containerd already holds this digest under that name.
+ */
+export function importTetherImage(layout: NodeLayout, image: TetherImageTarball): boolean {
+  if (importedDigest(layout, image.reference) === image.indexDigest) return false;
+  run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  const digest = importedDigest(layout, image.reference);
+  if (digest !== image.indexDigest) throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);
+  return true;
+}

@@ -137,10 +137,28 @@ export function removeIsolation(layout: NodeLayout, log: (message: string) => vo
   } catch {
     // Gone with the bridge already.
   }
+  // The uplink's host end goes first (deleting the namespace removes it only asynchronously).
+  if (linkExists(isolation.hostIf)) {
+    try {
+      execFileSync('ip', ['link', 'del', isolation.hostIf], { stdio: 'ignore' });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
   if (netnsExists(isolation.netns)) run('ip', ['netns', 'del', isolation.netns]);
-  if (linkExists(isolation.hostIf)) run('ip', ['link', 'del', isolation.hostIf]);
   let cgroupsLeft = 0;
   for (const dir of cgroupDirs(isolation)) cgroupsLeft += removeTree(dir);
   if (cgroupsLeft > 0) log(`${cgroupsLeft} cgroups under ${isolation.cgroupRoot} still in use; left in place`);
   rmSync(isolation.hostRoot, { recursive: true, force: true });
+}
+
+/**
+ * Cuts (false) or restores (true) node 2's link to node 1 and the apiserver:
+ * a network partition, as when a node's machine drops off the network. The
+ * device LAN (a separate link) stays up.
+ */
+export function setUplink(layout: NodeLayout, up: boolean): void {
+  const isolation = layout.isolation;
+  if (isolation === undefined) throw new Error(`node ${layout.nodeName} shares the host's network: it has no uplink to cut`);
+  run('ip', ['link', 'set', isolation.hostIf, up ? 'up' : 'down']);
 }

@@ -94,7 +94,8 @@ export function cniConfig(layout: NodeLayout): object {
         ipam: {
           type: 'host-local',
           dataDir: layout.cniIpamDir,
-          ranges: [[{ subnet: layout.podSubnet, rangeStart: `${base}.10`, rangeEnd: `${base}.250` }]],
+          ranges: [[{ subnet: layout.podSubnet, rangeStart: `${base}.10`, rangeEnd: `${base}.250`, gateway: layout.podGateway }]],
+          routes: [{ dst: '0.0.0.0/0' }],
         },
       },
     ],

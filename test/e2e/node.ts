@@ -394,3 +394,29 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
   rmSync(layout.stateFile, { force: true });
   log(`node ${state.nodeName} stopped and cleaned up`);
 }
+
+/** Stops only the kubelet (containerd and the pods keep running), as a crashed or stopped kubelet would. */
+export async function stopKubelet(options: NodeOptions = {}): Promise<void> {
+  const layout = options.layout ?? nodeLayout();
+  const log = options.log ?? defaultLog;
+  await withLock(layout.lockFile, log, async () => {
+    const state = readState(layout);
+    if (state?.kubelet === undefined) throw new Error('no kubelet in the node state: run nodeUp first');
+    await stopComponent(state.kubelet);
+  });
+}
+
+/** Starts the kubelet stopped by {@link stopKubelet} again, same flags; waits for Ready. */
+export async function startKubeletAgain(options: NodeOptions & { timeoutMs?: number } = {}): Promise<void> {
+  const layout = options.layout ?? nodeLayout();
+  const log = options.log ?? defaultLog;
+  await withLock(layout.lockFile, log, async () => {
+    const state = readState(layout);
+    if (state?.kubelet === undefined || state.endpoints === undefined) throw new Error('no kubelet in the node state: run nodeUp first');
+    if (isRunning(state.kubelet)) return;
+    const started = Date.now();
+    state.kubelet = startComponent(state.kubelet);
+    writeState(layout, state);
+    await waitKubeletReady(kubeConfigOf(state.kubeconfig), layout, state.kubelet, state.endpoints.healthzPort, started, options.timeoutMs);
+  });
+}

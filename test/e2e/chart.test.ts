@@ -1,0 +1,376 @@
+/**
+ * Tether as a user runs it: its own image (deploy/image, `npm run image`)
+ * imported into each node's containerd, installed by its Helm chart
+ * (deploy/helm/tether) — the agent as DaemonSet pods on both e2e nodes, the
+ * controller as the chart's two-replica, leader-elected Deployment, all under
+ * the chart's RBAC. No Tether process runs on the host here.
+ *
+ * Devices: a shared debug-echo device, and on the simulated device LAN (lan.ts,
+ * a third network namespace both nodes reach) a Home Assistant MQTT device on
+ * Mosquitto and an ONVIF camera that wants credentials from a Secret.
+ *
+ * The scenarios build on each other and run in order; every wait watches the
+ * world (objects, pod logs) with a deadline. The cluster has no kube-proxy, so
+ * the chart's pods are told the apiserver's address (KUBERNETES_SERVICE_HOST/
+ * PORT via extraEnv), as kube-proxy-free clusters do.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import type { Device } from '../../deploy/crds/schema.ts';
+import { buildTetherImage } from '../../deploy/image/tether-image.ts';
+import { api, GROUP, isApiError, useTestNamespace, VERSION, waitFor } from '../integration/support.ts';
+import {
+  agentPodOn,
+  brokerPods,
+  ChangeRecorder,
+  componentPods,
+  deviceSnapshot,
+  isReady,
+  leaderPod,
+  RELEASE,
+  SYSTEM_NAMESPACE,
+  waitAgentsReady,
+  waitBrokers,
+  waitControllersReady,
+  waitLogLines,
+  waitNodeState,
+} from './chart-support.ts';
+import { CHART, helmFor, type Helm } from './helm.ts';
+import { importTetherImage } from './images.ts';
+import { startLanPeers, type LanPeers } from './lan.ts';
+import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
+import { setUplink } from './isolation.ts';
+import { restartKubelet, startKubeletAgain, stopKubelet } from './node.ts';
+import { createDiscovery, createPod, devicePod, waitPodRunning, waitPodUnschedulable } from './support.ts';
+
+const ns = useTestNamespace('chart');
+const layout1 = nodeLayout();
+const layout2 = nodeLayout(process.env, 2);
+const [node1, node2] = [inject('e2eNodeName'), inject('e2eNode2Name')];
+/** Controller: a NotReady node is lost after this long (the cluster marks a silent node NotReady after 10 s). */
+const NODE_LOSS_GRACE_S = 5;
+
+/** Broker script: print the device's env, then idle until SIGTERM. */
+const BROKER_SCRIPT = `env | grep -E '^(TETHER_|DEBUG_ECHO_|MQTT_|HA_|ONVIF_)' | sort; trap 'exit 0' TERM; sleep 3600 & wait`;
+const brokerTemplate = {
+  pod: {
+    spec: {
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 1,
+      containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', BROKER_SCRIPT] }],
+    },
+  },
+};
+
+let helm: Helm;
+let lan: LanPeers;
+const timings: Record<string, number> = {};
+
+function uids(pods: V1Pod[]): string[] {
+  return pods.map((p) => p.metadata?.uid ?? '').sort();
+}
+
+/** The value flags a user would pass on this cluster: the image's default name, the apiserver's address. */
+function installValues(): string[] {
+  const server = new URL(inject('e2eNodeServer'));
+  const env = JSON.stringify([
+    { name: 'KUBERNETES_SERVICE_HOST', value: server.hostname },
+    { name: 'KUBERNETES_SERVICE_PORT', value: server.port },
+  ]);
+  return [
+    '--set-json', `agent.extraEnv=${env}`,
+    '--set-json', `controller.extraEnv=${env}`,
+    '--set-json', `controller.extraArgs=["--node-loss-grace=${NODE_LOSS_GRACE_S}"]`,
+  ];
+}
+
+async function device(discovery: string, deviceId: string, node?: string): Promise<Device> {
+  const name = deviceName({ namespace: ns.name, discovery, deviceId, ...(node === undefined ? {} : { node }) });
+  return (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices', name })) as Device;
+}
+
+async function waitDeviceState(discovery: string, deviceId: string, predicate: (d: Device) => boolean, description: string, timeoutMs = 60_000): Promise<Device> {
+  let last: Device | undefined;
+  try {
+    return await waitFor(
+      async () => {
+        last = await device(discovery, deviceId);
+        return predicate(last) ? last : undefined;
+      },
+      { timeoutMs, description },
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; Device: ${JSON.stringify(last?.spec ?? 'none')} ${JSON.stringify(last?.status ?? {})}`, { cause: error });
+  }
+}
+
+function nodesOf(d: Device): string[] {
+  return Object.keys(d.spec.nodes ?? {}).sort();
+}
+
+beforeAll(async () => {
+  helm = helmFor(inject('clusterBinDir'), inject('kubeconfig'));
+  const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
+  for (const layout of [layout1, layout2]) importTetherImage(layout, image);
+  lan = await startLanPeers();
+  try {
+    await api().core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
+  } catch (error) {
+    if (!isApiError(error, 409)) throw error;
+  }
+}, 900_000);
+
+afterAll(async () => {
+  await helm?.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m').catch(() => undefined);
+  await lan?.stop();
+  helm?.close();
+  process.stderr.write(`[chart] timings (s): ${JSON.stringify(timings)}\n`);
+});
+
+describe('Tether installed by its Helm chart on two nodes', () => {
+  it('installs: agent pods on both nodes, two controllers with one leader', async () => {
+    const started = Date.now();
+    await helm.run('install', RELEASE, CHART, '-n', SYSTEM_NAMESPACE, ...installValues(), '--wait', '--timeout', '3m');
+    timings['install'] = (Date.now() - started) / 1_000;
+    await waitAgentsReady();
+    await waitControllersReady();
+    const agents = await componentPods('agent');
+    expect(agents.map((p) => p.spec?.nodeName).sort()).toEqual([node1, node2].sort());
+    // The image the chart names by default, run as the chart says.
+    for (const pod of agents) expect(pod.spec?.containers[0]?.image).toBe('ghcr.io/tether-dev/tether:0.1.0');
+    const controllers = await componentPods('controller');
+    expect(controllers).toHaveLength(2);
+    const leader = await leaderPod();
+    expect(controllers.map((p) => p.metadata?.name)).toContain(leader.metadata?.name);
+    // The controller runs as the image's non-root user.
+    expect(controllers[0]?.status?.containerStatuses?.[0]?.ready).toBe(true);
+  });
+
+  it('a shared debug-echo device seen by both nodes: one Device, a broker per node within capacity, Services', async () => {
+    await createDiscovery(ns.name, 'shared-echo', {
+      handler: 'debug-echo',
+      details: { descriptions: ['shared-1'], shared: true },
+      capacity: 2,
+      offlineGracePeriodSeconds: 1,
+      broker: brokerTemplate,
+      deviceService: { ports: [{ name: 'http', port: 80 }] },
+      discoveryService: { ports: [{ name: 'http', port: 80 }] },
+    });
+    const d = await waitDeviceState('shared-echo', 'shared-1', (x) => nodesOf(x).length === 2, 'the shared Device listing both nodes');
+    expect(nodesOf(d)).toEqual([node1, node2].sort());
+    const { pods } = await waitBrokers(ns.name, 'shared-echo', 2);
+    expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual([node1, node2].sort());
+    const name = d.metadata?.name ?? '';
+    const suffix = name.slice(-16).toUpperCase();
+    for (const pod of pods) {
+      await waitLogLines(ns.name, pod.metadata?.name ?? '', 'broker', [
+        'DEBUG_ECHO_DESCRIPTION=shared-1',
+        `DEBUG_ECHO_DESCRIPTION_${suffix}=shared-1`,
+        `TETHER_DEVICES=${name}`,
+      ]);
+    }
+    // Both slots held, one per node.
+    const held = await waitDeviceState('shared-echo', 'shared-1', (x) => Object.keys(x.spec.slots ?? {}).length === 2, 'both slots held');
+    expect(Object.values(held.spec.slots ?? {}).sort()).toEqual([node1, node2].sort());
+    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: `${name}-svc` })).spec?.selector, { description: 'the device Service' });
+    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: 'shared-echo-svc' })).spec?.selector, { description: 'the discovery Service' });
+  });
+
+  it('MQTT: a Home Assistant device on Mosquitto → broker with its env; last will → gone; back → Running', async () => {
+    await lan.ha.announce();
+    await createDiscovery(ns.name, 'ha', {
+      handler: 'mqtt',
+      details: { broker: lan.mqttUrl, homeAssistant: true },
+      capacity: 1,
+      offlineGracePeriodSeconds: 1,
+      broker: brokerTemplate,
+    });
+    const { pods } = await waitBrokers(ns.name, 'ha', 1, 90_000);
+    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`MQTT_BROKER_URL=${lan.mqttUrl}`, `HA_DEVICE_ID=${lan.ha.deviceId}`, 'HA_MANUFACTURER=espressif']);
+    let started = Date.now();
+    await lan.ha.dieAbruptly();
+    await waitBrokers(ns.name, 'ha', 0);
+    timings['mqtt last will → brokers gone'] = (Date.now() - started) / 1_000;
+    started = Date.now();
+    await lan.ha.announce();
+    await waitBrokers(ns.name, 'ha', 1);
+    timings['mqtt re-announce → broker Running'] = (Date.now() - started) / 1_000;
+  });
+
+  it('ONVIF: a camera with credentials from a Secret → broker with ONVIF_STREAM_URI; Bye → gone; Hello → back', async () => {
+    await api().core.createNamespacedSecret({
+      namespace: ns.name,
+      body: { metadata: { name: 'lan-camera' }, stringData: { username: lan.camera.username, password: lan.camera.password } },
+    });
+    await createDiscovery(ns.name, 'cameras', {
+      handler: 'onvif',
+      details: { interfaces: ['te2e-lan'] },
+      properties: [
+        { name: 'ONVIF_USERNAME', valueFrom: { secretKeyRef: { name: 'lan-camera', key: 'username' } } },
+        { name: 'ONVIF_PASSWORD', valueFrom: { secretKeyRef: { name: 'lan-camera', key: 'password' } } },
+      ],
+      capacity: 1,
+      offlineGracePeriodSeconds: 1,
+      broker: brokerTemplate,
+    });
+    const { pods } = await waitBrokers(ns.name, 'cameras', 1, 90_000);
+    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`ONVIF_STREAM_URI=${lan.camera.streamUri}`, `ONVIF_DEVICE_UUID=${lan.camera.uuid}`]);
+    let started = Date.now();
+    await lan.camera.bye();
+    await waitBrokers(ns.name, 'cameras', 0);
+    timings['onvif Bye → brokers gone'] = (Date.now() - started) / 1_000;
+    started = Date.now();
+    await lan.camera.hello();
+    await waitBrokers(ns.name, 'cameras', 1);
+    timings['onvif Hello → broker Running'] = (Date.now() - started) / 1_000;
+  });
+
+  it('capacity 2 with 3 consumer pods: 2 Running, the third Pending with the scheduler’s reason', async () => {
+    await createDiscovery(ns.name, 'cap', {
+      handler: 'debug-echo',
+      details: { descriptions: ['cap-1'] },
+      capacity: 2,
+      nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node1] }] }] },
+    });
+    const d = await waitDeviceState('cap', 'cap-1', (x) => nodesOf(x).length === 1, 'the node-local Device', 60_000);
+    const resource = deviceResourceName(d.metadata?.name ?? '');
+    await waitNodeState(node1, (n) => n.status?.allocatable?.[resource] === '2', `${resource} allocatable on ${node1}`);
+    for (const name of ['consumer-1', 'consumer-2']) await createPod(ns.name, devicePod(name, resource, 'env | grep ^TETHER_DEVICES='));
+    for (const name of ['consumer-1', 'consumer-2']) await waitPodRunning(ns.name, name);
+    await createPod(ns.name, devicePod('consumer-3', resource, 'true'));
+    const reason = await waitPodUnschedulable(ns.name, 'consumer-3');
+    expect(reason).toContain(`Insufficient ${resource}`);
+    const held = await waitDeviceState('cap', 'cap-1', (x) => Object.keys(x.spec.slots ?? {}).length === 2, 'both slots held by the consumers');
+    expect(Object.values(held.spec.slots ?? {})).toEqual([node1, node1]);
+  });
+
+  it('agent pod deleted: the DaemonSet recreates it; no Device deleted or changed, no broker restarted, slots kept', async () => {
+    const before = await deviceSnapshot(ns.name);
+    const brokersBefore = uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')));
+    const recorder = new ChangeRecorder(ns.name);
+    await recorder.start();
+    try {
+      const old = await agentPodOn(node1);
+      await api().core.deleteNamespacedPod({ namespace: SYSTEM_NAMESPACE, name: old.metadata?.name ?? '' });
+      await waitFor(async () => (await agentPodOn(node1).catch(() => undefined))?.metadata?.uid !== old.metadata?.uid || undefined, { description: 'a new agent pod on node 1' });
+      await waitAgentsReady();
+      // A device event after the restart still flows end to end (the new agent is serving).
+      expect(recorder.deviceChurn(before)).toEqual([]);
+      expect(recorder.brokerChurn()).toEqual([]);
+    } finally {
+      recorder.stop();
+    }
+    const after = await deviceSnapshot(ns.name);
+    for (const [name, d] of before) expect(after.get(name)?.spec.slots ?? {}).toEqual(d.spec.slots ?? {});
+    expect(uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')))).toEqual(brokersBefore);
+  });
+
+  it('controller leader pod deleted: the standby leads within the lease; brokers untouched', async () => {
+    const leader = await leaderPod();
+    const brokersBefore = uids(await brokerPods(ns.name, 'shared-echo'));
+    const recorder = new ChangeRecorder(ns.name);
+    await recorder.start();
+    try {
+      const started = Date.now();
+      await api().core.deleteNamespacedPod({ namespace: SYSTEM_NAMESPACE, name: leader.metadata?.name ?? '' });
+      const next = await waitFor(
+        async () => {
+          const pod = await leaderPod(5_000).catch(() => undefined);
+          return pod !== undefined && pod.metadata?.name !== leader.metadata?.name ? pod : undefined;
+        },
+        { timeoutMs: 30_000, description: 'another controller pod holding the Lease' },
+      );
+      timings['leader deleted → standby leads'] = (Date.now() - started) / 1_000;
+      expect(next.metadata?.name).not.toBe(leader.metadata?.name);
+      await waitControllersReady();
+      expect(recorder.brokerChurn()).toEqual([]);
+    } finally {
+      recorder.stop();
+    }
+    expect(uids(await brokerPods(ns.name, 'shared-echo'))).toEqual(brokersBefore);
+  });
+
+  it('kubelet restart on node 1: plugins re-register, running brokers untouched', async () => {
+    const d = await device('shared-echo', 'shared-1');
+    const resource = deviceResourceName(d.metadata?.name ?? '');
+    const brokersBefore = await brokerPods(ns.name, 'shared-echo');
+    const restart = await restartKubelet({ layout: layout1 });
+    // The restarted kubelet starts with no devices: allocatable back means the agent re-registered.
+    await waitNodeState(node1, (n) => n.status?.allocatable?.[resource] === '2', `${resource} allocatable again on ${node1}`);
+    timings['kubelet restart → Ready'] = restart.readyMs / 1_000;
+    const after = await brokerPods(ns.name, 'shared-echo');
+    expect(uids(after)).toEqual(uids(brokersBefore));
+    for (const pod of after) expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+  });
+
+  it('node loss: node 2 stops → its entries and slots are released, node 1 untouched; back → it rejoins', async () => {
+    const brokers1 = (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node1);
+    expect(brokers1).toHaveLength(1);
+    const started = Date.now();
+    await stopKubelet({ layout: layout2 });
+    setUplink(layout2, false);
+    try {
+      await waitNodeState(node2, (n) => !isReady(n), `${node2} NotReady`, 60_000);
+      const released = await waitDeviceState(
+        'shared-echo',
+        'shared-1',
+        (x) => !nodesOf(x).includes(node2) && !Object.values(x.spec.slots ?? {}).includes(node2),
+        `${node2} released from the shared Device`,
+        60_000,
+      );
+      timings['node stopped → released'] = (Date.now() - started) / 1_000;
+      expect(nodesOf(released)).toEqual([node1]);
+      expect(Object.values(released.spec.slots ?? {})).toEqual([node1]);
+      const still = (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node1);
+      expect(uids(still)).toEqual(uids(brokers1));
+    } finally {
+      setUplink(layout2, true);
+      await startKubeletAgain({ layout: layout2 });
+    }
+    await waitNodeState(node2, isReady, `${node2} Ready again`, 90_000);
+    const rejoined = await waitDeviceState('shared-echo', 'shared-1', (x) => nodesOf(x).includes(node2), `${node2} back in the shared Device`, 90_000);
+    expect(nodesOf(rejoined)).toEqual([node1, node2].sort());
+    await waitFor(
+      async () => (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node2 && p.status?.phase === 'Running').length === 1,
+      { timeoutMs: 90_000, description: `a Running broker on ${node2} again` },
+    );
+    await waitAgentsReady();
+  });
+
+  it('helm upgrade with a changed value rolls the agents with no Device churn', async () => {
+    const before = await deviceSnapshot(ns.name);
+    const agentsBefore = uids(await componentPods('agent'));
+    const recorder = new ChangeRecorder(ns.name);
+    await recorder.start();
+    try {
+      await helm.run('upgrade', RELEASE, CHART, '-n', SYSTEM_NAMESPACE, ...installValues(), '--set', 'logLevel=debug', '--wait', '--timeout', '3m');
+      await waitAgentsReady();
+      await waitControllersReady();
+      const agentsAfter = await componentPods('agent');
+      expect(uids(agentsAfter).filter((uid) => agentsBefore.includes(uid))).toEqual([]);
+      for (const pod of agentsAfter) expect(pod.spec?.containers[0]?.args).toContain('--log-level=debug');
+      expect(recorder.deviceChurn(before)).toEqual([]);
+      expect(recorder.brokerChurn()).toEqual([]);
+    } finally {
+      recorder.stop();
+    }
+  });
+
+  it('helm uninstall removes everything it installed and keeps the CRDs', async () => {
+    await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m');
+    const selector = `app.kubernetes.io/instance=${RELEASE}`;
+    await waitFor(async () => (await componentPods('agent')).length === 0 && (await componentPods('controller')).length === 0, { timeoutMs: 60_000, description: 'chart pods gone' });
+    const apps = api().kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
+    const rbac = api().kc.makeApiClient((await import('@kubernetes/client-node')).RbacAuthorizationV1Api);
+    expect((await apps.listNamespacedDaemonSet({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
+    expect((await apps.listNamespacedDeployment({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
+    expect((await api().core.listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
+    expect((await api().core.listNamespacedService({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
+    expect((await rbac.listClusterRole({ labelSelector: selector })).items).toEqual([]);
+    expect((await rbac.listClusterRoleBinding({ labelSelector: selector })).items).toEqual([]);
+    const ext = api().kc.makeApiClient((await import('@kubernetes/client-node')).ApiextensionsV1Api);
+    for (const crd of ['devicediscoveries.tether.dev', 'devices.tether.dev']) expect((await ext.readCustomResourceDefinition({ name: crd })).metadata?.name).toBe(crd);
+  });
+});
