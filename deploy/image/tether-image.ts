@@ -422,7 +422,7 @@ async function main(argv: string[]): Promise<void> {
     `  index            ${image.indexDigest}`,
     image.out,
     '',
-    'Import on a containerd node:  ctr -n k8s.io images import --all-platforms ' + image.out,
+    'Import on a containerd node:  ctr -n k8s.io images import ' + image.out + '   (--all-platforms to keep arm64 too)',
     'Push to a registry, e.g.:     skopeo copy --all oci-archive:' + image.out + ' docker://<registry>/tether:' + image.reference.slice(image.reference.lastIndexOf(':') + 1),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
