@@ -21,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -207,7 +207,11 @@ async function cachedLayer(ctx: Context, name: string, key: object, build: (root
   const record = join(ctx.cacheDir, 'layers', `${name}-${keyHex.slice(0, 16)}.json`);
   if (!ctx.force && existsSync(record)) {
     const layer = JSON.parse(await readFile(record, 'utf8')) as LayerBlob;
-    if (existsSync(join(ctx.blobsDir, layer.digest.slice('sha256:'.length)))) return layer;
+    if (existsSync(join(ctx.blobsDir, layer.digest.slice('sha256:'.length)))) {
+      const now = new Date();
+      await utimes(record, now, now); // in use: see collectGarbage
+      return layer;
+    }
   }
   const started = Date.now();
   const root = join(ctx.stageDir, name);
@@ -325,7 +329,9 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
   const identity = imageIdentity({ packageJson: await read('package.json'), chartYaml: await read('deploy/helm/tether/Chart.yaml'), valuesYaml: await read('deploy/helm/tether/values.yaml') });
   const pin = nodePinFromLock(await read('package-lock.json'));
   const platforms = (options.platforms ?? DEFAULT_PLATFORMS).map(parsePlatform);
-  const out = resolve(options.out ?? join(cacheDir, `tether-${identity.version}.oci.tar`));
+  // A subset of platforms (the e2e harness builds linux/amd64 only) gets its own file.
+  const subset = platforms.map(formatPlatform).join(',') === DEFAULT_PLATFORMS.map((p) => formatPlatform(parsePlatform(p))).join(',') ? '' : `-${platforms.map((p) => p.architecture).join('-')}`;
+  const out = resolve(options.out ?? join(cacheDir, `tether-${identity.version}${subset}.oci.tar`));
   const { revision, created } = gitRevision(repo);
   const source: ImageSource = {
     title: 'tether',
@@ -379,9 +385,37 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
     const result = { reference: identity.reference, out, indexDigest: index.digest, platforms: built };
     await mkdir(dirname(recordPath), { recursive: true });
     await writeJsonAtomic(recordPath, { key: imageKey, result, outSize: (await stat(out)).size } satisfies ImageRecord);
+    await collectGarbage(ctx);
     return { ...result, cached: false };
   } finally {
     await rm(ctx.stageDir, { recursive: true, force: true });
+  }
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Keeps the blob store from growing with every app change: drops layer records unused for a
+ * week (a build touches the records it uses), then blobs that no layer record names and that are over an hour old (config,
+ * manifest and index blobs of older builds; layers of dropped records). A concurrent build
+ * writes its blobs minutes before its records, hence the hour.
+ */
+async function collectGarbage(ctx: Context): Promise<void> {
+  const now = Date.now();
+  const layersDir = join(ctx.cacheDir, 'layers');
+  const keep = new Set<string>();
+  for (const name of await readdir(layersDir)) {
+    const path = join(layersDir, name);
+    if (now - (await stat(path)).mtimeMs > 7 * DAY_MS) {
+      await rm(path, { force: true });
+      continue;
+    }
+    keep.add((JSON.parse(await readFile(path, 'utf8')) as LayerBlob).digest.slice('sha256:'.length));
+  }
+  for (const hex of await readdir(ctx.blobsDir)) {
+    if (keep.has(hex)) continue;
+    const path = join(ctx.blobsDir, hex);
+    if (now - (await stat(path)).mtimeMs > 3600 * 1000) await rm(path, { force: true });
   }
 }
 
