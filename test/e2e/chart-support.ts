@@ -215,7 +215,7 @@ export class ChangeRecorder {
       .filter((event: WatchEvent) => {
         const device = event.object as unknown as Device;
         const was = before.get(device.metadata?.name ?? '');
-        return event.type !== 'MODIFIED' || was === undefined || JSON.stringify(was.spec) !== JSON.stringify(device.spec);
+        return event.type !== 'MODIFIED' || was === undefined || specKey(was) !== specKey(device);
       })
       .map((event) => `${event.type} ${event.object.metadata?.name ?? '?'} ${JSON.stringify((event.object as unknown as Device).spec?.nodes ?? {})}`);
   }
@@ -231,6 +231,11 @@ export class ChangeRecorder {
       })
       .map((event) => `${event.type} ${event.object.metadata?.name ?? '?'}`);
   }
+}
+
+/** A Device's spec with its node set in a fixed order (a set's order carries no meaning). */
+function specKey(device: Device): string {
+  return JSON.stringify({ ...device.spec, nodes: [...(device.spec.nodes ?? [])].sort() });
 }
 
 /** Devices of a namespace by name, as they are now. */

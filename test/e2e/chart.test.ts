@@ -14,17 +14,18 @@
  * the chart's pods are told the apiserver's address (KUBERNETES_SERVICE_HOST/
  * PORT via extraEnv), as kube-proxy-free clusters do.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceResourceName } from '../../deploy/crds/names.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
-import { api, GROUP, isApiError, useTestNamespace, VERSION, waitFor } from '../integration/support.ts';
+import { api, isApiError, useTestNamespace, waitFor } from '../integration/support.ts';
 import {
   agentPodOn,
   brokerPods,
   ChangeRecorder,
   componentPods,
+  devicesOf,
   deviceSnapshot,
   isReady,
   leaderPod,
@@ -42,7 +43,7 @@ import { startLanPeers, type LanPeers } from './lan.ts';
 import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
 import { setUplink } from './isolation.ts';
 import { restartKubelet, startKubeletAgain, stopKubelet } from './node.ts';
-import { createDiscovery, createPod, devicePod, waitPodRunning, waitPodUnschedulable } from './support.ts';
+import { createDiscovery, createPod, devicePod, kubeletAllocatableIds, waitPodRunning, waitPodUnschedulable } from './support.ts';
 
 const ns = useTestNamespace('chart');
 const layout1 = nodeLayout();
@@ -86,9 +87,11 @@ function installValues(): string[] {
   ];
 }
 
-async function device(discovery: string, deviceId: string, node?: string): Promise<Device> {
-  const name = deviceName({ namespace: ns.name, discovery, deviceId, ...(node === undefined ? {} : { node }) });
-  return (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices', name })) as Device;
+/** The Device a discovery made for `deviceId` (found by its spec, not by recomputing its name). */
+async function device(discovery: string, deviceId: string): Promise<Device> {
+  const found = (await devicesOf(ns.name, discovery)).find((d) => d.spec.deviceId === deviceId);
+  if (found === undefined) throw new Error(`no Device for ${discovery}/${deviceId}`);
+  return found;
 }
 
 async function waitDeviceState(discovery: string, deviceId: string, predicate: (d: Device) => boolean, description: string, timeoutMs = 60_000): Promise<Device> {
@@ -107,7 +110,27 @@ async function waitDeviceState(discovery: string, deviceId: string, predicate: (
 }
 
 function nodesOf(d: Device): string[] {
-  return Object.keys(d.spec.nodes ?? {}).sort();
+  return [...(d.spec.nodes ?? [])].sort();
+}
+
+const CRDS = ['devicediscoveries.tether.dev', 'devices.tether.dev'];
+
+async function deleteTetherCrds(): Promise<void> {
+  const ext = api().kc.makeApiClient(ApiextensionsV1Api);
+  for (const name of CRDS) {
+    try {
+      await ext.deleteCustomResourceDefinition({ name });
+    } catch (error) {
+      if (!isApiError(error, 404)) throw error;
+    }
+  }
+  await waitFor(
+    async () => {
+      const left = await Promise.all(CRDS.map((name) => ext.readCustomResourceDefinition({ name }).then(() => name, () => undefined)));
+      return left.every((name) => name === undefined);
+    },
+    { timeoutMs: 60_000, description: 'the Tether CRDs deleted' },
+  );
 }
 
 beforeAll(async () => {
@@ -115,6 +138,10 @@ beforeAll(async () => {
   const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
   for (const layout of [layout1, layout2]) importTetherImage(layout, image);
   lan = await startLanPeers();
+  // A release left by an interrupted run would block the install.
+  await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
+  // A fresh cluster, as a user's: the chart installs the CRDs (the e2e control plane applied its own).
+  await deleteTetherCrds();
   try {
     await api().core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
   } catch (error) {
@@ -188,7 +215,7 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       broker: brokerTemplate,
     });
     const { pods } = await waitBrokers(ns.name, 'ha', 1, 90_000);
-    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`MQTT_BROKER_URL=${lan.mqttUrl}`, `HA_DEVICE_ID=${lan.ha.deviceId}`, 'HA_MANUFACTURER=espressif']);
+    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`MQTT_BROKER_URL=${lan.mqttUrl}`, `HA_DEVICE_ID=${lan.ha.node}`, 'HA_MANUFACTURER=espressif']);
     let started = Date.now();
     await lan.ha.dieAbruptly();
     await waitBrokers(ns.name, 'ha', 0);
@@ -296,10 +323,17 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     const d = await device('shared-echo', 'shared-1');
     const resource = deviceResourceName(d.metadata?.name ?? '');
     const brokersBefore = await brokerPods(ns.name, 'shared-echo');
+    const idsBefore = await kubeletAllocatableIds(layout1.podResourcesSocket, resource);
+    expect(idsBefore).toHaveLength(1); // the other slot is held on node 2: Unhealthy here
     const restart = await restartKubelet({ layout: layout1 });
-    // The restarted kubelet starts with no devices: allocatable back means the agent re-registered.
-    await waitNodeState(node1, (n) => n.status?.allocatable?.[resource] === '2', `${resource} allocatable again on ${node1}`);
+    // The restarted kubelet starts with no devices (it deletes every plugin socket): the
+    // device back in its own view means the agent re-registered on fresh sockets.
+    await waitFor(async () => JSON.stringify(await kubeletAllocatableIds(layout1.podResourcesSocket, resource)) === JSON.stringify(idsBefore), {
+      timeoutMs: 30_000,
+      description: `${resource} allocatable again in the restarted kubelet`,
+    });
     timings['kubelet restart → Ready'] = restart.readyMs / 1_000;
+    timings['kubelet restart → device allocatable'] = (Date.now() - restart.startedAt) / 1_000;
     const after = await brokerPods(ns.name, 'shared-echo');
     expect(uids(after)).toEqual(uids(brokersBefore));
     for (const pod of after) expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
@@ -362,15 +396,15 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m');
     const selector = `app.kubernetes.io/instance=${RELEASE}`;
     await waitFor(async () => (await componentPods('agent')).length === 0 && (await componentPods('controller')).length === 0, { timeoutMs: 60_000, description: 'chart pods gone' });
-    const apps = api().kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
-    const rbac = api().kc.makeApiClient((await import('@kubernetes/client-node')).RbacAuthorizationV1Api);
+    const apps = api().kc.makeApiClient(AppsV1Api);
+    const rbac = api().kc.makeApiClient(RbacAuthorizationV1Api);
     expect((await apps.listNamespacedDaemonSet({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
     expect((await apps.listNamespacedDeployment({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
     expect((await api().core.listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
     expect((await api().core.listNamespacedService({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
     expect((await rbac.listClusterRole({ labelSelector: selector })).items).toEqual([]);
     expect((await rbac.listClusterRoleBinding({ labelSelector: selector })).items).toEqual([]);
-    const ext = api().kc.makeApiClient((await import('@kubernetes/client-node')).ApiextensionsV1Api);
-    for (const crd of ['devicediscoveries.tether.dev', 'devices.tether.dev']) expect((await ext.readCustomResourceDefinition({ name: crd })).metadata?.name).toBe(crd);
+    const ext = api().kc.makeApiClient(ApiextensionsV1Api);
+    for (const crd of CRDS) expect((await ext.readCustomResourceDefinition({ name: crd })).metadata?.name).toBe(crd);
   });
 });

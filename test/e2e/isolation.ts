@@ -1,21 +1,19 @@
 /**
- * Node 2's own "machine": a network namespace joined to node 1's bridge by a
- * veth (its node IP), IP forwarding inside it (its pods reach the apiserver on
- * node 1's address through it), a route on the host back to its pod subnet,
- * and a persistent mount namespace where `/var/lib/kubelet` and
- * `/var/lib/tether` are its own directories. Its containerd and kubelet run
- * inside both namespaces (`nodeCommand`), so the pods it starts — hostNetwork
- * ones included — see node 2's network and node 2's kubelet directories.
- *
- * The mount namespace is slave to the host's (host mounts such as `/dev`
- * propagate in, which HostToContainer volume propagation requires; nothing
- * propagates out) and kept alive by a bind mount of its nsfs file, the way
- * `ip netns` keeps network namespaces.
+ * A node's own "machine" on this one. Every node: a persistent mount
+ * namespace (kept alive by a bind mount of its nsfs file, the way `ip netns`
+ * keeps network namespaces) with `/` shared inside, as on a real node. Node 2
+ * also: `/var/lib/kubelet` and `/var/lib/tether` bind-mounted from its own
+ * directories, a network namespace joined to node 1's bridge by a veth (its
+ * node IP), IP forwarding inside it (its pods reach the apiserver on node 1's
+ * address through it), a route on the host back to its pod subnet, and its
+ * own cgroup parent. containerd and the kubelet run inside (`nodeCommand`), so
+ * the pods they start — hostNetwork ones included — see the node's network
+ * and the node's kubelet directories.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeIsolation, NodeLayout } from './layout.ts';
+import type { NodeIsolation, NodeLayout, NodeMountNamespace } from './layout.ts';
 
 function run(command: string, args: string[]): string {
   try {
@@ -28,9 +26,8 @@ function run(command: string, args: string[]): string {
 
 /** `command args` as it must be started to run on `layout`'s node. */
 export function nodeCommand(layout: NodeLayout, command: string, args: string[]): { command: string; args: string[] } {
-  const isolation = layout.isolation;
-  if (isolation === undefined) return { command, args };
-  return { command: 'nsenter', args: [`--mount=${isolation.mountNsFile}`, `--net=/run/netns/${isolation.netns}`, '--', command, ...args] };
+  const net = layout.isolation === undefined ? [] : [`--net=/run/netns/${layout.isolation.netns}`];
+  return { command: 'nsenter', args: [`--mount=${layout.mountNs.file}`, ...net, '--', command, ...args] };
 }
 
 function netnsExists(netns: string): boolean {
@@ -68,22 +65,35 @@ function ensureNetwork(layout: NodeLayout, isolation: NodeIsolation): void {
   run('ip', ['route', 'replace', layout.podSubnet, 'via', layout.nodeIp, 'dev', isolation.hostBridge]);
 }
 
-/** The persistent mount namespace with the node's own kubelet and tether directories. Idempotent. */
-function ensureMounts(isolation: NodeIsolation): void {
-  for (const { source, target } of isolation.binds) {
+/**
+ * The node's persistent mount namespace: `/` recursively shared inside it (as
+ * on a systemd node; HostToContainer propagation needs it, and the host's
+ * own mounts stay as they are) and the node's own bind mounts. Idempotent.
+ */
+export function ensureMountNamespace(mountNs: NodeMountNamespace): void {
+  for (const { source, target } of mountNs.binds) {
     mkdirSync(source, { recursive: true });
     // The mount point must exist on the host too (node 1 uses the same paths).
     mkdirSync(target, { recursive: true });
   }
-  mkdirSync(isolation.mountNsDir, { recursive: true });
-  if (!isMountPoint(isolation.mountNsDir)) {
-    run('mount', ['--bind', isolation.mountNsDir, isolation.mountNsDir]);
-    run('mount', ['--make-private', isolation.mountNsDir]);
+  mkdirSync(mountNs.dir, { recursive: true });
+  if (!isMountPoint(mountNs.dir)) {
+    run('mount', ['--bind', mountNs.dir, mountNs.dir]);
+    run('mount', ['--make-private', mountNs.dir]);
   }
-  if (isMountPoint(isolation.mountNsFile)) return;
-  writeFileSync(isolation.mountNsFile, '');
-  run('unshare', [`--mount=${isolation.mountNsFile}`, '--propagation', 'slave', 'true']);
-  for (const { source, target } of isolation.binds) run('nsenter', [`--mount=${isolation.mountNsFile}`, 'mount', '--bind', source, target]);
+  if (isMountPoint(mountNs.file)) return;
+  writeFileSync(mountNs.file, '');
+  // Private: nothing the node mounts (pod volumes, container root filesystems) leaks to the host.
+  run('unshare', [`--mount=${mountNs.file}`, '--propagation', 'private', 'true']);
+  const inNs = (args: string[]): string => run('nsenter', [`--mount=${mountNs.file}`, ...args]);
+  for (const { source, target } of mountNs.binds) inNs(['mount', '--bind', source, target]);
+  inNs(['mount', '--make-rshared', '/']);
+}
+
+/** Unmounts the namespace file: the namespace ends with its last process. */
+export function removeMountNamespace(mountNs: NodeMountNamespace): void {
+  if (isMountPoint(mountNs.file)) run('umount', [mountNs.file]);
+  if (isMountPoint(mountNs.dir)) run('umount', [mountNs.dir]);
 }
 
 /** cgroup v1 hierarchies (and the v2 root, if mounted) where the node's pod cgroups live. */
@@ -102,12 +112,11 @@ function ensureCgroupRoot(isolation: NodeIsolation): void {
   for (const dir of cgroupDirs(isolation)) mkdirSync(dir, { recursive: true });
 }
 
-/** Creates node 2's namespaces, mounts and cgroup parent. Node 1's bridge must exist. */
+/** Creates node 2's network namespace and cgroup parent. Node 1's bridge must exist. */
 export function ensureIsolation(layout: NodeLayout): void {
   const isolation = layout.isolation;
   if (isolation === undefined) return;
   ensureNetwork(layout, isolation);
-  ensureMounts(isolation);
   ensureCgroupRoot(isolation);
 }
 
@@ -130,8 +139,6 @@ function removeTree(dir: string): number {
 export function removeIsolation(layout: NodeLayout, log: (message: string) => void): void {
   const isolation = layout.isolation;
   if (isolation === undefined) return;
-  if (isMountPoint(isolation.mountNsFile)) run('umount', [isolation.mountNsFile]);
-  if (isMountPoint(isolation.mountNsDir)) run('umount', [isolation.mountNsDir]);
   try {
     execFileSync('ip', ['route', 'del', layout.podSubnet, 'via', layout.nodeIp], { stdio: 'ignore' });
   } catch {

@@ -137,16 +137,21 @@ export function removeLan(): void {
   if (netnsExists(LAN.netns)) {
     const links = JSON.parse(ip(['-j', 'link', 'show'], LAN.netns)) as IpLink[];
     for (const link of links) if (link.ifname.startsWith(PORT_PREFIX)) ip(['link', 'del', link.ifname], LAN.netns);
-    for (const pid of ip(['netns', 'pids', LAN.netns]).split(/\s+/).filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    killLanProcesses();
     ip(['netns', 'del', LAN.netns]);
   }
   if (findLink(LAN.ifName) !== undefined) ip(['link', 'del', LAN.ifName]);
+}
+
+/** SIGKILLs whatever runs in the LAN namespace (peers of an earlier, killed run hold its ports). */
+function killLanProcesses(): void {
+  for (const pid of ip(['netns', 'pids', LAN.netns]).split(/\s+/).filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** A simulated ESPHome-style Home Assistant device (mocks/mqtt-devices/main.ts) in its own process. */
@@ -323,6 +328,7 @@ async function startCamera(peers: Peers, options: Required<LanPeersOptions>): Pr
  */
 export async function startLanPeers(options: LanPeersOptions = {}): Promise<LanPeers> {
   if (!netnsExists(LAN.netns)) throw new Error(`LAN namespace ${LAN.netns} does not exist: call ensureLan() first`);
+  killLanProcesses();
   const resolved: Required<LanPeersOptions> = {
     haNode: options.haNode ?? 'lan-esp32',
     cameraUuid: (options.cameraUuid ?? 'e2e1a4c0-0000-4000-8000-000000000001').toLowerCase(),

@@ -13,12 +13,13 @@
  *   API (`/var/lib/kubelet/device-plugins/kubelet.sock` is a constant in the
  *   kubelet), so a second kubelet needs its own mount namespace.
  *
- * Node 2 (`nodeLayout(env, 2)`) is a second machine on this one: its
- * containerd and kubelet run in a network namespace `tether-e2e-n2` (node IP
- * `.2` of node 1's subnet on a veth into node 1's bridge, own pod bridge and
- * subnet) and a mount namespace (kept in a file) where `/var/lib/kubelet` and
- * `/var/lib/tether` are bind mounts of `/var/lib/tether-e2e-n2/…`; its pods'
- * cgroups live under `/tether-e2e-n2`. Everything else is node 1's layout
+ * Each node's containerd and kubelet run in the node's own mount namespace
+ * (kept in a file under its run dir), where `/` is shared as on a real node.
+ * Node 2 (`nodeLayout(env, 2)`) is a second machine on this one: a network
+ * namespace `tether-e2e-n2` too (node IP `.2` of node 1's subnet on a veth
+ * into node 1's bridge, own pod bridge and subnet), `/var/lib/kubelet` and
+ * `/var/lib/tether` bind-mounted from `/var/lib/tether-e2e-n2/…` in its mount
+ * namespace, and its pods' cgroups under `/tether-e2e-n2`. Everything else is node 1's layout
  * under other names (`…/e2e/node2/`, `/run/tether-e2e-n2/`).
  */
 import { homedir, hostname } from 'node:os';
@@ -62,8 +63,10 @@ export interface NodeLayout {
   nodeIp: string;
   /** Where the kubelet's /healthz listens (reachable from this process). */
   healthzAddress: string;
-  /** 1 (host namespaces) or 2 (own network and mount namespaces). */
+  /** 1 (the host's network) or 2 (own network namespace). */
   index: number;
+  /** The node's own mount namespace (every node has one). */
+  mountNs: NodeMountNamespace;
   /** Node 2 only: its own namespaces and what they hold. */
   isolation?: NodeIsolation;
 }
@@ -77,15 +80,25 @@ export interface NodeIsolation {
   hostIf: string;
   /** Node 1's bridge, which the peer joins. */
   hostBridge: string;
-  /** Directory holding the mount namespace file (a private bind mount, as `ip netns` does). */
-  mountNsDir: string;
-  mountNsFile: string;
-  /** Host directory of the node's own files behind the bind mounts. */
+  /** Host directory of the node's own files behind its bind mounts. */
   hostRoot: string;
-  /** Bind mounts inside the mount namespace: host `source` appears at `target`. */
-  binds: { source: string; target: string }[];
   /** cgroup parent of the node's pods (the kubelet's `cgroupRoot`). */
   cgroupRoot: string;
+}
+
+/**
+ * A node's mount namespace, kept alive by a bind mount of its nsfs file (as
+ * `ip netns` keeps network namespaces). Inside it `/` is made recursively
+ * shared, as systemd does on a real node — volume mount propagation
+ * (HostToContainer, the agent's /dev) requires it — without changing the
+ * host's own mounts.
+ */
+export interface NodeMountNamespace {
+  /** Directory holding the namespace file (a private bind mount of itself). */
+  dir: string;
+  file: string;
+  /** Bind mounts inside the namespace: host `source` appears at `target`. */
+  binds: { source: string; target: string }[];
 }
 
 /** The busybox image pods run (`imagePullPolicy: Never`: it is imported, never pulled). */
@@ -139,18 +152,20 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
     nodeIp,
     healthzAddress: nodeIp,
     index: 2,
+    mountNs: {
+      dir: join(runDir, 'ns'),
+      file: join(runDir, 'ns', 'mnt'),
+      binds: [
+        { source: hostKubeletRoot, target: '/var/lib/kubelet' },
+        { source: join(hostRoot, 'tether'), target: '/var/lib/tether' },
+      ],
+    },
     isolation: {
       netns: NODE2_NETNS,
       nodeIf: 'te2e-n2',
       hostIf: 'te2e-n2h',
       hostBridge: node1.bridge,
-      mountNsDir: join(runDir, 'ns'),
-      mountNsFile: join(runDir, 'ns', 'mnt'),
       hostRoot,
-      binds: [
-        { source: hostKubeletRoot, target: '/var/lib/kubelet' },
-        { source: join(hostRoot, 'tether'), target: '/var/lib/tether' },
-      ],
       cgroupRoot: `/${NODE2_NETNS}`,
     },
   };
@@ -200,5 +215,6 @@ function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
     nodeIp: `${match[1]}.1`,
     healthzAddress: '127.0.0.1',
     index: 1,
+    mountNs: { dir: join(runDir, 'ns'), file: join(runDir, 'ns', 'mnt'), binds: [] },
   };
 }

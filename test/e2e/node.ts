@@ -28,7 +28,7 @@ import type { RunningComponent } from '../cluster/processes.ts';
 import { startContainerd, waitContainerdReady } from './containerd.ts';
 import { CriClient } from './cri.ts';
 import { ensureImages } from './images.ts';
-import { ensureIsolation, removeIsolation } from './isolation.ts';
+import { ensureIsolation, ensureMountNamespace, removeIsolation, removeMountNamespace } from './isolation.ts';
 import { startKubelet, waitKubeletReady, writeNodeCredentials } from './kubelet.ts';
 import type { KubeletEndpoints } from './kubelet.ts';
 import { nodeLayout, type NodeLayout } from './layout.ts';
@@ -197,6 +197,7 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
   mkdirSync(layout.logDir, { recursive: true });
 
   ensureIsolation(layout);
+  ensureMountNamespace(layout.mountNs);
   ensureBridge(layout);
   writeCniConfig(layout);
   state.containerd = startContainerd(layout);
@@ -372,10 +373,10 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
       // Already gone.
     }
   }
-  // Node 2's kubelet mounts live in its own mount namespace (gone with it); the host's
-  // /var/lib/kubelet is node 1's.
+  // The node's own mounts live in its mount namespace (gone with its last process); this
+  // catches only what an older layout left on the host. Node 2's kubelet root is not the host's.
   const ownMounts = layout.isolation === undefined ? [layout.runDir, layout.containerdRoot, layout.kubeletRootDir] : [layout.runDir, layout.containerdRoot];
-  for (const mount of mountsUnder(ownMounts)) {
+  for (const mount of mountsUnder(ownMounts).filter((m) => m !== layout.mountNs.dir && m !== layout.mountNs.file)) {
     try {
       execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
     } catch {
@@ -384,6 +385,7 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
   }
   await deleteNode(state, log);
   removeBridge(layout);
+  removeMountNamespace(layout.mountNs);
   removeIsolation(layout, log);
   if (state.createdKubeletRoot && mountsUnder([layout.kubeletRootDir]).length === 0) {
     rmSync(layout.kubeletRootDir, { recursive: true, force: true });
