@@ -163,7 +163,10 @@ export class ClusterAgent {
       fieldSelector: `metadata.name=${options.node}`,
       list: () => this.#core.listNode({ fieldSelector: `metadata.name=${options.node}` }),
       log: this.#log,
-      onEvent: () => void this.#sessionSync.trigger(),
+      onEvent: () => {
+        void this.#sessionSync.trigger();
+        this.#rejoinReleasedDevices();
+      },
     });
   }
 
@@ -339,6 +342,34 @@ export class ClusterAgent {
       return;
     }
     if (this.ledger.mirrorDevice(slotsOf(served), device.spec.slots ?? {}, this.#options.node)) void this.#pluginSync.trigger();
+    if (!(device.spec.nodes ?? []).includes(this.#options.node) && this.#nodeReady()) this.#rejoin(device);
+  }
+
+  /** True while this node's Ready condition is True (what the controller's node-loss check reads). */
+  #nodeReady(): boolean {
+    const node = this.#nodeInformer.get(this.#options.node);
+    return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  }
+
+  /**
+   * The controller released this node from a Device it still serves (node loss: the node was
+   * NotReady for too long, e.g. cut off from the apiserver). Once the node is Ready again the
+   * entry is written anew. Waiting for Ready keeps a live agent on a NotReady node from undoing
+   * the release at every reconcile.
+   */
+  #rejoin(device: Device): void {
+    this.#log.info({ device: keyOf(device) }, 'Rejoining a device the controller released from this node');
+    this.publisher.forget(keyOf(device));
+    this.#changed();
+  }
+
+  /** On a Node change: rejoin every served device the controller released meanwhile. */
+  #rejoinReleasedDevices(): void {
+    if (!this.#started || !this.#nodeReady()) return;
+    for (const device of this.#deviceObjects.list()) {
+      if (this.devices.device(device.metadata.name ?? '') === undefined) continue;
+      if (!(device.spec.nodes ?? []).includes(this.#options.node)) this.#rejoin(device);
+    }
   }
 
   // ---- sessions -------------------------------------------------------------------------

@@ -280,10 +280,25 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     await recorder.start();
     try {
       const old = await agentPodOn(node1);
+      const deleted = Date.now();
       await api().core.deleteNamespacedPod({ namespace: SYSTEM_NAMESPACE, name: old.metadata?.name ?? '' });
-      await waitFor(async () => (await agentPodOn(node1).catch(() => undefined))?.metadata?.uid !== old.metadata?.uid || undefined, { description: 'a new agent pod on node 1' });
-      await waitAgentsReady();
-      // A device event after the restart still flows end to end (the new agent is serving).
+      // Ready = the new agent read its Devices back and started its sessions (/readyz).
+      const fresh = await waitFor(
+        async () => {
+          const pod = await agentPodOn(node1).catch(() => undefined);
+          const ready = pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+          return pod !== undefined && pod.metadata?.uid !== old.metadata?.uid && ready ? pod : undefined;
+        },
+        { timeoutMs: 60_000, description: 'a new, ready agent pod on node 1' },
+      );
+      timings['agent pod deleted → new agent Ready'] = (Date.now() - deleted) / 1_000;
+      // It serves the kubelet again: the shared device is allocatable through its fresh plugin.
+      const shared = await device('shared-echo', 'shared-1');
+      await waitFor(async () => (await kubeletAllocatableIds(layout1.podResourcesSocket, deviceResourceName(shared.metadata?.name ?? ''))).length > 0, {
+        timeoutMs: 30_000,
+        description: 'the shared device registered by the new agent',
+      });
+      expect(fresh.metadata?.name).not.toBe(old.metadata?.name);
       expect(recorder.deviceChurn(before)).toEqual([]);
       expect(recorder.brokerChurn()).toEqual([]);
     } finally {
