@@ -37,6 +37,7 @@ import {
   waitLogLines,
   waitNodeState,
 } from './chart-support.ts';
+import { writeE2eChartValues } from './cluster.ts';
 import { CHART, helmFor, type Helm } from './helm.ts';
 import { importTetherImage } from './images.ts';
 import { startLanPeers, type LanPeers } from './lan.ts';
@@ -73,18 +74,9 @@ function uids(pods: V1Pod[]): string[] {
   return pods.map((p) => p.metadata?.uid ?? '').sort();
 }
 
-/** The value flags a user would pass on this cluster: the image's default name, the apiserver's address. */
+/** What a user passes on this cluster: its values file (the apiserver's address), a short node-loss grace. */
 function installValues(): string[] {
-  const server = new URL(inject('e2eNodeServer'));
-  const env = JSON.stringify([
-    { name: 'KUBERNETES_SERVICE_HOST', value: server.hostname },
-    { name: 'KUBERNETES_SERVICE_PORT', value: server.port },
-  ]);
-  return [
-    '--set-json', `agent.extraEnv=${env}`,
-    '--set-json', `controller.extraEnv=${env}`,
-    '--set-json', `controller.extraArgs=["--node-loss-grace=${NODE_LOSS_GRACE_S}"]`,
-  ];
+  return ['-f', writeE2eChartValues(layout1, inject('e2eNodeServer')), '--set-json', `controller.extraArgs=["--node-loss-grace=${NODE_LOSS_GRACE_S}"]`];
 }
 
 /** The Device a discovery made for `deviceId` (found by its spec, not by recomputing its name). */

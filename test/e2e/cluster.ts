@@ -4,9 +4,10 @@
  * clusterUp({ cacheDir }) finds (or builds once, into the shared place) the
  * same binaries as the integration project.
  */
-import { lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterUp, pinnedK8sVersion, type ClusterInfo } from '../cluster/cluster.ts';
+import { stringify } from 'yaml';
 import type { NodeLayout } from './layout.ts';
 
 /** Creates `<cache>/e2e` and its binaries symlink (idempotent). */
@@ -34,3 +35,23 @@ export function e2eClusterUp(layout: NodeLayout): Promise<ClusterInfo> {
 
 /** kube-controller-manager's node-monitor grace in the e2e cluster (default 50 s). */
 export const NODE_MONITOR_GRACE_S = 10;
+
+/**
+ * Chart values this cluster needs beyond the defaults: it runs no kube-proxy,
+ * so the chart's pods are given the apiserver's address directly (in-cluster
+ * clients read KUBERNETES_SERVICE_HOST/PORT; kube-proxy-free clusters do the
+ * same). Written to `<e2e>/values.yaml` for `helm install -f`; returns the path.
+ */
+export function writeE2eChartValues(layout: NodeLayout, nodeServer: string): string {
+  const server = new URL(nodeServer);
+  const env = [
+    { name: 'KUBERNETES_SERVICE_HOST', value: server.hostname },
+    { name: 'KUBERNETES_SERVICE_PORT', value: server.port },
+  ];
+  const path = join(layout.e2eDir, 'values.yaml');
+  writeFileSync(
+    path,
+    `# Written by test/e2e: the e2e cluster has no kube-proxy, so Tether's pods reach the apiserver here.\n${stringify({ agent: { extraEnv: env }, controller: { extraEnv: env } })}`,
+  );
+  return path;
+}
