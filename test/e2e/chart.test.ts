@@ -14,6 +14,10 @@
  * the chart's pods are told the apiserver's address (KUBERNETES_SERVICE_HOST/
  * PORT via extraEnv), as kube-proxy-free clusters do.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ApiextensionsV1Api, AppsV1Api, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { deviceResourceName } from '../../deploy/crds/names.ts';
@@ -46,6 +50,7 @@ import { setUplink } from './isolation.ts';
 import { restartKubelet, startKubeletAgain, stopKubelet } from './node.ts';
 import { createDiscovery, createPod, devicePod, kubeletAllocatableIds, waitPodRunning, waitPodUnschedulable } from './support.ts';
 
+const execFileAsync = promisify(execFile);
 const ns = useTestNamespace('chart');
 const layout1 = nodeLayout();
 const layout2 = nodeLayout(process.env, 2);
@@ -106,6 +111,14 @@ function nodesOf(d: Device): string[] {
 }
 
 const CRDS = ['devicediscoveries.tether.dev', 'devices.tether.dev'];
+/** The README's first DeviceDiscovery. */
+const EXAMPLE = fileURLToPath(new URL('../../deploy/examples/debug-echo.yaml', import.meta.url));
+const EXAMPLE_NAMESPACE = 'tether-demo';
+
+/** `kubectl apply -f`, as the README has users do. */
+async function kubectlApply(file: string): Promise<void> {
+  await execFileAsync(join(inject('clusterBinDir'), 'kubectl'), ['apply', '-f', file], { env: { ...process.env, KUBECONFIG: inject('kubeconfig'), KUBERC: 'off' } });
+}
 
 async function deleteTetherCrds(): Promise<void> {
   const ext = api().kc.makeApiClient(ApiextensionsV1Api);
@@ -142,6 +155,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  await api().core.deleteNamespace({ name: EXAMPLE_NAMESPACE }).catch(() => undefined);
   await helm?.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m').catch(() => undefined);
   await lan?.stop();
   helm?.close();
@@ -165,6 +179,20 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     expect(controllers.map((p) => p.metadata?.name)).toContain(leader.metadata?.name);
     // The controller runs as the image's non-root user.
     expect(controllers[0]?.status?.containerStatuses?.[0]?.ready).toBe(true);
+  });
+
+  it('the README’s first DeviceDiscovery (deploy/examples/debug-echo.yaml, applied with kubectl) gives Devices on both nodes', async () => {
+    await kubectlApply(EXAMPLE);
+    const devices = await waitFor(
+      async () => {
+        const found = await devicesOf(EXAMPLE_NAMESPACE, 'echo');
+        return found.length === 4 ? found : undefined;
+      },
+      { timeoutMs: 60_000, description: '2 echo devices on each of the 2 nodes' },
+    );
+    expect(devices.map((d) => `${d.spec.deviceId}@${nodesOf(d).join(',')}`).sort()).toEqual(
+      ['cam-1', 'cam-2'].flatMap((id) => [node1, node2].map((node) => `${id}@${node}`)).sort(),
+    );
   });
 
   it('a shared debug-echo device seen by both nodes: one Device, a broker per node within capacity, Services', async () => {
