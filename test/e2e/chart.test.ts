@@ -293,6 +293,29 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     expect(Object.values(held.spec.slots ?? {})).toEqual([node1, node1]);
   });
 
+  it('the last slot of a shared device, asked for on both nodes at once: exactly one pod gets it', async () => {
+    await createDiscovery(ns.name, 'race', { handler: 'debug-echo', details: { descriptions: ['race-1'], shared: true }, capacity: 1 });
+    const d = await waitDeviceState('race', 'race-1', (x) => nodesOf(x).length === 2, 'the shared Device on both nodes');
+    const resource = deviceResourceName(d.metadata?.name ?? '');
+    for (const node of [node1, node2]) await waitNodeState(node, (n) => n.status?.allocatable?.[resource] === '1', `${resource} allocatable on ${node}`);
+    // Bound to their nodes directly (no scheduler): both kubelets admit and Allocate at once.
+    const pods = [node1, node2].map((node, i) => ({ ...devicePod(`racer-${i + 1}`, resource, 'true'), spec: { ...devicePod(`racer-${i + 1}`, resource, 'true').spec!, nodeName: node } }));
+    await Promise.all(pods.map((pod) => createPod(ns.name, pod)));
+    const settled = await waitFor(
+      async () => {
+        const list = await Promise.all(['racer-1', 'racer-2'].map((name) => api().core.readNamespacedPod({ namespace: ns.name, name })));
+        const running = list.filter((p) => p.status?.phase === 'Running');
+        const refused = list.filter((p) => p.status?.phase === 'Failed');
+        return running.length === 1 && refused.length === 1 ? { running: running[0]!, refused: refused[0]! } : undefined;
+      },
+      { timeoutMs: 60_000, description: 'one racer Running, the other refused by its kubelet' },
+    );
+    expect(settled.refused.status?.reason).toBe('UnexpectedAdmissionError');
+    const winner = settled.running.spec?.nodeName;
+    const held = await waitDeviceState('race', 'race-1', (x) => Object.keys(x.spec.slots ?? {}).length === 1, 'the slot held');
+    expect(held.spec.slots).toEqual({ '0': winner });
+  });
+
   it('agent pod deleted: the DaemonSet recreates it; no Device deleted or changed, no broker restarted, slots kept', async () => {
     const before = await deviceSnapshot(ns.name);
     const brokersBefore = uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')));

@@ -13,6 +13,7 @@ import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
+import { planNodeRelease } from '../../controller/nodes.ts';
 import { ExternalHandlerRegistry } from '../../agent/external/registry.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
@@ -21,7 +22,7 @@ import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-hand
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
-import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, useTestNamespace, VERSION, waitFor } from './support.ts';
+import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('agent');
 const log = pino({ level: process.env['TETHER_TEST_LOG'] ?? 'silent' });
@@ -101,6 +102,29 @@ async function patchDiscovery(name: string, spec: Record<string, unknown>): Prom
   );
 }
 
+/** Creates the Node object if needed and sets its Ready condition (no kubelet runs here). */
+async function setNodeReady(name: string, ready: boolean): Promise<void> {
+  try {
+    await api().core.createNode({ body: { metadata: { name } } });
+  } catch (error) {
+    if ((error as { code?: number }).code !== 409) throw error;
+  }
+  const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const now = new Date().toISOString();
+  const condition = { type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'KubeletReady' : 'KubeletNotReady', message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now };
+  await api().core.patchNodeStatus({ name, body: { status: { conditions: [condition] } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+}
+
+/** Server-side apply of a Device `body` under `fieldManager` (never forced). */
+async function applyAs(fieldManager: string, body: object, subresource?: string): Promise<void> {
+  const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const name = (body as { metadata: { name: string } }).metadata.name;
+  const request = { group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices', name, body, fieldManager, force: false };
+  const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  if (subresource === 'status') await api().custom.patchNamespacedCustomObjectStatus(request, options);
+  else await api().custom.patchNamespacedCustomObject(request, options);
+}
+
 async function devices(discovery?: string): Promise<Device[]> {
   const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as { items: Device[] };
   return list.items.filter((d) => discovery === undefined || d.spec.discovery === discovery);
@@ -147,6 +171,33 @@ describe('cluster agent', () => {
     expect(device.spec.slots).toEqual({ '0': winner });
     await loser.kubelet.waitFor(() => healthy(loser.kubelet, resource).length === 0, 10_000, 'slot Unhealthy on the loser');
     await loser.kubelet.waitFor(() => !healthy(loser.kubelet, discoveryResourceName('race')).includes(`${name}-0`), 10_000, 'hidden from the discovery resource too');
+  });
+
+  it('rejoins a Device the controller released for node loss, once its Node is Ready again', async () => {
+    const nodeName = `rejoin-${uniqueSuffix()}`;
+    await setNodeReady(nodeName, true);
+    cleanups.push(async () => {
+      await api().core.deleteNode({ name: nodeName });
+    });
+    await createDiscovery('rejoin', { handler: 'debug-echo', details: { descriptions: ['cam-r'], shared: true } });
+    await startNode(nodeName);
+    const listed = await waitFor(async () => (await devices('rejoin')).find((d) => (d.spec.nodes ?? []).includes(nodeName)), { description: 'the Device listing the node' });
+    // The node drops out (NotReady) and the controller releases it, as its node-loss cleanup
+    // does: the agent's own entry removed under the agent's field manager.
+    await setNodeReady(nodeName, false);
+    const watch = new ResilientWatch(loadKubeConfig(), `/apis/${GROUP}/${VERSION}/namespaces/${ns.name}/devices`);
+    await watch.start(listed.metadata.resourceVersion);
+    cleanups.push(() => Promise.resolve(watch.stop()));
+    const current = (await devices('rejoin')).find((d) => d.metadata.name === listed.metadata.name)!;
+    for (const release of planNodeRelease(current, nodeName)) await applyAs(release.fieldManager, release.body, release.subresource);
+    await watch.next((e) => e.type === 'MODIFIED' && !((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), { description: 'the release' });
+    const released = watch.events.findIndex((e) => !((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName));
+    // Ready again: the agent writes its entry anew (while NotReady it left the release alone).
+    const beforeReady = watch.events.length;
+    await setNodeReady(nodeName, true);
+    const back = await watch.next((e) => e.type === 'MODIFIED' && ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), { description: 'the node back in the Device' });
+    expect(watch.events.indexOf(back)).toBeGreaterThan(released);
+    expect(watch.events.slice(released, beforeReady).filter((e) => ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName))).toEqual([]);
   });
 
   it('kubelet restart: every plugin re-registers', async () => {
