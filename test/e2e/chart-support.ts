@@ -95,7 +95,7 @@ export async function agentPodOn(node: string): Promise<V1Pod> {
 /** The controller Lease's holder identity (pod name + suffix), if any. */
 export async function leaseHolder(): Promise<string | undefined> {
   try {
-    const lease = await api().kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: LEASE });
+    const lease = await api().coordination.readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: LEASE });
     return lease.spec?.holderIdentity ?? undefined;
   } catch {
     return undefined;
