@@ -11,6 +11,8 @@ export interface Measurement {
 export interface Measure {
   readonly name: string;
   readonly description: string;
+  /** Runs only when named (`npm run bench -- <name>`): needs root or real nodes, or takes long. */
+  readonly onlyWhenNamed?: boolean;
   run(): Promise<Measurement[]>;
 }
 

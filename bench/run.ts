@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- <name>...]`: runs the measures (all, or those named), prints a table
+ * `npm run bench [-- <name>...]`: runs the measures (all but the `onlyWhenNamed` ones, or those named), prints a table
  * and writes bench/results/latest.json. Numbers are reported, never asserted.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -11,8 +11,9 @@ import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
+import { realNodeMeasures } from './measures/real-node.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures, ...realNodeMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));
@@ -20,7 +21,7 @@ if (unknown.length > 0) {
   process.stderr.write(`unknown measure(s): ${unknown.join(', ')}; known: ${measures.map((m) => m.name).join(', ')}\n`);
   process.exit(2);
 }
-const selected = wanted.length === 0 ? measures : measures.filter((m) => wanted.includes(m.name));
+const selected = wanted.length === 0 ? measures.filter((m) => m.onlyWhenNamed !== true) : measures.filter((m) => wanted.includes(m.name));
 const results: Measurement[] = [];
 for (const measure of selected) {
   process.stderr.write(`running ${measure.name}: ${measure.description}\n`);
