@@ -72,12 +72,21 @@ export class KubeDevicesApi implements DevicesApi {
     }
   }
 
+  /**
+   * Reads one Device by a list with a name field selector: the agent's RBAC grants list and
+   * watch on Devices, not get (a get here was refused with 403 under the chart's role).
+   */
   async get(namespace: string, name: string): Promise<Device | undefined> {
     try {
-      const result: unknown = await this.#custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION_NAME, plural: DEVICES_PLURAL, namespace, name });
-      return result as Device;
+      const result = (await this.#custom.listNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION_NAME,
+        plural: DEVICES_PLURAL,
+        namespace,
+        fieldSelector: `metadata.name=${name}`,
+      })) as { items?: Device[] };
+      return result.items?.[0];
     } catch (error) {
-      if (code(error) === 404) return undefined;
       throw new Error(`reading Device ${namespace}/${name}`, { cause: error });
     }
   }
