@@ -33,6 +33,7 @@ import {
   deviceSnapshot,
   isReady,
   leaderPod,
+  leaseHolder,
   RELEASE,
   SYSTEM_NAMESPACE,
   waitAgentsReady,
@@ -145,6 +146,8 @@ beforeAll(async () => {
   lan = await startLanPeers();
   // A release left by an interrupted run would block the install.
   await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
+  // …and so would a Lease an older chart's controllers left (not the release's).
+  await api().coordination.deleteNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' }).catch(() => undefined);
   // A fresh cluster, as a user's: the chart installs the CRDs (the e2e control plane applied its own).
   await deleteTetherCrds();
   try {
@@ -463,6 +466,11 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     expect((await rbac.listClusterRole({ labelSelector: selector })).items).toEqual([]);
     expect((await rbac.listClusterRoleBinding({ labelSelector: selector })).items).toEqual([]);
     const ext = api().kc.makeApiClient(ApiextensionsV1Api);
+    // The controllers' Lease goes with the release: a reinstall leads at once.
+    await waitFor(async () => (await leaseHolder()) === undefined && (await api().coordination.readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' }).then(() => false, () => true)), {
+      timeoutMs: 30_000,
+      description: 'the controller Lease deleted',
+    });
     for (const crd of CRDS) expect((await ext.readCustomResourceDefinition({ name: crd })).metadata?.name).toBe(crd);
   });
 });

@@ -245,6 +245,7 @@ describe('chart', () => {
         'CustomResourceDefinition/devices.tether.dev',
         'DaemonSet/r-tether-agent',
         'Deployment/r-tether-controller',
+        'Lease/tether-controller',
         'PodDisruptionBudget/r-tether-controller',
         'Role/r-tether-controller-leader-election',
         'RoleBinding/r-tether-controller-leader-election',
