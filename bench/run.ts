@@ -7,13 +7,14 @@ import { cpus } from 'node:os';
 import { renderTable } from '../agent/cli/table.ts';
 import type { Measure, Measurement } from './harness.ts';
 import { agentMeasures } from './measures/agent.ts';
+import { cliMeasures } from './measures/cli.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures, ...realNodeMeasures];
+const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures, ...cliMeasures, ...realNodeMeasures];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

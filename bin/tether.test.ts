@@ -1,5 +1,5 @@
 /** The CLI as a user runs it: a real process, its stdout, stderr and exit code. */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -34,10 +34,40 @@ describe('tether discover', () => {
     expect(stderr).toContain('details.descriptions[1]: duplicate description');
   });
 
+  it('fails, and says why, when the handler sends no report in time (never "nothing found")', async () => {
+    // Port 1 on loopback: connection refused at once, again and again.
+    const { code, stdout, stderr } = await tether('--log-level', 'silent', 'discover', 'mqtt', '--details', '{broker: "mqtt://127.0.0.1:1", homeAssistant: true}', '--timeout', '1500');
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('mqtt sent no report within 1500 ms');
+    expect(stderr).toContain('ECONNREFUSED');
+  });
+
   it('names the known handlers for an unknown one', async () => {
     const { code, stderr } = await tether('discover', 'nope');
     expect(code).toBe(1);
     expect(stderr).toContain('known: debug-echo');
+  });
+});
+
+describe('bin/tether.mjs, the launcher README commands use', () => {
+  // The machine's own Node (Node 20 here), as a user who typed `node bin/tether.mjs …` has it.
+  const systemNode = execFileSync('sh', ['-c', 'PATH=/usr/local/bin:/usr/bin:/bin command -v node'], { encoding: 'utf8' }).trim();
+  const launcher = fileURLToPath(new URL('./tether.mjs', import.meta.url));
+
+  it('runs a command on the pinned Node 24 whichever Node starts it, with its exit code', async () => {
+    const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(systemNode, [launcher, ...args], { timeout: 20_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const ok = await run('discover', 'debug-echo', '--details', '{descriptions: [a]}', '-o', 'json');
+    expect(ok.stderr).toBe('');
+    expect(JSON.parse(ok.stdout)).toEqual([{ id: 'a', properties: { DEBUG_ECHO_DESCRIPTION: 'a' }, online: true }]);
+    const bad = await run('discover', 'nope');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('known: debug-echo');
   });
 });
 

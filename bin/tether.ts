@@ -1,20 +1,16 @@
 #!/usr/bin/env node
 /**
  * The `tether` command. The only place that reads argv and the process environment
- * and decides the exit code.
+ * and decides the exit code. Each command loads its own code when it runs (dynamic
+ * imports), so `--help` and the light commands never load the Kubernetes client, the
+ * agent or the controller.
  */
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino, type Logger } from 'pino';
-import { demo } from '../agent/cli/demo.ts';
-import { discover, readDetailsText } from '../agent/cli/discover.ts';
-import { runAgent } from '../agent/main.ts';
+import type { Logger } from 'pino';
 import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/flags.ts';
-import { runController } from '../controller/main.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
-import { builtinHandlers, findHandler } from '../discovery-handlers/registry.ts';
-import { useHttp1ForKubernetes } from '../agent/kube/http1.ts';
+import { BUILTIN_HANDLER_NAMES } from '../discovery-handlers/names.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -22,8 +18,32 @@ function positiveInt(value: string): number {
   return n;
 }
 
-function logger(level: string): Logger {
+async function logger(level: string): Promise<Logger> {
+  const { pino } = await import('pino');
   return pino({ level, base: undefined }, pino.destination(2));
+}
+
+/** A logger that also keeps warnings and errors as one-line summaries (for `discover`'s timeout message). */
+async function capturingLogger(level: string): Promise<{ log: Logger; warnings: () => string[] }> {
+  const { pino } = await import('pino');
+  const captured: string[] = [];
+  const keep = {
+    write(line: string): void {
+      const record = JSON.parse(line) as { msg?: string; err?: { message?: string }; broker?: string };
+      const detail = [record.broker, record.err?.message].filter((part) => part !== undefined).join(': ');
+      captured.push(detail === '' ? (record.msg ?? line) : `${record.msg ?? ''} (${detail})`);
+    },
+  };
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
+  const lowest = levels.indexOf(level) < levels.indexOf('warn') ? level : 'warn';
+  const streams = [{ level: 'warn' as const, stream: keep }, ...(level === 'silent' ? [] : [{ level: level as 'warn', stream: pino.destination(2) }])];
+  return { log: pino({ level: lowest, base: undefined }, pino.multistream(streams)), warnings: () => [...new Set(captured)].slice(-5) };
+}
+
+/** Talk HTTP/1.1 to the apiserver (agent/kube/http1.ts says why); before any client is made. */
+async function kubernetesClientSetup(): Promise<void> {
+  const { useHttp1ForKubernetes } = await import('../agent/kube/http1.ts');
+  useHttp1ForKubernetes();
 }
 
 /** Aborts on SIGINT/SIGTERM so commands can clean up before exit. */
@@ -35,8 +55,6 @@ function shutdownSignal(): AbortSignal {
 
 const write = (text: string): void => void process.stdout.write(text);
 
-useHttp1ForKubernetes();
-
 const program = new Command('tether')
   .description('Tether: edge devices for Kubernetes')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
@@ -45,14 +63,16 @@ const program = new Command('tether')
 program
   .command('discover')
   .description('run one discovery handler locally (no cluster) and print the devices it finds')
-  .argument('<handler>', `handler name: ${[...builtinHandlers().keys()].join(', ')}`)
+  .argument('<handler>', `handler name: ${BUILTIN_HANDLER_NAMES.join(', ')}`)
   .option('--details <json|yaml>', 'handler details, inline')
   .option('--details-file <path>', 'handler details, from a file')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('-w, --watch', 'keep running and print the device set on every change', false)
   .option('--timeout <ms>', 'one-shot: longest wait for the first full report', positiveInt, 5_000)
   .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number }) => {
-    const log = logger(program.opts<{ logLevel: string }>().logLevel);
+    const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
+    const { discover, readDetailsText } = await import('../agent/cli/discover.ts');
+    const { builtinHandlers, findHandler } = await import('../discovery-handlers/registry.ts');
     await discover({
       handler: findHandler(builtinHandlers(), handlerName),
       details: await readDetailsText(opts.details, opts.detailsFile),
@@ -60,6 +80,7 @@ program
       watch: opts.watch,
       timeoutMs: opts.timeout,
       log,
+      warnings,
       write,
       signal: shutdownSignal(),
     });
@@ -73,9 +94,10 @@ program
   .option('--step-ms <ms>', 'time between scripted steps', positiveInt, 2_000)
   .option('--steps <n>', 'stop after n steps (0 = run until Ctrl-C)', positiveInt, 0)
   .action(async (opts: { devices: number; capacity: number; stepMs: number; steps: number }) => {
+    const { demo } = await import('../agent/cli/demo.ts');
     await demo({
       ...opts,
-      log: logger(program.opts<{ logLevel: string }>().logLevel),
+      log: await logger(program.opts<{ logLevel: string }>().logLevel),
       write,
       clearScreen: process.stdout.isTTY,
       signal: shutdownSignal(),
@@ -114,7 +136,9 @@ program
     const node = opts.nodeName ?? process.env['NODE_NAME'];
     if (node === undefined || node === '') throw new InvalidArgumentError('--node-name or $NODE_NAME is required');
     const kubeconfig = opts.kubeconfig ?? process.env['KUBECONFIG'];
-    const log = logger(program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel);
+    const log = await logger(program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel);
+    await kubernetesClientSetup();
+    const { runAgent } = await import('../agent/main.ts');
     await runAgent(
       {
         node,
@@ -160,11 +184,13 @@ program
       ...(env['POD_NAME'] ? { podName: env['POD_NAME'] } : {}),
       ...(env['POD_NAMESPACE'] ? { podNamespace: env['POD_NAMESPACE'] } : {}),
     });
+    await kubernetesClientSetup();
+    const [{ KubeConfig }, { runController }] = await Promise.all([import('@kubernetes/client-node'), import('../controller/main.ts')]);
     const kubeConfig = new KubeConfig();
     if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kubeConfig.loadFromFile(opts.kubeconfig);
     else kubeConfig.loadFromDefault();
     const level = program.opts<{ logLevel: string }>().logLevel;
-    const log = logger(level === 'warn' ? 'info' : level).child({ component: 'controller' });
+    const log = (await logger(level === 'warn' ? 'info' : level)).child({ component: 'controller' });
     await runController(config, { kubeConfig, log }, shutdownSignal());
   });
 

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
-import type { AnyDiscoveryHandler, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
+import type { AnyDiscoveryHandler, DeviceSink, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
 import { DeviceSet } from '../inventory/device-set.ts';
 import { renderTable } from './table.ts';
 
@@ -19,6 +19,20 @@ export interface DiscoverOptions {
   readonly log: Logger;
   readonly write: (text: string) => void;
   readonly signal: AbortSignal;
+  /** What the handler warned about so far (one line each), for a timeout's message. */
+  readonly warnings?: () => readonly string[];
+}
+
+/**
+ * One-shot discovery ended without the handler's first report: "nothing found" would be a
+ * lie (a broker down, a camera that never answers), so the command fails and says why.
+ */
+export class DiscoverTimeoutError extends Error {
+  constructor(handler: string, timeoutMs: number, warnings: readonly string[]) {
+    const why = warnings.length === 0 ? 'it reported no problem either' : `it reported:\n${warnings.map((w) => `  ${w}`).join('\n')}`;
+    super(`${handler} sent no report within ${timeoutMs} ms (a longer --timeout may help); ${why}`);
+    this.name = 'DiscoverTimeoutError';
+  }
 }
 
 /** Reads `--details` (inline text) or `--details-file`. */
@@ -57,7 +71,10 @@ export function formatDevices(devices: readonly { device: DiscoveredDevice; onli
   return renderTable(['ID', 'STATE', 'PROPERTIES', 'PATHS'], rows);
 }
 
-/** Runs the handler until the first full report / timeout (or until aborted with --watch). */
+/**
+ * Runs the handler until its first full report (or until aborted with --watch). A one-shot
+ * run that hits the timeout first throws DiscoverTimeoutError with what the handler warned.
+ */
 export async function discover(options: DiscoverOptions): Promise<void> {
   const { handler, log, write } = options;
   const details = handler.parseDetails(parseDetailsText(options.details));
@@ -69,18 +86,30 @@ export async function discover(options: DiscoverOptions): Promise<void> {
     graceMs: 0,
     onChange: () => {
       if (options.watch) write(`${options.output === 'table' ? '\n' : ''}${formatDevices(devices.snapshot(), options.output)}`);
-      firstReport();
     },
   });
-  const running = handler.run(details, { sink: devices, signal: abort.signal, properties: new Map(), log, count: () => undefined });
+  // A full report (replaceAll) states the whole set, an empty one included: only then is
+  // "these are the devices" (or "there are none") true.
+  const sink: DeviceSink = {
+    replaceAll: (list) => {
+      devices.replaceAll(list);
+      firstReport();
+    },
+    upsert: (device) => devices.upsert(device),
+    remove: (id) => devices.remove(id),
+  };
+  const running = handler.run(details, { sink, signal: abort.signal, properties: new Map(), log, count: () => undefined });
   running.catch(() => undefined); // surfaced below
   if (options.watch) {
     await running;
     return;
   }
+  let gotReport = false;
+  void reported.then(() => (gotReport = true));
   const timeout = new Promise<void>((resolve) => setTimeout(resolve, options.timeoutMs).unref());
   await Promise.race([reported, timeout, running]);
   abort.abort();
   await running;
+  if (!gotReport) throw new DiscoverTimeoutError(handler.name, options.timeoutMs, options.warnings?.() ?? []);
   write(formatDevices(devices.snapshot(), options.output));
 }
