@@ -68,7 +68,9 @@ program
   .option('--details-file <path>', 'handler details, from a file')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('-w, --watch', 'keep running and print the device set on every change', false)
-  .option('--timeout <ms>', 'one-shot: longest wait for the first full report', positiveInt, 5_000)
+  // As long as the agent waits for first reports after a restart (--startup-timeout): ONVIF's
+  // first report can take several SOAP timeouts when a camera stalls.
+  .option('--timeout <ms>', 'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported', positiveInt, 30_000)
   .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number }) => {
     const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
     const { discover, readDetailsText } = await import('../agent/cli/discover.ts');
