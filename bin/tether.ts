@@ -12,6 +12,11 @@ import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../contro
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { BUILTIN_HANDLER_NAMES } from '../discovery-handlers/names.ts';
 
+/** Commander helper for repeatable options. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
@@ -71,9 +76,11 @@ program
   // As long as the agent waits for first reports after a restart (--startup-timeout): ONVIF's
   // first report can take several SOAP timeouts when a camera stalls.
   .option('--timeout <ms>', 'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported', positiveInt, 30_000)
-  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number }) => {
+  .option('-p, --property <NAME=VALUE>', 'a property for the handler, as a DeviceDiscovery gives it (e.g. ONVIF_USERNAME=admin); repeatable', collect, [])
+  .option('--property-file <path>', 'properties from a file of NAME=VALUE lines (# comments); keeps secrets off the command line')
+  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number; property: string[]; propertyFile?: string }) => {
     const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
-    const { discover, readDetailsText } = await import('../agent/cli/discover.ts');
+    const { discover, readDetailsText, readProperties } = await import('../agent/cli/discover.ts');
     const { builtinHandlers, findHandler } = await import('../discovery-handlers/registry.ts');
     await discover({
       handler: findHandler(builtinHandlers(), handlerName),
@@ -81,6 +88,7 @@ program
       output: opts.output,
       watch: opts.watch,
       timeoutMs: opts.timeout,
+      properties: await readProperties(opts.property, opts.propertyFile),
       log,
       warnings,
       write,

@@ -16,6 +16,8 @@ export interface DiscoverOptions {
   readonly output: 'table' | 'json';
   readonly watch: boolean;
   readonly timeoutMs: number;
+  /** Properties the handler gets, as a DeviceDiscovery's `properties` would give them. */
+  readonly properties?: ReadonlyMap<string, string>;
   readonly log: Logger;
   readonly write: (text: string) => void;
   readonly signal: AbortSignal;
@@ -40,6 +42,37 @@ export async function readDetailsText(inline: string | undefined, file: string |
   if (inline !== undefined && file !== undefined) throw new Error('give --details or --details-file, not both');
   if (file !== undefined) return readFile(file, 'utf8');
   return inline ?? '{}';
+}
+
+const PROPERTY_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/**
+ * `--property NAME=VALUE` (repeatable) and `--property-file` (NAME=VALUE lines, `#` comments,
+ * blank lines ignored). A name given twice is an error, not a silent override.
+ */
+export async function readProperties(inline: readonly string[], file: string | undefined): Promise<Map<string, string>> {
+  const entries: [string, string, string][] = inline.map((text) => [...splitProperty(text, '--property'), '--property']);
+  if (file !== undefined) {
+    const lines = (await readFile(file, 'utf8')).split(/\r?\n/);
+    lines.forEach((line, i) => {
+      if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+      const where = `${file}:${i + 1}`;
+      entries.push([...splitProperty(line, where), where]);
+    });
+  }
+  const properties = new Map<string, string>();
+  for (const [name, value, where] of entries) {
+    if (properties.has(name)) throw new Error(`${where}: property ${name} is given twice`);
+    properties.set(name, value);
+  }
+  return properties;
+}
+
+function splitProperty(text: string, where: string): [string, string] {
+  const at = text.indexOf('=');
+  const name = at < 0 ? text : text.slice(0, at);
+  if (at < 0 || !PROPERTY_NAME.test(name)) throw new Error(`${where}: expected NAME=VALUE with NAME matching ${PROPERTY_NAME.source}, got ${JSON.stringify(text.slice(0, 80))}`);
+  return [name, text.slice(at + 1)];
 }
 
 export function parseDetailsText(text: string): unknown {
@@ -98,7 +131,7 @@ export async function discover(options: DiscoverOptions): Promise<void> {
     upsert: (device) => devices.upsert(device),
     remove: (id) => devices.remove(id),
   };
-  const running = handler.run(details, { sink, signal: abort.signal, properties: new Map(), log, count: () => undefined });
+  const running = handler.run(details, { sink, signal: abort.signal, properties: options.properties ?? new Map(), log, count: () => undefined });
   running.catch(() => undefined); // surfaced below
   if (options.watch) {
     await running;

@@ -4,14 +4,16 @@
  * real handlers finding them through `tether discover`, from both namespaces, as a node's
  * agent would. Needs root.
  *
- * `tether discover` passes no discovery properties, so the ONVIF runs through the CLI see the
- * camera without credentials (WS-Discovery facts only); digest authentication and the stream
- * URI are checked with the same handler run in-process on the host with ONVIF_USERNAME /
- * ONVIF_PASSWORD properties.
+ * Without `--property`, the ONVIF runs through the CLI see the camera without credentials
+ * (WS-Discovery facts only); with `--property-file` they log in and get the stream URI. Digest
+ * authentication failures are checked with the same handler run in-process on the host.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -47,8 +49,8 @@ function tetherCommand(where: Where, args: readonly string[]): { command: string
 }
 
 /** One-shot `tether discover <handler> -o json` (stdout parsed; stderr only in errors). */
-async function discover(where: Where, handler: string, details: object): Promise<CliDevice[]> {
-  const { command, args } = tetherCommand(where, ['discover', handler, '--details', JSON.stringify(details), '-o', 'json']);
+async function discover(where: Where, handler: string, details: object, extra: readonly string[] = []): Promise<CliDevice[]> {
+  const { command, args } = tetherCommand(where, ['discover', handler, '--details', JSON.stringify(details), '-o', 'json', ...extra]);
   const { stdout } = await promisify(execFile)(command, args, { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
   return JSON.parse(stdout) as CliDevice[];
 }
@@ -136,6 +138,22 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
     for (const devices of await Promise.all([discover(probe, 'onvif', ONVIF_DETAILS), discover(undefined, 'onvif', ONVIF_DETAILS)])) {
       expect(devices, fail('onvif devices')).toEqual([expect.objectContaining({ id: peers.camera.uuid, online: true, properties: expect.objectContaining(expected) })]);
       expect(devices[0]!.properties).not.toHaveProperty('ONVIF_STREAM_URI'); // SOAP refused without credentials
+    }
+  });
+
+  it('the CLI logs in with --property-file credentials and gets the stream URI', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-cli-props-'));
+    try {
+      const file = join(dir, 'camera.env');
+      await writeFile(file, `# the camera's login\nONVIF_USERNAME=${peers.camera.username}\nONVIF_PASSWORD=${peers.camera.password}\n`, { mode: 0o600 });
+      const devices = await discover(probe, 'onvif', ONVIF_DETAILS, ['--property-file', file]);
+      expect(devices, fail('onvif devices with credentials')).toEqual([
+        expect.objectContaining({ id: peers.camera.uuid, properties: expect.objectContaining({ ONVIF_STREAM_URI: peers.camera.streamUri, ONVIF_DEVICE_MODEL: 'SimCam 1000' }) }),
+      ]);
+      const wrong = await discover(probe, 'onvif', ONVIF_DETAILS, ['-p', `ONVIF_USERNAME=${peers.camera.username}`, '-p', 'ONVIF_PASSWORD=not-the-password']);
+      expect(wrong[0]?.properties).not.toHaveProperty('ONVIF_STREAM_URI');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
