@@ -22,6 +22,15 @@ describe('tether discover', () => {
     expect(stdout).toMatch(/^foo\s+online\s+DEBUG_ECHO_DESCRIPTION=foo/m);
   });
 
+  it('cuts long values to fit a terminal, and -o wide shows them whole', async () => {
+    const long = 'x'.repeat(100);
+    const table = await tether('discover', 'debug-echo', '--details', `{descriptions: [${long}]}`);
+    expect(table.stdout).not.toContain(long);
+    expect(table.stdout).toContain('…');
+    const wide = await tether('discover', 'debug-echo', '--details', `{descriptions: [${long}]}`, '-o', 'wide');
+    expect(wide.stdout).toMatch(new RegExp(`^${long}\\s+online\\s+DEBUG_ECHO_DESCRIPTION=${long}\\s`, 'm'));
+  });
+
   it('prints JSON for machines', async () => {
     const { code, stdout } = await tether('discover', 'debug-echo', '--details', '{"descriptions":["a"]}', '-o', 'json');
     expect(code).toBe(0);

@@ -8,6 +8,7 @@
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
+import type { OutputFormat } from '../agent/cli/discover.ts';
 import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/flags.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { BUILTIN_HANDLER_NAMES } from '../discovery-handlers/names.ts';
@@ -71,14 +72,14 @@ program
   .argument('<handler>', `handler name: ${BUILTIN_HANDLER_NAMES.join(', ')}`)
   .option('--details <json|yaml>', 'handler details, inline')
   .option('--details-file <path>', 'handler details, from a file')
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .addOption(new Option('-o, --output <format>', 'output format (wide: the table with whole values)').choices(['table', 'wide', 'json']).default('table'))
   .option('-w, --watch', 'keep running and print the device set on every change', false)
   // As long as the agent waits for first reports after a restart (--startup-timeout): ONVIF's
   // first report can take several SOAP timeouts when a camera stalls.
   .option('--timeout <ms>', 'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported', positiveInt, 30_000)
   .option('-p, --property <NAME=VALUE>', 'a property for the handler, as a DeviceDiscovery gives it (e.g. ONVIF_USERNAME=admin); repeatable', collect, [])
   .option('--property-file <path>', 'properties from a file of NAME=VALUE lines (# comments); keeps secrets off the command line')
-  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: 'table' | 'json'; watch: boolean; timeout: number; property: string[]; propertyFile?: string }) => {
+  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: OutputFormat; watch: boolean; timeout: number; property: string[]; propertyFile?: string }) => {
     const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
     const { discover, readDetailsText, readProperties } = await import('../agent/cli/discover.ts');
     const { builtinHandlers, findHandler } = await import('../discovery-handlers/registry.ts');

@@ -9,11 +9,14 @@ import type { AnyDiscoveryHandler, DeviceSink, DiscoveredDevice } from '../../di
 import { DeviceSet } from '../inventory/device-set.ts';
 import { renderTable } from './table.ts';
 
+/** table: values cut to fit a terminal; wide: the same table with whole values; json. */
+export type OutputFormat = 'table' | 'wide' | 'json';
+
 export interface DiscoverOptions {
   readonly handler: AnyDiscoveryHandler;
   /** Details as JSON or YAML text. */
   readonly details: string;
-  readonly output: 'table' | 'json';
+  readonly output: OutputFormat;
   readonly watch: boolean;
   readonly timeoutMs: number;
   /** Properties the handler gets, as a DeviceDiscovery's `properties` would give them. */
@@ -87,13 +90,14 @@ function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-export function formatDevices(devices: readonly { device: DiscoveredDevice; online: boolean }[], output: 'table' | 'json'): string {
+export function formatDevices(devices: readonly { device: DiscoveredDevice; online: boolean }[], output: OutputFormat): string {
   const sorted = [...devices].sort((a, b) => (a.device.id < b.device.id ? -1 : 1));
   if (output === 'json') return `${JSON.stringify(sorted.map((d) => ({ ...d.device, online: d.online })), null, 2)}\n`;
+  const cut = output === 'wide' ? (text: string): string => text : truncate;
   const rows = sorted.map(({ device, online }) => [
-    truncate(device.id, 48),
+    cut(device.id, 48),
     online ? 'online' : 'offline',
-    truncate(
+    cut(
       Object.entries(device.properties)
         .map(([k, v]) => `${k}=${v}`)
         .join(' '),
@@ -118,7 +122,7 @@ export async function discover(options: DiscoverOptions): Promise<void> {
   const devices: DeviceSet = new DeviceSet({
     graceMs: 0,
     onChange: () => {
-      if (options.watch) write(`${options.output === 'table' ? '\n' : ''}${formatDevices(devices.snapshot(), options.output)}`);
+      if (options.watch) write(`${options.output === 'json' ? '' : '\n'}${formatDevices(devices.snapshot(), options.output)}`);
     },
   });
   // A full report (replaceAll) states the whole set, an empty one included: only then is
