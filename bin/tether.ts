@@ -24,9 +24,21 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/** Where logs go: JSON lines, or readable lines on a terminal (--log-format auto). */
+async function logStream(): Promise<{ write(line: string): void }> {
+  const format = program.opts<{ logFormat: string }>().logFormat;
+  const text = format === 'text' || (format === 'auto' && process.stderr.isTTY);
+  if (text) {
+    const { formatLogLine } = await import('../agent/cli/log-format.ts');
+    return { write: (line: string) => void process.stderr.write(formatLogLine(line)) };
+  }
+  const { pino } = await import('pino');
+  return pino.destination(2);
+}
+
 async function logger(level: string): Promise<Logger> {
   const { pino } = await import('pino');
-  return pino({ level, base: undefined }, pino.destination(2));
+  return pino({ level, base: undefined }, await logStream());
 }
 
 /** A logger that also keeps warnings and errors as one-line summaries (for `discover`'s timeout message). */
@@ -42,7 +54,7 @@ async function capturingLogger(level: string): Promise<{ log: Logger; warnings: 
   };
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
   const lowest = levels.indexOf(level) < levels.indexOf('warn') ? level : 'warn';
-  const streams = [{ level: 'warn' as const, stream: keep }, ...(level === 'silent' ? [] : [{ level: level as 'warn', stream: pino.destination(2) }])];
+  const streams = [{ level: 'warn' as const, stream: keep }, ...(level === 'silent' ? [] : [{ level: level as 'warn', stream: await logStream() }])];
   return { log: pino({ level: lowest, base: undefined }, pino.multistream(streams)), warnings: () => [...new Set(captured)].slice(-5) };
 }
 
@@ -64,6 +76,7 @@ const write = (text: string): void => void process.stdout.write(text);
 const program = new Command('tether')
   .description('Tether: edge devices for Kubernetes')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+  .addOption(new Option('--log-format <format>', 'logs as JSON lines, or as text for people (auto: text on a terminal)').choices(['auto', 'json', 'text']).default('auto'))
   .showHelpAfterError();
 
 program
