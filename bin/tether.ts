@@ -111,6 +111,21 @@ program
   });
 
 program
+  .command('explain')
+  .description('explain, in plain sentences, why a pod has (or lacks) its devices, or what a device or discovery is doing')
+  .argument('<target>', 'pod/NAME, device/NAME or discovery/NAME')
+  .option('-n, --namespace <ns>', 'namespace of the target', 'default')
+  .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
+  .action(async (target: string, opts: { namespace: string; kubeconfig?: string }) => {
+    await kubernetesClientSetup();
+    const [{ KubeConfig }, { gatherAndExplain }] = await Promise.all([import('@kubernetes/client-node'), import('../agent/cli/explain.ts')]);
+    const kc = new KubeConfig();
+    if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    write(`${(await gatherAndExplain(kc, target, opts.namespace)).join('\n')}\n`);
+  });
+
+program
   .command('demo')
   .description('debug-echo devices served to a mock kubelet over real gRPC, shown as a live table')
   .option('--devices <n>', 'number of debug-echo devices', positiveInt, 3)
