@@ -44,7 +44,7 @@ describe('parseMqttDetails', () => {
   it.each([
     [null, 'details'],
     [{ broker: 'mqtt://a' }, 'details'],
-    [{ homeAssistant: true }, 'details.brokers'],
+    [{ homeAssistant: true }, 'details.broker'],
     [{ broker: 'http://a', homeAssistant: true }, 'details.broker'],
     [{ broker: 'mqtt://user:secret@a', homeAssistant: true }, 'details.broker'],
     [{ brokers: [], homeAssistant: true }, 'details.brokers'],

@@ -68,6 +68,7 @@ const TOPIC_LEVEL = /^[^+#/]+(\/[^+#/]+)*$/;
 
 function parseBrokers(f: Fields): string[] {
   if (f.has('broker') && f.has('brokers')) throw new DetailsError(f.at('brokers'), 'give broker or brokers, not both');
+  if (!f.has('broker') && !f.has('brokers')) throw new DetailsError(f.at('broker'), 'is required: one URL like mqtt://host:1883 (or brokers: a list of them)');
   const urls = f.has('broker') ? [f.string('broker', { max: 2048 })] : f.stringList('brokers', { min: 1, max: 16, maxLength: 2048 });
   urls.forEach((url, i) => {
     const path = f.has('broker') ? f.at('broker') : `${f.at('brokers')}[${i}]`;
