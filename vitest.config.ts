@@ -31,6 +31,16 @@ export default defineConfig({
         },
       },
       {
+        // readme — the README's commands in a fresh clone, on the machine's own Node (npm ci
+        // there needs the npm registry).
+        test: {
+          name: 'readme',
+          include: ['test/readme/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         test: {
           name: 'integration',
           setupFiles: ['test/setup/http1.ts'],
