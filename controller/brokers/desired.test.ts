@@ -69,6 +69,13 @@ describe('desiredBrokers placement', () => {
     for (const p of desired.placements) expect(p.name.length).toBeLessThanOrEqual(63);
   });
 
+  it('a new broker goes to the node holding the device’s slot (elsewhere that slot is Unhealthy)', () => {
+    for (const holder of ['a', 'b', 'c']) {
+      const desired = desiredBrokers(device(['a', 'b', 'c'], 1, { slots: { '0': holder } }), discovery(), nodes(), []);
+      expect(desired.placements.map((p) => p.node)).toEqual([holder]);
+    }
+  });
+
   it('has no brokers without a template or a discovery', () => {
     expect(desiredBrokers(device(['a']), discovery({ broker: undefined }), nodes(), []).reason).toBe('NoBrokerTemplate');
     expect(desiredBrokers(device(['a']), undefined, nodes(), []).reason).toBe('DiscoveryNotFound');

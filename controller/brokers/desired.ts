@@ -4,8 +4,9 @@
  *
  * Placement: one broker per node that sees the device, never more than the device's capacity
  * (slots). Brokers that exist on nodes that still see the device (and are not lost) keep their
- * place, so placements are stable; free places go to Ready, schedulable nodes in rendezvous-hash
- * order, which spreads many devices over their nodes deterministically.
+ * place, so placements are stable; free places go to Ready, schedulable nodes — those holding
+ * one of the device's slots first, then in rendezvous-hash order, which spreads many devices
+ * over their nodes deterministically.
  */
 import type { V1Affinity, V1Job, V1JobSpec, V1NodeSelectorTerm, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { API_VERSION, type Device, type DeviceDiscovery } from '../../deploy/crds/schema.ts';
@@ -77,13 +78,7 @@ export function desiredBrokers(device: Device, discovery: DeviceDiscovery | unde
     if (chosen.length >= capacity) break;
     if (!chosen.includes(b.node!)) chosen.push(b.node!);
   }
-  const fresh = seeing
-    .filter((n) => !chosen.includes(n))
-    .filter((n) => {
-      const info = nodes(n);
-      return info.health === 'Ready' && info.schedulable;
-    })
-    .sort((a, b) => placementScore(deviceName, a).localeCompare(placementScore(deviceName, b)) || a.localeCompare(b));
+  const fresh = freshCandidates(device, seeing, chosen, nodes);
   for (const n of fresh) {
     if (chosen.length >= capacity) break;
     chosen.push(n);
@@ -94,6 +89,24 @@ export function desiredBrokers(device: Device, discovery: DeviceDiscovery | unde
   if (placements.length === 0) reason = 'NoEligibleNode';
   else if (placements.length < seeing.length) reason = capacity < seeing.length ? 'CapacityReached' : 'NoEligibleNode';
   return { kind, templateHash: hash, placements, reason };
+}
+
+/** Nodes that may get a new broker, best first. */
+function freshCandidates(device: Device, seeing: readonly string[], chosen: readonly string[], nodes: NodeLookup): string[] {
+  const deviceName = device.metadata.name ?? '';
+  const holders = new Set(Object.values(device.spec.slots ?? {}));
+  return (
+    seeing
+      .filter((n) => !chosen.includes(n))
+      .filter((n) => {
+        const info = nodes(n);
+        return info.health === 'Ready' && info.schedulable;
+      })
+      // A node that already holds one of the device's slots first: it can use that slot (say,
+      // its last broker's, until its agent frees it), while on any other node the held slot is
+      // Unhealthy and a new broker would wait Pending for it (seen on real nodes: 13–15 s).
+      .sort((a, b) => Number(holders.has(b)) - Number(holders.has(a)) || placementScore(deviceName, a).localeCompare(placementScore(deviceName, b)) || a.localeCompare(b))
+  );
 }
 
 /**
