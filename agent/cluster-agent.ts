@@ -24,7 +24,7 @@ import { API_GROUP, API_VERSION_NAME, type Device, type DeviceDiscovery } from '
 import type { AnyDiscoveryHandler, DiscoveredDevice } from '../discovery-handlers/contract.ts';
 import { DevicePluginManager } from './device-plugin/manager.ts';
 import { slotsOf, type ServedDevice } from './device-plugin/resources.ts';
-import { nodeMatches, type NodeFacts } from './discovery/node-selector.ts';
+import { nodeMatches, type NodeFacts } from '../deploy/crds/node-selector.ts';
 import { referencedObjects, resolveProperties, type ObjectRef } from './discovery/properties.ts';
 import { DiscoverySession } from './discovery/session.ts';
 import { ResilientInformer } from './kube/informer.ts';

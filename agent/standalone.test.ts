@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../deploy/crds/names.ts';
 import { createDebugEchoHandler, parseDebugEchoDetails } from '../discovery-handlers/debug-echo/debug-echo.ts';
-import { MockKubelet } from '../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from './kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from './standalone.ts';
 
 const log = pino({ level: 'silent' });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import { createDebugEchoHandler, parseDebugEchoDetails } from '../../discovery-handlers/debug-echo/debug-echo.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from '../standalone.ts';
 import { renderTable } from './table.ts';
 

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import { serveDiscoveryHandler, type DiscoveryHandlerDefinition, type ServedDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from '../standalone.ts';
 import { ExternalHandlerRegistry } from './registry.ts';
 import { waitUntil } from './test-helpers.ts';

@@ -16,7 +16,7 @@ import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { clusterUp } from '../../test/cluster/cluster.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
 

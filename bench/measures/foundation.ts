@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
 
 const log = pino({ level: 'silent' });

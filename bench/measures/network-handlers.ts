@@ -23,7 +23,7 @@ import { deviceName, deviceResourceName, discoveryResourceName } from '../../dep
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { createMdnsHandler } from '../../discovery-handlers/mdns/mdns.ts';
 import { createMqttHandler } from '../../discovery-handlers/mqtt/mqtt.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { HomeAssistantDevice } from '../../mocks/mqtt-devices/devices.ts';
 import { startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';
 import { runHandler } from '../../test/peers/handler-run.ts';

@@ -23,7 +23,7 @@ import { deviceName, deviceResourceName, discoveryResourceName } from '../../dep
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { createOnvifHandler } from '../../discovery-handlers/onvif/onvif.ts';
 import { createUsbHandler } from '../../discovery-handlers/usb/usb.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { SimulatedCamera } from '../../mocks/onvif-camera/camera.ts';
 import { UsbSysfsFixture } from '../../test/fixtures/usb/sysfs-fixture.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';

@@ -1,5 +1,5 @@
 /** Pure evaluation of a core NodeSelector against a Node's labels and fields. */
-import type { NodeSelector, NodeSelectorRequirement } from '../../deploy/crds/schema.ts';
+import type { NodeSelector, NodeSelectorRequirement } from './schema.ts';
 
 export interface NodeFacts {
   readonly name: string;

@@ -11,11 +11,8 @@ import { copyFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { runCommand } from './exec.ts';
 
-/**
- * Top-level source folders the emitted program may come from. `mocks/kubelet` is the
- * in-process kubelet of `tether demo` (agent/cli/demo.ts); nothing under test/ may ship.
- */
-export const ALLOWED_SOURCES = ['agent/', 'bin/', 'controller/', 'deploy/crds/', 'discovery-handlers/', 'mocks/kubelet/'] as const;
+/** Top-level source folders the emitted program may come from; nothing under test/ or mocks/ may ship. */
+export const ALLOWED_SOURCES = ['agent/', 'bin/', 'controller/', 'deploy/crds/', 'discovery-handlers/'] as const;
 
 /** Non-TypeScript files the product reads at run time (agent/proto/load.ts). */
 export const RUNTIME_FILE_DIRS = ['agent/proto'] as const;

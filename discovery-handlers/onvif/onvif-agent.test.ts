@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
 import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
 import { SimulatedCamera } from '../../mocks/onvif-camera/camera.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { createOnvifHandler } from './onvif.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
 import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { UsbSysfsFixture, type FixtureDevice } from '../../test/fixtures/usb/sysfs-fixture.ts';
 import type { DiscoveryHandler } from '../contract.ts';
 import { createUsbHandler, type UsbDetails } from './usb.ts';

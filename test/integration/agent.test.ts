@@ -21,7 +21,7 @@ import type { Device } from '../../deploy/crds/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('agent');

@@ -16,7 +16,7 @@ import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName } from '../../deploy/crds/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('explain');

@@ -39,7 +39,7 @@ import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../
 import type { Device } from '../../deploy/crds/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
-import { MockKubelet } from '../../mocks/kubelet/mock-kubelet.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import {
   api,
   apiFailure,
