@@ -5,7 +5,7 @@
  */
 import type { V1Node } from '@kubernetes/client-node';
 import { API_VERSION, type Device, type NodeSelector } from '../deploy/crds/schema.ts';
-import { nodeMatches } from '../agent/discovery/node-selector.ts';
+import { nodeMatches } from '../deploy/crds/node-selector.ts';
 import { toMillis } from './time.ts';
 
 /**
