@@ -27,7 +27,7 @@ import { e2eClusterUp, ensureE2eCacheDir, writeE2eChartValues } from '../../test
 import { CHART, helmFor, type Helm } from '../../test/e2e/helm.ts';
 import { importTetherImage } from '../../test/e2e/images.ts';
 import { attachToLan, removeLan, startLanPeers, type LanPeers } from '../../test/e2e/lan.ts';
-import { BUSYBOX_IMAGE, nodeLayout, type NodeLayout } from '../../test/e2e/layout.ts';
+import { busyboxBroker, nodeLayout, type NodeLayout } from '../../test/e2e/layout.ts';
 import { nodeDown, nodeUp } from '../../test/e2e/node.ts';
 import { watchSetUntil } from '../../test/e2e/watch.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
@@ -61,17 +61,8 @@ const LAN_NODE_ADDRESSES = ['10.250.90.11', '10.250.90.12'] as const;
 const AVAILABILITY_FILE = '/var/lib/tether/bench-real-node.availability';
 const GRACE_S = 1;
 
-/** Broker: idle until SIGTERM (terminationGracePeriodSeconds 1 bounds a slow one). */
-const brokerTemplate = {
-  pod: {
-    spec: {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', `trap 'exit 0' TERM; sleep 3600 & wait`] }],
-    },
-  },
-};
+/** Broker: idle until SIGTERM. */
+const brokerTemplate = busyboxBroker();
 
 interface RealNodes {
   readonly kc: KubeConfig;

@@ -4,12 +4,12 @@
  * support.ts) import vitest and cannot run outside it. Every wait watches with a deadline;
  * the one poll is the kubelet's PodResources view, which has no watch.
  */
-import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import { loadPodResourcesProtos } from '../../agent/proto/load.ts';
-import type { AllocatableResourcesResponse } from '../../agent/proto/types.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
+import { kubeletAllocatable } from '../../test/e2e/kubelet-view.ts';
 import { watchSetUntil, watchUntil } from '../../test/e2e/watch.ts';
+
+export { kubeletAllocatable };
 
 export const GROUP = 'tether.dev';
 export const VERSION = 'v1alpha1';
@@ -116,25 +116,6 @@ export async function firstEventAt<T extends KubernetesObject>(
     },
   });
   return at;
-}
-
-/** The kubelet's PodResources view (GetAllocatableResources): device IDs per resource, from healthy, registered plugins. */
-export async function kubeletAllocatable(podResourcesSocket: string, timeoutMs = 5_000): Promise<Map<string, string[]>> {
-  const { PodResourcesLister } = loadPodResourcesProtos();
-  const client = new PodResourcesLister(`unix://${podResourcesSocket}`, credentials.createInsecure());
-  try {
-    const call = (client as unknown as Record<string, (...args: unknown[]) => void>)['GetAllocatableResources']!;
-    const response = await new Promise<AllocatableResourcesResponse>((resolve, reject) => {
-      call.call(client, {}, { deadline: new Date(Date.now() + timeoutMs) }, (error: ServiceError | null, value: AllocatableResourcesResponse) =>
-        error ? reject(error) : resolve(value),
-      );
-    });
-    const ids = new Map<string, string[]>();
-    for (const d of response.devices) ids.set(d.resource_name, [...(ids.get(d.resource_name) ?? []), ...d.device_ids].sort());
-    return ids;
-  } finally {
-    client.close();
-  }
 }
 
 /**

@@ -46,7 +46,7 @@ import { writeE2eChartValues } from './cluster.ts';
 import { CHART, helmFor, type Helm } from './helm.ts';
 import { importTetherImage } from './images.ts';
 import { startLanPeers, type LanPeers } from './lan.ts';
-import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
+import { busyboxBroker, nodeLayout } from './layout.ts';
 import { setUplink } from './isolation.ts';
 import { restartKubelet, startKubeletAgain, stopKubelet } from './node.ts';
 import { createDiscovery, createPod, devicePod, kubeletAllocatableIds, waitPodRunning, waitPodUnschedulable } from './support.ts';
@@ -59,18 +59,8 @@ const [node1, node2] = [inject('e2eNodeName'), inject('e2eNode2Name')];
 /** Controller: a NotReady node is lost after this long (the cluster marks a silent node NotReady after 10 s). */
 const NODE_LOSS_GRACE_S = 5;
 
-/** Broker script: print the device's env, then idle until SIGTERM. */
-const BROKER_SCRIPT = `env | grep -E '^(TETHER_|DEBUG_ECHO_|MQTT_|HA_|ONVIF_)' | sort; trap 'exit 0' TERM; sleep 3600 & wait`;
-const brokerTemplate = {
-  pod: {
-    spec: {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', BROKER_SCRIPT] }],
-    },
-  },
-};
+/** Brokers print the device's env, then idle. */
+const brokerTemplate = busyboxBroker('TETHER_|DEBUG_ECHO_|MQTT_|HA_|ONVIF_');
 
 let helm: Helm;
 let lan: LanPeers;

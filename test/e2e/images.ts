@@ -7,24 +7,16 @@
  *     symlink per applet.
  * Rebuilt every start (about a second); imported only when the digest changed.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildOciImage, type BuiltOciImage } from '../../deploy/image/build-oci.ts';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE, type NodeLayout } from './layout.ts';
+import { runCommand } from '../../deploy/image/exec.ts';
 
 const PAUSE_SOURCE = resolve(import.meta.dirname, '../../deploy/image/pause.c');
 const BUSYBOX = '/bin/busybox';
 
-function run(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? (error as Error).message;
-    throw new Error(`${command} ${args.join(' ')} failed: ${stderr}`, { cause: error });
-  }
-}
 
 /** True when the ELF file at `path` has no PT_INTERP segment (is statically linked). */
 export function isStaticElf(path: string): boolean {
@@ -51,8 +43,8 @@ function buildPause(layout: NodeLayout): string {
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
   const binary = join(layout.imageDir, `pause-${hash}`);
   if (!existsSync(binary)) {
-    run('gcc', ['-static', '-Os', '-s', '-Wall', '-o', `${binary}.tmp`, PAUSE_SOURCE]);
-    run('mv', ['-f', `${binary}.tmp`, binary]);
+    runCommand('gcc', ['-static', '-Os', '-s', '-Wall', '-o', `${binary}.tmp`, PAUSE_SOURCE]);
+    runCommand('mv', ['-f', `${binary}.tmp`, binary]);
   }
   return binary;
 }
@@ -78,7 +70,7 @@ function busyboxRootfs(layout: NodeLayout): string {
   chmodSync(join(rootfs, 'tmp'), 0o1777);
   copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
   chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-  const applets = run(BUSYBOX, ['--list']).split('\n').filter((name) => /^[\w.[-]+$/.test(name) && name !== 'busybox');
+  const applets = runCommand(BUSYBOX, ['--list']).split('\n').filter((name) => /^[\w.[-]+$/.test(name) && name !== 'busybox');
   for (const applet of applets) symlinkSync('busybox', join(rootfs, 'bin', applet));
   writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
@@ -87,14 +79,14 @@ function busyboxRootfs(layout: NodeLayout): string {
 
 /** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
 function importedDigest(layout: NodeLayout, name: string): string | undefined {
-  const listing = run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'list', `name==${name}`]);
+  const listing = runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'list', `name==${name}`]);
   const line = listing.split('\n').find((l) => l.startsWith(`${name} `));
   return line?.split(/\s+/)[2];
 }
 
 function importImage(layout: NodeLayout, image: BuiltOciImage): boolean {
   if (importedDigest(layout, image.name) === image.manifestDigest) return false;
-  run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const digest = importedDigest(layout, image.name);
   if (digest !== image.manifestDigest) throw new Error(`imported ${image.name} but containerd lists digest ${digest ?? 'none'}, not ${image.manifestDigest}`);
   return true;
@@ -141,7 +133,7 @@ export interface TetherImageTarball {
  */
 export function importTetherImage(layout: NodeLayout, image: TetherImageTarball): boolean {
   if (importedDigest(layout, image.reference) === image.indexDigest) return false;
-  run('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const digest = importedDigest(layout, image.reference);
   if (digest !== image.indexDigest) throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);
   return true;

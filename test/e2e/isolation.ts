@@ -14,15 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeIsolation, NodeLayout, NodeMountNamespace } from './layout.ts';
+import { runCommand } from '../../deploy/image/exec.ts';
 
-function run(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? (error as Error).message;
-    throw new Error(`${command} ${args.join(' ')} failed: ${stderr}`, { cause: error });
-  }
-}
 
 /** `command args` as it must be started to run on `layout`'s node. */
 export function nodeCommand(layout: NodeLayout, command: string, args: string[]): { command: string; args: string[] } {
@@ -51,18 +44,18 @@ function isMountPoint(path: string): boolean {
 
 /** The network namespace, the uplink veth, forwarding and the host's return route. Idempotent. */
 function ensureNetwork(layout: NodeLayout, isolation: NodeIsolation): void {
-  if (!netnsExists(isolation.netns)) run('ip', ['netns', 'add', isolation.netns]);
-  run('ip', ['-n', isolation.netns, 'link', 'set', 'lo', 'up']);
+  if (!netnsExists(isolation.netns)) runCommand('ip', ['netns', 'add', isolation.netns]);
+  runCommand('ip', ['-n', isolation.netns, 'link', 'set', 'lo', 'up']);
   if (!linkExists(isolation.hostIf)) {
-    run('ip', ['link', 'add', isolation.hostIf, 'type', 'veth', 'peer', 'name', isolation.nodeIf, 'netns', isolation.netns]);
+    runCommand('ip', ['link', 'add', isolation.hostIf, 'type', 'veth', 'peer', 'name', isolation.nodeIf, 'netns', isolation.netns]);
   }
-  run('ip', ['link', 'set', isolation.hostIf, 'master', isolation.hostBridge, 'up']);
-  const addresses = run('ip', ['-n', isolation.netns, '-4', '-o', 'addr', 'show', 'dev', isolation.nodeIf]);
-  if (!addresses.includes(` ${layout.nodeIp}/`)) run('ip', ['-n', isolation.netns, 'addr', 'add', `${layout.nodeIp}/24`, 'dev', isolation.nodeIf]);
-  run('ip', ['-n', isolation.netns, 'link', 'set', isolation.nodeIf, 'up']);
+  runCommand('ip', ['link', 'set', isolation.hostIf, 'master', isolation.hostBridge, 'up']);
+  const addresses = runCommand('ip', ['-n', isolation.netns, '-4', '-o', 'addr', 'show', 'dev', isolation.nodeIf]);
+  if (!addresses.includes(` ${layout.nodeIp}/`)) runCommand('ip', ['-n', isolation.netns, 'addr', 'add', `${layout.nodeIp}/24`, 'dev', isolation.nodeIf]);
+  runCommand('ip', ['-n', isolation.netns, 'link', 'set', isolation.nodeIf, 'up']);
   // The node routes its pods' traffic to the apiserver; sysctls are per network namespace.
-  run('ip', ['netns', 'exec', isolation.netns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
-  run('ip', ['route', 'replace', layout.podSubnet, 'via', layout.nodeIp, 'dev', isolation.hostBridge]);
+  runCommand('ip', ['netns', 'exec', isolation.netns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
+  runCommand('ip', ['route', 'replace', layout.podSubnet, 'via', layout.nodeIp, 'dev', isolation.hostBridge]);
 }
 
 /**
@@ -78,22 +71,22 @@ export function ensureMountNamespace(mountNs: NodeMountNamespace): void {
   }
   mkdirSync(mountNs.dir, { recursive: true });
   if (!isMountPoint(mountNs.dir)) {
-    run('mount', ['--bind', mountNs.dir, mountNs.dir]);
-    run('mount', ['--make-private', mountNs.dir]);
+    runCommand('mount', ['--bind', mountNs.dir, mountNs.dir]);
+    runCommand('mount', ['--make-private', mountNs.dir]);
   }
   if (isMountPoint(mountNs.file)) return;
   writeFileSync(mountNs.file, '');
   // Private: nothing the node mounts (pod volumes, container root filesystems) leaks to the host.
-  run('unshare', [`--mount=${mountNs.file}`, '--propagation', 'private', 'true']);
-  const inNs = (args: string[]): string => run('nsenter', [`--mount=${mountNs.file}`, ...args]);
+  runCommand('unshare', [`--mount=${mountNs.file}`, '--propagation', 'private', 'true']);
+  const inNs = (args: string[]): string => runCommand('nsenter', [`--mount=${mountNs.file}`, ...args]);
   for (const { source, target } of mountNs.binds) inNs(['mount', '--bind', source, target]);
   inNs(['mount', '--make-rshared', '/']);
 }
 
 /** Unmounts the namespace file: the namespace ends with its last process. */
 export function removeMountNamespace(mountNs: NodeMountNamespace): void {
-  if (isMountPoint(mountNs.file)) run('umount', [mountNs.file]);
-  if (isMountPoint(mountNs.dir)) run('umount', [mountNs.dir]);
+  if (isMountPoint(mountNs.file)) runCommand('umount', [mountNs.file]);
+  if (isMountPoint(mountNs.dir)) runCommand('umount', [mountNs.dir]);
 }
 
 /** cgroup v1 hierarchies (and the v2 root, if mounted) where the node's pod cgroups live. */
@@ -152,7 +145,7 @@ export function removeIsolation(layout: NodeLayout, log: (message: string) => vo
       // Gone meanwhile.
     }
   }
-  if (netnsExists(isolation.netns)) run('ip', ['netns', 'del', isolation.netns]);
+  if (netnsExists(isolation.netns)) runCommand('ip', ['netns', 'del', isolation.netns]);
   let cgroupsLeft = 0;
   for (const dir of cgroupDirs(isolation)) cgroupsLeft += removeTree(dir);
   if (cgroupsLeft > 0) log(`${cgroupsLeft} cgroups under ${isolation.cgroupRoot} still in use; left in place`);
@@ -167,5 +160,5 @@ export function removeIsolation(layout: NodeLayout, log: (message: string) => vo
 export function setUplink(layout: NodeLayout, up: boolean): void {
   const isolation = layout.isolation;
   if (isolation === undefined) throw new Error(`node ${layout.nodeName} shares the host's network: it has no uplink to cut`);
-  run('ip', ['link', 'set', isolation.hostIf, up ? 'up' : 'down']);
+  runCommand('ip', ['link', 'set', isolation.hostIf, up ? 'up' : 'down']);
 }

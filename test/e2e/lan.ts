@@ -24,13 +24,13 @@
  * WARNING: the names are fixed, not per run: two suites using the LAN at the same time on one
  * machine share (and tear down) the same LAN.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PeerGroup, startPeer, type PeerProcess } from '../peers/process.ts';
+import { ip } from './network.ts';
 
 export const LAN = { netns: 'tether-e2e-lan', bridge: 'tlan0', subnet: '10.250.90.0/24', address: '10.250.90.1', ifName: 'te2e-lan' } as const;
 
@@ -39,15 +39,6 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** Node 24 (the machine's `node` may be older). */
 const NODE = join(REPO, 'node_modules/.bin/node');
 
-function ip(args: readonly string[], netns?: string): string {
-  const full = [...(netns === undefined ? [] : ['-n', netns]), ...args];
-  try {
-    return execFileSync('ip', full, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? (error as Error).message;
-    throw new Error(`ip ${full.join(' ')} failed: ${stderr}`, { cause: error });
-  }
-}
 
 interface IpLink {
   ifname: string;

@@ -116,7 +116,6 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
   if (index !== 2) throw new Error(`no e2e node ${index}: there are nodes 1 and 2`);
   const nodeDir = join(node1.e2eDir, 'node2');
   const runDir = '/run/tether-e2e-n2';
-  const kubeletDir = join(nodeDir, 'kubelet');
   const hostRoot = '/var/lib/tether-e2e-n2';
   const [a, b, c] = node1.podSubnet.split('.').map(Number) as [number, number, number];
   const podPrefix = `${a}.${b}.${c + 1}`;
@@ -124,23 +123,8 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
   const hostKubeletRoot = join(hostRoot, 'kubelet');
   return {
     ...node1,
-    nodeDir,
-    stateFile: join(nodeDir, 'state.json'),
+    ...nodeFiles(nodeDir, runDir),
     lockFile: join(node1.e2eDir, 'node2.lock'),
-    logDir: join(nodeDir, 'logs'),
-    runDir,
-    containerdConfig: join(nodeDir, 'containerd', 'config.toml'),
-    containerdRoot: join(nodeDir, 'containerd', 'root'),
-    containerdState: join(runDir, 'containerd'),
-    containerdSocket: join(runDir, 'containerd.sock'),
-    cniConfDir: join(nodeDir, 'cni', 'net.d'),
-    cniIpamDir: join(nodeDir, 'cni', 'ipam'),
-    imageDir: join(nodeDir, 'images'),
-    kubeletDir,
-    kubeletConfig: join(kubeletDir, 'config.yaml'),
-    kubeletKubeconfig: join(kubeletDir, 'kubeconfig'),
-    kubeletCertDir: join(kubeletDir, 'pki'),
-    podLogsDir: join(nodeDir, 'pod-logs'),
     kubeletRootDir: '/var/lib/kubelet',
     // Seen from this process (the host's mount namespace).
     devicePluginDir: join(hostKubeletRoot, 'device-plugins'),
@@ -153,8 +137,7 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
     healthzAddress: nodeIp,
     index: 2,
     mountNs: {
-      dir: join(runDir, 'ns'),
-      file: join(runDir, 'ns', 'mnt'),
+      ...mountNsFiles(runDir),
       binds: [
         { source: hostKubeletRoot, target: '/var/lib/kubelet' },
         { source: join(hostRoot, 'tether'), target: '/var/lib/tether' },
@@ -171,26 +154,12 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
   };
 }
 
-function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
-  const cacheDir = env['TETHER_CACHE'] ?? join(homedir(), '.cache', 'tether');
-  const e2eDir = join(cacheDir, 'e2e');
-  const nodeDir = join(e2eDir, 'node');
-  const runDir = '/run/tether-e2e';
+/** A node's own files: state and logs under `nodeDir` (cache), runtime state under `runDir` (tmpfs). */
+function nodeFiles(nodeDir: string, runDir: string): Pick<NodeLayout, 'nodeDir' | 'stateFile' | 'logDir' | 'runDir' | 'containerdConfig' | 'containerdRoot' | 'containerdState' | 'containerdSocket' | 'cniConfDir' | 'cniIpamDir' | 'imageDir' | 'kubeletDir' | 'kubeletConfig' | 'kubeletKubeconfig' | 'kubeletCertDir' | 'podLogsDir'> {
   const kubeletDir = join(nodeDir, 'kubelet');
-  const kubeletRootDir = '/var/lib/kubelet';
-  const podSubnet = env['TETHER_E2E_POD_SUBNET'] ?? DEFAULT_POD_SUBNET;
-  const match = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(podSubnet);
-  if (match === null) throw new Error(`TETHER_E2E_POD_SUBNET must be an IPv4 /24 ending in .0/24, got ${podSubnet}`);
-  const nodeName = (env['TETHER_E2E_NODE_NAME'] ?? hostname()).toLowerCase();
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(nodeName) || nodeName.length > 63) {
-    throw new Error(`node name ${JSON.stringify(nodeName)} is not a valid Node name: set TETHER_E2E_NODE_NAME`);
-  }
   return {
-    cacheDir,
-    e2eDir,
     nodeDir,
     stateFile: join(nodeDir, 'state.json'),
-    lockFile: join(e2eDir, 'node.lock'),
     logDir: join(nodeDir, 'logs'),
     runDir,
     containerdConfig: join(nodeDir, 'containerd', 'config.toml'),
@@ -205,6 +174,31 @@ function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
     kubeletKubeconfig: join(kubeletDir, 'kubeconfig'),
     kubeletCertDir: join(kubeletDir, 'pki'),
     podLogsDir: join(nodeDir, 'pod-logs'),
+  };
+}
+
+function mountNsFiles(runDir: string): { dir: string; file: string } {
+  return { dir: join(runDir, 'ns'), file: join(runDir, 'ns', 'mnt') };
+}
+
+function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
+  const cacheDir = env['TETHER_CACHE'] ?? join(homedir(), '.cache', 'tether');
+  const e2eDir = join(cacheDir, 'e2e');
+  const nodeDir = join(e2eDir, 'node');
+  const runDir = '/run/tether-e2e';
+  const kubeletRootDir = '/var/lib/kubelet';
+  const podSubnet = env['TETHER_E2E_POD_SUBNET'] ?? DEFAULT_POD_SUBNET;
+  const match = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(podSubnet);
+  if (match === null) throw new Error(`TETHER_E2E_POD_SUBNET must be an IPv4 /24 ending in .0/24, got ${podSubnet}`);
+  const nodeName = (env['TETHER_E2E_NODE_NAME'] ?? hostname()).toLowerCase();
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(nodeName) || nodeName.length > 63) {
+    throw new Error(`node name ${JSON.stringify(nodeName)} is not a valid Node name: set TETHER_E2E_NODE_NAME`);
+  }
+  return {
+    cacheDir,
+    e2eDir,
+    ...nodeFiles(nodeDir, runDir),
+    lockFile: join(e2eDir, 'node.lock'),
     kubeletRootDir,
     devicePluginDir: join(kubeletRootDir, 'device-plugins'),
     podResourcesSocket: join(kubeletRootDir, 'pod-resources', 'kubelet.sock'),
@@ -215,6 +209,25 @@ function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
     nodeIp: `${match[1]}.1`,
     healthzAddress: '127.0.0.1',
     index: 1,
-    mountNs: { dir: join(runDir, 'ns'), file: join(runDir, 'ns', 'mnt'), binds: [] },
+    mountNs: { ...mountNsFiles(runDir), binds: [] },
+  };
+}
+
+/**
+ * A DeviceDiscovery `broker` for the e2e nodes: a busybox pod that prints the environment
+ * variables matching `envPattern` (an extended regex anchored at the start; none: prints
+ * nothing), then idles until SIGTERM (a 1 s grace bounds a slow one).
+ */
+export function busyboxBroker(envPattern?: string): { pod: { spec: Record<string, unknown> } } {
+  const print = envPattern === undefined ? '' : `env | grep -E '^(${envPattern})' | sort; `;
+  return {
+    pod: {
+      spec: {
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', `${print}trap 'exit 0' TERM; sleep 86400 & wait`] }],
+      },
+    },
   };
 }

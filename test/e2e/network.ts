@@ -15,7 +15,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeLayout } from './layout.ts';
 
-function ip(args: string[], netns?: string): string {
+/** `ip [-n netns] …`; throws with ip's stderr. */
+export function ip(args: readonly string[], netns?: string): string {
   try {
     return execFileSync('ip', [...(netns === undefined ? [] : ['-n', netns]), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {

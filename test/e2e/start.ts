@@ -23,7 +23,7 @@ import { e2eClusterUp, ensureE2eCacheDir, writeE2eChartValues } from './cluster.
 import { CHART, helmFor } from './helm.ts';
 import { importTetherImage } from './images.ts';
 import { attachToLan, removeLan, startLanPeers, type LanPeers } from './lan.ts';
-import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
+import { busyboxBroker, nodeLayout } from './layout.ts';
 import { nodeDown, nodeUp } from './node.ts';
 
 const NAMESPACE = 'tether-start';
@@ -44,23 +44,13 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const broker = (env: string): object => ({
-  pod: {
-    spec: {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', `env | grep -E '^(${env})' | sort; trap 'exit 0' TERM; sleep 86400 & wait`] }],
-    },
-  },
-});
 
 function discoveries(lan: LanPeers): DeviceDiscovery[] {
   const make = (name: string, spec: Record<string, unknown>): DeviceDiscovery =>
     ({ apiVersion: `${GROUP}/${VERSION}`, kind: 'DeviceDiscovery', metadata: { name, namespace: NAMESPACE }, spec: { offlineGracePeriodSeconds: 1, ...spec } }) as DeviceDiscovery;
   return [
-    make('echo', { handler: 'debug-echo', details: { descriptions: ['shared-cam'], shared: true }, capacity: 2, broker: broker('DEBUG_ECHO_|TETHER_') }),
-    make('ha', { handler: 'mqtt', details: { broker: lan.mqttUrl, homeAssistant: true }, capacity: 1, broker: broker('MQTT_|HA_DEVICE') }),
+    make('echo', { handler: 'debug-echo', details: { descriptions: ['shared-cam'], shared: true }, capacity: 2, broker: busyboxBroker('DEBUG_ECHO_|TETHER_') }),
+    make('ha', { handler: 'mqtt', details: { broker: lan.mqttUrl, homeAssistant: true }, capacity: 1, broker: busyboxBroker('MQTT_|HA_DEVICE') }),
     make('cameras', {
       handler: 'onvif',
       details: { interfaces: ['te2e-lan'] },
@@ -69,7 +59,7 @@ function discoveries(lan: LanPeers): DeviceDiscovery[] {
         { name: 'ONVIF_PASSWORD', valueFrom: { secretKeyRef: { name: 'camera-login', key: 'password' } } },
       ],
       capacity: 1,
-      broker: broker('ONVIF_STREAM|ONVIF_DEVICE_UUID'),
+      broker: busyboxBroker('ONVIF_STREAM|ONVIF_DEVICE_UUID'),
     }),
   ];
 }

@@ -8,15 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import { loadPodResourcesProtos } from '../../agent/proto/load.ts';
-import type { AllocatableResourcesResponse } from '../../agent/proto/types.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
 import { freePort, logTail } from '../cluster/processes.ts';
 import { api, GROUP, VERSION, waitFor } from '../integration/support.ts';
 import { BUSYBOX_IMAGE } from './layout.ts';
+import { kubeletAllocatable } from './kubelet-view.ts';
 import { watchUntil } from './watch.ts';
 
 export { api, waitFor };
@@ -243,23 +241,7 @@ export async function waitDevice(namespace: string, name: string, predicate: (de
   });
 }
 
-/**
- * The kubelet's own view of allocatable devices (PodResources
- * GetAllocatableResources): device IDs of `resource` from plugins that are
- * registered and report them Healthy.
- */
+/** Device IDs of `resource` in the kubelet's own PodResources view (kubelet-view.ts). */
 export async function kubeletAllocatableIds(podResourcesSocket: string, resource: string, timeoutMs = 5_000): Promise<string[]> {
-  const { PodResourcesLister } = loadPodResourcesProtos();
-  const client = new PodResourcesLister(`unix://${podResourcesSocket}`, credentials.createInsecure());
-  try {
-    const call = (client as unknown as Record<string, (...args: unknown[]) => void>)['GetAllocatableResources']!;
-    const response = await new Promise<AllocatableResourcesResponse>((resolve, reject) => {
-      call.call(client, {}, { deadline: new Date(Date.now() + timeoutMs) }, (error: ServiceError | null, value: AllocatableResourcesResponse) =>
-        error ? reject(error) : resolve(value),
-      );
-    });
-    return response.devices.filter((d) => d.resource_name === resource).flatMap((d) => d.device_ids).sort();
-  } finally {
-    client.close();
-  }
+  return (await kubeletAllocatable(podResourcesSocket, timeoutMs)).get(resource) ?? [];
 }

@@ -12,16 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { planNodeRelease } from '../../controller/nodes.ts';
 import { ExternalHandlerRegistry } from '../../agent/external/registry.ts';
-import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
 import type { Device } from '../../deploy/crds/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
+import { startAgentNode, type AgentNode } from './agent-node.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('agent');
@@ -47,38 +46,12 @@ function handlers(): Map<string, AnyDiscoveryHandler> {
   return new Map([...builtinHandlers(), ['property-echo', propertyEcho]]);
 }
 
-interface Node {
-  name: string;
-  dir: string;
-  kubelet: MockKubelet;
-  agent: ClusterAgent;
-}
+type Node = AgentNode;
 
 async function startNode(name: string, options: { startupTimeoutMs?: number; externalHandler?: (name: string) => AnyDiscoveryHandler | undefined } = {}): Promise<Node> {
-  const dir = await mkdtemp(join(tmpdir(), 'ta-'));
-  const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
-  await kubelet.start();
-  const agent = new ClusterAgent({
-    node: name,
-    kc: loadKubeConfig(),
-    log: log.child({ node: name }),
-    pluginDir: join(dir, 'dp'),
-    podResourcesSocket: kubelet.podResourcesSocket!,
-    namespace: ns.name,
-    handlers: handlers(),
-    ...(options.externalHandler === undefined ? {} : { externalHandler: options.externalHandler }),
-    metrics: createAgentMetrics({ defaultMetrics: false }),
-    startupTimeoutMs: options.startupTimeoutMs ?? 2_000,
-    reconcileIntervalMs: 0,
-    slotGraceMs: 0,
-  });
-  await agent.start();
-  cleanups.push(async () => {
-    await agent.stop();
-    await kubelet.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return { name, dir, kubelet, agent };
+  const node = await startAgentNode({ name, namespace: ns.name, handlers: handlers(), log, ...options });
+  cleanups.push(() => node.stop());
+  return node;
 }
 
 async function createDiscovery(name: string, spec: Record<string, unknown>): Promise<void> {

@@ -5,19 +5,14 @@
  * real agent's Warning event).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ClusterAgent } from '../../agent/cluster-agent.ts';
-import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceName } from '../../deploy/crds/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
-import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
-import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, useTestNamespace, VERSION, waitFor } from './support.ts';
+import { startAgentNode } from './agent-node.ts';
+import { api, API_VERSION, GROUP, kubeconfigPath, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('explain');
 const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
@@ -76,28 +71,8 @@ describe('tether explain', () => {
         spec: { handler: 'debug-echo', details: { descriptions: ['lobby-cam'] }, properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'lobby-login', key: 'token' } } }] },
       },
     });
-    const dir = await mkdtemp(join(tmpdir(), 'te-'));
-    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
-    await kubelet.start();
-    const agent = new ClusterAgent({
-      node: 'edge-1',
-      kc: loadKubeConfig(),
-      log: pino({ level: 'silent' }),
-      pluginDir: join(dir, 'dp'),
-      podResourcesSocket: kubelet.podResourcesSocket!,
-      namespace: ns.name,
-      handlers: builtinHandlers(),
-      metrics: createAgentMetrics({ defaultMetrics: false }),
-      startupTimeoutMs: 1_000,
-      reconcileIntervalMs: 0,
-      slotGraceMs: 0,
-    });
-    await agent.start();
-    cleanups.push(async () => {
-      await agent.stop();
-      await kubelet.stop();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const node = await startAgentNode({ name: 'edge-1', namespace: ns.name, handlers: builtinHandlers(), log: pino({ level: 'silent' }), startupTimeoutMs: 1_000 });
+    cleanups.push(() => node.stop());
     const out = await waitFor(
       async () => {
         const text = await explain('discovery/lobby');
