@@ -19,12 +19,12 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { parseSlotId } from '../deploy/crds/names.ts';
-import { API_GROUP, API_VERSION_NAME, type Device, type DeviceDiscovery } from '../deploy/crds/schema.ts';
+import { parseSlotId } from '../api/names.ts';
+import { API_GROUP, API_VERSION_NAME, type Device, type DeviceDiscovery } from '../api/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveredDevice } from '../discovery-handlers/contract.ts';
 import { DevicePluginManager } from './device-plugin/manager.ts';
 import { slotsOf, type ServedDevice } from './device-plugin/resources.ts';
-import { nodeMatches, type NodeFacts } from '../deploy/crds/node-selector.ts';
+import { nodeMatches, type NodeFacts } from '../api/node-selector.ts';
 import { referencedObjects, resolveProperties, type ObjectRef } from './discovery/properties.ts';
 import { DiscoverySession } from './discovery/session.ts';
 import { ResilientInformer } from './kube/informer.ts';

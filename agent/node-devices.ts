@@ -6,13 +6,13 @@
  * claims slots in the ledger all-or-nothing and builds the container response.
  */
 import { status } from '@grpc/grpc-js';
-import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../deploy/crds/names.ts';
+import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../api/names.ts';
 import { buildContainerResponse, PathConflictError } from './allocation/container-response.ts';
 import { PluginError, type PluginBackend } from './device-plugin/server.ts';
 import { ApplyConflictError } from './kube/errors.ts';
 import { desiredResources, preferredSlots, type ServedDevice } from './device-plugin/resources.ts';
 import type { SlotLedger } from './ledger/slot-ledger.ts';
-import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from './proto/types.ts';
+import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from '../proto/types.ts';
 
 export interface NodeDevicesOptions {
   readonly node: string;

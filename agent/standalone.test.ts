@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../api/names.ts';
 import { createDebugEchoHandler, parseDebugEchoDetails } from '../discovery-handlers/debug-echo/debug-echo.ts';
 import { MockKubelet } from './kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from './standalone.ts';

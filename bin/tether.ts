@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import type { OutputFormat } from '../agent/cli/discover.ts';
-import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/flags.ts';
+import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/runtime/flags.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { BUILTIN_HANDLER_NAMES } from '../discovery-handlers/names.ts';
 

@@ -5,15 +5,15 @@
  */
 import type { V1Job, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Device, DeviceDiscovery } from '../deploy/crds/schema.ts';
-import { observeJob, observePod, type ObservedBroker } from './brokers/observe.ts';
-import type { ControllerConfig } from './config.ts';
-import type { EventRecorder, ObjectReference } from './events.ts';
-import type { Informer } from './kube/informer.ts';
-import type { Api } from './kube/resources.ts';
-import { DEVICE_LABEL, DISCOVERY_LABEL } from './labels.ts';
-import type { ControllerMetrics } from './metrics.ts';
-import { nodeInfo, type NodeInfo, type NodeLookup } from './nodes.ts';
+import type { Device, DeviceDiscovery } from '../api/schema.ts';
+import { observeJob, observePod, type ObservedBroker } from './devices/brokers/observe.ts';
+import type { ControllerConfig } from './runtime/config.ts';
+import type { EventRecorder, ObjectReference } from './runtime/events.ts';
+import type { Informer } from '../kube/informer.ts';
+import type { Api } from '../kube/resources.ts';
+import { DEVICE_LABEL, DISCOVERY_LABEL } from '../api/labels.ts';
+import type { ControllerMetrics } from './runtime/metrics.ts';
+import { nodeInfo, type NodeInfo, type NodeLookup } from './nodes/nodes.ts';
 
 export interface Caches {
   readonly discoveries: Informer<DeviceDiscovery>;

@@ -9,21 +9,21 @@
  */
 import type { KubeConfig, V1Job, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Device, DeviceDiscovery } from '../deploy/crds/schema.ts';
-import type { ControllerConfig } from './config.ts';
+import type { Device, DeviceDiscovery } from '../api/schema.ts';
+import type { ControllerConfig } from './runtime/config.ts';
 import { BY_DISCOVERY, BY_NODE, brokerIndexers, labelKey, newSharedState, type Caches, type ControllerContext } from './context.ts';
-import { EventRecorder } from './events.ts';
-import { startHttpServer, type HttpServer } from './http-server.ts';
-import { KubeClient, RequestCounter } from './kube/client.ts';
-import { Informer, objectKey, withoutManagedFields, type InformerEvent } from './kube/informer.ts';
-import { Api, RESOURCES } from './kube/resources.ts';
-import { COMPONENT_LABEL, DEVICE_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels.ts';
-import { LeaderElector } from './leader.ts';
-import { createMetrics } from './metrics.ts';
-import { nodesReferenced } from './nodes.ts';
-import { WorkQueue } from './queue.ts';
-import { RetryLater, reconcileDevice, type ReconcileResult } from './reconcile-device.ts';
-import { reconcileDiscovery } from './reconcile-discovery.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { startHttpServer, type HttpServer } from './runtime/http-server.ts';
+import { KubeClient, RequestCounter } from '../kube/client.ts';
+import { Informer, objectKey, withoutManagedFields, type InformerEvent } from '../kube/informer.ts';
+import { Api, RESOURCES } from '../kube/resources.ts';
+import { COMPONENT_LABEL, DEVICE_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/labels.ts';
+import { LeaderElector } from './runtime/leader.ts';
+import { createMetrics } from './runtime/metrics.ts';
+import { nodesReferenced } from './nodes/nodes.ts';
+import { WorkQueue } from './runtime/queue.ts';
+import { RetryLater, reconcileDevice, type ReconcileResult } from './devices/reconcile.ts';
+import { reconcileDiscovery } from './discoveries/reconcile.ts';
 
 export interface ControllerDeps {
   readonly kubeConfig: KubeConfig;

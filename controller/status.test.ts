@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { DesiredBrokers } from './brokers/desired.ts';
-import { broker } from './brokers/fixtures.test-helpers.ts';
-import type { BrokerPlan } from './brokers/plan.ts';
+import type { DesiredBrokers } from './devices/brokers/desired.ts';
+import { broker } from '../test/support/broker-fixtures.ts';
+import type { BrokerPlan } from './devices/brokers/plan.ts';
 import { conditionsMatch, deviceBrokersCondition, discoveryStatus, settleConditions, type DiscoveryStatusInput } from './status.ts';
 
 const desired: DesiredBrokers = { kind: 'Pod', templateHash: 'h', placements: [{ node: 'a', name: 'b-a' }, { node: 'b', name: 'b-b' }], reason: undefined };

@@ -4,11 +4,11 @@
  * device/broker/node counts, observedGeneration). Messages hold no relative times, so an
  * unchanged situation gives an identical status and no write.
  */
-import type { Condition, ConditionStatus, DeviceDiscoveryStatus } from '../deploy/crds/schema.ts';
-import type { DesiredBrokers } from './brokers/desired.ts';
-import { isAvailable, type ObservedBroker } from './brokers/observe.ts';
-import type { BrokerPlan } from './brokers/plan.ts';
-import { rfc3339 } from './time.ts';
+import type { Condition, ConditionStatus, DeviceDiscoveryStatus } from '../api/schema.ts';
+import type { DesiredBrokers } from './devices/brokers/desired.ts';
+import { isAvailable, type ObservedBroker } from './devices/brokers/observe.ts';
+import type { BrokerPlan } from './devices/brokers/plan.ts';
+import { rfc3339 } from './runtime/time.ts';
 
 /** A condition before its transition time is settled. */
 export interface ConditionDraft {

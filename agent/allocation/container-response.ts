@@ -3,7 +3,7 @@
  * Pure: everything comes in as arguments.
  */
 import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
-import type { ContainerAllocateResponse, DeviceSpec, Mount } from '../proto/types.ts';
+import type { ContainerAllocateResponse, DeviceSpec, Mount } from '../../proto/types.ts';
 import { containerEnv } from './env.ts';
 
 /** A device as the allocation needs it. */

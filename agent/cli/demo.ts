@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import { createDebugEchoHandler, parseDebugEchoDetails } from '../../discovery-handlers/debug-echo/debug-echo.ts';
 import { MockKubelet } from '../kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from '../standalone.ts';

@@ -1,6 +1,6 @@
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { Device, DeviceDiscovery } from '../../deploy/crds/schema.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { explainDevice, explainDiscovery, explainPod, tetherRequests, type ClusterFacts } from './explain.ts';
 
 const device = (name: string, extra: Partial<Device['spec']> = {}, status?: Device['status']): Device =>

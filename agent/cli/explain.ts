@@ -7,8 +7,8 @@
  * into lines; `gatherAndExplain` at the edge reads them with the Kubernetes client.
  */
 import type { CoreV1Event, KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { RESOURCE_DOMAIN } from '../../deploy/crds/names.ts';
-import type { Device, DeviceDiscovery } from '../../deploy/crds/schema.ts';
+import { RESOURCE_DOMAIN } from '../../api/names.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 
 export interface ClusterFacts {
   readonly devices: readonly Device[];

@@ -11,8 +11,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadDevicePluginProtos, type DevicePluginProtos } from '../proto/load.ts';
-import type { PluginDevice } from '../proto/types.ts';
+import { loadDevicePluginProtos, type DevicePluginProtos } from '../../proto/load.ts';
+import type { PluginDevice } from '../../proto/types.ts';
 import { DevicePluginServer, type PluginBackend } from './server.ts';
 
 export interface DevicePluginManagerOptions {

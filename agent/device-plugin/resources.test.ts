@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DeviceName } from '../../deploy/crds/names.ts';
+import type { DeviceName } from '../../api/names.ts';
 import { SlotLedger } from '../ledger/slot-ledger.ts';
 import { desiredResources, preferredSlots, type ServedDevice } from './resources.ts';
 

@@ -13,10 +13,10 @@ import {
   slotId,
   type DeviceName,
   type ResourceName,
-} from '../../deploy/crds/names.ts';
+} from '../../api/names.ts';
 import type { AllocatableDevice } from '../allocation/container-response.ts';
 import type { SlotLedger } from '../ledger/slot-ledger.ts';
-import type { PluginDevice } from '../proto/types.ts';
+import type { PluginDevice } from '../../proto/types.ts';
 
 /** A device as this node serves it to the kubelet. */
 export interface ServedDevice extends AllocatableDevice {

@@ -19,7 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { loadDevicePluginProtos, type DevicePluginProtos } from '../proto/load.ts';
+import { loadDevicePluginProtos, type DevicePluginProtos } from '../../proto/load.ts';
 import {
   DEVICE_PLUGIN_API_VERSION,
   type AllocateRequest,
@@ -33,7 +33,7 @@ import {
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
   type RegisterRequest,
-} from '../proto/types.ts';
+} from '../../proto/types.ts';
 
 /** Answers the kubelet's questions about one resource. Called concurrently. */
 export interface PluginBackend {

@@ -3,7 +3,7 @@
  * ConfigMap keys. The caller supplies the objects it has (from its watches); the result
  * says which references are needed so the caller can watch exactly those.
  */
-import type { DiscoveryProperty } from '../../deploy/crds/schema.ts';
+import type { DiscoveryProperty } from '../../api/schema.ts';
 
 export interface ObjectRef {
   readonly kind: 'Secret' | 'ConfigMap';

@@ -6,7 +6,7 @@
  * fails is restarted with capped exponential backoff; `stop()` aborts it.
  */
 import type { Logger } from 'pino';
-import { deviceName } from '../../deploy/crds/names.ts';
+import { deviceName } from '../../api/names.ts';
 import { abortableDelay, type AnyDiscoveryHandler, type DiscoveredDevice } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device-plugin/resources.ts';
 import { DeviceSet } from '../inventory/device-set.ts';

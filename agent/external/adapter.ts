@@ -22,7 +22,7 @@ import {
   type DiscoveryHandler,
   type HandlerContext,
 } from '../../discovery-handlers/contract.ts';
-import type { DiscoverRequest, DiscoverResponse } from '../proto/types.ts';
+import type { DiscoverRequest, DiscoverResponse } from '../../proto/types.ts';
 import { discoverRequest, parseExternalDetails, type ExternalDetails } from './details.ts';
 import { mergeEndpointLists, readDiscoverResponse, type WireLimits } from './devices.ts';
 import type { HandlerAddress } from './endpoint.ts';

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import { serveDiscoveryHandler, type DiscoveryHandlerDefinition, type ServedDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../kubelet/mock-kubelet.ts';
 import { StandaloneAgent } from '../standalone.ts';
 import { ExternalHandlerRegistry } from './registry.ts';
-import { waitUntil } from './test-helpers.ts';
+import { waitUntil } from '../../test/support/external-handler.ts';
 
 const log = pino({ level: 'silent' });
 const NODE = 'node-x';

@@ -8,7 +8,7 @@
  */
 import { stringify } from 'yaml';
 import { DetailsError } from '../../discovery-handlers/contract.ts';
-import type { DiscoverRequest } from '../proto/types.ts';
+import type { DiscoverRequest } from '../../proto/types.ts';
 
 /** Details an external handler gets: a plain JSON-like value, or YAML text. */
 export type ExternalDetails = string | Readonly<Record<string, unknown>>;

@@ -7,7 +7,7 @@
  * stays in force), a single malformed device is skipped, and the rest go through.
  */
 import type { DeviceMount, DeviceNode, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
-import type { AkriDevice, DeviceSpec, DiscoverResponse, Mount } from '../proto/types.ts';
+import type { AkriDevice, DeviceSpec, DiscoverResponse, Mount } from '../../proto/types.ts';
 
 /** Bounds on one Discover response. */
 export interface WireLimits {

@@ -7,7 +7,7 @@
  *     because tonic wants a URI. A bare `host:port` is accepted too. TLS is not part of
  *     the protocol, so `https://` is refused rather than silently downgraded.
  */
-import type { EndpointType, RegisterDiscoveryHandlerRequest } from '../proto/types.ts';
+import type { EndpointType, RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
 
 /** One registered endpoint, validated. */
 export interface HandlerAddress {

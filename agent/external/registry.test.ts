@@ -18,10 +18,10 @@ import { pino } from 'pino';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DetailsError } from '../../discovery-handlers/contract.ts';
-import { loadDiscoveryProtos } from '../proto/load.ts';
-import type { AkriDevice, DiscoverRequest, DiscoverResponse, RegisterDiscoveryHandlerRequest } from '../proto/types.ts';
+import { loadDiscoveryProtos } from '../../proto/load.ts';
+import type { AkriDevice, DiscoverRequest, DiscoverResponse, RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
 import { ExternalHandlerRegistry, type ExternalHandlerRegistryOptions } from './registry.ts';
-import { startRun, waitUntil, type TestRun } from './test-helpers.ts';
+import { startRun, waitUntil, type TestRun } from '../../test/support/external-handler.ts';
 
 const log = pino({ level: 'silent' });
 const protos = loadDiscoveryProtos();

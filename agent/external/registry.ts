@@ -35,8 +35,8 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { DiscoveryHandler } from '../../discovery-handlers/contract.ts';
-import { loadDiscoveryProtos, type DiscoveryProtos } from '../proto/load.ts';
-import type { DiscoverRequest, DiscoverResponse, Empty, RegisterDiscoveryHandlerRequest } from '../proto/types.ts';
+import { loadDiscoveryProtos, type DiscoveryProtos } from '../../proto/load.ts';
+import type { DiscoverRequest, DiscoverResponse, Empty, RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
 import { createExternalHandler, type EndpointListener, type EndpointSource, type LiveEndpoint } from './adapter.ts';
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from './devices.ts';
 import { MAX_SOCKET_PATH_BYTES, parseRegistration, type HandlerAddress } from './endpoint.ts';

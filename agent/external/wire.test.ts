@@ -2,7 +2,7 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { DetailsError } from '../../discovery-handlers/contract.ts';
-import type { AkriDevice, RegisterDiscoveryHandlerRequest } from '../proto/types.ts';
+import type { AkriDevice, RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
 import { detailsErrorFrom } from './adapter.ts';
 import { discoverRequest, parseExternalDetails } from './details.ts';
 import { DEFAULT_WIRE_LIMITS, fromAkriDevice, mergeEndpointLists, readDiscoverResponse } from './devices.ts';

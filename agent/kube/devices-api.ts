@@ -4,7 +4,7 @@
  * precondition so a node that just joined is never deleted out from under.
  */
 import { ApiException, PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
-import { API_GROUP, API_VERSION_NAME, type Device } from '../../deploy/crds/schema.ts';
+import { API_GROUP, API_VERSION_NAME, type Device } from '../../api/schema.ts';
 import { ApplyConflictError } from './errors.ts';
 
 export { ApplyConflictError };

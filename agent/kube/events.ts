@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION } from '../../deploy/crds/schema.ts';
+import { API_VERSION } from '../../api/schema.ts';
 
 export interface EventTarget {
   readonly namespace: string;

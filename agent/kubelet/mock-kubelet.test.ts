@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDevicePluginProtos, loadPodResourcesProtos } from '../proto/load.ts';
+import { loadDevicePluginProtos, loadPodResourcesProtos } from '../../proto/load.ts';
 import { MockKubelet } from './mock-kubelet.ts';
 
 let dir: string;

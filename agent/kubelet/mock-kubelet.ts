@@ -20,7 +20,7 @@ import {
   type ServerUnaryCall,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { loadDevicePluginProtos, loadPodResourcesProtos } from '../proto/load.ts';
+import { loadDevicePluginProtos, loadPodResourcesProtos } from '../../proto/load.ts';
 import type {
   AllocatableResourcesResponse,
   AllocateRequest,
@@ -36,7 +36,7 @@ import type {
   PreferredAllocationRequest,
   PreferredAllocationResponse,
   RegisterRequest,
-} from '../proto/types.ts';
+} from '../../proto/types.ts';
 
 const RESOURCE_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)\/([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
 const CHECKPOINT = 'kubelet_internal_checkpoint';

@@ -1,7 +1,7 @@
 /** Client of the kubelet's PodResources API (List). One connection, reused. */
 import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
-import { loadPodResourcesProtos } from '../proto/load.ts';
-import type { ListPodResourcesResponse, PodResources } from '../proto/types.ts';
+import { loadPodResourcesProtos } from '../../proto/load.ts';
+import type { ListPodResourcesResponse, PodResources } from '../../proto/types.ts';
 
 export class PodResourcesClient {
   readonly #client: Client;

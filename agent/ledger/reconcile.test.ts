@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PodResources } from '../proto/types.ts';
+import type { PodResources } from '../../proto/types.ts';
 import { planLedgerReconcile } from './reconcile.ts';
 
 const pod = (name: string, resource: string, ids: string[]): PodResources => ({

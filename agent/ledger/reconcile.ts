@@ -9,7 +9,7 @@
  * same strings the plugins advertise — no reformatting (Akri's reclaim compared
  * differently formatted IDs and never freed anything).
  */
-import type { PodResources } from '../proto/types.ts';
+import type { PodResources } from '../../proto/types.ts';
 import type { SlotHolder } from './slot-ledger.ts';
 
 export interface ReconcileInput {

@@ -1,6 +1,6 @@
 /**
  * Pure construction of what an agent applies to a Device, and the checks that let it skip
- * a write. The write model (see deploy/crds/schema.ts) has two field managers per node:
+ * a write. The write model (see api/schema.ts) has two field managers per node:
  *   - `tether-agent/<node>`       identity fields (co-owned by every node that sees the
  *                                 device, applied with force so a capacity or property
  *                                 change converges) + this node's entry in spec.nodes and,
@@ -10,8 +10,8 @@
  *                                 a race for the last slot is refused.
  */
 import { createHash } from 'node:crypto';
-import { API_VERSION } from '../../deploy/crds/schema.ts';
-import type { Device } from '../../deploy/crds/schema.ts';
+import { API_VERSION } from '../../api/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
 
 export const DISCOVERY_LABEL = 'tether.dev/discovery';

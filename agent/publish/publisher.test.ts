@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Device } from '../../deploy/crds/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
 import { identityApply, type DeviceView } from './device-object.ts';
 import { DevicePublisher, type PublishedDevice } from './publisher.ts';

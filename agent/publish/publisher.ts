@@ -10,7 +10,7 @@
  * creates the object); different devices proceed independently.
  */
 import type { Logger } from 'pino';
-import type { Device } from '../../deploy/crds/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
 import {
   departureApply,

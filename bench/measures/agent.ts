@@ -14,7 +14,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node
 import { pino } from 'pino';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { clusterUp } from '../../test/cluster/cluster.ts';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { StandaloneAgent } from '../../agent/standalone.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';

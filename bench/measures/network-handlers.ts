@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { createMdnsHandler } from '../../discovery-handlers/mdns/mdns.ts';
 import { createMqttHandler } from '../../discovery-handlers/mqtt/mqtt.ts';

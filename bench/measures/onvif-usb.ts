@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { createOnvifHandler } from '../../discovery-handlers/onvif/onvif.ts';
 import { createUsbHandler } from '../../discovery-handlers/usb/usb.ts';

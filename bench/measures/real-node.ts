@@ -21,7 +21,7 @@
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceResourceName } from '../../api/names.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
 import { e2eClusterUp, ensureE2eCacheDir, writeE2eChartValues } from '../../test/e2e/cluster.ts';
 import { CHART, helmFor, type Helm } from '../../test/e2e/helm.ts';

@@ -5,7 +5,7 @@
  * the one poll is the kubelet's PodResources view, which has no watch.
  */
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import type { Device } from '../../deploy/crds/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import { kubeletAllocatable } from '../../test/e2e/kubelet-view.ts';
 import { watchSetUntil, watchUntil } from '../../test/e2e/watch.ts';
 

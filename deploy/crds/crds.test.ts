@@ -13,7 +13,7 @@ import {
   DeviceDiscoverySchema,
   DeviceSchema,
   rootSchemas,
-} from './schema.ts';
+} from '../../api/schema.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 

@@ -7,7 +7,7 @@
  * - `cel-invalid`: passes `Value.Check`; only the apiserver's CEL rules reject it.
  */
 import { fileURLToPath } from 'node:url';
-import { API_VERSION, type Device, type DeviceDiscovery } from './schema.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
 
 export type Expectation = 'valid' | 'schema-invalid' | 'cel-invalid';
 

@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { API_GROUP, API_VERSION_NAME, DeviceDiscoverySchema, DeviceSchema } from './schema.ts';
+import { API_GROUP, API_VERSION_NAME, DeviceDiscoverySchema, DeviceSchema } from '../../api/schema.ts';
 
 /** An apiextensions.k8s.io/v1 CustomResourceDefinition, as much of it as we emit. */
 export interface CustomResourceDefinition {

@@ -12,10 +12,10 @@ import { join, relative, sep } from 'node:path';
 import { runCommand } from './exec.ts';
 
 /** Top-level source folders the emitted program may come from; nothing under test/ or mocks/ may ship. */
-export const ALLOWED_SOURCES = ['agent/', 'bin/', 'controller/', 'deploy/crds/', 'discovery-handlers/'] as const;
+export const ALLOWED_SOURCES = ['agent/', 'api/', 'bin/', 'controller/', 'discovery-handlers/', 'kube/', 'proto/'] as const;
 
-/** Non-TypeScript files the product reads at run time (agent/proto/load.ts). */
-export const RUNTIME_FILE_DIRS = ['agent/proto'] as const;
+/** Non-TypeScript files the product reads at run time (proto/load.ts). */
+export const RUNTIME_FILE_DIRS = ['proto'] as const;
 const RUNTIME_FILE_PATTERN = /\.proto$/;
 
 /** Files in node_modules that no program loads: types, source maps, docs. */

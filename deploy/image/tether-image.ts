@@ -139,7 +139,7 @@ export function sourceUrl(repository: string): string {
 }
 
 /** Repository paths whose content makes the image (besides tests), for the cache key and revision. */
-export const IMAGE_INPUTS = ['bin', 'agent', 'controller', 'discovery-handlers', 'deploy/crds', 'deploy/image', 'deploy/helm/tether/Chart.yaml', 'deploy/helm/tether/values.yaml', 'package.json', 'package-lock.json', 'tsconfig.json'] as const;
+export const IMAGE_INPUTS = ['bin', 'agent', 'api', 'controller', 'discovery-handlers', 'kube', 'proto', 'deploy/image', 'deploy/helm/tether/Chart.yaml', 'deploy/helm/tether/values.yaml', 'package.json', 'package-lock.json', 'tsconfig.json'] as const;
 
 /** Git pathspecs of {@link IMAGE_INPUTS} without tests and C sources (pause.c). */
 const INPUT_PATHSPECS = [...IMAGE_INPUTS, ':(exclude)*.test.ts', ':(exclude)*.c'];

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Value } from 'typebox/value';
 import { parse } from 'yaml';
-import { DeviceDiscoverySchema } from '../../deploy/crds/schema.ts';
+import { DeviceDiscoverySchema } from '../../api/schema.ts';
 import { createMdnsHandler } from './mdns.ts';
 
 const doc = readFileSync(new URL('../../docs/handlers/mdns.md', import.meta.url), 'utf8');

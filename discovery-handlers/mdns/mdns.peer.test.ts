@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName } from '../../api/names.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { fullNameOf, type MockService } from '../../mocks/mdns/responder.ts';
 import { startAvahi, type AvahiPeer } from '../../test/peers/avahi.ts';

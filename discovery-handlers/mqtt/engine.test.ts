@@ -4,7 +4,7 @@ import type { DeviceSink, DiscoveredDevice } from '../contract.ts';
 import { BUSY_CHANGES, BUSY_MS, MqttEngine } from './engine.ts';
 import { HomeAssistantConvention } from './home-assistant.ts';
 import { HomieConvention } from './homie.ts';
-import { msg, recordingContext } from './testing.ts';
+import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 type Call = ['replaceAll', string[]] | ['upsert', DiscoveredDevice] | ['remove', string];
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileTemplate, GenericConvention, renderTemplate, type GenericRule, type Template } from './generic.ts';
-import { msg, recordingContext } from './testing.ts';
+import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 const t = (source: string): Template => {
   const compiled = compileTemplate(source);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadError } from './bounded.ts';
 import { evaluateTemplate, expandKeys, HomeAssistantConvention, parseConfigTopic, withBase, type HomeAssistantOptions } from './home-assistant.ts';
-import { DEVICE_BASED, ESPHOME_TEMPERATURE, TASMOTA_RELAY, Z2M_TEMPERATURE } from './fixtures.ts';
-import { msg, recordingContext } from './testing.ts';
+import { DEVICE_BASED, ESPHOME_TEMPERATURE, TASMOTA_RELAY, Z2M_TEMPERATURE } from '../../test/support/mqtt-firmware.ts';
+import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 const OPTIONS: HomeAssistantOptions = { prefix: 'homeassistant', statusTopic: 'homeassistant/status', groupBy: 'device' };
 

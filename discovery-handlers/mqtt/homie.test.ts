@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadError } from './bounded.ts';
 import { HomieConvention, parseHomieDescription } from './homie.ts';
-import { msg, recordingContext } from './testing.ts';
+import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 export const HOMIE_DESCRIPTION = {
   homie: '5.0',

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName } from '../../api/names.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { HomeAssistantDevice } from '../../mocks/mqtt-devices/devices.ts';
 import { mosquittoPub, startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';

@@ -11,7 +11,7 @@ import { runHandler, type RunningHandler } from '../../test/peers/handler-run.ts
 import { mosquittoPub, startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';
 import { PeerGroup } from '../../test/peers/process.ts';
 import { createTestPki, type TestPki } from '../../test/peers/tls.ts';
-import { DEVICE_BASED, TASMOTA_RELAY, Z2M_TEMPERATURE } from './fixtures.ts';
+import { DEVICE_BASED, TASMOTA_RELAY, Z2M_TEMPERATURE } from '../../test/support/mqtt-firmware.ts';
 import { createMqttHandler } from './mqtt.ts';
 
 const peers = new PeerGroup();

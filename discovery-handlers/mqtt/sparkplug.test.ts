@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PayloadError } from './bounded.ts';
 import { DataType, decodeSparkplugPayload, encodeSparkplugPayload, type SparkplugPayload } from './sparkplug-payload.ts';
 import { parseSparkplugTopic, SparkplugConvention, type SparkplugOptions } from './sparkplug.ts';
-import { msg, recordingContext } from './testing.ts';
+import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 const birth = (bdSeq: number, extra: SparkplugPayload['metrics'] = []): Uint8Array =>
   encodeSparkplugPayload({

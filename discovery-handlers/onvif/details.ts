@@ -6,7 +6,7 @@
  */
 import { DetailsError } from '../contract.ts';
 import { hostCount, parseCidr, type Cidr } from './ipv4.ts';
-import { parsePattern, type TextPattern } from './pattern.ts';
+import { parsePattern, type TextPattern } from '../pattern.ts';
 import { WS_DISCOVERY_PORT } from './ws-discovery.ts';
 
 export interface IncludeExclude<T> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName } from '../../api/names.ts';
 import { SimulatedCamera } from '../../mocks/onvif-camera/camera.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { createOnvifHandler } from './onvif.ts';

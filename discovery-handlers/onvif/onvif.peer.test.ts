@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetnsLink, type NetnsLink } from '../../test/peers/netns.ts';
 import { PeerGroup, type PeerProcess } from '../../test/peers/process.ts';
 import { createOnvifHandler } from './onvif.ts';
-import { RecordingSink } from './recording-sink.ts';
+import { RecordingSink } from '../../test/support/recording-sink.ts';
 
 const MAIN = fileURLToPath(new URL('../../mocks/onvif-camera/main.ts', import.meta.url));
 const CREDS = { username: 'admin', password: 'peer-Secret-9' };

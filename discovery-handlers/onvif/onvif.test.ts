@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedCamera, type SimulatedCameraOptions } from '../../mocks/onvif-camera/camera.ts';
 import { createOnvifHandler, type OnvifHandlerOptions } from './onvif.ts';
-import { RecordingSink } from './recording-sink.ts';
+import { RecordingSink } from '../../test/support/recording-sink.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -15,8 +15,8 @@
 import { EventEmitter } from 'node:events';
 import { connectivityState, credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { DiscoveryProtos } from '../../agent/proto/load.ts';
-import type { RegisterDiscoveryHandlerRequest } from '../../agent/proto/types.ts';
+import type { DiscoveryProtos } from '../../proto/load.ts';
+import type { RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
 
 export interface RegistrarOptions {
   /** The agent's registration socket. */

@@ -10,9 +10,9 @@ import { credentials, status, type ClientReadableStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExternalHandlerRegistry } from '../../agent/external/registry.ts';
-import { startRun, waitUntil, type TestRun } from '../../agent/external/test-helpers.ts';
-import { loadDiscoveryProtos } from '../../agent/proto/load.ts';
-import type { DiscoverRequest, DiscoverResponse } from '../../agent/proto/types.ts';
+import { startRun, waitUntil, type TestRun } from '../../test/support/external-handler.ts';
+import { loadDiscoveryProtos } from '../../proto/load.ts';
+import type { DiscoverRequest, DiscoverResponse } from '../../proto/types.ts';
 import { DetailsError, type DiscoveredDevice } from '../contract.ts';
 import { serveDiscoveryHandler, type DiscoveryHandlerDefinition, type HandlerListen, type ServedDiscoveryHandler } from './serve.ts';
 

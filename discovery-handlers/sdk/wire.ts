@@ -2,7 +2,7 @@
  * Conversions between a handler's view and the v0 wire messages. Pure: no I/O.
  */
 import { parse } from 'yaml';
-import type { AkriDevice, DiscoverRequest } from '../../agent/proto/types.ts';
+import type { AkriDevice, DiscoverRequest } from '../../proto/types.ts';
 import { DetailsError, type DiscoveredDevice } from '../contract.ts';
 
 /** Longest discovery_details accepted (the agent sends at most 1 MiB). */

@@ -4,7 +4,7 @@
  * entry of `exclude`. Within one entry every field given must hold.
  */
 import { DetailsError } from '../contract.ts';
-import { parsePattern, type TextPattern } from '../onvif/pattern.ts';
+import { parsePattern, type TextPattern } from '../pattern.ts';
 
 /** A USB class triple constraint, matched against the device descriptor or any one interface. */
 export interface ClassMatch {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
+import { deviceName, deviceResourceName } from '../../api/names.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { UsbSysfsFixture, type FixtureDevice } from '../../test/fixtures/usb/sysfs-fixture.ts';
 import type { DiscoveryHandler } from '../contract.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UsbSysfsFixture, type FixtureDevice } from '../../test/fixtures/usb/sysfs-fixture.ts';
-import { RecordingSink } from '../onvif/recording-sink.ts';
+import { RecordingSink } from '../../test/support/recording-sink.ts';
 import { parseUsbDetails } from './details.ts';
 import type { UsbDevice } from './sysfs.ts';
 import { createUsbHandler, isSelected, matchesUsb, usbDevices, usbIdentities, type UsbHandlerOptions } from './usb.ts';

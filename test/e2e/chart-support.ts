@@ -6,7 +6,7 @@
  */
 import type { V1DaemonSet, V1Deployment, V1Pod, V1Node } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import type { Device } from '../../deploy/crds/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import { api, GROUP, ResilientWatch, VERSION, waitFor, type WatchEvent } from '../integration/support.ts';
 import { watchSetUntil, watchUntil } from './watch.ts';
 

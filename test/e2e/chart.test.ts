@@ -20,8 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ApiextensionsV1Api, AppsV1Api, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { deviceResourceName } from '../../deploy/crds/names.ts';
-import type { Device } from '../../deploy/crds/schema.ts';
+import { deviceResourceName } from '../../api/names.ts';
+import type { Device } from '../../api/schema.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
 import { api, isApiError, useTestNamespace, waitFor } from '../integration/support.ts';
 import {

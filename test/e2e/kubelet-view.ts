@@ -4,8 +4,8 @@
  * the e2e tests and `npm run bench -- real-node` both use it.
  */
 import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { loadPodResourcesProtos } from '../../agent/proto/load.ts';
-import type { AllocatableResourcesResponse } from '../../agent/proto/types.ts';
+import { loadPodResourcesProtos } from '../../proto/load.ts';
+import type { AllocatableResourcesResponse } from '../../proto/types.ts';
 
 /** Device IDs per resource name, each list sorted. */
 export async function kubeletAllocatable(podResourcesSocket: string, timeoutMs = 5_000): Promise<Map<string, string[]>> {

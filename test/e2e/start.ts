@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { renderTable } from '../../agent/cli/table.ts';
-import type { Device, DeviceDiscovery } from '../../deploy/crds/schema.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
 import { clusterDown } from '../cluster/cluster.ts';
 import { e2eClusterUp, ensureE2eCacheDir, writeE2eChartValues } from './cluster.ts';

@@ -10,7 +10,7 @@ import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import type { Device } from '../../deploy/crds/schema.ts';
+import type { Device } from '../../api/schema.ts';
 import { freePort, logTail } from '../cluster/processes.ts';
 import { api, GROUP, VERSION, waitFor } from '../integration/support.ts';
 import { BUSYBOX_IMAGE } from './layout.ts';

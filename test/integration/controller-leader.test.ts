@@ -7,10 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deviceName } from '../../deploy/crds/names.ts';
-import { KubeClient } from '../../controller/kube/client.ts';
-import { Api, RESOURCES } from '../../controller/kube/resources.ts';
-import { FakeNodes, applyAsAgent } from '../../controller/testing/fake-cluster.ts';
+import { deviceName } from '../../api/names.ts';
+import { KubeClient } from '../../kube/client.ts';
+import { Api, RESOURCES } from '../../kube/resources.ts';
+import { FakeNodes, applyAsAgent } from '../support/fake-cluster.ts';
 import { API_VERSION, kubeconfigPath, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
 
 const namespace = useTestNamespace('it-ctl-leader');

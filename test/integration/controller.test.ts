@@ -9,13 +9,13 @@
 import type { V1Job, V1Pod, V1Service } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deviceName, deviceResourceName } from '../../deploy/crds/names.ts';
-import type { Device, DeviceDiscovery } from '../../deploy/crds/schema.ts';
-import { DEFAULT_CONFIG } from '../../controller/config.ts';
-import { KubeClient, isApiError } from '../../controller/kube/client.ts';
-import { Api, RESOURCES } from '../../controller/kube/resources.ts';
+import { deviceName, deviceResourceName } from '../../api/names.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
+import { DEFAULT_CONFIG } from '../../controller/runtime/config.ts';
+import { KubeClient, isApiError } from '../../kube/client.ts';
+import { Api, RESOURCES } from '../../kube/resources.ts';
 import { startController, type Controller } from '../../controller/main.ts';
-import { FakeKubelet, FakeNodes, applyAsAgent, controllerServiceAccount, type PodFate } from '../../controller/testing/fake-cluster.ts';
+import { FakeKubelet, FakeNodes, applyAsAgent, controllerServiceAccount, type PodFate } from '../support/fake-cluster.ts';
 import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor as waitForState, type WaitForOptions } from './support.ts';
 
 const namespace = useTestNamespace('it-ctl');

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deviceName } from '../../deploy/crds/names.ts';
+import { deviceName } from '../../api/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { startAgentNode } from './agent-node.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, useTestNamespace, VERSION, waitFor } from './support.ts';

@@ -32,11 +32,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
-import { DEFAULT_CONFIG, DEFAULT_LEADER_ELECTION } from '../../controller/config.ts';
-import { REPORTING_CONTROLLER } from '../../controller/events.ts';
+import { DEFAULT_CONFIG, DEFAULT_LEADER_ELECTION } from '../../controller/runtime/config.ts';
+import { REPORTING_CONTROLLER } from '../../controller/runtime/events.ts';
 import { startController, type Controller } from '../../controller/main.ts';
-import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/rbac.ts';
-import type { Device } from '../../deploy/crds/schema.ts';
+import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/runtime/rbac.ts';
+import type { Device } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
@@ -302,7 +302,7 @@ describe('chart', () => {
     expect(without.filter((m) => m.kind === 'CustomResourceDefinition')).toEqual([]);
   });
 
-  it('grants the controller exactly the rules of controller/rbac.ts', async () => {
+  it('grants the controller exactly the rules of controller/runtime/rbac.ts', async () => {
     const objects = await render('r', 'tether-system');
     const clusterRules = [...find(objects, 'ClusterRole', 'r-tether-controller').rules!, ...find(objects, 'ClusterRole', 'r-tether-controller-nodes').rules!];
     expect(grants(clusterRules)).toEqual(grants(CONTROLLER_RULES));

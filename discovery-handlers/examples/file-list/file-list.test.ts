@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExternalHandlerRegistry } from '../../../agent/external/registry.ts';
-import { startRun, waitUntil, type TestRun } from '../../../agent/external/test-helpers.ts';
+import { startRun, waitUntil, type TestRun } from '../../../test/support/external-handler.ts';
 import { DetailsError } from '../../contract.ts';
 import { parseFileList, parseFileListDetails } from './file-list.ts';
 

@@ -2,7 +2,7 @@
  * The resource types the controller reads and writes, and the typed operations on them.
  * Every write the controller makes goes through `Api` (so it is counted and easy to audit).
  */
-import { API_GROUP, API_VERSION_NAME } from '../../deploy/crds/schema.ts';
+import { API_GROUP, API_VERSION_NAME } from '../api/schema.ts';
 import {
   apiVersionOf,
   collectionPath,

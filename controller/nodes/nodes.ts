@@ -4,9 +4,9 @@
  * All pure.
  */
 import type { V1Node } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type NodeSelector } from '../deploy/crds/schema.ts';
-import { nodeMatches } from '../deploy/crds/node-selector.ts';
-import { toMillis } from './time.ts';
+import { API_VERSION, type Device, type NodeSelector } from '../../api/schema.ts';
+import { nodeMatches } from '../../api/node-selector.ts';
+import { toMillis } from '../runtime/time.ts';
 
 /**
  * - Ready: Ready condition True.

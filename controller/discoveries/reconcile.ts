@@ -3,16 +3,16 @@
  * tether-controller, only when it changed) and its per-discovery Service (while any broker of
  * the discovery exists). Reads only caches; brokers themselves belong to the Device reconciler.
  */
-import { API_VERSION, type Device, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../deploy/crds/schema.ts';
-import { desiredBrokers, templateHash } from './brokers/desired.ts';
-import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from './context.ts';
-import { isApiError } from './kube/client.ts';
-import { CONTROLLER_FIELD_MANAGER, RESOURCES } from './kube/resources.ts';
-import { COMPONENT_LABEL, DISCOVERY_LABEL, discoveryServiceName } from './labels.ts';
-import { nodeInfo, nodeSelected } from './nodes.ts';
-import { applyServiceAction, type ReconcileResult } from './reconcile-device.ts';
-import { desiredDiscoveryService, planService } from './services.ts';
-import { BROKERS_READY, conditionsMatch, discoveryStatus, readyCount, settleConditions } from './status.ts';
+import { API_VERSION, type Device, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../../api/schema.ts';
+import { desiredBrokers, templateHash } from '../devices/brokers/desired.ts';
+import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
+import { isApiError } from '../../kube/client.ts';
+import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
+import { COMPONENT_LABEL, DISCOVERY_LABEL, discoveryServiceName } from '../../api/labels.ts';
+import { nodeInfo, nodeSelected } from '../nodes/nodes.ts';
+import { applyServiceAction, type ReconcileResult } from '../devices/reconcile.ts';
+import { desiredDiscoveryService, planService } from '../devices/services.ts';
+import { BROKERS_READY, conditionsMatch, discoveryStatus, readyCount, settleConditions } from '../status.ts';
 
 export async function reconcileDiscovery(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { EventRecorder, type EventInput } from './events.ts';
-import type { Api } from './kube/resources.ts';
+import type { Api } from '../../kube/resources.ts';
 
 /** An Api double that records Event creates and lets the test decide when they complete. */
 function fakeApi(): { api: Api; bodies: Record<string, unknown>[]; release: () => void } {

@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { collectionPath, isApiError, type KubeClient, type KubeObject, type RawWatchEvent, type ResourceType } from './client.ts';
-import { sleep } from '../sleep.ts';
+import { sleep } from '../controller/runtime/sleep.ts';
 import { Api } from './resources.ts';
 
 /** A change the informer applied to its cache. */

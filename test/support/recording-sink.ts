@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import type { DeviceSink, DiscoveredDevice, HandlerContext } from '../contract.ts';
+import type { DeviceSink, DiscoveredDevice, HandlerContext } from '../../discovery-handlers/contract.ts';
 
 export type SinkCall =
   | { readonly op: 'replaceAll'; readonly devices: readonly DiscoveredDevice[]; readonly at: number }

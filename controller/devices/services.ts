@@ -5,7 +5,7 @@
  * annotation lets it skip applies that would change nothing.
  */
 import type { V1Service, V1ServiceSpec } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../deploy/crds/schema.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
 import {
   APPLIED_HASH_ANNOTATION,
   COMPONENT_LABEL,
@@ -16,7 +16,7 @@ import {
   deviceServiceName,
   discoveryServiceName,
   stableHash,
-} from './labels.ts';
+} from '../../api/labels.ts';
 
 interface Owner {
   readonly kind: 'Device' | 'DeviceDiscovery';

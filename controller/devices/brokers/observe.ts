@@ -2,8 +2,8 @@
  * What a broker Pod or Job looks like to the planner: a small, pure summary of the object.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { NODE_ANNOTATION, RECREATIONS_ANNOTATION, TEMPLATE_HASH_LABEL } from '../labels.ts';
-import { toMillis } from '../time.ts';
+import { NODE_ANNOTATION, RECREATIONS_ANNOTATION, TEMPLATE_HASH_LABEL } from '../../../api/labels.ts';
+import { toMillis } from '../../runtime/time.ts';
 
 export type BrokerKind = 'Pod' | 'Job';
 

@@ -1,6 +1,6 @@
 /** Test support for the MQTT conventions: a recording context and message builders. */
 import { pino } from 'pino';
-import type { ConventionContext, MqttMessage } from './convention.ts';
+import type { ConventionContext, MqttMessage } from '../../discovery-handlers/mqtt/convention.ts';
 
 export interface RecordingContext extends ConventionContext {
   readonly counts: string[];

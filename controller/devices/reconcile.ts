@@ -12,8 +12,8 @@
  * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { deviceResourceName } from '../deploy/crds/names.ts';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../deploy/crds/schema.ts';
+import { deviceResourceName } from '../../api/names.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
 import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
 import type { ObservedBroker } from './brokers/observe.ts';
 import { planBrokers, type BrokerCreate, type BrokerDelete, type BrokerPlan } from './brokers/plan.ts';
@@ -25,13 +25,13 @@ import {
   refOf,
   splitKey,
   type ControllerContext,
-} from './context.ts';
-import { errorCode, isApiError } from './kube/client.ts';
-import { CONTROLLER_FIELD_MANAGER, RESOURCES } from './kube/resources.ts';
-import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, deviceServiceName } from './labels.ts';
-import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from './nodes.ts';
+} from '../context.ts';
+import { errorCode, isApiError } from '../../kube/client.ts';
+import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
+import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, deviceServiceName } from '../../api/labels.ts';
+import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from '../nodes/nodes.ts';
 import { desiredDeviceService, planService } from './services.ts';
-import { conditionsMatch, deviceBrokersCondition, settleConditions } from './status.ts';
+import { conditionsMatch, deviceBrokersCondition, settleConditions } from '../status.ts';
 
 export interface ReconcileResult {
   readonly requeueAfterMs?: number;

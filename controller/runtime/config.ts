@@ -4,7 +4,7 @@
  * have an equivalent.
  */
 import type { LeaderElectionConfig } from './leader.ts';
-import type { BackoffPolicy } from './brokers/plan.ts';
+import type { BackoffPolicy } from '../devices/brokers/plan.ts';
 import type { RateLimit } from './queue.ts';
 
 export interface ControllerConfig {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { RESOURCES, type Api } from './kube/resources.ts';
+import { RESOURCES, type Api } from '../../kube/resources.ts';
 import { microTime } from './time.ts';
 
 export interface ObjectReference {

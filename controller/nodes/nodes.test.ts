@@ -1,7 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { Device } from '../deploy/crds/schema.ts';
-import { device } from './brokers/fixtures.test-helpers.ts';
+import type { Device } from '../../api/schema.ts';
+import { device } from '../../test/support/broker-fixtures.ts';
 import { deviceMentions, nodeInfo, nodeSelected, nodesReferenced, planNodeRelease } from './nodes.ts';
 
 const NOW = Date.parse('2026-01-01T00:10:00Z');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEVICE, device, discovery } from './brokers/fixtures.test-helpers.ts';
+import { DEVICE, device, discovery } from '../../test/support/broker-fixtures.ts';
 import { desiredDeviceService, desiredDiscoveryService, planService } from './services.ts';
 
 const withServices = discovery({

@@ -10,14 +10,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION } from '../../deploy/crds/schema.ts';
-import { isApiError, objectPath, type KubeClient } from '../kube/client.ts';
-import { Informer } from '../kube/informer.ts';
-import { Api, RESOURCES } from '../kube/resources.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../labels.ts';
-import { agentManager, agentSlotsManager } from '../nodes.ts';
-import { CONTROLLER_RULES, LEADER_ELECTION_RULES } from '../rbac.ts';
-import { microTime, rfc3339 } from '../time.ts';
+import { API_VERSION } from '../../api/schema.ts';
+import { isApiError, objectPath, type KubeClient } from '../../kube/client.ts';
+import { Informer } from '../../kube/informer.ts';
+import { Api, RESOURCES } from '../../kube/resources.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../api/labels.ts';
+import { agentManager, agentSlotsManager } from '../../controller/nodes/nodes.ts';
+import { CONTROLLER_RULES, LEADER_ELECTION_RULES } from '../../controller/runtime/rbac.ts';
+import { microTime, rfc3339 } from '../../controller/runtime/time.ts';
 
 const MERGE_PATCH = 'application/merge-patch+json';
 

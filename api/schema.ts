@@ -550,7 +550,7 @@ export const DeviceSchema = Type.Object(
     description: 'Device: one device found by a DeviceDiscovery, named <discovery>-<16 hex>.',
     ...cel({
       rule: "self.metadata.name.startsWith(self.spec.discovery + '-')",
-      message: 'metadata.name must be <spec.discovery>-<hash> (see deploy/crds/names.ts deviceName)',
+      message: 'metadata.name must be <spec.discovery>-<hash> (see api/names.ts deviceName)',
     }),
   },
 );

@@ -1,8 +1,8 @@
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { brokerName } from '../labels.ts';
+import { brokerName } from '../../../api/labels.ts';
 import { brokerObject, brokerPodSpec, desiredBrokers, templateHash } from './desired.ts';
-import { DEVICE, DEVICE_UID, broker, device, discovery, nodes } from './fixtures.test-helpers.ts';
+import { DEVICE, DEVICE_UID, broker, device, discovery, nodes } from '../../../test/support/broker-fixtures.ts';
 
 describe('desiredBrokers placement', () => {
   const cases: {

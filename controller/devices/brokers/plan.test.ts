@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DesiredBrokers } from './desired.ts';
-import { DEVICE_UID, broker } from './fixtures.test-helpers.ts';
+import { DEVICE_UID, broker } from '../../../test/support/broker-fixtures.ts';
 import { failureBackoff, planBrokers, type BackoffPolicy, type PlanInput } from './plan.ts';
 import type { ObservedBroker } from './observe.ts';
 

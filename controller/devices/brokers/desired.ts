@@ -9,8 +9,8 @@
  * over their nodes deterministically.
  */
 import type { V1Affinity, V1Job, V1JobSpec, V1NodeSelectorTerm, V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../deploy/crds/schema.ts';
-import { deviceResourceName } from '../../deploy/crds/names.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../../api/schema.ts';
+import { deviceResourceName } from '../../../api/names.ts';
 import {
   COMPONENT_LABEL,
   DEVICE_LABEL,
@@ -25,8 +25,8 @@ import {
   nodeLabelValue,
   placementScore,
   stableHash,
-} from '../labels.ts';
-import type { NodeLookup } from '../nodes.ts';
+} from '../../../api/labels.ts';
+import type { NodeLookup } from '../../nodes/nodes.ts';
 import type { BrokerKind, ObservedBroker } from './observe.ts';
 
 /** One broker the device should have. */

@@ -1,7 +1,7 @@
 /** Builders shared by the controller's unit tests. */
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../deploy/crds/schema.ts';
-import type { NodeHealth, NodeInfo, NodeLookup } from '../nodes.ts';
-import type { ObservedBroker } from './observe.ts';
+import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
+import type { NodeHealth, NodeInfo, NodeLookup } from '../../controller/nodes/nodes.ts';
+import type { ObservedBroker } from '../../controller/devices/brokers/observe.ts';
 
 export const DEVICE = 'cams-0123456789abcdef';
 export const DEVICE_UID = 'device-uid';

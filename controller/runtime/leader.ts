@@ -12,8 +12,8 @@
  * - `release` (on SIGTERM) clears the holder so a standby takes over within `retryPeriod`.
  */
 import type { Logger } from 'pino';
-import { isApiError } from './kube/client.ts';
-import { RESOURCES, type Api } from './kube/resources.ts';
+import { isApiError } from '../../kube/client.ts';
+import { RESOURCES, type Api } from '../../kube/resources.ts';
 import { sleep } from './sleep.ts';
 import { microTime, toMillis } from './time.ts';
 

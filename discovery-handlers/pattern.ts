@@ -2,7 +2,7 @@
  * Text patterns for handler filters: `/regex/flags` or a case-insensitive glob (`*`, `?`).
  * Shared by the ONVIF and USB handlers (a candidate for a discovery-handlers/sdk/ module).
  */
-import { DetailsError } from '../contract.ts';
+import { DetailsError } from './contract.ts';
 
 export interface TextPattern {
   /** As the user wrote it (for messages). */
