@@ -8,12 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceName, deviceResourceName, discoveryResourceName } from '../../api/names.ts';
 import { serveDiscoveryHandler, type DiscoveryHandlerDefinition, type ServedDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
-import { MockKubelet } from '../kubelet/mock-kubelet.ts';
-import { StandaloneAgent } from '../standalone.ts';
-import { ExternalHandlerRegistry } from './registry.ts';
-import { waitUntil } from '../../test/support/external-handler.ts';
+import { startAgentWithHandler, startHandlerRegistry, waitForRegistered, type AgentWithHandler } from '../../test/support/handler-kit.ts';
 
 const log = pino({ level: 'silent' });
 const NODE = 'node-x';
@@ -41,63 +37,46 @@ const cameras: DiscoveryHandlerDefinition<{ cameras: string[] }> = {
 describe('external handler → agent → kubelet', () => {
   it('an SDK-served device is an allocatable kubelet resource with its properties as env vars', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tx-'));
-    const pluginDir = join(dir, 'dp');
-    const kubelet = new MockKubelet({ pluginDir });
-    await kubelet.start();
-    const registry = new ExternalHandlerRegistry({ socketPath: join(dir, 'agent.sock'), log, connectTimeoutMs: 1_000 });
-    await registry.start();
+    const registry = await startHandlerRegistry(join(dir, 'agent.sock'), log);
     const serve = (): Promise<ServedDiscoveryHandler<{ cameras: string[] }>> =>
       serveDiscoveryHandler({ ...cameras, agentSocket: registry.socketPath, listen: { socket: join(dir, 'cam.sock') }, log });
     let served = await serve();
-    const running: { agent?: StandaloneAgent } = {};
+    const running: { kit?: AgentWithHandler } = {};
     cleanups.push(async () => {
-      await running.agent?.stop();
+      await running.kit?.stop();
       await served.stop();
       await registry.stop();
-      await kubelet.stop();
       await rm(dir, { recursive: true, force: true });
     });
-    await waitUntil(registry, 'registered', () => registry.names().includes('sdkCam'), 5_000, 'sdkCam registered');
+    await waitForRegistered(registry, 'sdkCam');
 
-    const handler = registry.handler('sdkCam')!;
-    const agent = new StandaloneAgent({
+    const kit = await startAgentWithHandler({
+      handler: registry.handler('sdkCam')!,
       node: NODE,
-      pluginDir,
-      log,
-      discoveries: [
-        {
-          namespace: 'default',
-          name: 'cams',
-          handler,
-          details: handler.parseDetails({ cameras: ['door', 'yard'] }),
-          capacity: 2,
-          offlineGraceMs: 60_000,
-          properties: new Map([['SITE', 'plant-7']]),
-        },
-      ],
+      discovery: 'cams',
+      details: { cameras: ['door', 'yard'] },
+      capacity: 2,
+      properties: { SITE: 'plant-7' },
     });
-    running.agent = agent;
-    agent.start();
+    running.kit = kit;
 
-    const door = deviceName({ namespace: 'default', discovery: 'cams', deviceId: 'door', node: NODE });
-    const resource = deviceResourceName(door);
-    const healthy = (r: string): string[] => (kubelet.resource(r)?.devices ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID);
-    await kubelet.waitFor(() => healthy(resource).length === 2 && healthy(discoveryResourceName('cams')).length === 4, 5_000, 'resources');
+    const door = kit.deviceName('door', 'node');
+    const resource = kit.deviceResource('door', 'node');
+    await kit.waitForSlots(resource, { healthy: 2 });
+    await kit.waitForSlots(kit.discoveryResource, { healthy: 4 });
 
-    const response = await kubelet.allocate({ namespace: 'default', name: 'viewer' }, resource, 1);
+    const response = await kit.allocate('viewer', resource);
     expect(response.envs['CAM_URL']).toBe('rtsp://door.local/live');
     expect(response.envs['SITE']).toBe('plant-7');
     expect(response.envs['TETHER_DEVICES']).toBe(door);
 
     // The handler goes away: its devices stay known but Unhealthy (grace period)...
     await served.stop();
-    await kubelet.waitFor(() => healthy(resource).length === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 2, 5_000, 'unhealthy');
-    // ...and are Healthy again once it is back and registered.
+    await kit.waitForSlots(resource, { healthy: 0, total: 2 });
+    // ...and are Healthy again once it is back and registered; the allocated slot stays
+    // hidden from the discovery resource.
     served = await serve();
-    await kubelet.waitFor(
-      () => healthy(resource).length === 2 && healthy(discoveryResourceName('cams')).length === 3,
-      5_000,
-      'healthy again (the allocated slot stays hidden from the discovery resource)',
-    );
+    await kit.waitForSlots(resource, { healthy: 2 });
+    await kit.waitForSlots(kit.discoveryResource, { healthy: 3 });
   });
 });

@@ -4,18 +4,12 @@
  * `tether discover mqtt` CLI, one-shot, without a cluster.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StandaloneAgent } from '../../agent/standalone.ts';
-import { deviceName, deviceResourceName } from '../../api/names.ts';
-import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { HomeAssistantDevice } from '../../mocks/mqtt-devices/devices.ts';
 import { mosquittoPub, startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';
 import { PeerGroup } from '../../test/peers/process.ts';
+import { startAgentWithHandler } from '../../test/support/handler-kit.ts';
 import { createMqttHandler } from './mqtt.ts';
 
 const peers = new PeerGroup();
@@ -26,43 +20,24 @@ beforeAll(async () => {
 });
 afterAll(() => peers.close());
 
-const healthy = (kubelet: MockKubelet, resource: string): number => (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
-
 describe('mqtt through the agent to the kubelet', () => {
   it('announcement → allocatable device with the right env; last will → Unhealthy', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tether-mqtt-agent-'));
-    peers.defer('agent dir', () => rm(dir, { recursive: true, force: true }));
-    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
-    await kubelet.start();
-    peers.defer('kubelet', () => kubelet.stop());
-    const handler = createMqttHandler();
-    const agent = new StandaloneAgent({
-      node: 'edge-1',
-      pluginDir: join(dir, 'dp'),
-      log: pino({ level: 'silent' }),
-      discoveries: [
-        {
-          namespace: 'default',
-          name: 'thermo',
-          handler,
-          details: handler.parseDetails({ broker: broker.url, homeAssistant: { prefix: 'agent-ha' } }),
-          capacity: 2,
-          offlineGraceMs: 60_000,
-          properties: new Map(),
-        },
-      ],
+    const kit = await startAgentWithHandler({
+      handler: createMqttHandler(),
+      discovery: 'thermo',
+      details: { broker: broker.url, homeAssistant: { prefix: 'agent-ha' } },
+      capacity: 2,
     });
-    agent.start();
-    peers.defer('agent', () => agent.stop());
+    peers.defer('agent', () => kit.stop());
 
     const device = new HomeAssistantDevice({ url: broker.url }, 'kitchen', { prefix: 'agent-ha' });
     peers.defer('device', () => device.crash());
-    const name = deviceName({ namespace: 'default', discovery: 'thermo', deviceId: 'ha/kitchen' });
-    const resource = deviceResourceName(name);
+    const name = kit.deviceName('ha/kitchen', 'shared');
+    const resource = kit.deviceResource('ha/kitchen', 'shared');
     await device.start();
-    await kubelet.waitFor(() => healthy(kubelet, resource) === 2, 5_000, 'two healthy slots');
+    await kit.waitForSlots(resource, { healthy: 2 }, 5_000);
 
-    const response = await kubelet.allocate({ namespace: 'default', name: 'broker-pod' }, resource, 1);
+    const response = await kit.allocate('broker-pod', resource);
     expect(response.envs).toMatchObject({
       MQTT_BROKER_URL: broker.url,
       HA_DEVICE_ID: 'kitchen',
@@ -75,7 +50,7 @@ describe('mqtt through the agent to the kubelet', () => {
     expect(response.envs[`HA_NAME_${name.slice(-16).toUpperCase()}`]).toBe('kitchen');
 
     await device.crash();
-    await kubelet.waitFor(() => healthy(kubelet, resource) === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 2, 5_000, 'Unhealthy after the last will');
+    await kit.waitForSlots(resource, { healthy: 0, total: 2 }, 5_000);
   });
 });
 

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExternalHandlerRegistry } from '../../../agent/external/registry.ts';
 import { startRun, waitUntil, type TestRun } from '../../../test/support/external-handler.ts';
+import { startHandlerRegistry, waitForRegistered } from '../../../test/support/handler-kit.ts';
 import { DetailsError } from '../../contract.ts';
 import { parseFileList, parseFileListDetails } from './file-list.ts';
 
@@ -47,8 +47,7 @@ describe('file-list handler process', () => {
     const agentSocket = join(dir, 'agent.sock');
     const list = join(dir, 'devices.txt');
     await writeFile(list, 'cam-1 URL=rtsp://10.0.0.1/live\ncam-2\n');
-    const registry = new ExternalHandlerRegistry({ socketPath: agentSocket, log, connectTimeoutMs: 1_000 });
-    await registry.start();
+    const registry = await startHandlerRegistry(agentSocket, log);
     const children: ChildProcess[] = [];
     const running: { run?: TestRun } = {};
     cleanups.push(async () => {
@@ -66,8 +65,7 @@ describe('file-list handler process', () => {
       children.push(child);
       return child;
     };
-    const registered = (): Promise<void> =>
-      waitUntil(registry, 'registered', () => registry.names().includes('file-list'), 10_000, 'file-list registered');
+    const registered = (): Promise<void> => waitForRegistered(registry, 'file-list', 10_000);
 
     const first = start();
     await registered();
