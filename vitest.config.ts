@@ -14,7 +14,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           setupFiles: ['test/setup/http1.ts'],
-          include: ['{agent,api,bin,controller,deploy,discovery-handlers,kube,mocks,proto,test/unit}/**/*.test.ts'],
+          include: ['{agent,api,bin,controller,deploy,discovery-handlers,kube,lint,mocks,proto,test/unit}/**/*.test.ts'],
           exclude: ['**/*.peer.test.ts', '**/node_modules/**'],
           testTimeout: 15_000,
         },

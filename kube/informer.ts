@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { collectionPath, isApiError, type KubeClient, type KubeObject, type RawWatchEvent, type ResourceType } from './client.ts';
-import { sleep } from '../controller/runtime/sleep.ts';
+import { sleep } from './sleep.ts';
 import { Api } from './resources.ts';
 
 /** A change the informer applied to its cache. */
@@ -34,6 +34,8 @@ export interface InformerOptions<T> {
   /** Watch one namespace; all when undefined. */
   readonly namespace?: string;
   readonly labelSelector?: string;
+  /** e.g. `metadata.name=x`: watch one object (what a resourceNames RBAC rule allows). */
+  readonly fieldSelector?: string;
   readonly indexers?: Readonly<Record<string, Indexer<T>>>;
   readonly log: Logger;
   /** First retry delay after a failure; default 200 ms. */
@@ -64,7 +66,9 @@ export class Informer<T extends KubeObject> {
   readonly #indexes = new Map<string, Map<string, Set<string>>>();
   readonly #handlers: ((event: InformerEvent<T>) => void)[] = [];
   readonly #syncWaiters: (() => void)[] = [];
+  readonly #attemptWaiters: (() => void)[] = [];
   #synced = false;
+  #attempted = false;
   #resourceVersion = '';
   #failures = 0;
   #abort: AbortController | undefined;
@@ -109,6 +113,15 @@ export class Informer<T extends KubeObject> {
   synced(): Promise<void> {
     if (this.#synced) return Promise.resolve();
     return new Promise((resolve) => this.#syncWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once the first list has been delivered or has failed (e.g. refused by RBAC):
+   * for callers that treat "not readable" like "absent" instead of waiting for access.
+   */
+  attempted(): Promise<void> {
+    if (this.#attempted) return Promise.resolve();
+    return new Promise((resolve) => this.#attemptWaiters.push(resolve));
   }
 
   /** What the loop is doing, and the last error (for readiness and logs). */
@@ -161,6 +174,7 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.#failures++;
+        this.#markAttempted();
         const delay = Math.min(base * 2 ** (this.#failures - 1), max);
         this.#state = 'backoff';
         this.#options.log.warn({ resource: this.type.plural, err: error, retryInMs: delay }, 'Informer failed; retrying');
@@ -173,6 +187,7 @@ export class Informer<T extends KubeObject> {
     const list = await this.#api.list<T>(this.type, {
       namespace: this.#options.namespace,
       labelSelector: this.#options.labelSelector,
+      fieldSelector: this.#options.fieldSelector,
       signal,
     });
     const initial = !this.#synced;
@@ -189,6 +204,13 @@ export class Informer<T extends KubeObject> {
       this.#synced = true;
       for (const resolve of this.#syncWaiters.splice(0)) resolve();
     }
+    this.#markAttempted();
+  }
+
+  #markAttempted(): void {
+    if (this.#attempted) return;
+    this.#attempted = true;
+    for (const resolve of this.#attemptWaiters.splice(0)) resolve();
   }
 
   async #watch(signal: AbortSignal): Promise<void> {
@@ -202,6 +224,7 @@ export class Informer<T extends KubeObject> {
         allowWatchBookmarks: true,
         timeoutSeconds: jittered,
         labelSelector: this.#options.labelSelector,
+        fieldSelector: this.#options.fieldSelector,
       },
       this.type.plural,
       (event) => {

@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import { isApiError } from '../../kube/client.ts';
 import { RESOURCES, type Api } from '../../kube/resources.ts';
-import { sleep } from './sleep.ts';
+import { sleep } from '../../kube/sleep.ts';
 import { microTime, toMillis } from './time.ts';
 
 export interface LeaderElectionConfig {
