@@ -1,17 +1,21 @@
 /**
  * `tether explain` as a user runs it (the real CLI process) against the real control plane, in
- * states users hit: a pod Pending because a device's only slot is held (the scheduler's own
- * reason), a pod asking for a device that is gone, and a discovery whose Secret is missing (the
- * real agent's Warning event).
+ * states users hit: a pod Pending because a device's only slot is held (capacity exhausted; the
+ * scheduler's own reason), a pod asking for a device that is gone, a device gone offline under
+ * a real agent, and discoveries with a missing Secret or bad details (the real agent's Warning
+ * events).
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deviceName } from '../../api/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
-import { startAgentNode } from './agent-node.ts';
+import { startAgentNode, type AgentNode } from './agent-node.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('explain');
@@ -20,6 +24,37 @@ const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
+
+/** One real agent (node edge-1) for the tests that need one, started by the first of them. */
+let node: Promise<AgentNode> | undefined;
+function agentNode(): Promise<AgentNode> {
+  node ??= startAgentNode({ name: 'edge-1', namespace: ns.name, handlers: builtinHandlers(), log: pino({ level: 'silent' }), startupTimeoutMs: 1_000 }).then((started) => {
+    cleanups.push(() => started.stop());
+    return started;
+  });
+  return node;
+}
+
+async function createDiscovery(name: string, spec: object): Promise<void> {
+  await api().custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns.name,
+    plural: 'devicediscoveries',
+    body: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name }, spec },
+  });
+}
+
+/** Runs `explain` until its output has `expected` (the agent acts asynchronously). */
+function explainUntil(target: string, expected: string, description: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const text = await explain(target);
+      return text.includes(expected) ? text : undefined;
+    },
+    { timeoutMs: 30_000, description },
+  );
+}
 
 async function explain(target: string): Promise<string> {
   const { stdout } = await promisify(execFile)(process.execPath, [cli, 'explain', target, '-n', ns.name, '--kubeconfig', kubeconfigPath()], { timeout: 30_000 });
@@ -59,29 +94,40 @@ describe('tether explain', () => {
   });
 
   it('a discovery whose Secret is missing: the real agent’s warning', async () => {
-    await api().custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns.name,
-      plural: 'devicediscoveries',
-      body: {
-        apiVersion: API_VERSION,
-        kind: 'DeviceDiscovery',
-        metadata: { name: 'lobby' },
-        spec: { handler: 'debug-echo', details: { descriptions: ['lobby-cam'] }, properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'lobby-login', key: 'token' } } }] },
-      },
+    await createDiscovery('lobby', {
+      handler: 'debug-echo',
+      details: { descriptions: ['lobby-cam'] },
+      properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'lobby-login', key: 'token' } } }],
     });
-    const node = await startAgentNode({ name: 'edge-1', namespace: ns.name, handlers: builtinHandlers(), log: pino({ level: 'silent' }), startupTimeoutMs: 1_000 });
-    cleanups.push(() => node.stop());
-    const out = await waitFor(
-      async () => {
-        const text = await explain('discovery/lobby');
-        return text.includes('PropertiesUnresolved') ? text : undefined;
-      },
-      { timeoutMs: 30_000, description: 'the agent’s warning in explain' },
-    );
+    await agentNode();
+    const out = await explainUntil('discovery/lobby', 'PropertiesUnresolved', 'the agent’s warning in explain');
     expect(out).toContain(`DeviceDiscovery ${ns.name}/lobby runs the debug-echo handler`);
     expect(out).toContain('It has found no device (yet).');
     expect(out).toMatch(/PropertiesUnresolved: .*lobby-login.*\(node edge-1\)/);
+  });
+
+  it('a discovery with bad details: the real agent’s rejection, with the field path', async () => {
+    await createDiscovery('hallway', { handler: 'debug-echo', details: { descriptions: 'hall-cam' } });
+    await agentNode();
+    const out = await explainUntil('discovery/hallway', 'InvalidDetails', 'the agent’s InvalidDetails warning in explain');
+    expect(out).toContain(`DeviceDiscovery ${ns.name}/hallway runs the debug-echo handler`);
+    expect(out).toContain('It has found no device (yet).');
+    expect(out).toMatch(/InvalidDetails: .*details\.descriptions.*\(node edge-1\)/);
+  });
+
+  it('a device that went offline under a real agent: offline within its grace period, and who wants it', async () => {
+    const availabilityFile = join(mkdtempSync(join(tmpdir(), 'tether-explain-')), 'door-cam');
+    writeFileSync(availabilityFile, 'ONLINE\n');
+    await createDiscovery('doorbell', { handler: 'debug-echo', details: { descriptions: ['door-cam'], shared: true, availabilityFile }, offlineGracePeriodSeconds: 600 });
+    await agentNode();
+    const name = deviceName({ namespace: ns.name, discovery: 'doorbell', deviceId: 'door-cam' });
+    const online = await explainUntil(`device/${name}`, 'seen by edge-1', 'the agent’s Device in explain');
+    expect(online).not.toContain('offline');
+    await api().core.createNamespacedPod({ namespace: ns.name, body: viewer('door-viewer', `tether.dev/${name}`) });
+
+    writeFileSync(availabilityFile, 'OFFLINE\n');
+    const out = await explainUntil(`device/${name}`, '(offline, within its grace period)', 'the device offline in explain');
+    expect(out).toContain('seen by edge-1 (offline, within its grace period)');
+    expect(out).toMatch(/door-viewer/);
   });
 });
