@@ -1,0 +1,30 @@
+/**
+ * Small TypeBox builders shared by the handlers' details schemas (`<handler>/schema.ts`).
+ * Every object is closed (`additionalProperties: false`: an unknown field is an error that
+ * names it). `errorMessage` on a node replaces the generic message of a type, pattern or enum
+ * failure of that value (see parse.ts); bounds keep their precise generic messages.
+ */
+import { Type, type TProperties, type TObject, type TSchema } from 'typebox';
+
+/** Options every details node may carry besides the JSON Schema keywords. */
+export interface DetailsNodeOptions {
+  readonly description?: string;
+  /** Replaces the message of a type, pattern, enum or const failure of this value. */
+  readonly errorMessage?: string;
+  readonly [keyword: string]: unknown;
+}
+
+/** An object that refuses unknown fields. */
+export function closedObject<const Properties extends TProperties>(properties: Properties, options: DetailsNodeOptions = {}): TObject<Properties> {
+  return Type.Object(properties, { ...options, additionalProperties: false });
+}
+
+/** A string that is one of `values` (`{type: string, enum}`), typed as their union. */
+export function stringEnum<const Values extends readonly string[]>(values: Values, options: DetailsNodeOptions = {}): ReturnType<typeof Type.Unsafe<Values[number]>> {
+  return Type.Unsafe<Values[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** `true` (use the defaults), `false`/absent (off) or an options object. */
+export function switchable<const Options extends TSchema>(options: Options, description: string): ReturnType<typeof Type.Union<[ReturnType<typeof Type.Boolean>, Options]>> {
+  return Type.Union([Type.Boolean(), options], { description });
+}
