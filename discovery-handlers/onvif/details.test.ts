@@ -16,6 +16,17 @@ describe('parseOnvifDetails', () => {
       streamUris: true,
     });
     expect(d.filters.ipAddresses).toEqual({ include: [], exclude: [] });
+    // Issue 13: a SOAP answer is parsed synchronously; 64 KiB is ~4× the largest real one.
+    expect(d.maxResponseBytes).toBe(64 * 1024);
+    expect(d.allowedServiceCidrs).toEqual([]);
+  });
+
+  it('parses allowedServiceCidrs (where service URLs may point besides the answering address)', () => {
+    const d = parseOnvifDetails({ allowedServiceCidrs: ['10.8.0.0/16', '192.168.1.20'] });
+    expect(d.allowedServiceCidrs.map((c) => [c.source, c.prefix])).toEqual([
+      ['10.8.0.0/16', 16],
+      ['192.168.1.20', 32],
+    ]);
   });
 
   it('accepts the Akri filter shape and the CRD example', () => {
@@ -54,6 +65,9 @@ describe('parseOnvifDetails', () => {
     ['unknown filter key', { models: { includes: ['x'] } }, 'details.models.includes'],
     ['bad Akri action', { scopes: { action: 'Only', items: ['x'] } }, 'details.scopes.action'],
     ['shared not boolean', { shared: 'yes' }, 'details.shared'],
+    ['bad allowed service CIDR', { allowedServiceCidrs: ['10.0.0.0/24', 'cam.example.com'] }, 'details.allowedServiceCidrs[1]'],
+    ['allowed service CIDRs not a list', { allowedServiceCidrs: '10.0.0.0/24' }, 'details.allowedServiceCidrs'],
+    ['answers above the parse bound', { maxResponseBytes: 1024 * 1024 }, 'details.maxResponseBytes'],
   ])('rejects %s at %s', (_what, raw, path) => {
     try {
       parseOnvifDetails(raw);

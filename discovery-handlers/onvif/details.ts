@@ -52,6 +52,12 @@ export interface OnvifDetails {
   readonly tlsInsecureSkipVerify: boolean;
   readonly shared: boolean;
   readonly filters: OnvifFilters;
+  /**
+   * Where service URLs (device service, media service, stream URIs) may point besides the
+   * address the camera answered from: for cameras behind NAT or with a separate media host.
+   * Loopback, link-local, multicast, unspecified and broadcast addresses stay refused.
+   */
+  readonly allowedServiceCidrs: readonly Cidr[];
 }
 
 export const ONVIF_DEFAULTS = {
@@ -60,10 +66,14 @@ export const ONVIF_DEFAULTS = {
   offlineAfterMissedProbes: 3,
   refreshIntervalSeconds: 300,
   soapTimeoutSeconds: 5,
-  maxResponseBytes: 1024 * 1024,
+  /** Real answers are 1–20 KiB (16 profiles ≈ 16 KiB); 64 KiB parses in ~10 ms. */
+  maxResponseBytes: 64 * 1024,
   maxCameras: 1024,
   maxConcurrentRequests: 32,
 } as const;
+
+/** The largest `maxResponseBytes` accepted: parsing is synchronous, ~50 ms per 256 KiB. */
+export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024;
 
 /** Unicast probing expands CIDR blocks; this caps the datagrams per probe round. */
 export const MAX_UNICAST_HOSTS = 4096;
@@ -84,6 +94,7 @@ const KNOWN = new Set<string>([
   'streamUris',
   'tlsInsecureSkipVerify',
   'shared',
+  'allowedServiceCidrs',
   ...FILTER_FIELDS,
 ]);
 
@@ -230,12 +241,22 @@ export function parseOnvifDetails(raw: unknown): OnvifDetails {
     offlineAfterMissedProbes: number(input, 'offlineAfterMissedProbes', ONVIF_DEFAULTS.offlineAfterMissedProbes, 1, 1000, true),
     refreshIntervalMs: Math.round(number(input, 'refreshIntervalSeconds', ONVIF_DEFAULTS.refreshIntervalSeconds, 1, 86_400) * 1000),
     soapTimeoutMs: Math.round(number(input, 'soapTimeoutSeconds', ONVIF_DEFAULTS.soapTimeoutSeconds, 0.05, 120) * 1000),
-    maxResponseBytes: number(input, 'maxResponseBytes', ONVIF_DEFAULTS.maxResponseBytes, 4096, 16 * 1024 * 1024, true),
+    maxResponseBytes: number(input, 'maxResponseBytes', ONVIF_DEFAULTS.maxResponseBytes, 4096, MAX_RESPONSE_BYTES_LIMIT, true),
     maxCameras: number(input, 'maxCameras', ONVIF_DEFAULTS.maxCameras, 1, 100_000, true),
     maxConcurrentRequests: number(input, 'maxConcurrentRequests', ONVIF_DEFAULTS.maxConcurrentRequests, 1, 256, true),
     streamUris: boolean(input, 'streamUris', true),
     tlsInsecureSkipVerify: boolean(input, 'tlsInsecureSkipVerify', false),
     shared: boolean(input, 'shared', true),
     filters: parseFilters(input),
+    allowedServiceCidrs: parseAllowedServiceCidrs(input['allowedServiceCidrs']),
   };
+}
+
+function parseAllowedServiceCidrs(raw: unknown): Cidr[] {
+  if (raw === undefined) return [];
+  return stringList(raw, 'details.allowedServiceCidrs', 256).map((value, i) => {
+    const cidr = parseCidr(value);
+    if (cidr === undefined) throw new DetailsError(`details.allowedServiceCidrs[${i}]`, 'must be an IPv4 address or CIDR block (a.b.c.d/n)');
+    return cidr;
+  });
 }
