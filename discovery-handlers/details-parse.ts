@@ -9,7 +9,7 @@
  */
 import type { Static, TSchema } from 'typebox';
 import { Value } from 'typebox/value';
-import { DetailsError } from '../contract.ts';
+import { DetailsError } from './contract.ts';
 
 type Json = Record<string, unknown>;
 
@@ -71,12 +71,54 @@ function entries(n: number): string {
   return `${n} entr${n === 1 ? 'y' : 'ies'}`;
 }
 
-function between(node: Json, fallback: string): string {
-  const min = node['minimum'] ?? node['exclusiveMinimum'];
-  const max = node['maximum'] ?? node['exclusiveMaximum'];
-  if (typeof node['minimum'] === 'number' && typeof node['maximum'] === 'number') return `must be between ${String(min)} and ${String(max)}`;
-  return fallback;
+/** What one error says, with everything a message may need. */
+interface Failure {
+  readonly error: SchemaError;
+  /** The schema node that failed. */
+  readonly node: Json;
+  /** Field path and value of the instance that failed. */
+  readonly path: string;
+  readonly value: unknown;
+  /** All errors considered (a union reports one type error per branch). */
+  readonly all: readonly SchemaError[];
 }
+
+type Describe = (f: Failure) => { path?: string; message: string };
+
+const limit = (f: Failure): string => String(f.error.params['limit']);
+const first = <T>(f: Failure, key: string, fallback: T): T => ((f.error.params[key] as T[] | undefined) ?? [])[0] ?? fallback;
+const bounded = (f: Failure, fallback: string): string =>
+  typeof f.node['minimum'] === 'number' && typeof f.node['maximum'] === 'number' ? `must be between ${f.node['minimum']} and ${f.node['maximum']}` : fallback;
+
+/** Messages in the handlers' usual words, by JSON Schema keyword. */
+const DESCRIBE: Readonly<Record<string, Describe>> = {
+  required: (f) => ({ path: `${f.path}.${first(f, 'requiredProperties', '')}`, message: 'is required' }),
+  additionalProperties: (f) => ({
+    path: `${f.path}.${first(f, 'additionalProperties', '')}`,
+    message: `unknown field; expected one of ${Object.keys(isObject(f.node['properties']) ? f.node['properties'] : {}).join(', ')}`,
+  }),
+  uniqueItems: (f) => {
+    const index = first(f, 'duplicateItems', 0);
+    return { path: `${f.path}[${index}]`, message: `duplicate entry ${JSON.stringify(Array.isArray(f.value) ? f.value[index] : undefined)}` };
+  },
+  type: (f) => {
+    const types = f.all.filter((e) => e.keyword === 'type' && e.instancePath === f.error.instancePath).flatMap((e) => [e.params['type']].flat() as string[]);
+    return { message: `must be ${[...new Set(types)].map((t) => TYPE_NAMES[t] ?? t).join(' or ')}` };
+  },
+  minimum: (f) => ({ message: bounded(f, `must be at least ${limit(f)}`) }),
+  maximum: (f) => ({ message: bounded(f, `must be at most ${limit(f)}`) }),
+  exclusiveMinimum: (f) => ({ message: `must be greater than ${limit(f)}` }),
+  exclusiveMaximum: (f) => ({ message: `must be less than ${limit(f)}` }),
+  minLength: (f) => ({ message: f.error.params['limit'] === 1 ? 'must not be empty' : `must be at least ${limit(f)} characters` }),
+  maxLength: (f) => ({ message: `longer than ${limit(f)} characters` }),
+  minItems: (f) => ({ message: `needs at least ${entries(f.error.params['limit'] as number)}` }),
+  minProperties: (f) => ({ message: `needs at least ${entries(f.error.params['limit'] as number)}` }),
+  maxItems: (f) => ({ message: `at most ${entries(f.error.params['limit'] as number)}` }),
+  maxProperties: (f) => ({ message: `at most ${entries(f.error.params['limit'] as number)}` }),
+  pattern: (f) => ({ message: `must match ${String(f.error.params['pattern'])}` }),
+  enum: (f) => ({ message: `must be one of ${(f.error.params['allowedValues'] as unknown[]).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}` }),
+  const: (f) => ({ message: `must be ${JSON.stringify(f.error.params['allowedValue'])}` }),
+};
 
 /** The problem as one DetailsError (path + message in the handlers' usual words). */
 function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: unknown, base: string): DetailsError {
@@ -92,58 +134,13 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
   const candidates = relevant.length > 0 ? relevant : errors;
   // The deepest problem is the most precise one; among equals, the first reported.
   const depth = (e: SchemaError): number => e.instancePath.split('/').length + (['required', 'additionalProperties', 'uniqueItems'].includes(e.keyword) ? 1 : 0);
-  const chosen = candidates.reduce((best, e) => (depth(e) > depth(best) ? e : best));
-  const node = schemaAt(root, chosen.schemaPath);
-  const at = fieldPath(base, value, chosen.instancePath);
-  const params = chosen.params;
-  const hint = typeof node['errorMessage'] === 'string' ? node['errorMessage'] : undefined;
-  if (hint !== undefined && HINTED_KEYWORDS.has(chosen.keyword)) return new DetailsError(at.path, hint);
-  switch (chosen.keyword) {
-    case 'required': {
-      const missing = (params['requiredProperties'] as string[] | undefined)?.[0] ?? '';
-      return new DetailsError(`${at.path}.${missing}`, 'is required');
-    }
-    case 'additionalProperties': {
-      const extra = (params['additionalProperties'] as string[] | undefined)?.[0] ?? '';
-      const known = Object.keys(isObject(node['properties']) ? node['properties'] : {});
-      return new DetailsError(`${at.path}.${extra}`, `unknown field; expected one of ${known.join(', ')}`);
-    }
-    case 'uniqueItems': {
-      const index = (params['duplicateItems'] as number[] | undefined)?.[0] ?? 0;
-      const item = Array.isArray(at.value) ? (at.value[index] as unknown) : undefined;
-      return new DetailsError(`${at.path}[${index}]`, `duplicate entry ${JSON.stringify(item)}`);
-    }
-    case 'type': {
-      // Every type a value here may have (a union reports one error per branch).
-      const types = candidates.filter((e) => e.keyword === 'type' && e.instancePath === chosen.instancePath).flatMap((e) => [e.params['type']].flat() as string[]);
-      return new DetailsError(at.path, `must be ${[...new Set(types)].map((t) => TYPE_NAMES[t] ?? t).join(' or ')}`);
-    }
-    case 'minimum':
-    case 'maximum':
-      return new DetailsError(at.path, between(node, `must be ${chosen.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params['limit'])}`));
-    case 'exclusiveMinimum':
-      return new DetailsError(at.path, `must be greater than ${String(params['limit'])}`);
-    case 'exclusiveMaximum':
-      return new DetailsError(at.path, `must be less than ${String(params['limit'])}`);
-    case 'minLength':
-      return new DetailsError(at.path, params['limit'] === 1 ? 'must not be empty' : `must be at least ${String(params['limit'])} characters`);
-    case 'maxLength':
-      return new DetailsError(at.path, `longer than ${String(params['limit'])} characters`);
-    case 'minItems':
-    case 'minProperties':
-      return new DetailsError(at.path, `needs at least ${entries(params['limit'] as number)}`);
-    case 'maxItems':
-    case 'maxProperties':
-      return new DetailsError(at.path, `at most ${entries(params['limit'] as number)}`);
-    case 'pattern':
-      return new DetailsError(at.path, `must match ${String(params['pattern'])}`);
-    case 'enum':
-      return new DetailsError(at.path, `must be one of ${(params['allowedValues'] as unknown[]).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`);
-    case 'const':
-      return new DetailsError(at.path, `must be ${JSON.stringify(params['allowedValue'])}`);
-    default:
-      return new DetailsError(at.path, chosen.message);
-  }
+  const error = candidates.reduce((best, e) => (depth(e) > depth(best) ? e : best));
+  const node = schemaAt(root, error.schemaPath);
+  const at = fieldPath(base, value, error.instancePath);
+  const hint = node['errorMessage'];
+  if (typeof hint === 'string' && HINTED_KEYWORDS.has(error.keyword)) return new DetailsError(at.path, hint);
+  const described = DESCRIBE[error.keyword]?.({ error, node, path: at.path, value: at.value, all: candidates }) ?? { message: error.message };
+  return new DetailsError(described.path ?? at.path, described.message);
 }
 
 /**
@@ -154,5 +151,5 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
 export function parseWithSchema<const Schema extends TSchema>(schema: Schema, raw: unknown, base = 'details'): Static<Schema> {
   const value = Value.Default(schema, raw === null || raw === undefined ? undefined : Value.Clone(raw));
   if (Value.Check(schema, value)) return value;
-  throw toDetailsError(schema, Value.Errors(schema, value) as unknown as SchemaError[], value, base);
+  throw toDetailsError(schema, Value.Errors(schema, value), value, base);
 }

@@ -8,13 +8,13 @@
  */
 import type { Static } from 'typebox';
 import { DetailsError } from '../contract.ts';
-import { parseWithSchema } from '../details/parse.ts';
+import { parseWithSchema } from '../details-parse.ts';
 import { compileTemplate, type GenericRule, type Template } from './generic.ts';
 import type { HomeAssistantOptions } from './home-assistant.ts';
 import type { HomieOptions } from './homie.ts';
 import {
   CONVENTIONAL_CREDENTIAL_PROPERTIES,
-  GenericRuleSchema,
+  type GenericRuleSchema,
   HomeAssistantOptionsSchema,
   HomieOptionsSchema,
   MqttDetailsSchema,

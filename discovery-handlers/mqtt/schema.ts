@@ -5,7 +5,7 @@
  * (`npm run docs:handlers`). Imports nothing but TypeBox: the CLI's help stays cheap.
  */
 import { Type, type Static } from 'typebox';
-import { closedObject, stringEnum, switchable } from '../details/schema-types.ts';
+import { closedObject, stringEnum, switchable } from '../details-schema.ts';
 
 /** Names of the discovery properties read for credentials when details name none. */
 export const CONVENTIONAL_CREDENTIAL_PROPERTIES = {
