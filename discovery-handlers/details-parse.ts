@@ -137,7 +137,9 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
   const error = candidates.reduce((best, e) => (depth(e) > depth(best) ? e : best));
   const node = schemaAt(root, error.schemaPath);
   const at = fieldPath(base, value, error.instancePath);
-  const hint = node['errorMessage'];
+  // A value that fits no branch of a union: the union's own words, when it has them.
+  const union = error.keyword === 'type' || error.keyword === 'const' ? errors.find((e) => e.keyword === 'anyOf' && e.instancePath === error.instancePath) : undefined;
+  const hint = union === undefined ? node['errorMessage'] : (schemaAt(root, union.schemaPath)['errorMessage'] ?? node['errorMessage']);
   if (typeof hint === 'string' && HINTED_KEYWORDS.has(error.keyword)) return new DetailsError(at.path, hint);
   const described = DESCRIBE[error.keyword]?.({ error, node, path: at.path, value: at.value, all: candidates }) ?? { message: error.message };
   return new DetailsError(described.path ?? at.path, described.message);
