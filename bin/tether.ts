@@ -58,9 +58,9 @@ async function capturingLogger(level: string): Promise<{ log: Logger; warnings: 
   return { log: pino({ level: lowest, base: undefined }, pino.multistream(streams)), warnings: () => [...new Set(captured)].slice(-5) };
 }
 
-/** Talk HTTP/1.1 to the apiserver (agent/kube/http1.ts says why); before any client is made. */
+/** Talk HTTP/1.1 to the apiserver (kube/http1.ts says why); before any client is made. */
 async function kubernetesClientSetup(): Promise<void> {
-  const { useHttp1ForKubernetes } = await import('../agent/kube/http1.ts');
+  const { useHttp1ForKubernetes } = await import('../kube/http1.ts');
   useHttp1ForKubernetes();
 }
 

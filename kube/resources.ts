@@ -1,6 +1,6 @@
 /**
- * The resource types the controller reads and writes, and the typed operations on them.
- * Every write the controller makes goes through `Api` (so it is counted and easy to audit).
+ * The resource types the controller and the agent read and write, and the typed operations on
+ * them. Every write either makes goes through `Api` (so it is counted and easy to audit).
  */
 import { API_GROUP, API_VERSION_NAME } from '../api/schema.ts';
 import {
@@ -22,6 +22,10 @@ export const RESOURCES = {
   jobs: { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true },
   leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true },
   events: { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
+  /** core/v1 Events (what the agent records about DeviceDiscoveries). */
+  coreEvents: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
+  secrets: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true },
+  configMaps: { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
 } as const satisfies Record<string, ResourceType>;
 
 /** Field manager of every object (and status) the controller applies. */
@@ -68,13 +72,13 @@ export class Api {
     return this.client.request<T>('GET', objectPath(type, namespace, name), { verb: 'get', resource: type.plural, signal });
   }
 
-  create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, body: T, signal?: AbortSignal): Promise<T> {
+  create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, body: T, signal?: AbortSignal, fieldManager = CONTROLLER_FIELD_MANAGER): Promise<T> {
     const object = { apiVersion: apiVersionOf(type), kind: type.kind, ...body };
     return this.client.request<T>('POST', collectionPath(type, namespace), {
       verb: 'create',
       resource: type.plural,
       body: object,
-      query: { fieldManager: CONTROLLER_FIELD_MANAGER },
+      query: { fieldManager },
       signal,
     });
   }

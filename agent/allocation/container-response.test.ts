@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildContainerResponse, PathConflictError, type AllocatableDevice } from './container-response.ts';
+import { buildContainerResponse, PathConflictError } from './container-response.ts';
 
-const serial: AllocatableDevice = {
+const serial: Parameters<typeof buildContainerResponse>[0][number] = {
   name: 'serials-00000000000000aa',
   properties: { port: '/dev/ttyUSB0' },
   mounts: [{ containerPath: '/etc/tether', hostPath: '/var/lib/tether/a', readOnly: true }],

@@ -2,18 +2,12 @@
  * Builds the kubelet's ContainerAllocateResponse for the devices one container gets.
  * Pure: everything comes in as arguments.
  */
-import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
+import type { ServedDevice } from '../device.ts';
 import type { ContainerAllocateResponse, DeviceSpec, Mount } from '../../proto/types.ts';
 import { containerEnv } from './env.ts';
 
-/** A device as the allocation needs it. */
-export interface AllocatableDevice {
-  /** The Device object name (unique, collision-safe). */
-  readonly name: string;
-  readonly properties: Readonly<Record<string, string>>;
-  readonly mounts: readonly DeviceMount[];
-  readonly deviceNodes: readonly DeviceNode[];
-}
+/** What the response needs of a device (any name: the env suffix falls back to a hash). */
+type Allocated = Pick<ServedDevice, 'properties' | 'mounts' | 'deviceNodes'> & { readonly name: string };
 
 export interface ResponseOptions {
   /** CDI kind (`vendor/class`); when set, each device is also named as `<kind>=<device name>`. */
@@ -44,7 +38,7 @@ function mergeByContainerPath<T extends { container_path: string; host_path: str
 
 /** Env vars, mounts, device nodes, annotations and CDI names for one container. */
 export function buildContainerResponse(
-  devices: readonly AllocatableDevice[],
+  devices: readonly Allocated[],
   options: ResponseOptions = {},
 ): ContainerAllocateResponse {
   const distinct = [...new Map(devices.map((d) => [d.name, d])).values()].sort((a, b) => (a.name < b.name ? -1 : 1));

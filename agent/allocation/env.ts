@@ -15,6 +15,7 @@
  * `\r`, NUL → `\0` (a NUL cannot exist in an environment at all).
  */
 import { createHash } from 'node:crypto';
+import type { ServedDevice } from '../device.ts';
 
 /** A valid POSIX-ish env var name for a property name, without collision handling. */
 export function sanitizeEnvName(property: string): string {
@@ -52,13 +53,8 @@ export function envSuffix(deviceName: string): string {
   return hex.toUpperCase();
 }
 
-export interface EnvDevice {
-  readonly name: string;
-  readonly properties: Readonly<Record<string, string>>;
-}
-
 /** The env vars for a container that gets `devices` (one entry per distinct device). */
-export function containerEnv(devices: readonly EnvDevice[]): Record<string, string> {
+export function containerEnv(devices: readonly (Pick<ServedDevice, 'properties'> & { readonly name: string })[]): Record<string, string> {
   const distinct = [...new Map(devices.map((d) => [d.name, d])).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   const env: Record<string, string> = {};
   for (const device of distinct) {

@@ -4,9 +4,10 @@
  * same message for the same object is recorded once per window, not once per retry.
  */
 import { createHash } from 'node:crypto';
-import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../../api/schema.ts';
+import type { KubeObject } from '../../kube/client.ts';
+import { RESOURCES, type Api } from '../../kube/resources.ts';
 
 export interface EventTarget {
   readonly namespace: string;
@@ -15,14 +16,14 @@ export interface EventTarget {
 }
 
 export class DiscoveryEvents {
-  readonly #core: CoreV1Api;
+  readonly #api: Api;
   readonly #node: string;
   readonly #log: Logger;
   readonly #recent = new Map<string, number>();
   readonly #windowMs: number;
 
-  constructor(core: CoreV1Api, node: string, log: Logger, windowMs = 10 * 60_000) {
-    this.#core = core;
+  constructor(api: Api, node: string, log: Logger, windowMs = 10 * 60_000) {
+    this.#api = api;
     this.#node = node;
     this.#log = log;
     this.#windowMs = windowMs;
@@ -34,12 +35,13 @@ export class DiscoveryEvents {
     const now = Date.now();
     if ((this.#recent.get(key) ?? 0) > now - this.#windowMs) return;
     this.#recent.set(key, now);
-    const stamp = new Date(now);
+    const stamp = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const suffix = createHash('sha256').update(`${key}/${this.#node}/${now}`).digest('hex').slice(0, 10);
-    this.#core
-      .createNamespacedEvent({
-        namespace: target.namespace,
-        body: {
+    this.#api
+      .create(
+        RESOURCES.coreEvents,
+        target.namespace,
+        {
           metadata: { name: `${target.name}.${suffix}`, namespace: target.namespace },
           involvedObject: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', name: target.name, namespace: target.namespace, ...(target.uid ? { uid: target.uid } : {}) },
           reason,
@@ -51,8 +53,10 @@ export class DiscoveryEvents {
           firstTimestamp: stamp,
           lastTimestamp: stamp,
           count: 1,
-        },
-      })
+        } as KubeObject,
+        undefined,
+        'tether-agent',
+      )
       .catch((error: unknown) => this.#log.debug({ err: error }, 'Failed to record event'));
   }
 }

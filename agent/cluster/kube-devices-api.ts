@@ -1,40 +1,23 @@
 /**
- * The Kubernetes calls the agent makes on Device objects — the only place it writes to the
- * apiserver. Server-side apply for everything; delete only with a resourceVersion
- * precondition so a node that just joined is never deleted out from under.
+ * The Kubernetes calls the agent makes on Device objects — the only place it writes them.
+ * Server-side apply for everything; delete only with a resourceVersion precondition so a
+ * node that just joined is never deleted out from under.
  */
-import { ApiException, PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
-import { API_GROUP, API_VERSION_NAME, type Device } from '../../api/schema.ts';
-import { ApplyConflictError } from './errors.ts';
-
-export { ApplyConflictError };
-
-export const DEVICES_PLURAL = 'devices';
-
-/** The writes, as an interface so the publisher can be tested without a cluster. */
-export interface DevicesApi {
-  apply(body: Record<string, unknown>, fieldManager: string, force: boolean): Promise<Device>;
-  applyStatus(body: Record<string, unknown>, fieldManager: string): Promise<Device>;
-  /** Deletes if the object is still at `resourceVersion`; false if it changed or is gone. */
-  deleteIfUnchanged(namespace: string, name: string, resourceVersion: string): Promise<boolean>;
-  /** Reads one Device; undefined when it does not exist. */
-  get(namespace: string, name: string): Promise<Device | undefined>;
-}
-
-function code(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
-}
+import type { Device } from '../../api/schema.ts';
+import { isApiError } from '../../kube/client.ts';
+import { RESOURCES, type Api } from '../../kube/resources.ts';
+import { ApplyConflictError, type DevicesApi } from '../publish/devices-api.ts';
 
 export type WriteKind = 'apply' | 'status' | 'delete';
 
 export class KubeDevicesApi implements DevicesApi {
-  readonly #custom: CustomObjectsApi;
+  readonly #api: Api;
   readonly #onWrite: (kind: WriteKind) => void;
   /** Writes issued, by kind, for metrics and benchmarks. */
   readonly writes: Record<WriteKind, number> = { apply: 0, status: 0, delete: 0 };
 
-  constructor(custom: CustomObjectsApi, onWrite: (kind: WriteKind) => void = () => undefined) {
-    this.#custom = custom;
+  constructor(api: Api, onWrite: (kind: WriteKind) => void = () => undefined) {
+    this.#api = api;
     this.#onWrite = onWrite;
   }
 
@@ -47,13 +30,9 @@ export class KubeDevicesApi implements DevicesApi {
     this.#count('apply');
     const { name, namespace } = body['metadata'] as { name: string; namespace: string };
     try {
-      const result: unknown = await this.#custom.patchNamespacedCustomObject(
-        { group: API_GROUP, version: API_VERSION_NAME, plural: DEVICES_PLURAL, namespace, name, body, fieldManager, force },
-        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-      );
-      return result as Device;
+      return await this.#api.apply<Device>(RESOURCES.devices, body, { fieldManager, force });
     } catch (error) {
-      if (code(error) === 409) throw new ApplyConflictError(`apply of Device ${namespace}/${name} conflicted`, { cause: error });
+      if (isApiError(error, 409)) throw new ApplyConflictError(`apply of Device ${namespace}/${name} conflicted`, { cause: error });
       throw new Error(`applying Device ${namespace}/${name} as ${fieldManager}`, { cause: error });
     }
   }
@@ -62,11 +41,7 @@ export class KubeDevicesApi implements DevicesApi {
     this.#count('status');
     const { name, namespace } = body['metadata'] as { name: string; namespace: string };
     try {
-      const result: unknown = await this.#custom.patchNamespacedCustomObjectStatus(
-        { group: API_GROUP, version: API_VERSION_NAME, plural: DEVICES_PLURAL, namespace, name, body, fieldManager, force: true },
-        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-      );
-      return result as Device;
+      return await this.#api.apply<Device>(RESOURCES.devices, body, { fieldManager, force: true, subresource: 'status' });
     } catch (error) {
       throw new Error(`applying Device ${namespace}/${name} status as ${fieldManager}`, { cause: error });
     }
@@ -78,14 +53,8 @@ export class KubeDevicesApi implements DevicesApi {
    */
   async get(namespace: string, name: string): Promise<Device | undefined> {
     try {
-      const result = (await this.#custom.listNamespacedCustomObject({
-        group: API_GROUP,
-        version: API_VERSION_NAME,
-        plural: DEVICES_PLURAL,
-        namespace,
-        fieldSelector: `metadata.name=${name}`,
-      })) as { items?: Device[] };
-      return result.items?.[0];
+      const list = await this.#api.list<Device>(RESOURCES.devices, { namespace, fieldSelector: `metadata.name=${name}` });
+      return list.items[0];
     } catch (error) {
       throw new Error(`reading Device ${namespace}/${name}`, { cause: error });
     }
@@ -94,17 +63,10 @@ export class KubeDevicesApi implements DevicesApi {
   async deleteIfUnchanged(namespace: string, name: string, resourceVersion: string): Promise<boolean> {
     this.#count('delete');
     try {
-      await this.#custom.deleteNamespacedCustomObject({
-        group: API_GROUP,
-        version: API_VERSION_NAME,
-        plural: DEVICES_PLURAL,
-        namespace,
-        name,
-        body: { preconditions: { resourceVersion } },
-      });
+      await this.#api.delete(RESOURCES.devices, namespace, name, { preconditions: { resourceVersion } });
       return true;
     } catch (error) {
-      if (code(error) === 409 || code(error) === 404) return false;
+      if (isApiError(error, 409, 404)) return false;
       throw new Error(`deleting Device ${namespace}/${name}`, { cause: error });
     }
   }

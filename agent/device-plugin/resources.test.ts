@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { DeviceName } from '../../api/names.ts';
 import { SlotLedger } from '../ledger/slot-ledger.ts';
-import { desiredResources, preferredSlots, type ServedDevice } from './resources.ts';
+import type { ServedDevice } from '../device.ts';
+import { desiredResources, preferredSlots } from './resources.ts';
 
 const A = 'cams-00000000000000aa';
 const B = 'cams-00000000000000bb';

@@ -6,33 +6,10 @@
  * (any device of the discovery). A slot is Healthy in a resource only if the device is
  * online and the ledger lets that resource advertise it.
  */
-import {
-  deviceResourceName,
-  discoveryResourceName,
-  parseSlotId,
-  slotId,
-  type DeviceName,
-  type ResourceName,
-} from '../../api/names.ts';
-import type { AllocatableDevice } from '../allocation/container-response.ts';
+import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../../api/names.ts';
+import { slotsOf, type ServedDevice } from '../device.ts';
 import type { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { PluginDevice } from '../../proto/types.ts';
-
-/** A device as this node serves it to the kubelet. */
-export interface ServedDevice extends AllocatableDevice {
-  readonly name: DeviceName;
-  readonly namespace: string;
-  readonly discovery: string;
-  /** Raw id as the handler reported it. */
-  readonly deviceId: string;
-  readonly shared: boolean;
-  readonly capacity: number;
-  readonly online: boolean;
-}
-
-export function slotsOf(device: Pick<ServedDevice, 'name' | 'capacity'>): string[] {
-  return Array.from({ length: device.capacity }, (_, i) => slotId(device.name, i));
-}
 
 /** Resource name → the devices (slots) it advertises, for every served device. */
 export function desiredResources(

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { deviceName } from '../../api/names.ts';
 import { abortableDelay, type AnyDiscoveryHandler, type DiscoveredDevice } from '../../discovery-handlers/contract.ts';
-import type { ServedDevice } from '../device-plugin/resources.ts';
+import type { ServedDevice } from '../device.ts';
 import { DeviceSet } from '../inventory/device-set.ts';
 import { sanitizeForApi } from '../publish/device-object.ts';
 
@@ -22,6 +22,8 @@ export interface SessionSpec {
   readonly capacity: number;
   readonly offlineGraceMs: number;
   readonly properties: ReadonlyMap<string, string>;
+  /** uid of the DeviceDiscovery (cluster only); its devices carry it as their owner. */
+  readonly uid?: string;
 }
 
 export interface SessionOptions {
@@ -149,6 +151,7 @@ export class DiscoverySession {
       name,
       namespace: this.spec.namespace,
       discovery: this.spec.name,
+      ...(this.spec.uid === undefined ? {} : { discoveryUid: this.spec.uid }),
       deviceId: device.id,
       shared: this.#shared,
       capacity: this.#capacity,

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { API_VERSION } from '../../api/schema.ts';
 import type { Device } from '../../api/schema.ts';
 import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
+import type { ServedDevice } from '../device.ts';
 
 export const DISCOVERY_LABEL = 'tether.dev/discovery';
 
@@ -24,22 +25,8 @@ export function slotsManager(node: string): string {
   return `tether-agent/${node}/slots`;
 }
 
-/** What this node knows about one device it serves. */
-export interface DeviceView {
-  readonly name: string;
-  readonly namespace: string;
-  readonly discovery: string;
-  readonly discoveryUid?: string;
-  readonly deviceId: string;
-  readonly shared: boolean;
-  readonly capacity: number;
-  readonly properties: Readonly<Record<string, string>>;
-  readonly mounts: readonly DeviceMount[];
-  readonly deviceNodes: readonly DeviceNode[];
-}
-
 /** The identity fields in full (empty maps and lists included), for comparisons. */
-function identityValues(view: DeviceView): Record<string, unknown> {
+function identityValues(view: ServedDevice): Record<string, unknown> {
   return {
     discovery: view.discovery,
     deviceId: view.deviceId,
@@ -52,7 +39,7 @@ function identityValues(view: DeviceView): Record<string, unknown> {
 }
 
 /** The identity fields as applied: empty maps and lists are left out (an apply that empties one stores null, which the schema refuses). */
-function identitySpec(view: DeviceView): Record<string, unknown> {
+function identitySpec(view: ServedDevice): Record<string, unknown> {
   const values = identityValues(view);
   for (const key of ['properties', 'mounts', 'deviceNodes']) {
     const value = values[key];
@@ -61,7 +48,7 @@ function identitySpec(view: DeviceView): Record<string, unknown> {
   return values;
 }
 
-function metadata(view: DeviceView): Record<string, unknown> {
+function metadata(view: ServedDevice): Record<string, unknown> {
   return {
     name: view.name,
     namespace: view.namespace,
@@ -77,7 +64,7 @@ function metadata(view: DeviceView): Record<string, unknown> {
 }
 
 /** The identity apply: this node sees the device. */
-export function identityApply(view: DeviceView, node: string): Record<string, unknown> {
+export function identityApply(view: ServedDevice, node: string): Record<string, unknown> {
   return { apiVersion: API_VERSION, kind: 'Device', metadata: metadata(view), spec: { ...identitySpec(view), nodes: [node] } };
 }
 
@@ -86,7 +73,7 @@ export function identityApply(view: DeviceView, node: string): Record<string, un
  * `nodes` is left out rather than sent empty — an apply that empties a list or map makes
  * the apiserver store null, which the schema refuses; leaving it out releases our entry.
  */
-export function departureApply(view: DeviceView): Record<string, unknown> {
+export function departureApply(view: ServedDevice): Record<string, unknown> {
   return { apiVersion: API_VERSION, kind: 'Device', metadata: metadata(view), spec: identitySpec(view) };
 }
 
@@ -118,14 +105,14 @@ function stable(value: unknown): string {
 }
 
 /** A digest of what the identity apply would write, to skip unchanged applies. */
-export function identityDigest(view: DeviceView): string {
+export function identityDigest(view: ServedDevice): string {
   return createHash('sha256')
     .update(stable({ spec: identityValues(view), owner: view.discoveryUid ?? null }))
     .digest('hex');
 }
 
 /** Whether the object on the server already says what this node's identity apply would. */
-export function serverMatches(device: Device, view: DeviceView, node: string): boolean {
+export function serverMatches(device: Device, view: ServedDevice, node: string): boolean {
   const spec = device.spec;
   const want = identityValues(view);
   const have = {

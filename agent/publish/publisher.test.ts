@@ -1,9 +1,11 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Device } from '../../api/schema.ts';
-import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
-import { identityApply, type DeviceView } from './device-object.ts';
-import { DevicePublisher, type PublishedDevice } from './publisher.ts';
+import { ApplyConflictError, type DevicesApi } from './devices-api.ts';
+import type { DeviceName } from '../../api/names.ts';
+import type { ServedDevice } from '../device.ts';
+import { identityApply } from './device-object.ts';
+import { DevicePublisher } from './publisher.ts';
 
 interface Call {
   kind: 'apply' | 'status' | 'delete' | 'get';
@@ -45,8 +47,8 @@ function fakeApi(options: { otherNodes?: string[]; conflict?: boolean; deleteCon
   return { api, calls };
 }
 
-const view: DeviceView = {
-  name: 'cams-00000000000000aa',
+const view: ServedDevice = {
+  name: 'cams-00000000000000aa' as DeviceName,
   namespace: 'ns',
   discovery: 'cams',
   discoveryUid: 'uid-1',
@@ -56,10 +58,11 @@ const view: DeviceView = {
   properties: { URL: 'rtsp://a' },
   mounts: [],
   deviceNodes: [],
+  online: true,
 };
 const key = 'ns/cams-00000000000000aa';
 const log = pino({ level: 'silent' });
-const one = (online: boolean, v: DeviceView = view): Map<string, PublishedDevice> => new Map([[key, { view: v, online }]]);
+const one = (online: boolean, v: ServedDevice = view): Map<string, ServedDevice> => new Map([[key, { ...v, online }]]);
 
 describe('DevicePublisher', () => {
   it('a new device costs one forced identity apply; repeating the same state costs nothing', async () => {

@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { Device } from '../../api/schema.ts';
-import { ApplyConflictError, type DevicesApi } from '../kube/devices-api.ts';
+import { type DevicesApi } from './devices-api.ts';
 import {
   departureApply,
   identityApply,
@@ -21,16 +21,12 @@ import {
   serverMatches,
   slotsApply,
   slotsManager,
-  type DeviceView,
 } from './device-object.ts';
-
-export interface PublishedDevice {
-  readonly view: DeviceView;
-  readonly online: boolean;
-}
+import type { DeviceName } from '../../api/names.ts';
+import type { ServedDevice } from '../device.ts';
 
 interface DeviceRecord {
-  view?: DeviceView;
+  view?: ServedDevice;
   /** Digest of the identity this node last applied (or found on the server). */
   digest?: string;
   /** Online state last written to (or found in) status; undefined = never written (implies Online). */
@@ -104,7 +100,7 @@ export class DevicePublisher {
    * Makes the server reflect `devices` (keyed by namespace/name). Returns when all writes
    * settled, with the number that failed (the caller retries with backoff).
    */
-  async sync(devices: ReadonlyMap<string, PublishedDevice>): Promise<number> {
+  async sync(devices: ReadonlyMap<string, ServedDevice>): Promise<number> {
     const failuresBefore = this.failures;
     const work: Promise<void>[] = [];
     for (const [key, device] of devices) work.push(this.#enqueue(key, () => this.#publish(key, device)));
@@ -151,7 +147,8 @@ export class DevicePublisher {
     return propagate ? run : settled;
   }
 
-  async #publish(key: string, { view, online }: PublishedDevice): Promise<void> {
+  async #publish(key: string, view: ServedDevice): Promise<void> {
+    const online = view.online;
     const { api, node } = this.#options;
     const record = this.#records.get(key) ?? { published: false };
     this.#records.set(key, record);
@@ -204,11 +201,11 @@ export class DevicePublisher {
 }
 
 /** The view a seeded server object implies, for departing a device never re-reported. */
-function viewOfServer(device: Device | undefined): DeviceView | undefined {
+function viewOfServer(device: Device | undefined): ServedDevice | undefined {
   if (device === undefined) return undefined;
   const owner = device.metadata.ownerReferences?.find((o) => o.kind === 'DeviceDiscovery');
   return {
-    name: device.metadata.name ?? '',
+    name: (device.metadata.name ?? '') as DeviceName,
     namespace: device.metadata.namespace ?? '',
     discovery: device.spec.discovery,
     ...(owner === undefined ? {} : { discoveryUid: owner.uid }),
@@ -218,7 +215,7 @@ function viewOfServer(device: Device | undefined): DeviceView | undefined {
     properties: device.spec.properties ?? {},
     mounts: (device.spec.mounts ?? []).map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readOnly ?? false })),
     deviceNodes: (device.spec.deviceNodes ?? []).map((n) => ({ containerPath: n.containerPath, hostPath: n.hostPath, permissions: n.permissions ?? 'rw' })),
+    online: false,
   };
 }
 
-export { ApplyConflictError };

@@ -1,18 +1,25 @@
 /**
- * The devices this node serves, and the answers to the kubelet about them.
+ * The devices this node serves, their slots, and the answers to the kubelet about them.
  *
- * Holds the served devices per discovery session, plans the advertised resources
- * (pure, see device-plugin/resources.ts) and implements the plugin backend: Allocate
- * claims slots in the ledger all-or-nothing and builds the container response.
+ * Holds the served devices per discovery session, plans the advertised resources (pure, see
+ * device-plugin/resources.ts) and implements the plugin backend: Allocate claims slots
+ * all-or-nothing and builds the container response.
+ *
+ * The only writer of the slot ledger: local claims and releases (Allocate), the kubelet's
+ * PodResources answer (`reconcileSlots`) and what the cluster says other nodes hold
+ * (`mirrorServerSlots`) all come through here, so the rules of who may overwrite what live
+ * in one place (ledger/slot-ledger.ts).
  */
 import { status } from '@grpc/grpc-js';
-import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../api/names.ts';
-import { buildContainerResponse, PathConflictError } from './allocation/container-response.ts';
-import { PluginError, type PluginBackend } from './device-plugin/server.ts';
-import { ApplyConflictError } from './kube/errors.ts';
-import { desiredResources, preferredSlots, type ServedDevice } from './device-plugin/resources.ts';
-import type { SlotLedger } from './ledger/slot-ledger.ts';
-import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from '../proto/types.ts';
+import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../../api/names.ts';
+import { buildContainerResponse, PathConflictError } from '../allocation/container-response.ts';
+import { slotsOf, type ServedDevice } from '../device.ts';
+import { PluginError, type PluginBackend } from '../device-plugin/server.ts';
+import { desiredResources, preferredSlots } from '../device-plugin/resources.ts';
+import type { ReconcilePlan } from '../ledger/reconcile.ts';
+import type { SlotLedger } from '../ledger/slot-ledger.ts';
+import { ApplyConflictError } from '../publish/devices-api.ts';
+import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, PluginDevice } from '../../proto/types.ts';
 
 export interface NodeDevicesOptions {
   readonly node: string;
@@ -60,6 +67,34 @@ export class NodeDevices implements PluginBackend {
 
   resources(): Map<ResourceName, PluginDevice[]> {
     return desiredResources(this.devices(), this.#options.ledger, this.#options.node);
+  }
+
+  /**
+   * Mirrors what the cluster says about one served device's slots (index → node): other
+   * nodes' holdings replace the ledger's, this node's are only added. True when the ledger
+   * changed (the plugins must advertise anew).
+   */
+  mirrorServerSlots(name: string, slots: Readonly<Record<string, string>>): boolean {
+    const device = this.device(name);
+    if (device === undefined) return false;
+    return this.#options.ledger.mirrorDevice(slotsOf(device), slots, this.#options.node);
+  }
+
+  /**
+   * Applies a PodResources reconciliation (frees and adopts slots) and makes the result
+   * durable for every device it touched. Rejects when persisting fails (retried at the next
+   * reconciliation, which finds the same difference).
+   */
+  async reconcileSlots(plan: ReconcilePlan): Promise<void> {
+    this.#options.ledger.applyReconcile(plan, this.#options.node);
+    const touched = new Map<string, ServedDevice>();
+    for (const slot of [...plan.free, ...plan.adopt.map((a) => a.slot)]) {
+      const ref = parseSlotId(slot);
+      const device = ref === undefined ? undefined : this.device(ref.deviceName);
+      if (device !== undefined) touched.set(device.name, device);
+    }
+    this.#options.onChange();
+    await this.#persist([...touched.values()]);
   }
 
   async allocate(resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse> {

@@ -22,7 +22,7 @@ import { Informer } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { FakeKubelet, FakeNodes, applyAsAgent } from '../../test/support/fake-cluster.ts';
-import { useHttp1ForKubernetes } from '../../agent/kube/http1.ts';
+import { useHttp1ForKubernetes } from '../../kube/http1.ts';
 import { clusterUp } from '../../test/cluster/cluster.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
 

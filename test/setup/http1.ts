@@ -1,4 +1,4 @@
-// vitest setup file: every test process talks HTTP/1.1 to the apiserver (see agent/kube/http1.ts).
-import { useHttp1ForKubernetes } from '../../agent/kube/http1.ts';
+// vitest setup file: every test process talks HTTP/1.1 to the apiserver (see kube/http1.ts).
+import { useHttp1ForKubernetes } from '../../kube/http1.ts';
 
 useHttp1ForKubernetes();

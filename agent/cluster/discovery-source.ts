@@ -1,0 +1,139 @@
+/**
+ * Where the cluster agent's discoveries come from: the DeviceDiscovery informer, this node's
+ * labels, and exactly the Secrets and ConfigMaps the selected discoveries reference (one
+ * name-selected watch each, which a resourceNames RBAC rule allows). Which sessions to run is
+ * decided by the pure `desiredSessions`; this adapter only gathers its inputs and reports its
+ * problems as Warnings on the DeviceDiscovery (once per distinct message).
+ */
+import type { Logger } from 'pino';
+import type { NodeFacts } from '../../api/node-selector.ts';
+import type { DeviceDiscovery } from '../../api/schema.ts';
+import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
+import type { KubeClient, KubeObject } from '../../kube/client.ts';
+import { Informer } from '../../kube/informer.ts';
+import { RESOURCES } from '../../kube/resources.ts';
+import type { ObjectRef } from '../discovery/properties.ts';
+import type { SessionSpec } from '../discovery/session.ts';
+import type { DiscoverySource } from '../runtime/adapters.ts';
+import { desiredSessions, discoveryKey, type DesiredSession, type SessionProblem } from '../runtime/desired-sessions.ts';
+import type { DiscoveryEvents } from './events.ts';
+
+/** A Secret or ConfigMap as the agent reads it. */
+interface DataObject extends KubeObject {
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+export interface ClusterDiscoveryOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  /** Watch DeviceDiscoveries in this namespace only; all namespaces when absent. */
+  readonly namespace?: string;
+  /** This node's name and labels now. */
+  readonly nodeFacts: () => NodeFacts;
+  readonly handlers: ReadonlyMap<string, AnyDiscoveryHandler>;
+  /** Handlers registered at run time (external, Akri v0). */
+  readonly externalHandler?: (name: string) => AnyDiscoveryHandler | undefined;
+  readonly events: DiscoveryEvents;
+}
+
+const refKey = (ref: ObjectRef): string => `${ref.kind}/${ref.namespace}/${ref.name}`;
+
+function decodeSecret(secret: DataObject): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return { ...out, ...(secret.stringData ?? {}) };
+}
+
+export class ClusterDiscoverySource implements DiscoverySource {
+  readonly #options: ClusterDiscoveryOptions;
+  readonly #discoveries: Informer<DeviceDiscovery>;
+  readonly #refs = new Map<string, Informer<DataObject>>();
+  /** The last problem reported per discovery, so a persisting problem is reported once. */
+  readonly #warned = new Map<string, string>();
+  #changed: () => void = () => undefined;
+
+  constructor(options: ClusterDiscoveryOptions) {
+    this.#options = options;
+    this.#discoveries = new Informer<DeviceDiscovery>({
+      client: options.client,
+      type: RESOURCES.deviceDiscoveries,
+      ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+      log: options.log,
+    });
+    this.#discoveries.onEvent(() => this.#changed());
+  }
+
+  /** The DeviceDiscovery this node knows by namespace and name (for Device owner references). */
+  discovery(namespace: string, name: string): DeviceDiscovery | undefined {
+    return this.#discoveries.get(namespace, name);
+  }
+
+  async start(changed: () => void): Promise<void> {
+    this.#changed = changed;
+    this.#discoveries.start();
+    await this.#discoveries.synced();
+  }
+
+  async desired(running: (key: string) => AnyDiscoveryHandler | undefined): Promise<readonly DesiredSession[]> {
+    const { handlers, externalHandler } = this.#options;
+    const handlerFor = (discovery: DeviceDiscovery): AnyDiscoveryHandler | undefined =>
+      handlers.get(discovery.spec.handler) ?? externalHandler?.(discovery.spec.handler) ?? running(discoveryKey(discovery));
+    const compute = (): ReturnType<typeof desiredSessions> =>
+      desiredSessions({ node: this.#options.nodeFacts(), discoveries: this.#discoveries.list(), handlerFor, lookup: (ref) => this.#lookup(ref) });
+    let result = compute();
+    // Properties may name objects not watched yet: watch them, then decide with their data.
+    const missing = result.refs.filter((ref) => !this.#refs.has(refKey(ref)));
+    if (missing.length > 0) {
+      await Promise.all(missing.map((ref) => this.#watch(ref)));
+      result = compute();
+    }
+    for (const problem of result.problems) this.#warnOnce(problem);
+    for (const session of result.sessions) this.#warned.delete(session.key);
+    return result.sessions;
+  }
+
+  handlerFailed(session: SessionSpec, error: Error): void {
+    this.#options.events.warn({ namespace: session.namespace, name: session.name, ...(session.uid === undefined ? {} : { uid: session.uid }) }, 'HandlerFailed', error.message);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.#discoveries.stop(), ...[...this.#refs.values()].map((r) => r.stop())]);
+  }
+
+  #lookup(ref: ObjectRef): Record<string, string> | undefined {
+    const object = this.#refs.get(refKey(ref))?.get(ref.namespace, ref.name);
+    if (object === undefined) return undefined;
+    return ref.kind === 'Secret' ? decodeSecret(object) : { ...(object.data ?? {}) };
+  }
+
+  /**
+   * Starts watching one referenced object and waits for the first answer. An object that
+   * cannot be read (e.g. RBAC) counts as absent: its discovery is reported unresolved, and
+   * runs once the watch delivers it.
+   */
+  async #watch(ref: ObjectRef): Promise<void> {
+    const informer = new Informer<DataObject>({
+      client: this.#options.client,
+      type: ref.kind === 'Secret' ? RESOURCES.secrets : RESOURCES.configMaps,
+      namespace: ref.namespace,
+      fieldSelector: `metadata.name=${ref.name}`,
+      log: this.#options.log,
+    });
+    informer.onEvent(() => this.#changed());
+    this.#refs.set(refKey(ref), informer);
+    informer.start();
+    await informer.attempted();
+  }
+
+  #warnOnce(problem: SessionProblem): void {
+    const { discovery, reason, message, error } = problem;
+    const key = discoveryKey(discovery);
+    const text = error instanceof Error ? `${message}: ${error.message}` : message;
+    if (this.#warned.get(key) === text) return;
+    this.#warned.set(key, text);
+    this.#options.log.warn({ discovery: key, reason, ...(error === undefined ? {} : { err: error }) }, message);
+    const uid = discovery.metadata.uid;
+    this.#options.events.warn({ namespace: discovery.metadata.namespace ?? '', name: discovery.metadata.name ?? '', ...(uid === undefined ? {} : { uid }) }, reason, text);
+  }
+}
