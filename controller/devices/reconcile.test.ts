@@ -7,12 +7,22 @@ import { ApiException, type V1Job, type V1Node, type V1Pod, type V1Service } fro
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { deviceResourceName } from '../../api/names.ts';
-import { DEVICE_LABEL, EVICT_ON_OFFLINE_ANNOTATION, NODE_ANNOTATION, RECREATIONS_ANNOTATION, brokerName, deviceServiceName } from '../../api/labels.ts';
+import {
+  DEVICE_LABEL,
+  EVICT_ON_OFFLINE_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  NODE_ANNOTATION,
+  RECREATIONS_ANNOTATION,
+  brokerName,
+  deviceServiceName,
+} from '../../api/labels.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import type { KubeObject, ResourceType } from '../../kube/client.ts';
 import type { Api, DeleteOptions } from '../../kube/resources.ts';
 import { DEVICE, DEVICE_UID, device, discovery } from '../../test/support/broker-fixtures.ts';
-import { brokerIndexers, newSharedState, type Caches, type ControllerContext } from '../context.ts';
+import { BY_DISCOVERY, BY_NODE, brokerIndexers, newSharedState, type Caches, type ControllerContext } from '../context.ts';
+import { nodesReferenced } from '../nodes/nodes.ts';
 import { DEFAULT_CONFIG, type ControllerConfig } from '../runtime/config.ts';
 import type { EventInput, EventRecorder } from '../runtime/events.ts';
 import type { ControllerMetrics } from '../runtime/metrics.ts';
@@ -101,22 +111,28 @@ class World {
   }
 
   context(): ControllerContext {
-    const cache = <T extends KubeObject>(plural: Plural): Caches['devices'] => {
-      const visible = (): T[] => this.all<T>(plural).filter((o) => !this.unseen.has(`${plural}/${keyOf(o.metadata?.namespace, o.metadata?.name ?? '')}`));
-      const indexers = brokerIndexers as Record<string, (o: T) => string[]>;
+    // As controller/main.ts builds them: broker caches hold only managed objects.
+    const managed = (o: KubeObject): boolean => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+    const deviceIndexers = {
+      [BY_DISCOVERY]: (d: Device) => [`${d.metadata.namespace ?? ''}/${d.spec.discovery}`],
+      [BY_NODE]: (d: Device) => nodesReferenced(d),
+    };
+    const cache = (plural: Plural, indexers: Record<string, (o: never) => string[]> = {}, keep: (o: KubeObject) => boolean = () => true): unknown => {
+      const visible = (): KubeObject[] =>
+        this.all(plural).filter((o) => keep(o) && !this.unseen.has(`${plural}/${keyOf(o.metadata?.namespace, o.metadata?.name ?? '')}`));
       return {
         get: (namespace: string | undefined, name: string) => visible().find((o) => keyOf(o.metadata?.namespace, o.metadata?.name ?? '') === keyOf(namespace, name)),
         list: visible,
         size: () => visible().length,
-        byIndex: (index: string, value: string) => visible().filter((o) => indexers[index]?.(o).includes(value) ?? false),
-      } as unknown as Caches['devices'];
+        byIndex: (index: string, value: string) => visible().filter((o) => indexers[index]?.(o as never).includes(value) ?? false),
+      };
     };
     const caches = {
       discoveries: cache('devicediscoveries'),
-      devices: cache('devices'),
-      pods: cache('pods'),
-      jobs: cache('jobs'),
-      services: cache('services'),
+      devices: cache('devices', deviceIndexers),
+      pods: cache('pods', brokerIndexers, managed),
+      jobs: cache('jobs', brokerIndexers, managed),
+      services: cache('services', brokerIndexers, managed),
       nodes: cache('nodes'),
     } as unknown as Caches;
     const counter = { inc: () => undefined };
@@ -187,9 +203,8 @@ class World {
         return Promise.resolve(this.put(plural, { ...body, metadata: { ...body.metadata, uid: existing?.metadata?.uid } }));
       },
       list: (type: ResourceType, options: { namespace?: string; fieldSelector?: string } = {}) => {
-        const node = /^spec\.nodeName=(.*)$/.exec(options.fieldSelector ?? '')?.[1];
         const items = this.all<V1Pod>(type.plural as Plural).filter(
-          (o) => (options.namespace === undefined || o.metadata?.namespace === options.namespace) && (node === undefined || o.spec?.nodeName === node),
+          (o) => (options.namespace === undefined || o.metadata?.namespace === options.namespace) && selects(options.fieldSelector, o),
         );
         return Promise.resolve({ metadata: {}, items: structuredClone(items) });
       },
@@ -203,6 +218,19 @@ class World {
       },
     };
   }
+}
+
+/** The Pod field selectors the apiserver supports that the controller uses: `a=b`, `a!=b`, ANDed. */
+function selects(selector: string | undefined, pod: V1Pod): boolean {
+  const fields: Record<string, string | undefined> = { 'spec.nodeName': pod.spec?.nodeName, 'status.phase': pod.status?.phase, 'metadata.name': pod.metadata?.name };
+  return (selector ?? '')
+    .split(',')
+    .filter((term) => term !== '')
+    .every((term) => {
+      const [, field = '', not, value = ''] = /^([^!=]+)(!?)=(.*)$/.exec(term) ?? [];
+      if (!(field in fields)) throw new Error(`field selector ${term} not supported by the fake`);
+      return (fields[field] === value) !== (not === '!');
+    });
 }
 
 function readyNode(name: string): V1Node {
@@ -509,12 +537,11 @@ describe('offline and back', () => {
     expect(w.evicted).toEqual([]);
   });
 
-  it('evicts running consumers on the device’s nodes when the discovery opts in — not brokers, not finished pods', async () => {
+  it('evicts running consumers of the device when the discovery opts in — not finished pods, not other pods', async () => {
     const w = world(['a'], { discovery: { ...discovery(), metadata: { ...discovery().metadata, annotations: { [EVICT_ON_OFFLINE_ANNOTATION]: 'true' } } } });
     await settle(w);
     w.put('pods', consumer('viewer', 'a'));
     w.put('pods', consumer('done', 'a', { status: { phase: 'Succeeded' } }));
-    w.put('pods', consumer('elsewhere', 'c'));
     w.put('pods', { metadata: { name: 'unrelated', namespace: 'ns' }, spec: { nodeName: 'a', containers: [{ name: 'x', image: 'x' }] }, status: { phase: 'Running' } });
 
     deleteDevice(w);
