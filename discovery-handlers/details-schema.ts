@@ -9,8 +9,11 @@ import { Type, type TProperties, type TObject, type TSchema } from 'typebox';
 /** Options every details node may carry besides the JSON Schema keywords. */
 export interface DetailsNodeOptions {
   readonly description?: string;
-  /** Replaces the message of a type, pattern, enum or const failure of this value. */
-  readonly errorMessage?: string;
+  /**
+   * Replaces the message of a type, pattern, enum or const failure of this value; or, as
+   * `{keyword: message}`, of the failures of the keywords named.
+   */
+  readonly errorMessage?: string | Readonly<Record<string, string>>;
   readonly [keyword: string]: unknown;
 }
 
