@@ -19,7 +19,13 @@ const DOOR = 'tether.dev/cams-door';
 
 const backend: PluginBackend = {
   allocate: (resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse> =>
-    Promise.resolve({ envs: { RESOURCE: resourceName, SLOTS: deviceIds.join(',') }, mounts: [], devices: [], annotations: {}, cdi_devices: [] }),
+    Promise.resolve({
+      envs: { RESOURCE: resourceName, SLOTS: deviceIds.join(',') },
+      mounts: [],
+      devices: [],
+      annotations: {},
+      cdi_devices: [],
+    }),
   preferredAllocation: (_resourceName, request) => request.available_deviceIDs.slice(0, request.allocation_size),
   release: () => undefined,
 };
@@ -51,14 +57,23 @@ afterEach(async () => {
 const seen = (resource: string): string => (kubelet.resource(resource)?.devices ?? []).map((d) => `${d.ID}:${d.health}`).join(',');
 
 function waitSeen(resource: string, want: string): Promise<void> {
-  return kubelet.waitFor(() => kubelet.resource(resource)?.connected === true && seen(resource) === want, 3_000, `${resource} = ${want} (have ${seen(resource) || 'nothing'})`);
+  return kubelet.waitFor(
+    () => kubelet.resource(resource)?.connected === true && seen(resource) === want,
+    3_000,
+    `${resource} = ${want} (have ${seen(resource) || 'nothing'})`,
+  );
 }
 
 describe('sync', () => {
   it('serves and registers one plugin per resource; the kubelet lists their devices', async () => {
     await kubelet.start();
     manager.start();
-    await manager.sync(new Map([[CAMS, slots('door-0,door-1,yard-0:U')], [DOOR, slots('door-0,door-1')]]));
+    await manager.sync(
+      new Map([
+        [CAMS, slots('door-0,door-1,yard-0:U')],
+        [DOOR, slots('door-0,door-1')],
+      ]),
+    );
     await waitSeen(CAMS, 'door-0:Healthy,door-1:Healthy,yard-0:Unhealthy');
     await waitSeen(DOOR, 'door-0:Healthy,door-1:Healthy');
     expect([...manager.servers().keys()].sort()).toEqual([CAMS, DOOR]);
@@ -82,7 +97,12 @@ describe('sync', () => {
   it('stops the plugin of a resource that left the set: socket removed, kubelet stream ended', async () => {
     await kubelet.start();
     manager.start();
-    await manager.sync(new Map([[CAMS, slots('door-0')], [DOOR, slots('door-0')]]));
+    await manager.sync(
+      new Map([
+        [CAMS, slots('door-0')],
+        [DOOR, slots('door-0')],
+      ]),
+    );
     await waitSeen(DOOR, 'door-0:Healthy');
     const socket = manager.servers().get(DOOR)!.socketPath;
     expect(existsSync(socket)).toBe(true);
@@ -99,7 +119,12 @@ describe('kubelet restarts', () => {
   it('re-serves and re-registers every plugin when the kubelet restarts, with the same devices', async () => {
     await kubelet.start();
     manager.start();
-    await manager.sync(new Map([[CAMS, slots('door-0,yard-0:U')], [DOOR, slots('door-0')]]));
+    await manager.sync(
+      new Map([
+        [CAMS, slots('door-0,yard-0:U')],
+        [DOOR, slots('door-0')],
+      ]),
+    );
     await waitSeen(CAMS, 'door-0:Healthy,yard-0:Unhealthy');
     await waitSeen(DOOR, 'door-0:Healthy');
     const sockets = [...manager.servers().values()].map((s) => s.socketPath);
@@ -147,7 +172,12 @@ describe('stop', () => {
   it('stops every plugin, removes their sockets and ignores a late sync', async () => {
     await kubelet.start();
     manager.start();
-    await manager.sync(new Map([[CAMS, slots('door-0')], [DOOR, slots('door-0')]]));
+    await manager.sync(
+      new Map([
+        [CAMS, slots('door-0')],
+        [DOOR, slots('door-0')],
+      ]),
+    );
     await waitSeen(CAMS, 'door-0:Healthy');
     await waitSeen(DOOR, 'door-0:Healthy');
     const sockets = [...manager.servers().values()].map((s) => s.socketPath);
@@ -155,7 +185,11 @@ describe('stop', () => {
     await manager.stop();
     expect(manager.servers().size).toBe(0);
     for (const socket of sockets) expect(existsSync(socket)).toBe(false);
-    await kubelet.waitFor(() => kubelet.resource(CAMS)?.connected === false && kubelet.resource(DOOR)?.connected === false, 3_000, 'plugins gone');
+    await kubelet.waitFor(
+      () => kubelet.resource(CAMS)?.connected === false && kubelet.resource(DOOR)?.connected === false,
+      3_000,
+      'plugins gone',
+    );
 
     await manager.sync(new Map([[DOOR, slots('door-0')]]));
     expect(manager.servers().size).toBe(0);

@@ -89,8 +89,14 @@ function call<T>(method: string, request: unknown): Promise<T> {
 }
 
 /** Opens ListAndWatch and keeps every message. */
-function watch(): { stream: ClientReadableStream<ListAndWatchResponse>; messages: ListAndWatchResponse[]; next: (n: number) => Promise<void> } {
-  const stream = (client as unknown as Record<string, (request: unknown) => ClientReadableStream<ListAndWatchResponse>>)['ListAndWatch']!.call(client, {});
+function watch(): {
+  stream: ClientReadableStream<ListAndWatchResponse>;
+  messages: ListAndWatchResponse[];
+  next: (n: number) => Promise<void>;
+} {
+  const stream = (client as unknown as Record<string, (request: unknown) => ClientReadableStream<ListAndWatchResponse>>)[
+    'ListAndWatch'
+  ]!.call(client, {});
   const messages: ListAndWatchResponse[] = [];
   stream.on('data', (m: ListAndWatchResponse) => messages.push(m));
   stream.on('error', () => undefined); // cancelled by the test or ended by stop()
@@ -125,7 +131,12 @@ describe('ListAndWatch', () => {
     expect(ids(w.messages[0])).toEqual(['slot-0:Healthy', 'slot-1:Healthy']);
     expect(server.watchers).toBe(1);
 
-    expect(server.setDevices([{ ID: 'slot-0', health: 'Healthy' }, { ID: 'slot-1', health: 'Unhealthy' }])).toBe(true);
+    expect(
+      server.setDevices([
+        { ID: 'slot-0', health: 'Healthy' },
+        { ID: 'slot-1', health: 'Unhealthy' },
+      ]),
+    ).toBe(true);
     await w.next(2);
     expect(ids(w.messages[1])).toEqual(['slot-0:Healthy', 'slot-1:Unhealthy']);
 
@@ -178,7 +189,9 @@ describe('ListAndWatch', () => {
 describe('Allocate', () => {
   it('returns the backend’s env, mounts, device nodes and CDI devices for each container, in order', async () => {
     server.setDevices(healthy('slot-0', 'slot-1', 'slot-2'));
-    const response = await call<AllocateResponse>('Allocate', { container_requests: [{ devices_ids: ['slot-0', 'slot-2'] }, { devices_ids: ['slot-1'] }] });
+    const response = await call<AllocateResponse>('Allocate', {
+      container_requests: [{ devices_ids: ['slot-0', 'slot-2'] }, { devices_ids: ['slot-1'] }],
+    });
     expect(backend.allocated).toEqual([['slot-0', 'slot-2'], ['slot-1']]);
     expect(response.container_responses).toEqual([
       {
@@ -202,7 +215,9 @@ describe('Allocate', () => {
   });
 
   it('rejects IDs it does not advertise with NOT_FOUND, naming them, before asking the backend', async () => {
-    const failure = await statusOf(call('Allocate', { container_requests: [{ devices_ids: ['slot-0'] }, { devices_ids: ['slot-0', 'slot-9', 'gone'] }] }));
+    const failure = await statusOf(
+      call('Allocate', { container_requests: [{ devices_ids: ['slot-0'] }, { devices_ids: ['slot-0', 'slot-9', 'gone'] }] }),
+    );
     expect(failure.code).toBe(status.NOT_FOUND);
     expect(failure.details).toContain('slot-9, gone');
     expect(failure.details).toContain(RESOURCE);
@@ -223,7 +238,11 @@ describe('Allocate', () => {
   });
 
   it.each([
-    { what: 'a PluginError as its status', error: new PluginError(status.RESOURCE_EXHAUSTED, 'slot-1 is held by another pod'), code: status.RESOURCE_EXHAUSTED },
+    {
+      what: 'a PluginError as its status',
+      error: new PluginError(status.RESOURCE_EXHAUSTED, 'slot-1 is held by another pod'),
+      code: status.RESOURCE_EXHAUSTED,
+    },
     { what: 'any other error as INTERNAL', error: new Error('ledger unavailable'), code: status.INTERNAL },
   ])('maps a backend failure: $what', async ({ error, code }) => {
     backend.failOn = { call: 0, error };
@@ -242,7 +261,9 @@ describe('Allocate', () => {
 describe('GetPreferredAllocation', () => {
   it('answers each container request from the backend', async () => {
     const request = { available_deviceIDs: ['slot-0', 'slot-1', 'slot-2'], must_include_deviceIDs: ['slot-0'], allocation_size: 2 };
-    const response = await call<PreferredAllocationResponse>('GetPreferredAllocation', { container_requests: [request, { ...request, allocation_size: 1 }] });
+    const response = await call<PreferredAllocationResponse>('GetPreferredAllocation', {
+      container_requests: [request, { ...request, allocation_size: 1 }],
+    });
     expect(response.container_responses).toEqual([{ deviceIDs: ['slot-2', 'slot-1'] }, { deviceIDs: ['slot-2'] }]);
     expect(backend.preferred).toEqual([request, { ...request, allocation_size: 1 }]);
   });
@@ -265,7 +286,9 @@ describe('serving and registration', () => {
     await server.serve();
     client.close();
     client = new protos.DevicePlugin(`unix://${server.socketPath}`, credentials.createInsecure());
-    await expect(call<DevicePluginOptions>('GetDevicePluginOptions', {})).resolves.toMatchObject({ get_preferred_allocation_available: true });
+    await expect(call<DevicePluginOptions>('GetDevicePluginOptions', {})).resolves.toMatchObject({
+      get_preferred_allocation_available: true,
+    });
   });
 
   it('fails a registration the kubelet refuses, or when no kubelet listens', async () => {
@@ -290,12 +313,18 @@ describe('through the kubelet', () => {
     await kubelet.start();
     try {
       await server.register(kubelet.kubeletSocket);
-      expect(kubelet.resource(RESOURCE)).toMatchObject({ endpoint: server.endpoint, options: { pre_start_required: false, get_preferred_allocation_available: true } });
+      expect(kubelet.resource(RESOURCE)).toMatchObject({
+        endpoint: server.endpoint,
+        options: { pre_start_required: false, get_preferred_allocation_available: true },
+      });
       await kubelet.waitFor(() => kubelet.freeDevices(RESOURCE).length === 2, 3_000, 'two free slots');
       const response = await kubelet.allocate({ namespace: 'default', name: 'viewer' }, RESOURCE, 1);
       // The kubelet took the server's preference (the backend prefers the last ID).
       expect(response.envs['SLOTS']).toBe('slot-1');
-      server.setDevices([{ ID: 'slot-0', health: 'Unhealthy' }, { ID: 'slot-1', health: 'Healthy' }]);
+      server.setDevices([
+        { ID: 'slot-0', health: 'Unhealthy' },
+        { ID: 'slot-1', health: 'Healthy' },
+      ]);
       await kubelet.waitFor(() => kubelet.freeDevices(RESOURCE).length === 0, 3_000, 'no free slot');
     } finally {
       await kubelet.stop();

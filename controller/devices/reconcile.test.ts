@@ -34,7 +34,8 @@ const never = new AbortController().signal;
 
 type Plural = 'devices' | 'devicediscoveries' | 'pods' | 'jobs' | 'services' | 'nodes';
 
-const keyOf = (namespace: string | undefined, name: string): string => (namespace === undefined || namespace === '' ? name : `${namespace}/${name}`);
+const keyOf = (namespace: string | undefined, name: string): string =>
+  namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
 
 const apiError = (code: number, message: string): ApiException<string> => new ApiException(code, message, message, {});
 
@@ -96,7 +97,8 @@ class World {
 
   /** What a kubelet does for terminating Pods: finishes their deletion. */
   finishDeletions(): void {
-    for (const pod of this.all<V1Pod>('pods')) if (pod.metadata?.deletionTimestamp != null) this.remove('pods', pod.metadata.namespace, pod.metadata.name ?? '');
+    for (const pod of this.all<V1Pod>('pods'))
+      if (pod.metadata?.deletionTimestamp != null) this.remove('pods', pod.metadata.namespace, pod.metadata.name ?? '');
   }
 
   /** Sets a Pod's status as its kubelet would. */
@@ -117,11 +119,16 @@ class World {
       [BY_DISCOVERY]: (d: Device) => [`${d.metadata.namespace ?? ''}/${d.spec.discovery}`],
       [BY_NODE]: (d: Device) => nodesReferenced(d),
     };
-    const cache = (plural: Plural, indexers: Record<string, (o: never) => string[]> = {}, keep: (o: KubeObject) => boolean = () => true): unknown => {
+    const cache = (
+      plural: Plural,
+      indexers: Record<string, (o: never) => string[]> = {},
+      keep: (o: KubeObject) => boolean = () => true,
+    ): unknown => {
       const visible = (): KubeObject[] =>
         this.all(plural).filter((o) => keep(o) && !this.unseen.has(`${plural}/${keyOf(o.metadata?.namespace, o.metadata?.name ?? '')}`));
       return {
-        get: (namespace: string | undefined, name: string) => visible().find((o) => keyOf(o.metadata?.namespace, o.metadata?.name ?? '') === keyOf(namespace, name)),
+        get: (namespace: string | undefined, name: string) =>
+          visible().find((o) => keyOf(o.metadata?.namespace, o.metadata?.name ?? '') === keyOf(namespace, name)),
         list: visible,
         size: () => visible().length,
         byIndex: (index: string, value: string) => visible().filter((o) => indexers[index]?.(o as never).includes(value) ?? false),
@@ -177,7 +184,10 @@ class World {
         const object = this.get(plural, namespace, name);
         if (object === undefined) return Promise.reject(apiError(404, `${type.plural} ${name} not found`));
         const { uid, resourceVersion } = options.preconditions ?? {};
-        if ((uid !== undefined && uid !== object.metadata?.uid) || (resourceVersion !== undefined && resourceVersion !== object.metadata?.resourceVersion)) {
+        if (
+          (uid !== undefined && uid !== object.metadata?.uid) ||
+          (resourceVersion !== undefined && resourceVersion !== object.metadata?.resourceVersion)
+        ) {
           return Promise.reject(apiError(409, `precondition failed for ${name}`));
         }
         this.writes++;
@@ -222,7 +232,11 @@ class World {
 
 /** The Pod field selectors the apiserver supports that the controller uses: `a=b`, `a!=b`, ANDed. */
 function selects(selector: string | undefined, pod: V1Pod): boolean {
-  const fields: Record<string, string | undefined> = { 'spec.nodeName': pod.spec?.nodeName, 'status.phase': pod.status?.phase, 'metadata.name': pod.metadata?.name };
+  const fields: Record<string, string | undefined> = {
+    'spec.nodeName': pod.spec?.nodeName,
+    'status.phase': pod.status?.phase,
+    'metadata.name': pod.metadata?.name,
+  };
   return (selector ?? '')
     .split(',')
     .filter((term) => term !== '')
@@ -238,7 +252,10 @@ function readyNode(name: string): V1Node {
 }
 
 /** A world with Ready nodes, the `cams` discovery and the Device seen by `nodes`. */
-function world(nodes: string[], options: { capacity?: number; discovery?: DeviceDiscovery; config?: Partial<ControllerConfig> } = {}): World {
+function world(
+  nodes: string[],
+  options: { capacity?: number; discovery?: DeviceDiscovery; config?: Partial<ControllerConfig> } = {},
+): World {
   const w = new World(options.config);
   for (const n of ['a', 'b', 'c']) w.put('nodes', readyNode(n));
   w.put('devicediscoveries', options.discovery ?? discovery());
@@ -247,7 +264,12 @@ function world(nodes: string[], options: { capacity?: number; discovery?: Device
 }
 
 const nodeOf = (pod: V1Pod): string | undefined => pod.metadata?.annotations?.[NODE_ANNOTATION];
-const brokerNodes = (w: World): string[] => w.liveBrokers().map(nodeOf).filter((n): n is string => n !== undefined).sort();
+const brokerNodes = (w: World): string[] =>
+  w
+    .liveBrokers()
+    .map(nodeOf)
+    .filter((n): n is string => n !== undefined)
+    .sort();
 
 function updateDevice(w: World, change: (d: Device) => void): void {
   const d = structuredClone(w.get<Device>('devices', 'ns', DEVICE)!);
@@ -295,7 +317,11 @@ describe('brokers', () => {
   });
 
   it('creates Jobs when the template is a Job', async () => {
-    const w = world(['a'], { discovery: discovery({ broker: { job: { spec: { template: { spec: { containers: [{ name: 'once', image: 'j:1' }], restartPolicy: 'Never' } } } } } }) });
+    const w = world(['a'], {
+      discovery: discovery({
+        broker: { job: { spec: { template: { spec: { containers: [{ name: 'once', image: 'j:1' }], restartPolicy: 'Never' } } } } },
+      }),
+    });
     await w.reconcile();
     expect(w.liveBrokers()).toEqual([]);
     const jobs = w.all<V1Job>('jobs');
@@ -316,7 +342,10 @@ describe('brokers', () => {
 
   it('gives no broker to a node that is not Ready, or cordoned', async () => {
     const w = world(['a', 'b', 'c'], { capacity: 3 });
-    w.put('nodes', { metadata: { name: 'b' }, status: { conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: new Date() }] } });
+    w.put('nodes', {
+      metadata: { name: 'b' },
+      status: { conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: new Date() }] },
+    });
     w.put('nodes', { metadata: { name: 'c' }, spec: { unschedulable: true }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
     await settle(w);
     expect(brokerNodes(w)).toEqual(['a']);
@@ -385,7 +414,16 @@ describe('brokers', () => {
     const name = w.liveBrokers()[0]!.metadata!.name!;
     const failed = (at: Date): V1Pod['status'] => ({
       phase: 'Failed',
-      containerStatuses: [{ name: 'broker', image: 'b:1', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', finishedAt: at } } }],
+      containerStatuses: [
+        {
+          name: 'broker',
+          image: 'b:1',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 1, reason: 'Error', finishedAt: at } },
+        },
+      ],
     });
 
     w.setPodStatus(name, failed(new Date()));
@@ -486,10 +524,18 @@ describe('Service and status', () => {
   it('reports BrokersReady on the Device once its brokers are ready', async () => {
     const w = world(['a']);
     await settle(w);
-    expect(w.get<Device>('devices', 'ns', DEVICE)?.status?.conditions?.[0]).toMatchObject({ type: 'BrokersReady', status: 'False', observedGeneration: 1 });
+    expect(w.get<Device>('devices', 'ns', DEVICE)?.status?.conditions?.[0]).toMatchObject({
+      type: 'BrokersReady',
+      status: 'False',
+      observedGeneration: 1,
+    });
     w.setPodStatus(w.liveBrokers()[0]!.metadata!.name!, { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
     await w.reconcile();
-    expect(w.get<Device>('devices', 'ns', DEVICE)?.status?.conditions?.[0]).toMatchObject({ type: 'BrokersReady', status: 'True', message: '1/1 brokers ready' });
+    expect(w.get<Device>('devices', 'ns', DEVICE)?.status?.conditions?.[0]).toMatchObject({
+      type: 'BrokersReady',
+      status: 'True',
+      message: '1/1 brokers ready',
+    });
   });
 
   it('holds the status write until broker changes settle, and asks to be requeued for it', async () => {
@@ -538,11 +584,17 @@ describe('offline and back', () => {
   });
 
   it('evicts running consumers of the device when the discovery opts in — not finished pods, not other pods', async () => {
-    const w = world(['a'], { discovery: { ...discovery(), metadata: { ...discovery().metadata, annotations: { [EVICT_ON_OFFLINE_ANNOTATION]: 'true' } } } });
+    const w = world(['a'], {
+      discovery: { ...discovery(), metadata: { ...discovery().metadata, annotations: { [EVICT_ON_OFFLINE_ANNOTATION]: 'true' } } },
+    });
     await settle(w);
     w.put('pods', consumer('viewer', 'a'));
     w.put('pods', consumer('done', 'a', { status: { phase: 'Succeeded' } }));
-    w.put('pods', { metadata: { name: 'unrelated', namespace: 'ns' }, spec: { nodeName: 'a', containers: [{ name: 'x', image: 'x' }] }, status: { phase: 'Running' } });
+    w.put('pods', {
+      metadata: { name: 'unrelated', namespace: 'ns' },
+      spec: { nodeName: 'a', containers: [{ name: 'x', image: 'x' }] },
+      status: { phase: 'Running' },
+    });
 
     deleteDevice(w);
     await w.reconcile();
@@ -551,7 +603,9 @@ describe('offline and back', () => {
   });
 
   it('keeps the tombstone and throws when an eviction is refused, and evicts on the retry', async () => {
-    const w = world(['a'], { discovery: { ...discovery(), metadata: { ...discovery().metadata, annotations: { [EVICT_ON_OFFLINE_ANNOTATION]: 'true' } } } });
+    const w = world(['a'], {
+      discovery: { ...discovery(), metadata: { ...discovery().metadata, annotations: { [EVICT_ON_OFFLINE_ANNOTATION]: 'true' } } },
+    });
     await settle(w);
     w.put('pods', consumer('viewer', 'a'));
     deleteDevice(w);

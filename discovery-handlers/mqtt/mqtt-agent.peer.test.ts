@@ -60,7 +60,15 @@ describe('tether discover mqtt', () => {
     await mosquittoPub(broker, 'cli/5/printer-2/$state', 'ready', { retain: true });
     const bin = new URL('../../bin/tether.ts', import.meta.url).pathname;
     const started = performance.now();
-    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'discover', 'mqtt', '--details', `{broker: "${broker.url}", homie: {domain: cli}}`, '-o', 'json']);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      bin,
+      'discover',
+      'mqtt',
+      '--details',
+      `{broker: "${broker.url}", homie: {domain: cli}}`,
+      '-o',
+      'json',
+    ]);
     const devices = JSON.parse(stdout) as { id: string; online: boolean; properties: Record<string, string> }[];
     expect(devices.map((d) => [d.id, d.online])).toEqual([
       ['homie/printer-1', true],

@@ -60,7 +60,10 @@ describe('usb through the agent', () => {
     kit.agent.ledger.release([`${name}-0`]);
 
     // The board resets: new devnum, the kernel hands out ttyACM1.
-    await f.reenumerate(1, [4], { devnum: 7, interfaces: [{ ...ARDUINO.interfaces![0]!, nodes: [{ kind: 'tty-acm', name: 'ttyACM1' }] }, ARDUINO.interfaces![1]!] });
+    await f.reenumerate(1, [4], {
+      devnum: 7,
+      interfaces: [{ ...ARDUINO.interfaces![0]!, nodes: [{ kind: 'tty-acm', name: 'ttyACM1' }] }, ARDUINO.interfaces![1]!],
+    });
     await kit.waitForReport(() => kit.agent.devices.device(name)?.properties['USB_TTY'] === '/dev/ttyACM1', 3_000, 'the new tty');
     await kit.waitForSlots(resource, { healthy: 1, total: 1 }, 3_000);
     const second = await kit.allocate('flasher-2', resource);

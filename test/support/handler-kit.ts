@@ -73,7 +73,15 @@ export class AgentWithHandler {
   readonly #reports: EventEmitter;
   readonly #dir: string;
 
-  constructor(parts: { kubelet: MockKubelet; agent: StandaloneAgent; namespace: string; discovery: string; node: string; reports: EventEmitter; dir: string }) {
+  constructor(parts: {
+    kubelet: MockKubelet;
+    agent: StandaloneAgent;
+    namespace: string;
+    discovery: string;
+    node: string;
+    reports: EventEmitter;
+    dir: string;
+  }) {
     this.kubelet = parts.kubelet;
     this.agent = parts.agent;
     this.namespace = parts.namespace;

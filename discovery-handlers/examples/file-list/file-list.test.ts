@@ -28,8 +28,17 @@ describe('parseFileList', () => {
     ['', []],
     ['# comment\n\n', []],
     ['cam-1', [{ id: 'cam-1', properties: { FILE_LIST_ID: 'cam-1' } }]],
-    ['  cam-1   URL=rtsp://x/y?a=b  ZONE=3 junk\n', [{ id: 'cam-1', properties: { FILE_LIST_ID: 'cam-1', URL: 'rtsp://x/y?a=b', ZONE: '3' } }]],
-    ['a X=1\nb\na X=2', [{ id: 'a', properties: { FILE_LIST_ID: 'a', X: '2' } }, { id: 'b', properties: { FILE_LIST_ID: 'b' } }]],
+    [
+      '  cam-1   URL=rtsp://x/y?a=b  ZONE=3 junk\n',
+      [{ id: 'cam-1', properties: { FILE_LIST_ID: 'cam-1', URL: 'rtsp://x/y?a=b', ZONE: '3' } }],
+    ],
+    [
+      'a X=1\nb\na X=2',
+      [
+        { id: 'a', properties: { FILE_LIST_ID: 'a', X: '2' } },
+        { id: 'b', properties: { FILE_LIST_ID: 'b' } },
+      ],
+    ],
   ])('%j', (text, devices) => {
     expect(parseFileList(text)).toEqual(devices);
   });
