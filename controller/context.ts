@@ -55,10 +55,12 @@ export interface SharedState {
   readonly unreleasable: Set<string>;
   /** Device key → when the controller last created or deleted one of its brokers. */
   readonly lastBrokerChange: Map<string, number>;
+  /** Opt-in discovery keys whose consumers of gone devices still need a sweep (on leading, on opting in). */
+  readonly consumerSweeps: Set<string>;
 }
 
 export function newSharedState(): SharedState {
-  return { failedSeen: new Map(), carried: new Map(), templateErrors: new Map(), tombstones: new Map(), appeared: new Set(), unreleasable: new Set(), lastBrokerChange: new Map() };
+  return { failedSeen: new Map(), carried: new Map(), templateErrors: new Map(), tombstones: new Map(), appeared: new Set(), unreleasable: new Set(), lastBrokerChange: new Map(), consumerSweeps: new Set() };
 }
 
 export interface ControllerContext {

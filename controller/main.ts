@@ -128,6 +128,8 @@ export async function startController(config: ControllerConfig, deps: Controller
   const startWorking = (signal: AbortSignal): void => {
     leading = true;
     metrics.leader.set(1);
+    // Devices may have gone while no replica led: sweep each opt-in discovery's consumers once.
+    for (const d of caches.discoveries.list()) if (d.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') state.consumerSweeps.add(objectKey(d));
     enqueueEverything(caches, deviceQueue, discoveryQueue);
     for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, signal));
     for (let i = 0; i < config.discoveryWorkers; i++) workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, signal));
@@ -269,6 +271,8 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
       ctx.enqueueDiscovery(key);
       return;
     }
+    const optedIn = e.object.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true';
+    if (optedIn && old?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] !== 'true') state.consumerSweeps.add(key);
     discoveryQueue.add(key);
     for (const d of caches.devices.byIndex(BY_DISCOVERY, key)) deviceQueue.add(objectKey(d));
   });

@@ -12,7 +12,6 @@
  * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { deviceResourceName } from '../../api/names.ts';
 import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
 import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
 import type { ObservedBroker } from './brokers/observe.ts';
@@ -28,8 +27,9 @@ import {
 } from '../context.ts';
 import { errorCode, isApiError } from '../../kube/client.ts';
 import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
-import { EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, deviceServiceName } from '../../api/labels.ts';
+import { EVICT_ON_OFFLINE_ANNOTATION, deviceServiceName } from '../../api/labels.ts';
 import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from '../nodes/nodes.ts';
+import { evictConsumers } from './consumers.ts';
 import { desiredDeviceService, planService } from './services.ts';
 import { conditionsMatch, deviceBrokersCondition, settleConditions } from '../status.ts';
 
@@ -381,54 +381,9 @@ async function teardownDevice(ctx: ControllerContext, key: string, signal: Abort
     const discovery = ctx.caches.discoveries.get(namespace, tombstone.device.spec.discovery);
     const regarding = discovery !== undefined ? refOf('DeviceDiscovery', API_VERSION, discovery) : refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device);
     ctx.events.record({ regarding, related: refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device), type: 'Normal', reason: 'DeviceOffline', action: 'Observe', note: `device ${name} is offline` });
-    if (discovery?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, tombstone.device, signal);
+    if (discovery?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, discovery, new Set([name]), signal);
     ctx.state.tombstones.delete(key);
     ctx.enqueueDiscovery(`${namespace}/${tombstone.device.spec.discovery}`);
-  }
-}
-
-/** True if a container of `pod` requests or limits `resource`. */
-export function consumes(pod: V1Pod, resource: string): boolean {
-  const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
-  return containers.some((c) => c.resources?.limits?.[resource] !== undefined || c.resources?.requests?.[resource] !== undefined);
-}
-
-/** A running pod (not a broker) that asks for `resource`: evicted when the device goes. */
-function isConsumer(pod: V1Pod, resource: string): boolean {
-  const phase = pod.status?.phase;
-  if (pod.metadata?.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed') return false;
-  if (pod.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return false;
-  return consumes(pod, resource);
-}
-
-/**
- * Evicts (Eviction API: PodDisruptionBudgets apply) the running pods that consume the offline
- * device's resource on the nodes that saw it. Brokers are not touched (already deleted).
- * A refused eviction (429) throws: the reconcile retries with backoff, the tombstone stays.
- */
-async function evictConsumers(ctx: ControllerContext, device: Device, signal: AbortSignal): Promise<void> {
-  const deviceName = device.metadata.name ?? '';
-  const resource = deviceResourceName(deviceName);
-  for (const node of nodesReferenced(device)) {
-    const list = await ctx.api.list<V1Pod>(RESOURCES.pods, { namespace: ctx.config.namespace, fieldSelector: `spec.nodeName=${node}`, signal });
-    for (const pod of list.items.filter((p) => isConsumer(p, resource))) {
-      const podNamespace = pod.metadata?.namespace ?? '';
-      const podName = pod.metadata?.name ?? '';
-      try {
-        await ctx.api.evict(podNamespace, podName, signal);
-      } catch (error) {
-        if (isApiError(error, 404)) continue;
-        throw new Error(`evicting ${podNamespace}/${podName} (consumer of offline device ${deviceName})`, { cause: error });
-      }
-      ctx.events.record({
-        regarding: refOf('Pod', 'v1', pod),
-        related: refOf(DEVICE_REF_KIND, API_VERSION, device),
-        type: 'Warning',
-        reason: 'ConsumerEvicted',
-        action: 'Evict',
-        note: `evicted: it uses ${resource} and device ${deviceName} went offline`,
-      });
-    }
   }
 }
 

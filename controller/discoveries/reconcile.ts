@@ -8,7 +8,8 @@ import { desiredBrokers, templateHash } from '../devices/brokers/desired.ts';
 import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
 import { isApiError } from '../../kube/client.ts';
 import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
-import { COMPONENT_LABEL, DISCOVERY_LABEL, discoveryServiceName } from '../../api/labels.ts';
+import { COMPONENT_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, discoveryServiceName } from '../../api/labels.ts';
+import { evictConsumers } from '../devices/consumers.ts';
 import { nodeInfo, nodeSelected } from '../nodes/nodes.ts';
 import { applyServiceAction, type ReconcileResult } from '../devices/reconcile.ts';
 import { desiredDiscoveryService, planService } from '../devices/services.ts';
@@ -55,6 +56,11 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
 
   const action = planService(desiredDiscoveryService(discovery, brokersExist), ownService);
   await applyServiceAction(ctx, namespace, action, refOf('DeviceDiscovery', API_VERSION, discovery), signal);
+
+  if (ctx.state.consumerSweeps.has(key)) {
+    if (discovery.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, discovery, undefined, signal);
+    ctx.state.consumerSweeps.delete(key);
+  }
   return {};
 }
 

@@ -6,7 +6,7 @@
  * the way agents write them (server-side apply under their field managers). Every assertion is
  * on the state of the world: Pods, Jobs, Services, Device and DeviceDiscovery status, Events.
  */
-import type { V1Job, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, V1Job, V1Pod, V1Service } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceName, deviceResourceName } from '../../api/names.ts';
@@ -26,6 +26,7 @@ const NODE_LOSS_GRACE_MS = 3_000;
 
 let admin: Api;
 let controller: Controller;
+let controllerKubeConfig: KubeConfig;
 let nodes: FakeNodes;
 let kubelet: FakeKubelet;
 let cleanupRbac: () => Promise<void> = () => Promise.resolve();
@@ -40,7 +41,13 @@ beforeAll(async () => {
   cleanupRbac = account.cleanup;
   kubelet = new FakeKubelet(admin.client, log, namespace.name, (pod) => fates.get(pod.metadata?.labels?.['tether.dev/device'] ?? '') ?? 'run');
   await kubelet.start();
-  controller = await startController(
+  controllerKubeConfig = account.kubeConfig;
+  controller = await startTestController();
+});
+
+/** A controller under the chart's RBAC, caches synced. */
+async function startTestController(): Promise<Controller> {
+  const started = await startController(
     {
       ...DEFAULT_CONFIG,
       namespace: namespace.name,
@@ -50,10 +57,11 @@ beforeAll(async () => {
       nodeLossGraceMs: NODE_LOSS_GRACE_MS,
       statusBatchMs: 50,
     },
-    { kubeConfig: account.kubeConfig, log },
+    { kubeConfig: controllerKubeConfig, log },
   );
-  await waitFor(() => controller.isReady(), { description: 'controller caches synced' });
-});
+  await waitForState(() => started.isReady(), { description: 'controller caches synced' });
+  return started;
+}
 
 afterAll(async () => {
   await controller?.stop();
@@ -344,6 +352,41 @@ describe('offline and online', () => {
     await waitFor(async () => (await events()).some((e) => e.reason === 'DeviceOffline' && e.note?.includes(kept.name)), { description: 'the other device handled' });
     const untouched = await admin.get<V1Pod>(RESOURCES.pods, namespace.name, 'consumer-kept');
     expect(untouched.metadata?.deletionTimestamp).toBeUndefined();
+  });
+
+  it('still evicts when the device went while no controller ran: a restart between offline and teardown loses nothing', async () => {
+    const dd = `evict-restart-${suffix}`;
+    await createDiscovery(dd, { capacity: 2 }, { 'tether.dev/evict-consumers-on-offline': 'true' });
+    const cam = testDevice(dd, 'cam-1');
+    const [n] = await nodesFor('evict-restart', 1, [cam], 2);
+    await see(cam, n!, 2);
+    const consumer = (name: string, resource: string): V1Pod => ({
+      metadata: { name, namespace: namespace.name },
+      spec: { nodeName: n!, containers: [{ name: 'app', image: 'example.com/app:1', resources: { limits: { [resource]: '1' } } }] },
+    });
+    await admin.create(RESOURCES.pods, namespace.name, consumer('restart-device-consumer', cam.resource));
+    await admin.create(RESOURCES.pods, namespace.name, consumer('restart-any-consumer', `tether.dev/${dd}`));
+    await admin.create(RESOURCES.pods, namespace.name, consumer('restart-bystander', 'cpu'));
+    await waitFor(async () => condition(await getDevice(cam.name), 'BrokersReady') !== undefined, { description: 'device reconciled' });
+
+    await controller.stop();
+    await admin.delete(RESOURCES.devices, namespace.name, cam.name);
+    controller = await startTestController();
+
+    const evicted = async (pod: string): Promise<boolean> => {
+      const found = await admin.get<V1Pod>(RESOURCES.pods, namespace.name, pod).catch((error: unknown) => {
+        if (isApiError(error, 404)) return undefined;
+        throw error;
+      });
+      return found === undefined || found.metadata?.deletionTimestamp != null;
+    };
+    // The waits are the assertions: they fail unless both consumers are evicted.
+    await waitFor(() => evicted('restart-device-consumer'), { description: 'the device consumer evicted by the new controller' });
+    await waitFor(() => evicted('restart-any-consumer'), { description: 'the discovery-wide consumer evicted (no device left on its node)' });
+    await waitFor(async () => (await events()).filter((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name?.startsWith('restart-')).length === 2, {
+      description: 'two ConsumerEvicted events',
+    });
+    expect(await evicted('restart-bystander')).toBe(false);
   });
 });
 
