@@ -9,7 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeClient } from './client.ts';
-import { Informer, type InformerEvent } from './informer.ts';
+import { DEFAULT_BACKOFF_MAX_MS, Informer, retryDelay, type InformerEvent } from './informer.ts';
 import { RESOURCES } from './resources.ts';
 
 interface Pod {
@@ -184,5 +184,19 @@ describe('Informer', () => {
     expect(informer!.health().state).toBe('watching');
     fake.send('ADDED', pod('late', 30));
     await until(() => informer!.get('ns', 'late') !== undefined);
+  });
+});
+
+describe('retryDelay', () => {
+  it('grows exponentially from the base and never exceeds the cap, jitter included', () => {
+    expect([1, 2, 3].map((n) => retryDelay(n, 200, 4_000, () => 1))).toEqual([200, 400, 800]);
+    for (let failures = 1; failures < 40; failures++) {
+      for (const r of [0, 0.5, 1]) expect(retryDelay(failures, 200, DEFAULT_BACKOFF_MAX_MS, () => r)).toBeLessThanOrEqual(DEFAULT_BACKOFF_MAX_MS);
+    }
+  });
+
+  it('keeps at least half the step, so retries stay spread but never spin', () => {
+    expect(retryDelay(30, 200, 4_000, () => 0)).toBe(2_000);
+    expect(retryDelay(1, 200, 4_000, () => 0)).toBe(100);
   });
 });

@@ -40,7 +40,10 @@ export interface InformerOptions<T> {
   readonly log: Logger;
   /** First retry delay after a failure; default 200 ms. */
   readonly backoffBaseMs?: number;
-  /** Longest retry delay; default 10 s. */
+  /**
+   * Longest retry delay; default 4 s, so a cache is blind for at most that long after an
+   * apiserver outage ends (at 10 s, brokers came back 10 s late after a 30 s outage).
+   */
   readonly backoffMaxMs?: number;
   /**
    * Server-side watch timeout; default 120 s (±10 % jitter). A watch silent for this plus 30 s
@@ -56,6 +59,18 @@ export function objectKey(object: KubeObject): string {
   const namespace = object.metadata?.namespace;
   const name = object.metadata?.name ?? '';
   return namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
+}
+
+export const DEFAULT_BACKOFF_MAX_MS = 4_000;
+
+/**
+ * Delay before retry number `failures` (1-based): exponential from `base`, capped at `max`, with
+ * equal jitter (half fixed, half random) so the informers of many agents do not retry in step
+ * against a recovering apiserver. Never more than `max`.
+ */
+export function retryDelay(failures: number, base: number, max: number, random: () => number = Math.random): number {
+  const capped = Math.min(base * 2 ** Math.max(0, failures - 1), max);
+  return capped / 2 + random() * (capped / 2);
 }
 
 export class Informer<T extends KubeObject> {
@@ -157,7 +172,7 @@ export class Informer<T extends KubeObject> {
 
   async #run(signal: AbortSignal): Promise<void> {
     const base = this.#options.backoffBaseMs ?? 200;
-    const max = this.#options.backoffMaxMs ?? 10_000;
+    const max = this.#options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS;
     while (!signal.aborted) {
       try {
         if (this.#resourceVersion === '') {
@@ -175,7 +190,7 @@ export class Informer<T extends KubeObject> {
         }
         this.#failures++;
         this.#markAttempted();
-        const delay = Math.min(base * 2 ** (this.#failures - 1), max);
+        const delay = retryDelay(this.#failures, base, max);
         this.#state = 'backoff';
         this.#options.log.warn({ resource: this.type.plural, err: error, retryInMs: delay }, 'Informer failed; retrying');
         await sleep(delay, signal);
