@@ -11,6 +11,10 @@
 #
 # Usage: test/cluster/build.sh [--print-dir]
 #   --print-dir  print the bin directory and exit (no build)
+#
+# TETHER_BUILD_PROGRESS=1 (set by cluster.ts, which draws a progress line from it): before each
+# go build, "[build.sh] <part> <version>: compiling <N> packages" (N from go list -deps; 0 =
+# unknown), then go build -v prints each package as it compiles it (cached ones are skipped).
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -32,6 +36,17 @@ export CGO_ENABLED=0
 export GOFLAGS="-buildvcs=false -mod=readonly"
 
 log() { echo "[build.sh] $*" >&2; }
+
+progress=()
+[[ "${TETHER_BUILD_PROGRESS:-}" == 1 ]] && progress=(-v)
+
+# announce_packages <part> <module dir or empty> <package>: the total the progress line counts towards.
+announce_packages() {
+  [[ ${#progress[@]} -gt 0 ]] || return 0
+  local total=0
+  if [[ -n "$2" ]]; then total="$(cd "$2" && go list -deps "$3" 2>/dev/null | wc -l)" || total=0; fi
+  log "$1: compiling $total packages"
+}
 
 # pin_of <dir-or-empty> <versions...>: what a stamp must contain for a part to be current.
 pin_of() {
@@ -72,7 +87,8 @@ build_kubernetes() {
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=$commit"
   done
   log "kubernetes $K8S_VERSION: building (long on a cold cache)…"
-  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$bin/k8s.tmp" .)
+  announce_packages "kubernetes $K8S_VERSION" "$dir" .
+  (cd "$dir" && go build "${progress[@]}" -trimpath -ldflags "$ldflags" -o "$bin/k8s.tmp" .)
   mv -f "$bin/k8s.tmp" "$bin/k8s"
   local name
   for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
@@ -88,7 +104,8 @@ build_etcd() {
   local commit
   commit="$(module_sum "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION")"
   log "etcd $ETCD_VERSION: building…"
-  (cd "$dir" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$commit" \
+  announce_packages "etcd $ETCD_VERSION" "$dir" .
+  (cd "$dir" && go build "${progress[@]}" -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$commit" \
     -o "$bin/etcd.tmp" .)
   mv -f "$bin/etcd.tmp" "$bin/etcd"
   mark_current etcd "$pin"
@@ -105,11 +122,13 @@ build_helm() {
   ldflags+=" -X $v/pkg/chartutil.k8sVersionMajor=1 -X $v/pkg/chartutil.k8sVersionMinor=$minor"
   ldflags+=" -X $v/pkg/lint/rules.k8sVersionMajor=1 -X $v/pkg/lint/rules.k8sVersionMinor=$minor"
   log "helm $HELM_VERSION: building…"
+  # go list cannot take path@version outside a module: the total stays unknown.
+  announce_packages "helm $HELM_VERSION" "" ""
   local tmp="$out/helm-gobin"
   rm -rf "$tmp"
   # helm has no replace directives, so `go install …@version` works outside any module.
   (cd "$out" && GOBIN="$tmp" GOFLAGS=-buildvcs=false \
-    go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+    go install "${progress[@]}" -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
   mv -f "$tmp/helm" "$bin/helm"
   rm -rf "$tmp"
   mark_current helm "$pin"

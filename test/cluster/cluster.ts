@@ -7,13 +7,15 @@
  * All state lives in one directory (certs, kubeconfigs, logs, etcd data,
  * state.json with the PIDs), `${TETHER_CACHE:-~/.cache/tether}/cluster/`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SERVICE_CIDR, ensureCerts, writeKubeconfig } from './certs.ts';
 import type { ClusterCerts } from './certs.ts';
 import { withLock } from './lock.ts';
+import { startProgress, type Progress } from './progress.ts';
 import { freePort, isRunning, logTail, startComponent, stopComponent, waitHealthy } from './processes.ts';
 import type { ComponentSpec, RunningComponent } from './processes.ts';
 
@@ -39,6 +41,11 @@ export interface ClusterOptions {
   nodeAddress?: string;
   /** kube-controller-manager's --node-monitor-grace-period (s): how soon a silent node is NotReady. */
   nodeMonitorGraceSeconds?: number;
+  /**
+   * Aborting stops a running build (its whole process group) and makes clusterUp reject.
+   * Without it, the build shares this process's group (a terminal's Ctrl-C reaches it).
+   */
+  signal?: AbortSignal;
 }
 
 /** What a running cluster offers to its users. */
@@ -77,6 +84,7 @@ interface Context {
   log: (message: string) => void;
   nodeAddress: string | undefined;
   nodeMonitorGraceSeconds: number | undefined;
+  signal: AbortSignal | undefined;
 }
 
 function contextOf(options: ClusterOptions = {}): Context {
@@ -91,6 +99,7 @@ function contextOf(options: ClusterOptions = {}): Context {
     log: options.log ?? ((message) => process.stderr.write(`[cluster] ${message}\n`)),
     nodeAddress: options.nodeAddress,
     nodeMonitorGraceSeconds: options.nodeMonitorGraceSeconds,
+    signal: options.signal,
   };
 }
 
@@ -106,19 +115,79 @@ export function binDirOf(options: ClusterOptions = {}): string {
   return join(contextOf(options).cacheDir, `k8s-${pinnedK8sVersion()}`, 'bin');
 }
 
-/** Runs build.sh; it returns at once when the pinned binaries are cached. */
-function ensureBinaries(context: Context): string {
-  const started = Date.now();
+/** A go package path as `go build -v` prints it (`k8s.io/api/core/v1`, `fmt`). */
+const PACKAGE_LINE = /^[\w.~-]+(\/[\w.~+-]+)*$/;
+
+/**
+ * Runs build.sh; it returns at once when the pinned binaries are cached. While it builds, a
+ * progress line (test/cluster/progress.ts) shows the part being built, its packages compiled
+ * out of the total, and the elapsed time; when everything is cached, one "reusing cached" line.
+ */
+async function ensureBinaries(context: Context): Promise<string> {
+  const bin = binDirOf({ cacheDir: context.cacheDir });
+  const cached: string[] = [];
+  const built: string[] = [];
+  let progress: Progress | undefined;
+  let state: { phase: string; done?: number; total?: number } | undefined;
+  let tail: string[] = [];
+  const onLine = (line: string): void => {
+    tail = [...tail.slice(-39), line];
+    const marker = /^\[build\.sh\] (.+?): (cached|building.*|compiling (\d+) packages)$/.exec(line);
+    if (marker !== null) {
+      const part = marker[1]!;
+      if (marker[2] === 'cached') cached.push(part);
+      else if (marker[3] !== undefined) state = { phase: `building ${part}: packages compiled`, done: 0, ...(marker[3] === '0' ? {} : { total: Number(marker[3]) }) };
+      else {
+        built.push(part);
+        state = { phase: `building ${part}: resolving Go modules` };
+      }
+      if (state !== undefined && marker[2] !== 'cached') {
+        progress ??= startProgress({ label: 'build' }, { phase: state.phase });
+        progress.update(state);
+      }
+      return;
+    }
+    if (state === undefined || progress === undefined) return;
+    if (PACKAGE_LINE.test(line) && state.done !== undefined) {
+      state = { ...state, done: state.done + 1 };
+      progress.update({ ...state, detail: line });
+    } else if (line.startsWith('go: downloading ')) {
+      progress.update({ ...state, detail: line.slice('go: '.length) });
+    }
+  };
   // Progress goes to stderr so stdout stays `export KUBECONFIG=…` only.
-  const result = spawnSync('bash', [BUILD_SCRIPT], {
-    stdio: ['ignore', 2, 2],
-    env: { ...process.env, TETHER_CACHE: context.cacheDir },
+  const child = spawn('bash', [BUILD_SCRIPT], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, TETHER_CACHE: context.cacheDir, TETHER_BUILD_PROGRESS: '1' },
+    detached: context.signal !== undefined,
   });
-  if (result.status !== 0) {
-    throw new Error(`test/cluster/build.sh failed (exit ${result.status ?? result.signal})`, { cause: result.error });
+  const stop = (): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  };
+  context.signal?.addEventListener('abort', stop, { once: true });
+  let pending = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  const [code, signal] = (await once(child, 'close').finally(() => context.signal?.removeEventListener('abort', stop))) as [number | null, NodeJS.Signals | null];
+  if (pending !== '') onLine(pending);
+  if (context.signal?.aborted === true) {
+    progress?.done('build stopped');
+    throw new Error('stopped before the Kubernetes binaries were built', { cause: context.signal.reason });
   }
-  context.log(`binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return binDirOf({ cacheDir: context.cacheDir });
+  if (code !== 0) {
+    progress?.done(`build failed`);
+    throw new Error(`test/cluster/build.sh failed (exit ${code ?? signal}); last output:\n${tail.join('\n')}`);
+  }
+  if (progress === undefined) context.log(`reusing cached ${cached.join(', ')} (${bin})`);
+  else progress.done(`built ${built.join(', ')}${cached.length === 0 ? '' : `; reused cached ${cached.join(', ')}`} → ${bin}`);
+  return bin;
 }
 
 function readState(context: Context): ClusterState | undefined {
@@ -408,7 +477,7 @@ export async function clusterUp(options: ClusterOptions = {}): Promise<ClusterIn
   const context = contextOf(options);
   mkdirSync(context.cacheDir, { recursive: true });
   return withLock(join(context.cacheDir, 'cluster.lock'), context.log, async () => {
-    const binDir = ensureBinaries(context);
+    const binDir = await ensureBinaries(context);
     const previous = readState(context);
     let info: ClusterInfo;
     if (previous !== undefined && previous.binDir === binDir && startedAsAsked(context, previous) && (await isHealthy(context, previous))) {

@@ -29,8 +29,8 @@ export function ensureE2eCacheDir(layout: NodeLayout): void {
  * The e2e control plane: served on node 1's address (node 2 and pods cannot
  * reach this machine's loopback), and quick to mark a silent node NotReady.
  */
-export function e2eClusterUp(layout: NodeLayout): Promise<ClusterInfo> {
-  return clusterUp({ cacheDir: layout.e2eDir, nodeAddress: layout.nodeIp, nodeMonitorGraceSeconds: NODE_MONITOR_GRACE_S });
+export function e2eClusterUp(layout: NodeLayout, options: { signal?: AbortSignal } = {}): Promise<ClusterInfo> {
+  return clusterUp({ cacheDir: layout.e2eDir, nodeAddress: layout.nodeIp, nodeMonitorGraceSeconds: NODE_MONITOR_GRACE_S, ...options });
 }
 
 /** kube-controller-manager's node-monitor grace in the e2e cluster (default 50 s). */

@@ -6,13 +6,18 @@
  *   - busybox: the static busybox from Debian's busybox-static, with a
  *     symlink per applet.
  * Rebuilt every start (about a second); imported only when the digest changed.
+ *
+ * Imports that run show a progress line (test/cluster/progress.ts): which image goes into
+ * which node, and for how long; `ctr import` itself reports nothing until it is done.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildOciImage, type BuiltOciImage } from '../../deploy/image/build-oci.ts';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE, type NodeLayout } from './layout.ts';
 import { runCommand } from '../../deploy/image/exec.ts';
+import { startProgress } from '../cluster/progress.ts';
 
 const PAUSE_SOURCE = resolve(import.meta.dirname, '../../deploy/image/pause.c');
 const BUSYBOX = '/bin/busybox';
@@ -84,12 +89,32 @@ function importedDigest(layout: NodeLayout, name: string): string | undefined {
   return line?.split(/\s+/)[2];
 }
 
-function importImage(layout: NodeLayout, image: BuiltOciImage): boolean {
-  if (importedDigest(layout, image.name) === image.manifestDigest) return false;
-  runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
-  const digest = importedDigest(layout, image.name);
-  if (digest !== image.manifestDigest) throw new Error(`imported ${image.name} but containerd lists digest ${digest ?? 'none'}, not ${image.manifestDigest}`);
-  return true;
+/**
+ * `ctr images import` without blocking the event loop (a progress line keeps ticking; Ctrl-C
+ * is seen), then checks containerd lists `digest` under `name`.
+ */
+function ctrImport(layout: NodeLayout, tarball: string, name: string, digest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', tarball], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
+      if (error !== null) return reject(new Error(`ctr images import ${tarball} into ${layout.nodeName} failed: ${stderr.trim()}`, { cause: error }));
+      const listed = importedDigest(layout, name);
+      if (listed !== digest) return reject(new Error(`imported ${name} but containerd lists digest ${listed ?? 'none'}, not ${digest}`));
+      resolve();
+    });
+  });
+}
+
+/** Imports each image the node lacks (by digest), with a progress line; returns the names imported. */
+async function importMissing(layout: NodeLayout, images: readonly { name: string; out: string; digest: string }[]): Promise<string[]> {
+  const missing = images.filter((image) => importedDigest(layout, image.name) !== image.digest);
+  if (missing.length === 0) return [];
+  const progress = startProgress({ label: 'images' }, { phase: `loading into ${layout.nodeName}'s containerd`, done: 0, total: missing.length });
+  for (const [i, image] of missing.entries()) {
+    progress.update({ phase: `loading into ${layout.nodeName}'s containerd`, done: i, total: missing.length, detail: image.name });
+    await ctrImport(layout, image.out, image.name, image.digest);
+  }
+  progress.done(`loaded ${missing.map((image) => image.name).join(', ')} into ${layout.nodeName}'s containerd`);
+  return missing.map((image) => image.name);
 }
 
 /** What {@link ensureImages} did. */
@@ -115,7 +140,10 @@ export async function ensureImages(layout: NodeLayout): Promise<ImagesResult> {
     out: join(layout.imageDir, 'busybox.tar'),
     config: { cmd: ['sh'] },
   });
-  const imported = [pause, busybox].filter((image) => importImage(layout, image)).map((image) => image.name);
+  const imported = await importMissing(
+    layout,
+    [pause, busybox].map((image) => ({ name: image.name, out: image.out, digest: image.manifestDigest })),
+  );
   return { pause, busybox, imported };
 }
 
@@ -132,9 +160,25 @@ export interface TetherImageTarball {
  * when containerd already holds this digest under that name.
  */
 export function importTetherImage(layout: NodeLayout, image: TetherImageTarball): boolean {
+  // Synchronous on purpose (the chart suite and the bench call it between steps); npm start
+  // uses loadTetherImage for a progress line.
   if (importedDigest(layout, image.reference) === image.indexDigest) return false;
   runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const digest = importedDigest(layout, image.reference);
   if (digest !== image.indexDigest) throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);
   return true;
+}
+
+/**
+ * {@link importTetherImage} for several nodes, asynchronously, with a progress line per node
+ * that lacks the image. Returns the names of the nodes it was imported into (empty: every node
+ * already held this digest).
+ */
+export async function loadTetherImage(layouts: readonly NodeLayout[], image: TetherImageTarball): Promise<string[]> {
+  const loaded: string[] = [];
+  for (const layout of layouts) {
+    const imported = await importMissing(layout, [{ name: image.reference, out: image.out, digest: image.indexDigest }]);
+    if (imported.length > 0) loaded.push(layout.nodeName);
+  }
+  return loaded;
 }

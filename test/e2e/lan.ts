@@ -9,6 +9,8 @@
  *   │ mosquitto 10.250.90.1:1883 (anonymous)    │
  *   │ HA device process  → 10.250.90.1:1883     │
  *   │ ONVIF camera: WS-Discovery + SOAP on .1   │
+ *   │ avahi-daemon (lan-printer.local → .1),    │
+ *   │   avahi-publish-service: a DNS-SD printer │  (only with startLanPeers({ mdns: true }))
  *   └───────────────────────────────────────────┘
  *
  * Every node namespace sees the LAN through an interface of the same name, `te2e-lan`, so one
@@ -24,12 +26,15 @@
  * WARNING: the names are fixed, not per run: two suites using the LAN at the same time on one
  * machine share (and tear down) the same LAN.
  */
+import type { SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PeerGroup, startPeer, type PeerProcess } from '../peers/process.ts';
+import { startAvahi, type AvahiPeer, type AvahiService } from '../peers/avahi.ts';
+import type { NetnsLink } from '../peers/netns.ts';
+import { PeerGroup, run, startPeer, type PeerProcess } from '../peers/process.ts';
 import { ip } from './network.ts';
 
 export const LAN = { netns: 'tether-e2e-lan', bridge: 'tlan0', subnet: '10.250.90.0/24', address: '10.250.90.1', ifName: 'te2e-lan' } as const;
@@ -181,11 +186,47 @@ export interface LanCamera {
   bye(): Promise<void>;
 }
 
+/**
+ * A DNS-SD service on the LAN, published by a real avahi-daemon running in the LAN namespace
+ * (its own mount namespace and D-Bus system bus: test/peers/avahi.ts) through
+ * `avahi-publish-service`, as a printer's firmware would register it.
+ */
+export interface LanMdnsService {
+  /** Instance name: `Lobby Printer`. */
+  readonly instance: string;
+  /** `_ipp._tcp` */
+  readonly type: string;
+  readonly port: number;
+  /** `<instance>.<type>.local`: Tether's device id and `MDNS_FULL_NAME`. */
+  readonly fullName: string;
+  /** The SRV target avahi answers for: `lan-printer.local` → 10.250.90.1. */
+  readonly host: string;
+  /** TXT records as published (`key=value`). */
+  readonly txt: readonly string[];
+  /** True while avahi-publish-service runs (the service is announced). */
+  readonly published: boolean;
+  /** Starts avahi-publish-service (no-op if running); resolves once avahi reports the service established. */
+  publish(): Promise<void>;
+  /** Stops avahi-publish-service; avahi withdraws the service with goodbye packets (TTL 0). */
+  withdraw(): Promise<void>;
+}
+
+/** The service the LAN's avahi publishes. */
+export const LAN_MDNS_SERVICE = {
+  name: 'Lobby Printer',
+  type: '_ipp._tcp',
+  port: 631,
+  txt: ['rp=ipp/print', 'ty=Tether LAN Printer', 'UUID=e2e1a4c0-0000-4000-8000-0000000000a1'],
+} as const satisfies AvahiService;
+const LAN_MDNS_HOST = 'lan-printer';
+
 export interface LanPeers {
   /** `mqtt://10.250.90.1:1883`, anonymous. */
   readonly mqttUrl: string;
   readonly ha: LanHaDevice;
   readonly camera: LanCamera;
+  /** The DNS-SD printer; only with `startLanPeers({ mdns: true })`. */
+  readonly mdns?: LanMdnsService;
   /** Output tails of every peer process, for failure messages. */
   logs(): string;
   /** Stops every peer (camera: Bye; HA device: clean `offline`; broker) and removes the temp dir. */
@@ -198,7 +239,12 @@ export interface LanPeersOptions {
   readonly username?: string;
   readonly password?: string;
   readonly auth?: 'ws-security' | 'http-digest';
+  /** Also start avahi-daemon and publish {@link LAN_MDNS_SERVICE} (needs avahi-daemon, avahi-utils, dbus-daemon). */
+  readonly mdns?: boolean;
 }
+
+/** What the camera and HA device are started with (the options, defaults filled in). */
+type CameraOptions = Required<Omit<LanPeersOptions, 'mdns'>>;
 
 const MQTT_PORT = 1883;
 const READY_TIMEOUT_MS = 15_000;
@@ -209,8 +255,8 @@ interface Peers {
   readonly started: PeerProcess[];
 }
 
-function inLan(peers: Peers, name: string, command: string, args: readonly string[]): PeerProcess {
-  const peer = startPeer(peers.group, name, 'ip', ['netns', 'exec', LAN.netns, command, ...args], { cwd: REPO });
+function inLan(peers: Peers, name: string, command: string, args: readonly string[], options: SpawnOptions = {}): PeerProcess {
+  const peer = startPeer(peers.group, name, 'ip', ['netns', 'exec', LAN.netns, command, ...args], { cwd: REPO, ...options });
   peers.started.push(peer);
   return peer;
 }
@@ -284,7 +330,7 @@ function haDevice(peers: Peers, broker: PeerProcess, node: string): LanHaDevice 
   };
 }
 
-async function startCamera(peers: Peers, options: Required<LanPeersOptions>): Promise<LanCamera> {
+async function startCamera(peers: Peers, options: CameraOptions): Promise<LanCamera> {
   const args = ['mocks/onvif-camera/main.ts', '--address', LAN.address, '--uuid', options.cameraUuid, '--username', options.username, '--password', options.password, '--auth', options.auth];
   const camera = inLan(peers, 'lan ONVIF camera', NODE, args);
   await camera.waitForOutput(/"event":"ready"/, READY_TIMEOUT_MS);
@@ -312,15 +358,56 @@ async function startCamera(peers: Peers, options: Required<LanPeersOptions>): Pr
 }
 
 /**
+ * avahi-daemon on the LAN bridge (host name `lan-printer`), and the printer published through
+ * its D-Bus by avahi-publish-service — every process inside the LAN namespace, so
+ * `removeLan()` kills them whatever happened before.
+ */
+async function startMdns(peers: Peers): Promise<LanMdnsService> {
+  const link: NetnsLink = {
+    ns: LAN.netns,
+    hostIf: '',
+    hostAddress: '',
+    peerIf: LAN.bridge,
+    peerAddress: LAN.address,
+    spawn: (name, command, args, options) => inLan(peers, `lan ${name}`, command, args, options),
+    exec: (command, args) => run('ip', ['netns', 'exec', LAN.netns, command, ...args]),
+  };
+  const avahi: AvahiPeer = await startAvahi(peers.group, link, {}, { hostName: LAN_MDNS_HOST });
+  const service = LAN_MDNS_SERVICE;
+  let current: PeerProcess | undefined;
+  return {
+    instance: service.name,
+    type: service.type,
+    port: service.port,
+    fullName: `${service.name}.${service.type}.local`,
+    host: `${avahi.hostName}.local`,
+    txt: service.txt,
+    get published() {
+      return current?.running === true;
+    },
+    publish: async () => {
+      if (current?.running === true) return;
+      const args = ['DBUS_SYSTEM_BUS_ADDRESS=' + avahi.busAddress, 'avahi-publish-service', service.name, service.type, String(service.port), ...service.txt];
+      current = inLan(peers, `lan avahi-publish-service ${service.name}`, 'env', args);
+      await current.waitForOutput(/Established under name/, READY_TIMEOUT_MS);
+    },
+    withdraw: async () => {
+      await current?.stop();
+    },
+  };
+}
+
+/**
  * Starts the LAN's peers inside the LAN namespace (which must exist: {@link ensureLan}):
  * Mosquitto on 10.250.90.1:1883, one Home Assistant device announced on it, one ONVIF camera
- * answering on 10.250.90.1 and requiring credentials. Resolves when all are ready (broker
- * log line, device acknowledged, camera sockets bound) — no sleeps.
+ * answering on 10.250.90.1 and requiring credentials, and with `mdns: true` an avahi-daemon
+ * publishing {@link LAN_MDNS_SERVICE}. Resolves when all are ready (broker log line, device
+ * acknowledged, camera sockets bound, service established) — no sleeps.
  */
 export async function startLanPeers(options: LanPeersOptions = {}): Promise<LanPeers> {
   if (!netnsExists(LAN.netns)) throw new Error(`LAN namespace ${LAN.netns} does not exist: call ensureLan() first`);
   killLanProcesses();
-  const resolved: Required<LanPeersOptions> = {
+  const resolved: CameraOptions = {
     haNode: options.haNode ?? 'lan-esp32',
     cameraUuid: (options.cameraUuid ?? 'e2e1a4c0-0000-4000-8000-000000000001').toLowerCase(),
     username: options.username ?? 'tether-e2e',
@@ -333,18 +420,26 @@ export async function startLanPeers(options: LanPeersOptions = {}): Promise<LanP
   group.defer(`LAN peers dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
   try {
     const broker = await startBroker(peers, dir);
-    const [ha, camera] = await Promise.all([
+    const [ha, camera, mdns] = await Promise.all([
       (async () => {
         const device = haDevice(peers, broker, resolved.haNode);
         await device.announce();
         return device;
       })(),
       startCamera(peers, resolved),
+      options.mdns === true
+        ? (async () => {
+            const printer = await startMdns(peers);
+            await printer.publish();
+            return printer;
+          })()
+        : undefined,
     ]);
     return {
       mqttUrl: `mqtt://${LAN.address}:${MQTT_PORT}`,
       ha,
       camera,
+      ...(mdns === undefined ? {} : { mdns }),
       logs: () => logTails(peers),
       stop: () => group.close(),
     };

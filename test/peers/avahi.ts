@@ -33,6 +33,8 @@ export interface AvahiPeer {
   readonly hostName: string;
   readonly address: string;
   readonly daemon: PeerProcess;
+  /** `unix:path=…` of its private system bus: `DBUS_SYSTEM_BUS_ADDRESS` for avahi clients run elsewhere. */
+  readonly busAddress: string;
   addServiceFile(file: string, service: AvahiService): Promise<void>;
   removeServiceFile(file: string): Promise<void>;
   /** Publishes through D-Bus; resolves once avahi reports the service established. */
@@ -105,25 +107,33 @@ export DBUS_SYSTEM_BUS_ADDRESS="$address"
 avahi-daemon -f "$dir/avahi.conf" --no-drop-root --no-chroot --no-rlimits
 `;
 
+/** Options of {@link startAvahi}. */
+export interface AvahiOptions {
+  /** The host name avahi claims (`<hostName>.local`); default `tether-<last 6 characters of link.ns>`. */
+  readonly hostName?: string;
+}
+
 /** Starts avahi-daemon in `link.ns`; resolves once it completed startup (host name claimed). */
-export async function startAvahi(group: PeerGroup, link: NetnsLink, services: Record<string, AvahiService> = {}): Promise<AvahiPeer> {
+export async function startAvahi(group: PeerGroup, link: NetnsLink, services: Record<string, AvahiService> = {}, options: AvahiOptions = {}): Promise<AvahiPeer> {
   const dir = await mkdtemp(join(tmpdir(), 'tether-avahi-'));
   group.defer(`avahi dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
   const servicesDir = join(dir, 'services');
   await mkdir(servicesDir);
   const socket = join(dir, 'bus.sock');
-  const hostName = `tether-${link.ns.slice(-6)}`;
+  const hostName = options.hostName ?? `tether-${link.ns.slice(-6)}`;
   await writeFile(join(dir, 'bus.conf'), BUS_CONFIG(socket));
   await writeFile(join(dir, 'avahi.conf'), AVAHI_CONFIG(hostName, link.peerIf));
   await writeFile(join(dir, 'run.sh'), RUN_SCRIPT);
   for (const [file, service] of Object.entries(services)) await writeFile(join(servicesDir, file), serviceFile(service));
   const daemon = link.spawn('avahi-daemon', 'unshare', ['-m', '--propagation', 'private', 'bash', join(dir, 'run.sh'), dir]);
   await daemon.waitForOutput(/Server startup complete/, 15_000);
-  const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${socket}` };
+  const busAddress = `unix:path=${socket}`;
+  const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress };
   return {
     hostName,
     address: link.peerAddress,
     daemon,
+    busAddress,
     addServiceFile: (file, service) => writeFile(join(servicesDir, file), serviceFile(service)),
     removeServiceFile: (file) => rm(join(servicesDir, file)),
     async publish(service) {
