@@ -4,11 +4,12 @@
  * held and by which node, why it is Pending, a discovery's devices and its last warnings.
  *
  * Pure in the middle: `explainPod`, `explainDevice`, `explainDiscovery` turn fetched objects
- * into lines; `gatherAndExplain` at the edge reads them with the Kubernetes client.
+ * into lines; `gatherAndExplain` at the edge reads them with the shared plain-JSON client (kube/).
  */
 import type { CoreV1Event, KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { RESOURCE_DOMAIN } from '../../api/names.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
+import type { KubeObject } from '../../kube/client.ts';
 
 export interface ClusterFacts {
   readonly devices: readonly Device[];
@@ -151,16 +152,14 @@ export async function gatherAndExplain(kc: KubeConfig, target: string, namespace
   if (name === '' || !['pod', 'device', 'discovery', 'devicediscovery'].includes(kind)) {
     throw new Error(`expected pod/NAME, device/NAME or discovery/NAME, got ${JSON.stringify(target)}`);
   }
-  const { CoreV1Api, CustomObjectsApi } = await import('@kubernetes/client-node');
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const list = async <T>(plural: string): Promise<T[]> =>
-    ((await custom.listNamespacedCustomObject({ group: RESOURCE_DOMAIN, version: 'v1alpha1', namespace, plural })) as { items: T[] }).items;
+  const [{ KubeClient }, { Api, RESOURCES }] = await Promise.all([import('../../kube/client.ts'), import('../../kube/resources.ts')]);
+  const api = new Api(new KubeClient(kc));
+  // Plain JSON, as the apiserver sends it (timestamps stay strings; every reader here parses them).
   const [devices, discoveries, events, pods] = await Promise.all([
-    list<Device>('devices'),
-    list<DeviceDiscovery>('devicediscoveries'),
-    core.listNamespacedEvent({ namespace }).then((r) => r.items),
-    core.listNamespacedPod({ namespace }).then((r) => r.items),
+    api.list<Device>(RESOURCES.devices, { namespace }).then((r) => r.items),
+    api.list<DeviceDiscovery>(RESOURCES.deviceDiscoveries, { namespace }).then((r) => r.items),
+    api.list<CoreV1Event & KubeObject>(RESOURCES.coreEvents, { namespace }).then((r) => r.items),
+    api.list<V1Pod & KubeObject>(RESOURCES.pods, { namespace }).then((r) => r.items),
   ]);
   const facts: ClusterFacts = { devices, discoveries, events, pods };
   const missing = (what: string): Error => new Error(`no ${what} ${name} in namespace ${namespace}`);
