@@ -2,6 +2,7 @@
  * The resource types the controller and the agent read and write, and the typed operations on
  * them. Every write either makes goes through `Api` (so it is counted and easy to audit).
  */
+import { CONTROLLER_FIELD_MANAGER } from '../api/field-managers.ts';
 import { API_GROUP, API_VERSION_NAME } from '../api/schema.ts';
 import {
   apiVersionOf,
@@ -29,7 +30,7 @@ export const RESOURCES = {
 } as const satisfies Record<string, ResourceType>;
 
 /** Field manager of every object (and status) the controller applies. */
-export const CONTROLLER_FIELD_MANAGER = 'tether-controller';
+
 
 const APPLY_PATCH = 'application/apply-patch+yaml';
 

@@ -9,21 +9,15 @@
  *                                 force: a key another node holds is a 409, which is how
  *                                 a race for the last slot is refused.
  */
+import { DISCOVERY_LABEL } from '../../api/labels.ts';
 import { createHash } from 'node:crypto';
 import { API_VERSION } from '../../api/schema.ts';
 import type { Device } from '../../api/schema.ts';
 import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';
 
-export const DISCOVERY_LABEL = 'tether.dev/discovery';
-
-export function identityManager(node: string): string {
-  return `tether-agent/${node}`;
-}
-
-export function slotsManager(node: string): string {
-  return `tether-agent/${node}/slots`;
-}
+/** The agent's field managers (api/field-managers.ts): identity and entries; held slots. */
+export { agentManager as identityManager, agentSlotsManager as slotsManager } from '../../api/field-managers.ts';
 
 /** The identity fields in full (empty maps and lists included), for comparisons. */
 function identityValues(view: ServedDevice): Record<string, unknown> {

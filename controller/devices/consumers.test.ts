@@ -23,7 +23,7 @@ function pod(name: string, resource: string, options: { node?: string; phase?: s
 }
 
 function device(name: string, nodes: string[]): Device {
-  return { apiVersion: 'tether.dev/v1alpha1', kind: 'Device', metadata: { name, namespace: 'ns' }, spec: { discovery: 'cams', deviceId: name, shared: true, capacity: 1, nodes } } as Device;
+  return { apiVersion: 'tether.dev/v1alpha1', kind: 'Device', metadata: { name, namespace: 'ns' }, spec: { discovery: 'cams', deviceId: name, shared: true, capacity: 1, nodes } };
 }
 
 const input = (over: Partial<SweepInput> = {}): SweepInput => ({ discovery: 'cams', devices: [device(CAM_2, ['n2'])], existing: new Set([CAM_2]), discoveryWide: true, ...over });

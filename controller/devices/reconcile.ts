@@ -26,7 +26,8 @@ import {
   type ControllerContext,
 } from '../context.ts';
 import { errorCode, isApiError } from '../../kube/client.ts';
-import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
+import { CONTROLLER_FIELD_MANAGER } from '../../api/field-managers.ts';
+import { RESOURCES } from '../../kube/resources.ts';
 import { EVICT_ON_OFFLINE_ANNOTATION, deviceServiceName } from '../../api/labels.ts';
 import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from '../nodes/nodes.ts';
 import { evictConsumers } from './consumers.ts';

@@ -7,7 +7,8 @@ import { API_VERSION, type Device, type DeviceDiscovery, type DeviceDiscoverySta
 import { desiredBrokers, templateHash } from '../devices/brokers/desired.ts';
 import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
 import { isApiError } from '../../kube/client.ts';
-import { CONTROLLER_FIELD_MANAGER, RESOURCES } from '../../kube/resources.ts';
+import { CONTROLLER_FIELD_MANAGER } from '../../api/field-managers.ts';
+import { RESOURCES } from '../../kube/resources.ts';
 import { COMPONENT_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, discoveryServiceName } from '../../api/labels.ts';
 import { evictConsumers } from '../devices/consumers.ts';
 import { nodeInfo, nodeSelected } from '../nodes/nodes.ts';

@@ -3,6 +3,7 @@
  * node still holds on a Device and the server-side apply bodies that release exactly that.
  * All pure.
  */
+import { agentManager, agentSlotsManager } from '../../api/field-managers.ts';
 import type { V1Node } from '@kubernetes/client-node';
 import { API_VERSION, type Device, type NodeSelector } from '../../api/schema.ts';
 import { nodeMatches } from '../../api/node-selector.ts';
@@ -50,15 +51,6 @@ export function nodeSelected(selector: NodeSelector | undefined, node: NodeInfo)
 // ---------------------------------------------------------------------------------------------
 // Node loss
 
-/** Field manager of an agent (identity fields and its `nodes` entry; its `nodeStates` entry). */
-export function agentManager(node: string): string {
-  return `tether-agent/${node}`;
-}
-
-/** Field manager an agent uses for the slots it holds. */
-export function agentSlotsManager(node: string): string {
-  return `tether-agent/${node}/slots`;
-}
 
 /** Nodes a Device mentions: its nodes entries, slot holders and nodeStates entries. */
 export function nodesReferenced(device: Device): string[] {

@@ -15,7 +15,7 @@ import { isApiError, objectPath, type KubeClient } from '../../kube/client.ts';
 import { Informer } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../api/labels.ts';
-import { agentManager, agentSlotsManager } from '../../controller/nodes/nodes.ts';
+import { agentManager, agentSlotsManager } from '../../api/field-managers.ts';
 import { CONTROLLER_RULES, LEADER_ELECTION_RULES } from '../../controller/runtime/rbac.ts';
 import { microTime, rfc3339 } from '../../controller/runtime/time.ts';
 
