@@ -4,3 +4,9 @@
  * the registry.
  */
 export const BUILTIN_HANDLER_NAMES = ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb'] as const;
+
+export type BuiltinHandlerName = (typeof BUILTIN_HANDLER_NAMES)[number];
+
+export function isBuiltinHandlerName(name: string): name is BuiltinHandlerName {
+  return (BUILTIN_HANDLER_NAMES as readonly string[]).includes(name);
+}

@@ -10,7 +10,7 @@ export const NODE_KINDS = ['usb', 'tty', 'video4linux', 'hidraw', 'input', 'soun
 export type NodeKind = (typeof NODE_KINDS)[number];
 
 const hexId = (description: string): ReturnType<typeof Type.Optional<ReturnType<typeof Type.String>>> =>
-  Type.Optional(Type.String({ description, pattern: '^(0x)?[0-9a-fA-F]{4}$', errorMessage: 'must be 4 hex digits, e.g. "0403"' }));
+  Type.Optional(Type.String({ description, maxLength: 6, pattern: '^(0x)?[0-9a-fA-F]{4}$', errorMessage: 'must be 4 hex digits, e.g. "0403"' }));
 
 const textPattern = (description: string): ReturnType<typeof Type.Optional<ReturnType<typeof Type.String>>> =>
   Type.Optional(Type.String({ description: `${description} Case-insensitive glob (FT232*) or /regex/flags.`, minLength: 1, maxLength: 256 }));
