@@ -79,7 +79,7 @@ export function startProgress(options: ProgressOptions, initial: ProgressState):
   const elapsed = (): number => performance.now() - started;
   const draw = (): void => {
     if (tty) {
-      stream.write(`\r\x1b[2K${formatProgressLine(options.label, state, elapsed(), (stream.columns ?? 100) - 1)}`);
+      stream.write(`\r\x1b[2K${formatProgressLine(options.label, state, elapsed(), Math.max(40, (stream.columns || 100) - 1))}`);
     } else {
       lastPlain = performance.now();
       stream.write(`${formatProgressLine(options.label, { ...state, detail: undefined }, elapsed())}\n`);

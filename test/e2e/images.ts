@@ -104,17 +104,31 @@ function ctrImport(layout: NodeLayout, tarball: string, name: string, digest: st
   });
 }
 
-/** Imports each image the node lacks (by digest), with a progress line; returns the names imported. */
-async function importMissing(layout: NodeLayout, images: readonly { name: string; out: string; digest: string }[]): Promise<string[]> {
-  const missing = images.filter((image) => importedDigest(layout, image.name) !== image.digest);
+/** One image for one node's containerd. */
+interface ImportJob {
+  readonly layout: NodeLayout;
+  readonly name: string;
+  readonly out: string;
+  readonly digest: string;
+}
+
+/**
+ * Runs the jobs whose node lacks the image (by digest) one after the other, under one progress
+ * line ("2/4 imports"); returns the jobs it ran.
+ */
+async function importMissing(jobs: readonly ImportJob[]): Promise<ImportJob[]> {
+  const missing = jobs.filter((job) => importedDigest(job.layout, job.name) !== job.digest);
   if (missing.length === 0) return [];
-  const progress = startProgress({ label: 'images' }, { phase: `loading into ${layout.nodeName}'s containerd`, done: 0, total: missing.length });
-  for (const [i, image] of missing.entries()) {
-    progress.update({ phase: `loading into ${layout.nodeName}'s containerd`, done: i, total: missing.length, detail: image.name });
-    await ctrImport(layout, image.out, image.name, image.digest);
+  const names = [...new Set(missing.map((job) => job.name))].join(', ');
+  const nodes = [...new Set(missing.map((job) => job.layout.nodeName))].join(', ');
+  const phase = `loading ${names} into containerd of ${nodes}: images loaded`;
+  const progress = startProgress({ label: 'images' }, { phase, done: 0, total: missing.length });
+  for (const [i, job] of missing.entries()) {
+    progress.update({ phase, done: i, total: missing.length, detail: `${job.name} → ${job.layout.nodeName}` });
+    await ctrImport(job.layout, job.out, job.name, job.digest);
   }
-  progress.done(`loaded ${missing.map((image) => image.name).join(', ')} into ${layout.nodeName}'s containerd`);
-  return missing.map((image) => image.name);
+  progress.done(`loaded ${names} into containerd of ${nodes}`);
+  return missing;
 }
 
 /** What {@link ensureImages} did. */
@@ -140,11 +154,8 @@ export async function ensureImages(layout: NodeLayout): Promise<ImagesResult> {
     out: join(layout.imageDir, 'busybox.tar'),
     config: { cmd: ['sh'] },
   });
-  const imported = await importMissing(
-    layout,
-    [pause, busybox].map((image) => ({ name: image.name, out: image.out, digest: image.manifestDigest })),
-  );
-  return { pause, busybox, imported };
+  const imported = await importMissing([pause, busybox].map((image) => ({ layout, name: image.name, out: image.out, digest: image.manifestDigest })));
+  return { pause, busybox, imported: imported.map((job) => job.name) };
 }
 
 /** What {@link importTetherImage} needs of a built Tether image (deploy/image/tether-image.ts). */
@@ -170,15 +181,11 @@ export function importTetherImage(layout: NodeLayout, image: TetherImageTarball)
 }
 
 /**
- * {@link importTetherImage} for several nodes, asynchronously, with a progress line per node
- * that lacks the image. Returns the names of the nodes it was imported into (empty: every node
+ * {@link importTetherImage} for several nodes, asynchronously, with one progress line over the
+ * nodes that lack the image. Returns the names of the nodes it was imported into (empty: every node
  * already held this digest).
  */
 export async function loadTetherImage(layouts: readonly NodeLayout[], image: TetherImageTarball): Promise<string[]> {
-  const loaded: string[] = [];
-  for (const layout of layouts) {
-    const imported = await importMissing(layout, [{ name: image.reference, out: image.out, digest: image.indexDigest }]);
-    if (imported.length > 0) loaded.push(layout.nodeName);
-  }
-  return loaded;
+  const imported = await importMissing(layouts.map((layout) => ({ layout, name: image.reference, out: image.out, digest: image.indexDigest })));
+  return imported.map((job) => job.layout.nodeName);
 }

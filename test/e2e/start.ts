@@ -173,7 +173,7 @@ async function main(): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => {
     // npm forwards the terminal's SIGINT to us as well: the first one (or two) start the stop.
     if (interrupts++ === 0) {
-      process.stderr.write(`\n[start] ${signal}: stopping everything npm start started (takes ~15 s)…\n`);
+      process.stderr.write(`\n[start] ${signal}: stopping everything npm start started (a few seconds)…\n`);
       stop.abort();
     } else if (interrupts === 3) {
       process.stderr.write('[start] still stopping; Ctrl-\\ abandons it (then `node_modules/.bin/node test/e2e/main.ts down` cleans up)\n');
@@ -288,6 +288,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearInterval(view);
+    if (view !== undefined && process.stdout.isTTY === true) process.stdout.write('\n');
     const stopping = performance.now();
     say('stopping everything npm start started: LAN peers, Tether, both nodes, the LAN, the control plane…');
     const attempt = async (what: string, step: () => unknown): Promise<void> => {
