@@ -7,7 +7,8 @@
  */
 import type { DeviceSink, DiscoveredDevice } from '../../discovery-handlers/contract.ts';
 
-export interface TrackedDevice {
+/** A reported device and whether it is online (offline: within its grace period). */
+interface TrackedDevice {
   readonly device: DiscoveredDevice;
   readonly online: boolean;
 }
@@ -68,7 +69,7 @@ export class DeviceSet implements DeviceSink {
     if (changed) this.#options.onChange();
   }
 
-  snapshot(): TrackedDevice[] {
+  snapshot(): { readonly device: DiscoveredDevice; readonly online: boolean }[] {
     return [...this.#tracked.values()];
   }
 

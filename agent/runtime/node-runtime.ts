@@ -109,15 +109,18 @@ export class NodeRuntime {
   /** Reads the published state, starts the source, the plugins and the sessions. */
   async start(): Promise<void> {
     const { source, publication } = this.#options;
-    await publication.start({
-      republish: () => this.#changed(),
-      slots: (name, slots) => {
-        if (this.#started && this.devices.mirrorServerSlots(name, slots)) void this.#pluginSync.trigger();
-      },
-      served: (name) => this.devices.device(name),
-      hasSession: (namespace, discovery) => this.#sessions.has(`${namespace}/${discovery}`),
-    });
-    await source.start(() => void this.#sessionSync.trigger());
+    // Both first reads at once; sessions start only after both (seeds need the publication).
+    await Promise.all([
+      publication.start({
+        republish: () => this.#changed(),
+        slots: (name, slots) => {
+          if (this.#started && this.devices.mirrorServerSlots(name, slots)) void this.#pluginSync.trigger();
+        },
+        served: (name) => this.devices.device(name),
+        hasSession: (namespace, discovery) => this.#sessions.has(`${namespace}/${discovery}`),
+      }),
+      source.start(() => void this.#sessionSync.trigger()),
+    ]);
     this.plugins.start();
     this.#started = true;
     await this.#sessionSync.trigger();
