@@ -79,10 +79,26 @@ const program = new Command('tether')
   .addOption(new Option('--log-format <format>', 'logs as JSON lines, or as text for people (auto: text on a terminal)').choices(['auto', 'json', 'text']).default('auto'))
   .showHelpAfterError();
 
+interface DiscoverFlags {
+  help?: boolean;
+  details?: string;
+  detailsFile?: string;
+  output: OutputFormat;
+  watch: boolean;
+  timeout: number;
+  property: string[];
+  propertyFile?: string;
+}
+
 program
   .command('discover')
   .description('run one discovery handler locally (no cluster) and print the devices it finds')
-  .argument('<handler>', `handler name: ${BUILTIN_HANDLER_NAMES.join(', ')}`)
+  .argument('[handler]', `handler name: ${BUILTIN_HANDLER_NAMES.join(', ')}`)
+  // Our own --help: with a handler it adds that handler's details fields, read from its
+  // serialised schema (no handler code, no TypeBox), so commander's synchronous help won't do.
+  .helpOption(false)
+  .option('-h, --help', "display help; after a handler name, also the handler's details fields and an example")
+  .addHelpText('after', "\nRun `tether discover --help` for the handlers, `tether discover <handler> --help` for a handler's details fields.")
   .option('--details <json|yaml>', 'handler details, inline')
   .option('--details-file <path>', 'handler details, from a file')
   .addOption(new Option('-o, --output <format>', 'output format (wide: the table with whole values)').choices(['table', 'wide', 'json']).default('table'))
@@ -92,7 +108,13 @@ program
   .option('--timeout <ms>', 'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported', positiveInt, 30_000)
   .option('-p, --property <NAME=VALUE>', 'a property for the handler, as a DeviceDiscovery gives it (e.g. ONVIF_USERNAME=admin); repeatable', collect, [])
   .option('--property-file <path>', 'properties from a file of NAME=VALUE lines (# comments); keeps secrets off the command line')
-  .action(async (handlerName: string, opts: { details?: string; detailsFile?: string; output: OutputFormat; watch: boolean; timeout: number; property: string[]; propertyFile?: string }) => {
+  .action(async (handlerName: string | undefined, opts: DiscoverFlags, command: Command) => {
+    if (opts.help === true) {
+      const { discoverHelpText } = await import('../discovery-handlers/details-schemas.ts');
+      write(`${command.helpInformation()}${await discoverHelpText(handlerName)}`);
+      return;
+    }
+    if (handlerName === undefined) throw new InvalidArgumentError(`name a handler: ${BUILTIN_HANDLER_NAMES.join(', ')} (tether discover --help)`);
     const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
     const { discover, readDetailsText, readProperties } = await import('../agent/cli/discover.ts');
     const { builtinHandlers, findHandler } = await import('../discovery-handlers/registry.ts');

@@ -141,9 +141,9 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
   const union = error.keyword === 'type' || error.keyword === 'const' ? errors.find((e) => e.keyword === 'anyOf' && e.instancePath === error.instancePath) : undefined;
   const hint = union === undefined ? node['errorMessage'] : (schemaAt(root, union.schemaPath)['errorMessage'] ?? node['errorMessage']);
   if (typeof hint === 'string' && HINTED_KEYWORDS.has(error.keyword)) return new DetailsError(at.path, hint);
-  if (isObject(hint) && typeof hint[error.keyword] === 'string') return new DetailsError(at.path, hint[error.keyword] as string);
   const described = DESCRIBE[error.keyword]?.({ error, node, path: at.path, value: at.value, all: candidates }) ?? { message: error.message };
-  return new DetailsError(described.path ?? at.path, described.message);
+  const message = isObject(hint) && typeof hint[error.keyword] === 'string' ? (hint[error.keyword] as string) : described.message;
+  return new DetailsError(described.path ?? at.path, message);
 }
 
 /**

@@ -172,7 +172,8 @@ export function renderMarkdownTable(rows: readonly FieldRow[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-function wrap(text: string, indent: string, width: number): string[] {
+/** `text` in lines of at most `width` characters (a longer word stays whole), each after `indent`. */
+export function wrap(text: string, indent: string, width: number): string[] {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(/\s+/).filter((w) => w !== '')) {

@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { untilAborted, type DiscoveryHandler } from '../../discovery-handlers/contract.ts';
@@ -61,5 +63,24 @@ describe('discover (one-shot)', () => {
     );
     expect(error).toBeInstanceOf(DiscoverTimeoutError);
     expect((error as Error).message).toBe('stuck sent no report within 50 ms (a longer --timeout may help); it reported:\n  Failed to connect (mqtt://x: ECONNREFUSED)');
+  });
+});
+
+describe('tether discover --help', () => {
+  // A real process on Node 24, as a user runs it: the help comes from the handler's schema.
+  const node = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
+  const launcher = fileURLToPath(new URL('../../bin/tether.mjs', import.meta.url));
+  const help = (...args: string[]): string => execFileSync(node, [launcher, 'discover', ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  it('shows a handler’s details fields with their defaults, and an example', () => {
+    const text = help('mqtt', '--help');
+    expect(text).toMatch(/^ {2}keepaliveSeconds {2}\(integer; default 30; 5–3600\)$/m);
+    expect(text).toMatch(/^ {2}limits\.maxDevices {2}\(integer; default 100000; 1–1000000\)$/m);
+    expect(text).toContain(`tether discover mqtt --details '{"broker":"mqtt://broker.local:1883","homeAssistant":true}'`);
+  });
+
+  it('lists the handlers without one', () => {
+    const text = help('--help');
+    for (const name of ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb']) expect(text).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
   });
 });

@@ -13,6 +13,7 @@ export const DebugEchoDetailsSchema = closedObject(
       minItems: 1,
       maxItems: 10_000,
       uniqueItems: true,
+      errorMessage: { uniqueItems: 'duplicate description' },
     }),
     shared: Type.Boolean({ description: 'Whether every node reports the same devices (one Device, many nodes).', default: false }),
     availabilityFile: Type.Optional(
