@@ -31,6 +31,13 @@ export interface ProfileStream {
   readonly streamUri: string | undefined;
 }
 
+/**
+ * Why a step failed: a SOAP error, or `unsafe-url` — the camera named a media service or
+ * stream URI that does not point at it (see service-url.ts), which Tether neither calls nor
+ * publishes.
+ */
+export type CameraErrorKind = SoapErrorKind | 'unsafe-url';
+
 /** What SOAP told us; any step may have failed (listed in `errors`). */
 export interface CameraInfo {
   readonly clockOffsetMs: number;
@@ -38,7 +45,7 @@ export interface CameraInfo {
   readonly mac: string | undefined;
   readonly mediaUrl: string | undefined;
   readonly streams: readonly ProfileStream[];
-  readonly errors: readonly SoapErrorKind[];
+  readonly errors: readonly CameraErrorKind[];
 }
 
 export interface InterrogateOptions {
@@ -46,6 +53,11 @@ export interface InterrogateOptions {
   readonly soap: Omit<SoapOptions, 'credentials' | 'clockOffsetMs'>;
   readonly streamUris: boolean;
   readonly lookupMac: (ip: string) => Promise<string | undefined>;
+  /**
+   * The URL (normalised) when the camera may be called at / published with it, else
+   * undefined. Applied to the media service URL before it is called and to every stream URI.
+   */
+  readonly allowUrl: (url: string) => string | undefined;
   readonly calls?: typeof onvifCalls;
 }
 
@@ -59,7 +71,7 @@ function kindOf(error: unknown): SoapErrorKind {
  */
 export async function interrogate(serviceUrl: string, ip: string | undefined, options: InterrogateOptions): Promise<CameraInfo> {
   const calls = options.calls ?? onvifCalls;
-  const errors: SoapErrorKind[] = [];
+  const errors: CameraErrorKind[] = [];
   const attempt = async <T>(call: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await call();
@@ -76,16 +88,38 @@ export async function interrogate(serviceUrl: string, ip: string | undefined, op
   const soap: SoapOptions = { ...options.soap, credentials: options.credentials, clockOffsetMs };
   const device = await attempt(() => calls.deviceInformation(serviceUrl, soap));
   if (device === undefined && errors.includes('auth')) {
-    // Wrong or missing credentials: every further call would fail the same way.
-    return { clockOffsetMs, device, mac: undefined, mediaUrl: undefined, streams: [], errors };
+    // Wrong or missing credentials: every further call would fail the same way. The ARP
+    // table needs no login.
+    const mac = ip === undefined ? undefined : await options.lookupMac(ip);
+    return { clockOffsetMs, device, mac, mediaUrl: undefined, streams: [], errors };
   }
   const interfaces = await attempt(() => calls.networkInterfaces(serviceUrl, soap));
   const own = interfaces?.find((ni) => ip !== undefined && ni.ipv4.includes(ip)) ?? (interfaces?.length === 1 ? interfaces[0] : undefined);
   const mac = own?.mac ?? (ip === undefined ? undefined : await options.lookupMac(ip));
   if (!options.streamUris) return { clockOffsetMs, device, mac, mediaUrl: undefined, streams: [], errors };
-  const mediaUrl = await attempt(() => calls.mediaService(serviceUrl, soap));
-  const streams = mediaUrl === undefined ? [] : await readStreams(calls, mediaUrl, soap, attempt);
+  const { mediaUrl, streams } = await readMedia(calls, serviceUrl, soap, options.allowUrl, attempt, errors);
   return { clockOffsetMs, device, mac, mediaUrl, streams, errors };
+}
+
+/** The media service (only where allowed) and its profiles' stream URIs (only the allowed ones). */
+async function readMedia(
+  calls: typeof onvifCalls,
+  serviceUrl: string,
+  soap: SoapOptions,
+  allowUrl: (url: string) => string | undefined,
+  attempt: <T>(call: () => Promise<T>) => Promise<T | undefined>,
+  errors: CameraErrorKind[],
+): Promise<{ mediaUrl: string | undefined; streams: ProfileStream[] }> {
+  const offered = await attempt(() => calls.mediaService(serviceUrl, soap));
+  const mediaUrl = offered === undefined ? undefined : allowUrl(offered);
+  if (offered !== undefined && mediaUrl === undefined) errors.push('unsafe-url');
+  if (mediaUrl === undefined) return { mediaUrl, streams: [] };
+  const streams = (await readStreams(calls, mediaUrl, soap, attempt)).map(({ profile, streamUri }) => {
+    const allowed = streamUri === undefined ? undefined : allowUrl(streamUri);
+    if (streamUri !== undefined && allowed === undefined) errors.push('unsafe-url');
+    return { profile, streamUri: allowed };
+  });
+  return { mediaUrl, streams };
 }
 
 async function readStreams(

@@ -3,9 +3,13 @@
  * real HTTP/SOAP). Every test uses its own WS-Discovery port and 127.x.y.z addresses.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedCamera, type SimulatedCameraOptions } from '../../mocks/onvif-camera/camera.ts';
+import { onvifCalls } from './device-client.ts';
 import { createOnvifHandler, type OnvifHandlerOptions } from './onvif.ts';
 import { RecordingSink } from '../../test/support/recording-sink.ts';
 
@@ -52,6 +56,55 @@ function rig(): Rig {
 }
 
 const CREDENTIALS = { username: 'operator', password: 'pa55-w0rd!' };
+
+/** An HTTP server on `address` (all addresses when omitted) recording what reaches it. */
+async function httpServer(address: string | undefined, answer: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end()) {
+  const requests: { url: string; authorized: boolean; body: string }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      requests.push({ url: req.url ?? '', authorized: body.includes('UsernameToken') || req.headers.authorization !== undefined, body });
+      answer(req, res);
+    });
+  });
+  server.listen(0, address);
+  await once(server, 'listening');
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as AddressInfo).port, requests };
+}
+
+/**
+ * Something on the LAN answering Probes from `address` with a ProbeMatch whose XAddrs it
+ * chooses — a camera nobody here wrote.
+ */
+async function probeResponder(r: Rig, address: string, xaddrs: string): Promise<{ uuid: string }> {
+  const uuid = randomUUID();
+  const match =
+    '<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery">' +
+    `<e:Body><d:ProbeMatches><d:ProbeMatch><a:EndpointReference><a:Address>urn:uuid:${uuid}</a:Address></a:EndpointReference>` +
+    `<d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>onvif://www.onvif.org/name/Stranger</d:Scopes><d:XAddrs>${xaddrs}</d:XAddrs>` +
+    '<d:MetadataVersion>1</d:MetadataVersion></d:ProbeMatch></d:ProbeMatches></e:Body></e:Envelope>';
+  const listener: Socket = createSocket({ type: 'udp4', reuseAddr: true });
+  const replier: Socket = createSocket({ type: 'udp4' });
+  cleanups.push(() => {
+    listener.close();
+    replier.close();
+  });
+  await new Promise<void>((resolve) => replier.bind(0, address, resolve));
+  listener.on('message', (message, remote) => {
+    if (message.toString().includes('Probe<')) replier.send(match, remote.port, remote.address);
+  });
+  await new Promise<void>((resolve) => listener.bind(r.port, '239.255.255.250', resolve));
+  listener.addMembership('239.255.255.250', '127.0.0.1');
+  return { uuid };
+}
 
 describe('onvif handler with simulated cameras', () => {
   it('finds cameras by multicast Probe and reports identity, MAC and stream URIs — without credentials', async () => {
@@ -240,5 +293,93 @@ describe('onvif handler with simulated cameras', () => {
     await r.start({ probeIntervalSeconds: 30, maxCameras: 1 });
     await r.sink.waitFor(() => (r.sink.counts.get('camera_limit') ?? 0) >= 1, 5_000, 'limit counted');
     await r.sink.waitFor(() => r.sink.current.size === 1, 5_000, 'one camera');
+  });
+
+  describe('issue 13: a device never steers Tether (or its credentials) to an address it did not answer from', () => {
+    it('a ProbeMatch whose XAddrs point elsewhere (another host, the node loopback) is ignored and counted; nothing is sent there', async () => {
+      const r = rig();
+      const victim = await httpServer(undefined); // every local address, 127.0.0.1 included
+      const elsewhere = freshAddress();
+      const stranger = await probeResponder(r, freshAddress(), `http://${elsewhere}:${victim.port}/onvif/device_service http://127.0.0.1:${victim.port}/onvif/device_service`);
+      const camera = await r.camera({ helloOnStart: false, credentials: CREDENTIALS });
+      await r.start({ probeIntervalSeconds: 30 }, { ONVIF_USERNAME: 'admin', ONVIF_PASSWORD: CREDENTIALS.password });
+      await r.sink.waitFor(() => (r.sink.counts.get('unsafe_service_url') ?? 0) >= 1, 5_000, 'refusal counted');
+      await r.sink.waitFor(() => r.sink.current.has(camera.uuid), 5_000, 'the real camera');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(victim.requests).toEqual([]);
+      expect(r.sink.current.has(stranger.uuid)).toBe(false);
+      expect(r.sink.logText).toContain('Ignored a camera whose service URLs do not point at the address it answered from');
+    });
+
+    it('a media service or stream URI pointing elsewhere is neither called nor published', async () => {
+      const r = rig();
+      const victim = await httpServer(undefined);
+      const camera = await r.camera({ helloOnStart: false, credentials: CREDENTIALS });
+      const steered = (host: string) => `http://${host}:${victim.port}/onvif/media_service`;
+      let call = 0;
+      const calls: typeof onvifCalls = {
+        ...onvifCalls,
+        // First round: Media on the node loopback; later rounds: Media on the camera, streams elsewhere.
+        mediaService: async (url, options) => (call++ === 0 ? steered('127.0.0.1') : onvifCalls.mediaService(url, options)),
+        streamUri: async (url, token, options) => (token === 'profile_main' ? `rtsp://169.254.169.254:554/${token}` : onvifCalls.streamUri(url, token, options)),
+      };
+      await r.start({ probeIntervalSeconds: 0.3, discoveryTimeoutSeconds: 0.05 }, { ONVIF_USERNAME: CREDENTIALS.username, ONVIF_PASSWORD: CREDENTIALS.password }, { calls });
+      await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] !== undefined, 5_000, 'camera with identity');
+      expect(r.sink.current.get(camera.uuid)?.properties['ONVIF_MEDIA_SERVICE_URL']).toBeUndefined();
+      await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_MEDIA_SERVICE_URL'] === camera.mediaUrl, 5_000, 'retried with the real media service');
+      const props = r.sink.current.get(camera.uuid)!.properties;
+      expect(props['ONVIF_PROFILE_0_TOKEN']).toBe('profile_main');
+      expect(props['ONVIF_PROFILE_0_STREAM_URI']).toBeUndefined();
+      expect(props['ONVIF_STREAM_URI']).toBe(camera.streamUri('profile_sub'));
+      expect(Object.values(props).some((v) => v.includes('169.254') || v.includes('127.0.0.1'))).toBe(false);
+      expect(victim.requests).toEqual([]);
+      expect(r.sink.counts.get('unsafe_service_url')).toBeGreaterThanOrEqual(2);
+    });
+  });
+
+  it('issue 13: a 1 MiB SOAP answer is refused while it streams, quickly, and the camera is reported with a clear warning', async () => {
+    const r = rig();
+    const address = freshAddress();
+    let written = 0;
+    let firstRequestAt = 0;
+    const huge = await httpServer(address, (_req, res) => {
+      firstRequestAt ||= performance.now();
+      res.writeHead(200, { 'content-type': 'application/soap+xml' }); // no Content-Length: must be cut while streaming
+      res.write('<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body>');
+      const chunk = `<x>${'y'.repeat(16 * 1024 - 7)}</x>`;
+      // One chunk per turn of the event loop, so the client (same process) reads as it comes.
+      const pump = (): void => {
+        if (res.destroyed) return;
+        if (written >= 1024 * 1024) return void res.end('</e:Body></e:Envelope>');
+        written += chunk.length;
+        res.write(chunk);
+        setImmediate(pump);
+      };
+      pump();
+    });
+    const stranger = await probeResponder(r, address, `http://${address}:${huge.port}/onvif/device_service`);
+    await r.start({ probeIntervalSeconds: 30 });
+    await r.sink.waitFor(() => r.sink.current.has(stranger.uuid), 5_000, 'camera from WS-Discovery facts');
+    const elapsed = performance.now() - firstRequestAt;
+    expect(r.sink.current.get(stranger.uuid)!.properties['ONVIF_DEVICE_SERVICE_URL']).toBe(`http://${address}:${huge.port}/onvif/device_service`);
+    expect(r.sink.counts.get('soap_response_too_large')).toBe(1);
+    expect(r.sink.logText).toContain('an answer was larger than maxResponseBytes and was refused unread');
+    // The default cap (64 KiB) stops reading long before the megabyte: no parse, no 1 MiB buffer.
+    expect(written).toBeLessThan(1024 * 1024);
+    expect(elapsed).toBeLessThan(1_000);
+  });
+
+  it('issue 13: a camera whose login fails keeps the MAC Tether knows from ARP, and passes an exclude-only manufacturer filter', async () => {
+    const r = rig();
+    const camera = await r.camera({ helloOnStart: false, credentials: CREDENTIALS, identity: { manufacturer: 'ACME' } });
+    await r.start(
+      { probeIntervalSeconds: 30, manufacturers: { exclude: ['Globex*'] } },
+      { ONVIF_USERNAME: 'operator', ONVIF_PASSWORD: 'not-the-password' },
+      { lookupMac: (ip) => Promise.resolve(ip === camera.address ? '02:00:00:00:be:ef' : undefined) },
+    );
+    await r.sink.waitFor(() => r.sink.current.has(camera.uuid), 5_000, 'camera despite its unknown manufacturer');
+    expect(r.sink.counts.get('soap_auth_failed')).toBe(1);
+    expect(r.sink.current.get(camera.uuid)!.properties['ONVIF_DEVICE_MAC_ADDRESS']).toBe('02:00:00:00:be:ef');
+    expect(r.sink.current.get(camera.uuid)!.properties['ONVIF_DEVICE_MANUFACTURER']).toBeUndefined();
   });
 });

@@ -25,12 +25,14 @@ import { networkInterfaces as osNetworkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { abortableDelay, type DeviceSink, type DiscoveredDevice, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import { lookupArp } from './arp.ts';
-import { cameraDevice, interrogate, withoutSecrets, type CameraInfo } from './camera.ts';
+import { cameraDevice, interrogate, withoutSecrets, type CameraErrorKind, type CameraInfo } from './camera.ts';
 import { credentialStore, type CredentialStore } from './credentials.ts';
 import type { onvifCalls } from './device-client.ts';
 import { parseOnvifDetails, type OnvifDetails } from './details.ts';
+import { limiter } from './limiter.ts';
 import { hasDeviceFilters, passesDeviceFilters, passesDiscoveryFilters } from './filters.ts';
-import { hostCount, hosts, ipv4ToInt } from './ipv4.ts';
+import { hostCount, hosts, intToIpv4, ipv4ToInt } from './ipv4.ts';
+import { allowedServiceUrl, chooseServiceUrl, isLoopbackAddress, isReservedAddress, type ServiceUrlPolicy } from './service-url.ts';
 import {
   buildProbe,
   isVideoTransmitter,
@@ -68,6 +70,7 @@ export const ONVIF_EVENTS = [
   'soap_response_too_large',
   'credential_in_property',
   'send_error',
+  'unsafe_service_url',
 ] as const;
 export type OnvifEvent = (typeof ONVIF_EVENTS)[number];
 
@@ -78,7 +81,9 @@ interface Camera {
   readonly id: string;
   endpoint: Endpoint;
   serviceUrl: string;
-  ip: string | undefined;
+  ip: string;
+  /** The address the camera answered from (UDP source): where its URLs must point. */
+  source: string;
   lastSeen: number;
   info: CameraInfo | undefined;
   fetchedAt: number;
@@ -89,30 +94,12 @@ interface Camera {
   device: DiscoveredDevice | undefined;
 }
 
-/** A counting semaphore: at most `limit` tasks run at once. */
-function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  return async (task) => {
-    if (active >= limit) await new Promise<void>((resolve) => queue.push(resolve));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
-}
-
-/** Picks the service URL whose host is the datagram's source; else the first. */
-export function chooseServiceUrl(xaddrs: readonly string[], source: string): string | undefined {
-  return xaddrs.find((x) => new URL(x).hostname === source) ?? xaddrs[0];
-}
-
 function hostOf(url: string): string {
   return new URL(url).hostname;
 }
+
+/** Distinct warnings kept per session: keys can come from the network (camera ids). */
+const MAX_WARNINGS = 1024;
 
 /** Receive buffer asked for on every socket: 200 cameras answering one Probe at once overflow the default. */
 const RECV_BUFFER_BYTES = 1 << 20;
@@ -131,6 +118,17 @@ function bindSocket(socket: Socket, port: number, address?: string): Promise<voi
     });
   });
 }
+
+const EVENT_OF_ERROR: Readonly<Record<CameraErrorKind, OnvifEvent>> = {
+  auth: 'soap_auth_failed',
+  timeout: 'soap_timeout',
+  'too-large': 'soap_response_too_large',
+  'unsafe-url': 'unsafe_service_url',
+  fault: 'soap_error',
+  http: 'soap_error',
+  network: 'soap_error',
+  malformed: 'soap_error',
+};
 
 class OnvifSession {
   readonly #details: OnvifDetails;
@@ -157,6 +155,8 @@ class OnvifSession {
    */
   readonly #unicast: Socket[] = [];
   #initialDone = false;
+  /** Set by #open, from the details and the interfaces. */
+  #urlPolicy: ServiceUrlPolicy = { allowedCidrs: [], loopback: false };
 
   constructor(details: OnvifDetails, context: HandlerContext, options: OnvifHandlerOptions) {
     this.#details = details;
@@ -239,6 +239,7 @@ class OnvifSession {
   // ---- sockets -------------------------------------------------------------------------------
 
   async #open(): Promise<void> {
+    this.#urlPolicy = { allowedCidrs: this.#details.allowedServiceCidrs, loopback: this.#probesLoopback() };
     if (this.#details.multicast) {
       const listener = createSocket({ type: 'udp4', reuseAddr: true });
       listener.on('message', (message, remote) => this.#onDatagram(message, remote, 'listener'));
@@ -261,6 +262,17 @@ class OnvifSession {
       await bindSocket(unicast, 0);
       this.#unicast.push(unicast);
     }
+  }
+
+  /** Whether the operator asked for probing on loopback (`interfaces: [lo]`, a 127.x address or unicast block). */
+  #probesLoopback(): boolean {
+    const all = this.#options.networkInterfaces();
+    const isLoopbackInterface = (entry: string): boolean =>
+      isLoopbackAddress(entry) || (all[entry] ?? []).some((a) => a.family === 'IPv4' && a.internal && isLoopbackAddress(a.address));
+    return (
+      (this.#details.interfaces ?? []).some(isLoopbackInterface) ||
+      this.#details.unicastTargets.some((t) => t.kind === 'block' && isLoopbackAddress(intToIpv4(t.cidr.network)))
+    );
   }
 
   #close(): void {
@@ -290,7 +302,7 @@ class OnvifSession {
   }
 
   #warnOnce(key: string, data: object, message: string): void {
-    if (this.#warned.has(key)) return;
+    if (this.#warned.has(key) || this.#warned.size >= MAX_WARNINGS) return;
     this.#warned.add(key);
     this.#log.warn(data, message);
   }
@@ -425,7 +437,8 @@ class OnvifSession {
       this.#onEndpoint(endpoint, remote.address, undefined);
       return;
     }
-    // A Hello without XAddrs: ask the camera directly.
+    // A Hello without XAddrs: ask the camera directly (never a reserved address: no reflection).
+    if (isReservedAddress(remote.address, this.#urlPolicy.loopback)) return;
     const socket = this.#unicast[0] ?? this.#probeSockets.values().next().value;
     if (socket !== undefined) void this.#send(socket, remote.port, remote.address, Date.now());
   }
@@ -446,10 +459,18 @@ class OnvifSession {
       // An answer to a Probe sent before the camera said Bye is stale.
       if (bye !== undefined && (sentAt === undefined || sentAt <= bye)) return;
     }
-    const serviceUrl = chooseServiceUrl(endpoint.xaddrs, source);
-    if (serviceUrl === undefined) return;
-    const host = hostOf(serviceUrl);
-    const ip = ipv4ToInt(host) !== undefined ? host : source;
+    const serviceUrl = chooseServiceUrl(endpoint.xaddrs, source, this.#urlPolicy);
+    if (serviceUrl === undefined) {
+      // Pointing elsewhere than where it answered from: never contacted, never reported.
+      this.#count('unsafe_service_url');
+      this.#warnOnce(
+        `unsafe:${endpoint.id}`,
+        { camera: endpoint.id, source, xaddrs: endpoint.xaddrs.slice(0, 4) },
+        'Ignored a camera whose service URLs do not point at the address it answered from',
+      );
+      return;
+    }
+    const ip = hostOf(serviceUrl);
     if (!passesDiscoveryFilters(this.#details.filters, { uuid: endpoint.id, ip, scopes: endpoint.scopes })) return;
     let camera = this.#cameras.get(endpoint.id);
     if (camera === undefined) {
@@ -458,7 +479,7 @@ class OnvifSession {
         this.#warnOnce('limit', { maxCameras: this.#details.maxCameras }, 'Camera limit reached; ignoring further cameras');
         return;
       }
-      camera = { id: endpoint.id, endpoint, serviceUrl, ip, lastSeen: now, info: undefined, fetchedAt: 0, failures: 0, retryAt: 0, inFlight: undefined, device: undefined };
+      camera = { id: endpoint.id, endpoint, serviceUrl, ip, source, lastSeen: now, info: undefined, fetchedAt: 0, failures: 0, retryAt: 0, inFlight: undefined, device: undefined };
       this.#cameras.set(camera.id, camera);
       this.#log.debug({ camera: camera.id, ip, serviceUrl }, 'Found camera');
     } else {
@@ -471,6 +492,7 @@ class OnvifSession {
       camera.endpoint = endpoint;
       camera.serviceUrl = serviceUrl;
       camera.ip = ip;
+      camera.source = source;
       camera.lastSeen = now;
     }
     this.#maybeInterrogate(camera, now);
@@ -478,7 +500,8 @@ class OnvifSession {
 
   #maybeInterrogate(camera: Camera, now: number): void {
     if (camera.inFlight !== undefined || now < camera.retryAt) return;
-    if (camera.info !== undefined && now - camera.fetchedAt < this.#details.refreshIntervalMs) return;
+    // A camera whose last interrogation failed is asked again after its backoff (retryAt), not after the refresh interval.
+    if (camera.info !== undefined && camera.failures === 0 && now - camera.fetchedAt < this.#details.refreshIntervalMs) return;
     camera.inFlight = this.#limit(() => this.#interrogate(camera))
       .catch((error: unknown) => this.#log.error({ err: error, camera: camera.id }, 'Failed to interrogate camera'))
       .finally(() => (camera.inFlight = undefined));
@@ -488,12 +511,14 @@ class OnvifSession {
     if (this.#signal.aborted || this.#cameras.get(camera.id) !== camera) return;
     const details = this.#details;
     let info: CameraInfo;
+    const ip = camera.ip;
     try {
-      info = await interrogate(camera.serviceUrl, camera.ip, {
+      info = await interrogate(camera.serviceUrl, ip, {
         credentials: this.#credentials.forCamera(camera.id),
         soap: { timeoutMs: details.soapTimeoutMs, maxResponseBytes: details.maxResponseBytes, signal: this.#signal, tlsInsecureSkipVerify: details.tlsInsecureSkipVerify },
         streamUris: details.streamUris,
         lookupMac: this.#options.lookupMac,
+        allowUrl: (url) => allowedServiceUrl(url, camera.source, this.#urlPolicy),
         ...(this.#options.calls === undefined ? {} : { calls: this.#options.calls }),
       });
     } catch {
@@ -501,27 +526,37 @@ class OnvifSession {
     }
     const now = Date.now();
     for (const kind of new Set(info.errors)) {
-      this.#count(kind === 'auth' ? 'soap_auth_failed' : kind === 'timeout' ? 'soap_timeout' : kind === 'too-large' ? 'soap_response_too_large' : 'soap_error');
+      this.#count(EVENT_OF_ERROR[kind]);
     }
     if (info.errors.length > 0) {
       camera.failures++;
       camera.retryAt = now + Math.min(details.probeIntervalMs * 2 ** (camera.failures - 1), details.refreshIntervalMs);
       const hasCredentials = this.#credentials.forCamera(camera.id) !== undefined;
-      this.#log.warn({ camera: camera.id, ip: camera.ip, errors: [...new Set(info.errors)], hasCredentials }, 'Camera SOAP calls failed');
+      const errors = [...new Set(info.errors)];
+      if (errors.includes('too-large')) {
+        this.#log.warn(
+          { camera: camera.id, ip: camera.ip, errors, hasCredentials, maxResponseBytes: details.maxResponseBytes },
+          'Camera SOAP calls failed: an answer was larger than maxResponseBytes and was refused unread',
+        );
+      } else this.#log.warn({ camera: camera.id, ip: camera.ip, errors, hasCredentials }, 'Camera SOAP calls failed');
     } else {
       camera.failures = 0;
       camera.retryAt = 0;
     }
     // Gone (Bye, expiry) while we were asking: nothing to report.
     if (this.#signal.aborted || this.#cameras.get(camera.id) !== camera) return;
-    camera.info = info;
+    // A failed login does not make the MAC Tether already knew (same address) unknown.
+    const knownMac = camera.info?.mac;
+    camera.info = info.mac === undefined && knownMac !== undefined && camera.ip === ip ? { ...info, mac: knownMac } : info;
     camera.fetchedAt = now;
     this.#update(camera);
   }
 
   #update(camera: Camera): void {
     const info = camera.info;
-    const decidable = !hasDeviceFilters(this.#details.filters) || info?.device !== undefined;
+    // Once interrogated, unknown values are decided by the filters themselves (they fail an
+    // include list and pass an exclude list); before that, only a camera without such filters.
+    const decidable = !hasDeviceFilters(this.#details.filters) || info !== undefined;
     const accepted =
       decidable &&
       passesDeviceFilters(this.#details.filters, { mac: info?.mac, manufacturer: info?.device?.manufacturer, model: info?.device?.model });

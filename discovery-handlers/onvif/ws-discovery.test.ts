@@ -123,7 +123,27 @@ describe('endpoint helpers', () => {
     ['urn:uuid:1419D68A-1DD2-11B2-A105-F0000000AB01', '1419d68a-1dd2-11b2-a105-f0000000ab01'],
     ['uuid:1419d68a-1dd2-11b2-a105-f0000000ab01', '1419d68a-1dd2-11b2-a105-f0000000ab01'],
     ['urn:example:camera-7', 'urn:example:camera-7'],
-  ])('endpointId(%s) = %s', (address, id) => expect(endpointId(address)).toBe(id));
+    ['  urn:uuid:1419d68a-1dd2-11b2-a105-f0000000ab01\n', '1419d68a-1dd2-11b2-a105-f0000000ab01'],
+    ['http://10.0.0.7/onvif/device_service', 'http://10.0.0.7/onvif/device_service'],
+    // Issue 13: a uuid URN must hold a UUID; anything else must be a bounded, printable URI.
+    ['urn:uuid:not-a-uuid', undefined],
+    ['uuid:1419d68a-1dd2-11b2-a105', undefined],
+    ['urn:uuid:1419d68a-1dd2-11b2-a105-f0000000ab01-extra', undefined],
+    ['urn:uuid:00000000-0000-0000-0000-000000000000', undefined],
+    ['camera 7', undefined],
+    ['no-scheme', undefined],
+    ['urn:x:<script>', undefined],
+    ['urn:x:caméra', undefined],
+    ['urn:x:%zz', undefined],
+    [`urn:x:${'a'.repeat(300)}`, undefined],
+    ['', undefined],
+  ])('endpointId(%j) = %s', (address, id) => expect(endpointId(address)).toBe(id));
+
+  it('a ProbeMatch, Hello or Bye whose address is not an acceptable identity is malformed', () => {
+    expect(parseWsDiscovery(envelope(`<d:ProbeMatches>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' })}</d:ProbeMatches>`))).toMatchObject({ matches: [], malformed: 1 });
+    expect(parseWsDiscovery(envelope(`<d:Hello>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' }).replace(/<\/?d:ProbeMatch>/g, '')}</d:Hello>`))).toEqual({ kind: 'malformed' });
+    expect(parseWsDiscovery(envelope('<d:Bye><wsa:EndpointReference><wsa:Address>urn:uuid:not-a-uuid</wsa:Address></wsa:EndpointReference></d:Bye>'))).toEqual({ kind: 'malformed' });
+  });
 
   it.each([
     [['dn:NetworkVideoTransmitter'], true],

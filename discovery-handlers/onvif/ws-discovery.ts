@@ -7,8 +7,12 @@ import { child, children, parseXml, path, textValue, type XmlNode } from './xml.
 
 export const WS_DISCOVERY_GROUP = '239.255.255.250';
 export const WS_DISCOVERY_PORT = 3702;
-/** Largest datagram Tether parses; real ProbeMatches are 1–3 KiB. */
-export const MAX_DATAGRAM_BYTES = 32 * 1024;
+/**
+ * Largest datagram Tether parses; real ProbeMatches and Hellos are 1–3 KiB (64 scopes of 60
+ * characters would be ~5 KiB). Anything on the LAN can send these, so the bound is tight:
+ * 8 KiB parses in ~1 ms.
+ */
+export const MAX_DATAGRAM_BYTES = 8 * 1024;
 
 const NS = {
   soap: 'http://www.w3.org/2003/05/soap-envelope',
@@ -65,12 +69,28 @@ export type WsDiscoveryMessage =
   /** Any other WS-Discovery traffic on the group (Probes, Resolves…). */
   | { readonly kind: 'other' };
 
-const UUID = /^(?:urn:)?uuid:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+const UUID_PREFIX = /^(?:urn:)?uuid:/i;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+/** An absolute URI of printable ASCII URI characters (RFC 3986), well-formed percent escapes. */
+const URI = /^[a-z][a-z0-9+.-]*:(?:[a-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9a-f]{2})+$/i;
 
-/** The device id for an endpoint address: the bare lower-case uuid, else the address itself. */
-export function endpointId(address: string): string {
-  const match = UUID.exec(address.trim());
-  return match?.[1] !== undefined ? match[1].toLowerCase() : address.trim();
+/**
+ * The device id for an endpoint address, or undefined when the address is not one Tether
+ * accepts as an identity:
+ * - `urn:uuid:…` / `uuid:…` must hold a real UUID (8-4-4-4-12 hex digits, not the nil
+ *   UUID): the id is the bare lower-case UUID. `urn:uuid:not-a-uuid` is refused.
+ * - Any other address must be an absolute URI (`urn:example:camera-7`, `http://…`) of at
+ *   most 256 printable ASCII URI characters; it is kept as sent.
+ */
+export function endpointId(address: string): string | undefined {
+  const trimmed = address.trim();
+  if (trimmed.length === 0 || trimmed.length > MAX_ADDRESS_LENGTH) return undefined;
+  if (UUID_PREFIX.test(trimmed)) {
+    const uuid = trimmed.replace(UUID_PREFIX, '').toLowerCase();
+    return UUID.test(uuid) && uuid !== NIL_UUID ? uuid : undefined;
+  }
+  return URI.test(trimmed) ? trimmed : undefined;
 }
 
 function isPrintable(value: string): boolean {
@@ -98,7 +118,8 @@ function isServiceUrl(value: string): boolean {
 /** Reads one ProbeMatch / Hello body; undefined when it is malformed. */
 function readEndpoint(node: unknown, requireXAddrs: boolean): Endpoint | undefined {
   const address = textValue(path(node, 'EndpointReference', 'Address'));
-  if (address === undefined || address === '' || address.length > MAX_ADDRESS_LENGTH || !isPrintable(address)) return undefined;
+  const id = address === undefined ? undefined : endpointId(address);
+  if (address === undefined || id === undefined) return undefined;
   const types = splitList(textValue(child(node, 'Types')), MAX_SCOPES, MAX_SCOPE_LENGTH);
   const scopes = splitList(textValue(child(node, 'Scopes')), MAX_SCOPES, MAX_SCOPE_LENGTH);
   const xaddrs = splitList(textValue(child(node, 'XAddrs')), MAX_XADDRS, MAX_XADDR_LENGTH);
@@ -107,7 +128,7 @@ function readEndpoint(node: unknown, requireXAddrs: boolean): Endpoint | undefin
   if (services.length !== xaddrs.length || (requireXAddrs && services.length === 0)) return undefined;
   const versionText = textValue(child(node, 'MetadataVersion'));
   const version = versionText === undefined || !/^\d{1,10}$/.test(versionText) ? undefined : Number(versionText);
-  return { address, id: endpointId(address), types, scopes, xaddrs: services, metadataVersion: version };
+  return { address, id, types, scopes, xaddrs: services, metadataVersion: version };
 }
 
 /** Whether the endpoint's Types name an ONVIF NetworkVideoTransmitter (any prefix). */
@@ -144,8 +165,8 @@ export function parseWsDiscovery(datagram: string): WsDiscoveryMessage {
   const bye = child(body, 'Bye');
   if (bye !== undefined) {
     const address = textValue(path(bye, 'EndpointReference', 'Address'));
-    if (address === undefined || address === '' || address.length > MAX_ADDRESS_LENGTH) return { kind: 'malformed' };
-    return { kind: 'bye', id: endpointId(address) };
+    const id = address === undefined ? undefined : endpointId(address);
+    return id === undefined ? { kind: 'malformed' } : { kind: 'bye', id };
   }
   return { kind: 'other' };
 }
