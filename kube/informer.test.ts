@@ -54,6 +54,9 @@ class FakeApiserver {
     this.watches.at(-1)!.res.end();
   }
 
+  /** Query of every list request. */
+  listQueries: URLSearchParams[] = [];
+
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.searchParams.get('watch') === 'true') {
@@ -70,6 +73,7 @@ class FakeApiserver {
       return;
     }
     this.lists++;
+    this.listQueries.push(url.searchParams);
     const status = this.listPlan.shift();
     if (status !== undefined) {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -89,7 +93,7 @@ afterEach(async () => {
   await fake?.stop();
 });
 
-async function setup(): Promise<{ events: InformerEvent<Pod>[] }> {
+async function setup(options: { fieldSelector?: string } = {}): Promise<{ events: InformerEvent<Pod>[] }> {
   fake = new FakeApiserver();
   await fake.start();
   const kc = new KubeConfig();
@@ -106,6 +110,7 @@ async function setup(): Promise<{ events: InformerEvent<Pod>[] }> {
     backoffBaseMs: 10,
     backoffMaxMs: 50,
     indexers: { device: (p) => [p.metadata.labels?.['tether.dev/device'] ?? ''] },
+    ...options,
   });
   const events: InformerEvent<Pod>[] = [];
   informer.onEvent((e) => events.push(e));
@@ -184,6 +189,30 @@ describe('Informer', () => {
     expect(informer!.health().state).toBe('watching');
     fake.send('ADDED', pod('late', 30));
     await until(() => informer!.get('ns', 'late') !== undefined);
+  });
+
+  it('lists and watches with the field selector (one object, as a resourceNames RBAC rule allows)', async () => {
+    await setup({ fieldSelector: 'metadata.name=a' });
+    informer!.start();
+    await informer!.synced();
+    await until(() => fake.watches.length === 1);
+    expect(fake.listQueries[0]!.get('fieldSelector')).toBe('metadata.name=a');
+    expect(fake.watches[0]!.query.get('fieldSelector')).toBe('metadata.name=a');
+  });
+
+  it('attempted() resolves after the first failed list (not synced), and synced() only once a list succeeds', async () => {
+    await setup();
+    fake.listPlan = [403, 403];
+    let synced = false;
+    informer!.start();
+    void informer!.synced().then(() => (synced = true));
+    await informer!.attempted();
+    expect(fake.lists).toBe(1);
+    expect(synced).toBe(false);
+    expect(informer!.hasSynced()).toBe(false);
+    await informer!.synced();
+    expect(fake.lists).toBe(3);
+    await informer!.attempted(); // already settled: resolves at once
   });
 });
 
