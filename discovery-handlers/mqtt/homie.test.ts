@@ -39,8 +39,23 @@ describe('parseHomieDescription', () => {
     expect(() => parseHomieDescription(raw)).toThrow(PayloadError);
   });
 
+  it.each([
+    ['a node ID with upper case', { homie: '5.0', nodes: { Thermostat: { properties: {} } } }],
+    ['a node that is not an object', { homie: '5.0', nodes: { n: 'garbage' } }],
+    ['properties that are not an object', { homie: '5.0', nodes: { n: { properties: [1, 2] } } }],
+    ['a property ID with a slash', { homie: '5.0', nodes: { n: { properties: { 'a/b': { datatype: 'float' } } } } }],
+    ['a property without a datatype', { homie: '5.0', nodes: { n: { properties: { t: {} } } } }],
+    ['an unknown datatype', { homie: '5.0', nodes: { n: { properties: { t: { datatype: 'banana' } } } } }],
+    ['a name that is not text', { homie: '5.0', name: { x: 1 }, nodes: {} }],
+    ['a name with control characters', { homie: '5.0', name: 'a\u0000b', nodes: {} }],
+    ['a negative version', { homie: '5.0', version: -1, nodes: {} }],
+    ['a root that is not an ID', { homie: '5.0', root: '../etc', nodes: {} }],
+  ])('issue 13: refuses garbage — %s', (_name, raw) => {
+    expect(() => parseHomieDescription(raw)).toThrow(PayloadError);
+  });
+
   it('bounds the property list', () => {
-    const properties = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${i}`, {}]));
+    const properties = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${i}`, { datatype: 'integer' }]));
     expect(parseHomieDescription({ homie: '5.0', nodes: { n: { properties } } }).properties).toHaveLength(256);
   });
 });
@@ -99,6 +114,35 @@ describe('HomieConvention', () => {
     homie.handle(msg(topic('a', '$state'), 'ready'));
     expect(homie.settleResync(false)).toEqual(['homie/b']);
     expect(homie.views().map((v) => v.id)).toEqual(['homie/a']);
+  });
+
+  it('issue 13: a listed device whose $description turns to garbage is no longer listed, counted as bad input; a valid one lists it again', () => {
+    const context = recordingContext();
+    const homie = new HomieConvention({ domain: 'homie' }, context);
+    homie.handle(msg(topic('thermo', '$description'), HOMIE_DESCRIPTION));
+    homie.handle(msg(topic('thermo', '$state'), 'ready'));
+    expect(homie.views()).toHaveLength(1);
+    expect(homie.handle(msg(topic('thermo', '$description'), { homie: '5.0', nodes: { n: 'garbage' } }))).toEqual(['homie/thermo']);
+    expect(homie.view('homie/thermo')).toBeUndefined();
+    expect(context.counts).toEqual(['bad_payload']);
+    homie.handle(msg(topic('thermo', '$description'), HOMIE_DESCRIPTION));
+    expect(homie.view('homie/thermo')?.properties['HOMIE_NAME']).toBe('Living room thermostat');
+  });
+
+  it('issue 13: a garbage $description before the $state keeps the device unlisted (the error is the engine\'s to count)', () => {
+    const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
+    expect(() => homie.handle(msg(topic('thermo', '$description'), { homie: '5.0', nodes: { n: { properties: { t: { datatype: 'banana' } } } } }))).toThrow(PayloadError);
+    expect(homie.handle(msg(topic('thermo', '$state'), 'ready'))).toEqual(['homie/thermo']);
+    expect(homie.views()).toEqual([]);
+    // Clearing the description (retained empty payload) makes it a device without one: listed from $state.
+    homie.handle(msg(topic('thermo', '$description'), null));
+    expect(homie.views().map((v) => v.id)).toEqual(['homie/thermo']);
+  });
+
+  it('issue 13: a device ID that is not a Homie ID is refused', () => {
+    const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
+    expect(() => homie.handle(msg('homie/5/Not_An-ID-/$state', 'ready'))).toThrow(PayloadError);
+    expect(homie.views()).toEqual([]);
   });
 
   it('uses its domain', () => {
