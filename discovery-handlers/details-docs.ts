@@ -40,12 +40,17 @@ function newPage(handler: string, schema: JsonSchema): string {
   return `# \`${handler}\` discovery handler\n\n${about}\n\n## Details reference\n\n${BEGIN_MARKER}\n${END_MARKER}\n`;
 }
 
-/** `page` with the reference table between the markers (placed under "Details reference" when missing). */
-export function withReference(page: string, table: string): string {
+/** `page` with `section` between the markers. */
+export function withReference(page: string, section: string): string {
   const begin = page.indexOf(BEGIN_MARKER);
   const end = page.indexOf(END_MARKER);
   if (begin < 0 || end < begin) throw new Error(`the page has no ${BEGIN_MARKER} … ${END_MARKER} section`);
-  return `${page.slice(0, begin + BEGIN_MARKER.length)}\n\n${table}\n${page.slice(end)}`;
+  return `${page.slice(0, begin + BEGIN_MARKER.length)}\n\n${section}\n${page.slice(end)}`;
+}
+
+function referenceSection(handler: string, schema: JsonSchema): string {
+  const help = `\`tether discover ${handler} --help\` prints the same reference in a terminal, with an example \`--details\`.\n`;
+  return `${renderMarkdownTable(fieldRows(schema))}\n${help}`;
 }
 
 /** What `npm run docs:handlers` writes for one handler. */
@@ -57,7 +62,7 @@ export async function generatedFiles(handler: BuiltinHandlerName): Promise<Gener
   const page = existsSync(pageUrl) ? readFileSync(pageUrl, 'utf8') : newPage(handler, plain);
   return [
     { url: new URL(`./${handler}/details.schema.json`, import.meta.url), content: json },
-    { url: pageUrl, content: withReference(page, renderMarkdownTable(fieldRows(plain))) },
+    { url: pageUrl, content: withReference(page, referenceSection(handler, plain)) },
   ];
 }
 
