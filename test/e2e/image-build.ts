@@ -60,7 +60,14 @@ export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Pro
   } finally {
     options.signal?.removeEventListener('abort', stop);
   }
-  const image = await buildTetherImage({ platforms: PLATFORMS, log: (message) => progress.update({ phase: `building Tether image again (the checkout changed meanwhile): ${message}` }) });
+  // Normally answered from the cache the child just filled; a log line other than the cache hit
+  // means the checkout changed meanwhile and this call builds again.
+  const image = await buildTetherImage({
+    platforms: PLATFORMS,
+    log: (message) => {
+      if (!message.startsWith('Unchanged inputs')) progress.update({ phase: `building Tether image again (the checkout changed meanwhile): ${message}` });
+    },
+  });
   progress.done(`${reused && image.cached ? 'reusing cached' : 'built'} image ${image.reference} ${image.indexDigest.slice(0, 19)} (${image.out})`);
   return image;
 }
