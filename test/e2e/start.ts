@@ -14,6 +14,8 @@
  * containerd) is cached under ~/.cache/tether: a second start takes well under a minute.
  * Everything started (control plane, nodes, LAN, peers) is stopped on exit, Ctrl-C included.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { renderTable } from '../../agent/cli/table.ts';
@@ -35,6 +37,27 @@ const VERSION = 'v1alpha1';
 const EVENTS_SHOWN = 8;
 
 const say = (message: string): void => void process.stderr.write(`[start] ${message}\n`);
+
+/** Commands npm start runs, and the Debian package of each (`sudo npm run prerequisites` installs them all). */
+const COMMANDS: Readonly<Record<string, string>> = {
+  containerd: 'containerd',
+  ctr: 'containerd',
+  runc: 'runc',
+  busybox: 'busybox-static',
+  mosquitto: 'mosquitto',
+  'avahi-daemon': 'avahi-daemon',
+  'avahi-publish-service': 'avahi-utils',
+  'dbus-daemon': 'dbus',
+  nsenter: 'util-linux',
+  ip: 'iproute2',
+};
+
+/** Packages whose command is on no PATH directory (root's PATH includes the sbin directories). */
+function missingPackages(): string[] {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
+  const missing = Object.entries(COMMANDS).filter(([command]) => !dirs.some((dir) => existsSync(join(dir, command))));
+  return [...new Set(missing.map(([, pkg]) => pkg))];
+}
 
 /** The sample DeviceDiscoveries: one per handler the LAN has a device for, and a shared debug-echo device. */
 function discoveries(lan: LanPeers): DeviceDiscovery[] {
@@ -165,6 +188,11 @@ async function main(): Promise<number> {
       'npm start runs real kubelets, containerd and network namespaces, so it needs root (sudo npm start); ' +
         'without root, `npm run demo` shows Tether serving devices to a simulated kubelet over the real device-plugin gRPC API.\n',
     );
+    return 1;
+  }
+  const missing = missingPackages();
+  if (missing.length > 0) {
+    process.stderr.write(`npm start needs these Debian packages: ${missing.join(' ')} — install them with \`sudo npm run prerequisites\` (or apt-get install).\n`);
     return 1;
   }
   const layouts = [nodeLayout(), nodeLayout(process.env, 2)] as const;
