@@ -374,6 +374,24 @@ export const DeviceDiscoverySpecSchema = Type.Object(
   { description: 'What to discover, how, and what to run for each device.' },
 );
 
+/** Most nodes that may report a problem at once (bounds the object: ~500 bytes per entry). */
+export const MAX_NODE_REPORTS = 1000;
+/** Longest problem message a node reports (longer ones are cut). */
+export const MAX_NODE_REPORT_MESSAGE_LENGTH = 512;
+
+/** A node's problem running a discovery; present only while the problem lasts. */
+export const NodeReportSchema = Type.Object({
+  node: nodeName('The node reporting.'),
+  reason: Type.String({
+    description: 'Why this node cannot run the discovery (InvalidDetails, PropertiesUnresolved, HandlerUnavailable).',
+    minLength: 1,
+    maxLength: 128,
+    pattern: '^[A-Za-z][A-Za-z0-9]*$',
+  }),
+  message: Type.String({ description: 'What went wrong, with the field path where there is one.', maxLength: MAX_NODE_REPORT_MESSAGE_LENGTH }),
+  since: Type.String({ format: 'date-time', description: 'When this node first reported this reason.' }),
+});
+
 export const DeviceDiscoveryStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(int64({ minimum: 0, description: 'Generation this status reflects.' })),
@@ -381,8 +399,16 @@ export const DeviceDiscoveryStatusSchema = Type.Object(
     devices: Type.Optional(int32({ minimum: 0, description: 'Devices currently discovered.' })),
     brokers: Type.Optional(int32({ minimum: 0, description: 'Broker workloads currently running.' })),
     nodes: Type.Optional(int32({ minimum: 0, description: 'Nodes running discovery.' })),
+    nodeReports: Type.Optional(
+      Type.Array(NodeReportSchema, {
+        description: 'Problems of individual nodes running this discovery; each agent applies only its own entry, and removes it when the problem is gone.',
+        maxItems: MAX_NODE_REPORTS,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['node'],
+      }),
+    ),
   },
-  { description: 'Observed state, written by the controller.' },
+  { description: 'Observed state: counts and conditions written by the controller, nodeReports by agents.' },
 );
 
 export const DeviceDiscoverySchema = Type.Object(
@@ -424,6 +450,7 @@ export type NodeSelector = Static<typeof NodeSelectorSchema>;
 export type Broker = Static<typeof BrokerSchema>;
 export type DeviceDiscoverySpec = Static<typeof DeviceDiscoverySpecSchema>;
 export type DeviceDiscoveryStatus = Static<typeof DeviceDiscoveryStatusSchema>;
+export type NodeReport = Static<typeof NodeReportSchema>;
 export type DeviceDiscovery = Static<typeof DeviceDiscoverySchema>;
 
 // ---------------------------------------------------------------------------------------------

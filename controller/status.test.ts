@@ -82,6 +82,30 @@ describe('discoveryStatus', () => {
     expect(byType(input)).toMatchObject(want);
   });
 
+  it('HandlersHealthy: True without node problems; otherwise which nodes cannot run it and why', () => {
+    const condition = (input: DiscoveryStatusInput) => discoveryStatus(input).conditions.find((c) => c.type === 'HandlersHealthy');
+    expect(condition(base)).toMatchObject({ status: 'True', reason: 'NoNodeProblems' });
+    const one = condition({ ...base, nodeProblems: [{ node: 'edge-2', reason: 'InvalidDetails', message: 'Rejected discovery details: details.descriptions: must be a list' }] });
+    expect(one).toMatchObject({ status: 'False', reason: 'InvalidDetails', message: '1 node cannot run the discovery: edge-2: InvalidDetails: Rejected discovery details: details.descriptions: must be a list' });
+    const mixed = condition({
+      ...base,
+      nodeProblems: [
+        { node: 'b', reason: 'PropertiesUnresolved', message: 'Secret cams/login not found' },
+        { node: 'a', reason: 'HandlerUnavailable', message: 'no onvif handler' },
+      ],
+    });
+    expect(mixed).toMatchObject({ status: 'False', reason: 'NodeProblems', message: '2 nodes cannot run the discovery: a: HandlerUnavailable: no onvif handler; b: PropertiesUnresolved: Secret cams/login not found' });
+  });
+
+  it('HandlersHealthy names at most five nodes and stays bounded', () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({ node: `node-${String(i).padStart(2, '0')}`, reason: 'InvalidDetails', message: 'x'.repeat(500) }));
+    const condition = discoveryStatus({ ...base, nodeProblems: many }).conditions.find((c) => c.type === 'HandlersHealthy')!;
+    expect(condition.message.length).toBeLessThanOrEqual(2000);
+    expect(condition.message).toMatch(/^40 nodes cannot run the discovery: node-00: /);
+    expect(condition.message).not.toContain('node-05');
+    expect(condition.message).toMatch(/; and 35 more nodes$/);
+  });
+
   it('reports counts and observedGeneration', () => {
     const { status, conditions } = discoveryStatus(base);
     expect(status).toEqual({ observedGeneration: 7, devices: 3, brokers: 4, nodes: 2 });

@@ -127,6 +127,27 @@ export interface DiscoveryStatusInput {
   readonly backingOff: number;
   /** Devices whose broker template was refused. */
   readonly invalidTemplate: string | undefined;
+  /** Problems agents report on nodes that are Ready (status.nodeReports). */
+  readonly nodeProblems?: readonly { readonly node: string; readonly reason: string; readonly message: string }[];
+}
+
+export const HANDLERS_HEALTHY = 'HandlersHealthy';
+const MAX_NODES_NAMED = 5;
+
+/** `HandlersHealthy`: every node runs the discovery, or which nodes cannot and why. */
+function handlersCondition(problems: DiscoveryStatusInput['nodeProblems'] = [], gen: { observedGeneration?: number }): ConditionDraft {
+  if (problems.length === 0) return { type: HANDLERS_HEALTHY, status: 'True', reason: 'NoNodeProblems', message: 'no node reports a problem', ...gen };
+  const sorted = [...problems].sort((a, b) => a.node.localeCompare(b.node));
+  const reasons = new Set(sorted.map((p) => p.reason));
+  const named = sorted.slice(0, MAX_NODES_NAMED).map((p) => `${p.node}: ${p.reason}: ${p.message.slice(0, 300)}`);
+  const more = sorted.length > MAX_NODES_NAMED ? `; and ${plural(sorted.length - MAX_NODES_NAMED, 'more node')}` : '';
+  return {
+    type: HANDLERS_HEALTHY,
+    status: 'False',
+    reason: reasons.size === 1 ? sorted[0]!.reason : 'NodeProblems',
+    message: `${plural(sorted.length, 'node')} cannot run the discovery: ${named.join('; ')}${more}`.slice(0, 2000),
+    ...gen,
+  };
 }
 
 /** The DeviceDiscovery status (without transition times). */
@@ -153,6 +174,6 @@ export function discoveryStatus(input: DiscoveryStatusInput): { status: Omit<Dev
   }
   return {
     status: { ...gen, devices: input.devices, brokers: input.running, nodes: input.nodes },
-    conditions: [discovering, available, brokers],
+    conditions: [discovering, available, brokers, handlersCondition(input.nodeProblems, gen)],
   };
 }

@@ -141,6 +141,8 @@ export function explainDiscovery(discovery: DeviceDiscovery, facts: ClusterFacts
   const where = discovery.status?.nodes === undefined ? '' : ` on ${discovery.status.nodes} node(s)`;
   const lines = [`DeviceDiscovery ${discovery.metadata?.namespace ?? ''}/${name} runs the ${discovery.spec.handler} handler${where}.`];
   lines.push(devices.length === 0 ? 'It has found no device (yet).' : `It has ${devices.length} device(s):`, ...devices.map((d) => `  ${describeDevice(d)}`));
+  const reports = discovery.status?.nodeReports ?? [];
+  if (reports.length > 0) lines.push('Nodes that cannot run it:', ...reports.map((r) => `  ${r.node}: ${r.reason}: ${r.message} (since ${r.since})`));
   const conditions = (discovery.status?.conditions ?? []).filter((c) => c.status !== 'True' || c.type !== 'Ready');
   lines.push(...conditions.map((c) => `Condition ${c.type}=${c.status}: ${c.reason ?? ''} ${c.message ?? ''}`.trimEnd()));
   return [...lines, ...warningLines(facts.events, name)];

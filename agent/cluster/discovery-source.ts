@@ -11,12 +11,13 @@ import type { DeviceDiscovery } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import type { KubeClient, KubeObject } from '../../kube/client.ts';
 import { Informer } from '../../kube/informer.ts';
-import { RESOURCES } from '../../kube/resources.ts';
+import { Api, RESOURCES } from '../../kube/resources.ts';
 import type { ObjectRef } from '../discovery/properties.ts';
 import type { SessionSpec } from '../discovery/session.ts';
 import type { DiscoverySource } from '../runtime/adapters.ts';
 import { desiredSessions, discoveryKey, type DesiredSession, type SessionProblem } from '../runtime/desired-sessions.ts';
 import type { DiscoveryEvents } from './events.ts';
+import { NodeReporter, type NodeProblem } from './node-reports.ts';
 
 /** A Secret or ConfigMap as the agent reads it. */
 interface DataObject extends KubeObject {
@@ -45,12 +46,18 @@ function decodeSecret(secret: DataObject): Record<string, string> {
   return { ...out, ...(secret.stringData ?? {}) };
 }
 
+/** A problem as one line: what failed, and why (the field path for bad details). */
+function problemText({ message, error }: SessionProblem): string {
+  return error instanceof Error ? `${message}: ${error.message}` : message;
+}
+
 export class ClusterDiscoverySource implements DiscoverySource {
   readonly #options: ClusterDiscoveryOptions;
   readonly #discoveries: Informer<DeviceDiscovery>;
   readonly #refs = new Map<string, Informer<DataObject>>();
   /** The last problem reported per discovery, so a persisting problem is reported once. */
   readonly #warned = new Map<string, string>();
+  readonly #reporter: NodeReporter;
   #changed: () => void = () => undefined;
 
   constructor(options: ClusterDiscoveryOptions) {
@@ -62,6 +69,7 @@ export class ClusterDiscoverySource implements DiscoverySource {
       log: options.log,
     });
     this.#discoveries.onEvent(() => this.#changed());
+    this.#reporter = new NodeReporter(new Api(options.client), options.nodeFacts().name, options.log);
   }
 
   /** The DeviceDiscovery this node knows by namespace and name (for Device owner references). */
@@ -90,6 +98,8 @@ export class ClusterDiscoverySource implements DiscoverySource {
     }
     for (const problem of result.problems) this.#warnOnce(problem);
     for (const session of result.sessions) this.#warned.delete(session.key);
+    const problems = new Map<string, NodeProblem>(result.problems.map((p) => [discoveryKey(p.discovery), { reason: p.reason, message: problemText(p) }]));
+    this.#reporter.sync(this.#discoveries.list(), problems);
     return result.sessions;
   }
 
@@ -129,7 +139,7 @@ export class ClusterDiscoverySource implements DiscoverySource {
   #warnOnce(problem: SessionProblem): void {
     const { discovery, reason, message, error } = problem;
     const key = discoveryKey(discovery);
-    const text = error instanceof Error ? `${message}: ${error.message}` : message;
+    const text = problemText(problem);
     if (this.#warned.get(key) === text) return;
     this.#warned.set(key, text);
     this.#options.log.warn({ discovery: key, reason, ...(error === undefined ? {} : { err: error }) }, message);

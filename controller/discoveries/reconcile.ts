@@ -16,6 +16,23 @@ import { applyServiceAction, type ReconcileResult } from '../devices/reconcile.t
 import { desiredDiscoveryService, planService } from '../devices/services.ts';
 import { BROKERS_READY, conditionsMatch, discoveryStatus, readyCount, settleConditions } from '../status.ts';
 
+/** Names of the Ready nodes the discovery's nodeSelector selects. */
+function selectedNodes(ctx: ControllerContext, discovery: DeviceDiscovery, now: number): Set<string> {
+  const names = new Set<string>();
+  for (const node of ctx.caches.nodes.list()) {
+    const info = nodeInfo(node.metadata?.name ?? '', node, now, ctx.config.nodeLossGraceMs);
+    if (info.health === 'Ready' && nodeSelected(discovery.spec.nodeSelector, info)) names.add(info.name);
+  }
+  return names;
+}
+
+/** The consumer sweep a new leader (or an opt-in) asked for, once; a refused eviction retries. */
+async function sweepConsumersOnce(ctx: ControllerContext, key: string, discovery: DeviceDiscovery, signal: AbortSignal): Promise<void> {
+  if (!ctx.state.consumerSweeps.has(key)) return;
+  if (discovery.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, discovery, undefined, signal);
+  ctx.state.consumerSweeps.delete(key);
+}
+
 export async function reconcileDiscovery(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
   const discovery = ctx.caches.discoveries.get(namespace, name);
@@ -37,10 +54,10 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
   const brokers = observeBrokers(ctx, BY_DISCOVERY, key, now);
   const running = brokers.filter((b) => b.phase === 'ready' || b.phase === 'running').length;
   const brokersExist = brokers.some((b) => b.phase !== 'terminating');
-  const selected = ctx.caches.nodes.list().filter((node) => {
-    const info = nodeInfo(node.metadata?.name ?? '', node, now, ctx.config.nodeLossGraceMs);
-    return info.health === 'Ready' && nodeSelected(discovery.spec.nodeSelector, info);
-  }).length;
+  const selectedNames = selectedNodes(ctx, discovery, now);
+  const selected = selectedNames.size;
+  // Reports of nodes that are gone, not Ready or no longer selected are stale: not counted.
+  const nodeProblems = (discovery.status?.nodeReports ?? []).filter((r) => selectedNames.has(r.node));
 
   const { status, conditions } = discoveryStatus({
     generation: discovery.metadata.generation,
@@ -52,16 +69,14 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
     running,
     backingOff,
     invalidTemplate: ctx.state.templateErrors.get(key)?.message,
+    nodeProblems,
   });
   await applyDiscoveryStatus(ctx, discovery, status, conditions, now, signal);
 
   const action = planService(desiredDiscoveryService(discovery, brokersExist), ownService);
   await applyServiceAction(ctx, namespace, action, refOf('DeviceDiscovery', API_VERSION, discovery), signal);
 
-  if (ctx.state.consumerSweeps.has(key)) {
-    if (discovery.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, discovery, undefined, signal);
-    ctx.state.consumerSweeps.delete(key);
-  }
+  await sweepConsumersOnce(ctx, key, discovery, signal);
   return {};
 }
 

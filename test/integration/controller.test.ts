@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceName, deviceResourceName } from '../../api/names.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
+import { agentManager } from '../../api/field-managers.ts';
 import { DEFAULT_CONFIG } from '../../controller/runtime/config.ts';
 import { KubeClient, isApiError } from '../../kube/client.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
@@ -211,7 +212,7 @@ describe('brokers', () => {
     }, { description: 'DeviceDiscovery status with 2 brokers' });
     expect(status).toMatchObject({ observedGeneration: 1, devices: 1, brokers: 2 });
     expect(status.nodes).toBeGreaterThanOrEqual(2);
-    expect(Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c.status]))).toEqual({ Discovering: 'True', DevicesAvailable: 'True', BrokersReady: 'True' });
+    expect(Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c.status]))).toEqual({ Discovering: 'True', DevicesAvailable: 'True', BrokersReady: 'True', HandlersHealthy: 'True' });
     const recorded = await waitFor(async () => {
       const all = await events();
       return all.filter((e) => e.reason === 'BrokerCreated' && e.note?.includes(device.name)).length === 2 && all;
@@ -535,6 +536,31 @@ describe('node loss', () => {
     expect(Date.now() - Math.floor(since / 1000) * 1000).toBeGreaterThanOrEqual(NODE_LOSS_GRACE_MS);
     expect(released.spec.nodes).toEqual([a]);
     expect(released.spec.slots).toEqual({ '0': a });
+  });
+});
+
+describe('node reports', () => {
+  it('folds the agents’ nodeReports of Ready selected nodes into HandlersHealthy, and clears it when they go', async () => {
+    const dd = `reports-${suffix}`;
+    await createDiscovery(dd, {});
+    const [ready] = await nodesFor('reports', 1, [], 1);
+    // As the agent of `node` applies it (agent/cluster/node-reports.ts); no reason: no entry.
+    const report = (node: string, reason: string, message: string) => {
+      const nodeReports = reason === '' ? [] : [{ node, reason, message, since: '2026-12-06T10:00:00Z' }];
+      const body = { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name: dd, namespace: namespace.name }, status: { nodeReports } };
+      return admin.apply(RESOURCES.deviceDiscoveries, body, { fieldManager: agentManager(node), force: true, subresource: 'status' });
+    };
+    await report(ready!, 'InvalidDetails', 'Rejected discovery details: details.descriptions: must be a list');
+    // A report from a node the cluster does not have is stale: not counted.
+    await report('gone-node', 'HandlerUnavailable', 'no debug-echo handler');
+    const failing = await waitFor(async () => {
+      const c = condition(await getDiscovery(dd), 'HandlersHealthy');
+      return c?.status === 'False' ? c : undefined;
+    }, { description: 'HandlersHealthy False' });
+    expect(failing).toMatchObject({ reason: 'InvalidDetails', message: `1 node cannot run the discovery: ${ready!}: InvalidDetails: Rejected discovery details: details.descriptions: must be a list` });
+
+    await report(ready!, '', '');
+    await waitFor(async () => condition(await getDiscovery(dd), 'HandlersHealthy')?.status === 'True', { description: 'HandlersHealthy True again' });
   });
 });
 

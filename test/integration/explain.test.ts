@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deviceName } from '../../api/names.ts';
+import type { DeviceDiscovery } from '../../api/schema.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { startAgentNode, type AgentNode } from './agent-node.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, useTestNamespace, VERSION, waitFor } from './support.ts';
@@ -113,6 +115,21 @@ describe('tether explain', () => {
     expect(out).toContain(`DeviceDiscovery ${ns.name}/hallway runs the debug-echo handler`);
     expect(out).toContain('It has found no device (yet).');
     expect(out).toMatch(/InvalidDetails: .*details\.descriptions.*\(node edge-1\)/);
+    // The node's report on the DeviceDiscovery status, while the problem lasts…
+    const reported = await explainUntil('discovery/hallway', 'Nodes that cannot run it:', 'the node report in explain');
+    expect(reported).toMatch(/ {2}edge-1: InvalidDetails: Rejected discovery details: details\.descriptions.* \(since /);
+    // …and gone once the details are fixed.
+    await api().custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'hallway', body: { spec: { details: { descriptions: ['hall-cam'] } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await waitFor(
+      async () => {
+        const d = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'hallway' })) as DeviceDiscovery;
+        return (d.status?.nodeReports ?? []).length === 0;
+      },
+      { timeoutMs: 30_000, description: 'the node report removed after the fix' },
+    );
   });
 
   it('a device that went offline under a real agent: offline within its grace period, and who wants it', async () => {
