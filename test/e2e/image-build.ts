@@ -10,6 +10,8 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTetherImage, type BuiltTetherImage } from '../../deploy/image/tether-image.ts';
@@ -50,6 +52,9 @@ export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Pro
   try {
     const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
     if (options.signal?.aborted === true) {
+      await groupGone(child.pid);
+      // A stopped build cannot clean up after itself: its staging dir is named by its pid.
+      await rm(join(process.env.TETHER_CACHE ?? join(homedir(), '.cache', 'tether'), 'image', `stage-${child.pid}`), { recursive: true, force: true });
       progress.done('image build stopped');
       throw new Error('stopped');
     }
@@ -70,4 +75,27 @@ export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Pro
   });
   progress.done(`${reused && image.cached ? 'reusing cached' : 'built'} image ${image.reference} ${image.indexDigest.slice(0, 19)} (${image.out})`);
   return image;
+}
+
+/** Waits until no process of group `pgid` is left (npm ci takes a few seconds after SIGTERM); SIGKILL after 5 s. */
+async function groupGone(pgid: number | undefined): Promise<void> {
+  if (pgid === undefined) return;
+  const alive = (): boolean => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let waited = 0; alive() && waited < 10_000; waited += 100) {
+    if (waited === 5_000) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
