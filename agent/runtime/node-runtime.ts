@@ -124,18 +124,18 @@ export class NodeRuntime {
     this.plugins.start();
     this.#started = true;
     await this.#sessionSync.trigger();
-    this.#every(() => {
+    this.#schedule(() => {
       for (const { session } of this.#sessions.values()) session.expireProvisional();
     }, this.#options.startupTimeoutMs ?? 30_000, false);
     const every = this.#options.reconcileIntervalMs ?? 5_000;
     if (this.#podResources !== undefined && every > 0) {
-      this.#every(() => {
+      this.#schedule(() => {
         this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
       }, every, true);
     }
     const metrics = this.#options.metrics;
     if (metrics !== undefined) {
-      this.#every(() => {
+      this.#schedule(() => {
         const delta = this.plugins.registrations - this.#lastRegistrations;
         if (delta > 0) metrics.registrations.inc(delta);
         this.#lastRegistrations = this.plugins.registrations;
@@ -192,7 +192,8 @@ export class NodeRuntime {
     return plan;
   }
 
-  #every(run: () => void, ms: number, repeat: boolean): void {
+  /** A timer cleared by stop(); unref'd, so it never keeps the process alive. */
+  #schedule(run: () => void, ms: number, repeat: boolean): void {
     const timer = repeat ? setInterval(run, ms) : setTimeout(run, ms);
     timer.unref();
     this.#timers.push(timer);
@@ -283,7 +284,7 @@ export class NodeRuntime {
       session.seed(seed);
       this.#sessions.set(key, { session, fingerprint: want.fingerprint, capacity: want.spec.capacity });
       session.start();
-      if (current !== undefined) this.#every(() => session.expireProvisional(), this.#options.startupTimeoutMs ?? 30_000, false);
+      if (current !== undefined) this.#schedule(() => session.expireProvisional(), this.#options.startupTimeoutMs ?? 30_000, false);
       this.#log.info({ discovery: key, handler: want.spec.handler.name, restarted: current !== undefined }, 'Started discovery session');
     }
   }
