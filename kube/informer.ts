@@ -146,6 +146,11 @@ export class Informer<T extends KubeObject> {
     return { state: this.#state, ...(lastError === undefined ? {} : { lastError }) };
   }
 
+  /** The error of the last failed list or watch, until one succeeds (e.g. a 403 from RBAC). */
+  lastFailure(): unknown {
+    return this.#lastError;
+  }
+
   get(namespace: string | undefined, name: string): T | undefined {
     return this.#cache.get(namespace === undefined || namespace === '' ? name : `${namespace}/${name}`);
   }

@@ -9,10 +9,10 @@ import type { Logger } from 'pino';
 import type { NodeFacts } from '../../api/node-selector.ts';
 import type { DeviceDiscovery } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
-import type { KubeClient, KubeObject } from '../../kube/client.ts';
+import { isApiError, type KubeClient, type KubeObject } from '../../kube/client.ts';
 import { Informer } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
-import type { ObjectRef } from '../discovery/properties.ts';
+import { Unreadable, type ObjectRef } from '../discovery/properties.ts';
 import type { SessionSpec } from '../discovery/session.ts';
 import type { DiscoverySource } from '../runtime/adapters.ts';
 import { desiredSessions, discoveryKey, type DesiredSession, type SessionProblem } from '../runtime/desired-sessions.ts';
@@ -111,9 +111,14 @@ export class ClusterDiscoverySource implements DiscoverySource {
     await Promise.all([this.#discoveries.stop(), ...[...this.#refs.values()].map((r) => r.stop())]);
   }
 
-  #lookup(ref: ObjectRef): Record<string, string> | undefined {
-    const object = this.#refs.get(refKey(ref))?.get(ref.namespace, ref.name);
-    if (object === undefined) return undefined;
+  #lookup(ref: ObjectRef): Record<string, string> | Unreadable | undefined {
+    const informer = this.#refs.get(refKey(ref));
+    const object = informer?.get(ref.namespace, ref.name);
+    if (object === undefined) {
+      // Refused (RBAC) is not "not found": say so, and what to change.
+      const refused = informer !== undefined && isApiError(informer.lastFailure(), 403);
+      return refused ? new Unreadable("forbidden to the agent (the chart's agent.rbac.secretNames / secretsNamespaces narrow what it may read)") : undefined;
+    }
     return ref.kind === 'Secret' ? decodeSecret(object) : { ...(object.data ?? {}) };
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { referencedObjects, resolveProperties, type ObjectRef } from './properties.ts';
+import { referencedObjects, resolveProperties, Unreadable, type ObjectRef } from './properties.ts';
 
 const objects: Record<string, Record<string, string>> = {
   'Secret/ns/creds': { password: 's3cret' },
@@ -28,6 +28,19 @@ describe('resolveProperties', () => {
     const result = resolveProperties('ns', properties, lookup);
     expect(result.ok).toBe(false);
     expect(!result.ok && result.error).toContain(message);
+  });
+
+  it('an object the agent may not read is reported as such, never as "not found", even when optional', () => {
+    const forbidden = () => new Unreadable('forbidden to the agent');
+    for (const optional of [false, true]) {
+      const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'creds', key: 'password', optional } } }], forbidden);
+      expect(result).toEqual({ ok: false, error: 'spec.properties[0] (X): Secret ns/creds cannot be read: forbidden to the agent' });
+    }
+  });
+
+  it('a Secret whose only key is "reason" is data, not a refusal', () => {
+    const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'odd', key: 'reason' } } }], () => ({ reason: 'r' }));
+    expect(result).toEqual({ ok: true, values: new Map([['X', 'r']]) });
   });
 
   it('optional references may be missing', () => {

@@ -11,8 +11,16 @@ export interface ObjectRef {
   readonly name: string;
 }
 
+/** An object the agent may not read (RBAC), as opposed to one that does not exist. */
+export class Unreadable {
+  readonly reason: string;
+  constructor(reason: string) {
+    this.reason = reason;
+  }
+}
+
 /** Data of one Secret (already base64-decoded) or ConfigMap; undefined = object absent. */
-export type LookupData = (ref: ObjectRef) => Readonly<Record<string, string>> | undefined;
+export type LookupData = (ref: ObjectRef) => Readonly<Record<string, string>> | Unreadable | undefined;
 
 export type PropertyResolution =
   | { readonly ok: true; readonly values: Map<string, string> }
@@ -39,7 +47,10 @@ export function resolveProperties(namespace: string, properties: readonly Discov
     const source = p.valueFrom?.secretKeyRef ?? p.valueFrom?.configMapKeyRef;
     if (source === undefined) return { ok: false, error: `spec.properties[${i}]: neither value nor valueFrom` };
     const kind = p.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap';
-    const data = lookup({ kind, namespace, name: source.name });
+    const found = lookup({ kind, namespace, name: source.name });
+    // Optional or not, an object the agent may not read is an error: it may well exist.
+    if (found instanceof Unreadable) return { ok: false, error: `spec.properties[${i}] (${p.name}): ${kind} ${namespace}/${source.name} cannot be read: ${found.reason}` };
+    const data = found;
     const value = data?.[source.key];
     if (value !== undefined) values.set(p.name, value);
     else if (source.optional !== true) {

@@ -36,7 +36,7 @@ import { DEFAULT_CONFIG, DEFAULT_LEADER_ELECTION } from '../../controller/runtim
 import { REPORTING_CONTROLLER } from '../../controller/runtime/events.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/runtime/rbac.ts';
-import type { Device } from '../../api/schema.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
@@ -726,8 +726,17 @@ describe('installed release', () => {
     const refused = await waitFor(async () => (await warningEvents(other.name, 'token-echo')).find((e) => e.reason === 'PropertiesUnresolved'), {
       description: 'PropertiesUnresolved event for the unreadable Secret',
     });
-    expect(refused.message).toMatch(/cam-creds/);
+    // Refused, not absent: the message says so (it used to say "not found").
+    expect(refused.message).toMatch(/Secret .*\/cam-creds cannot be read: forbidden to the agent/);
     expect(await devices(other.name)).toEqual([]);
+    // The agent's report on the discovery's status, under the same RBAC.
+    await waitFor(
+      async () => {
+        const d = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: other.name, plural: 'devicediscoveries', name: 'token-echo' })) as DeviceDiscovery;
+        return d.status?.nodeReports?.some((r) => r.reason === 'PropertiesUnresolved' && r.message.includes('cannot be read: forbidden'));
+      },
+      { description: 'the nodeReports entry for the unreadable Secret' },
+    );
   });
 
   it('helm uninstall removes everything it installed', async () => {
