@@ -12,7 +12,8 @@
  * Needs root (kubelets, containerd, network namespaces); without it, says so and points at
  * `npm run demo`. Everything built (Kubernetes binaries, Tether's image, the node images in
  * containerd) is cached under ~/.cache/tether: a second start takes well under a minute.
- * Everything started (control plane, nodes, LAN, peers) is stopped on exit, Ctrl-C included.
+ * Everything it started (control plane, nodes, LAN, peers) is stopped on exit, Ctrl-C included;
+ * a control plane that was already running (the e2e suite keeps its own) is reused and left running.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -225,10 +226,13 @@ async function main(): Promise<number> {
   let lan: LanPeers | undefined;
   let helm: Helm | undefined;
   let view: NodeJS.Timeout | undefined;
+  /** A control plane that already ran before this start (the e2e suite keeps its own) is left running. */
+  let keepControlPlane = false;
   try {
     say('bringing up a control plane, two real kubelets, Tether by its Helm chart and a device LAN (first run: builds Kubernetes, ~15 min on 2 cores; then cached)');
     ensureE2eCacheDir(layouts[0]);
     const cluster = await timed('control plane', () => e2eClusterUp(layouts[0], { signal: stop.signal }));
+    keepControlPlane = cluster.reused;
     const image = await timed('image', () => buildE2eImage({ signal: stop.signal }));
     await timed('nodes', async () => {
       for (const layout of layouts) {
@@ -333,8 +337,9 @@ async function main(): Promise<number> {
     await attempt('node 2', () => nodeDown({ layout: layouts[1] }));
     await attempt('node 1', () => nodeDown({ layout: layouts[0] }));
     await attempt('device LAN', () => removeLan());
-    await attempt('control plane', () => clusterDown({ cacheDir: layouts[0].e2eDir }));
-    say(`stopped in ${formatElapsed(performance.now() - stopping)}; nothing of this run is left running. Builds and images stay cached in ${layouts[0].cacheDir}: the next start reuses them.`);
+    if (keepControlPlane) say(`the control plane was running before npm start, so it is left running (TETHER_CACHE=${layouts[0].e2eDir} npm run cluster:down stops it)`);
+    else await attempt('control plane', () => clusterDown({ cacheDir: layouts[0].e2eDir }));
+    say(`stopped in ${formatElapsed(performance.now() - stopping)}; nothing this run started is left running. Builds and images stay cached in ${layouts[0].cacheDir}: the next start reuses them.`);
   }
 }
 
