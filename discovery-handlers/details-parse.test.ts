@@ -62,6 +62,14 @@ describe('parseWithSchema', () => {
     expect(() => parseWithSchema(Schema, { name: 'x', labels: { '7': 'value' } })).toThrow('details.labels.7: ');
   });
 
+  it('stops at the first bound hostile input breaks, without walking the rest', () => {
+    const started = performance.now();
+    expect(() => parseWithSchema(Schema, { name: 'x', tags: Array.from({ length: 1_000_000 }, () => 7) })).toThrow('details.tags: at most 2 entries');
+    expect(() => parseWithSchema(Schema, { name: 'x'.repeat(10_000_000) })).toThrow('details.name: longer than 8 characters');
+    expect(() => parseWithSchema(Schema, { name: 'x', labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 7])) })).toThrow('details.labels: at most 2 entries');
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('reports under the path it is given', () => {
     expect(() => parseWithSchema(Schema, { name: 5 }, 'details.rules[2]')).toThrow('details.rules[2].name: must be a string');
   });

@@ -147,12 +147,77 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
 }
 
 /**
+ * Throws at the first list, map or string longer than its schema allows, looking at nothing
+ * beyond a bound: hostile input (a million list entries) costs what its bounded part costs,
+ * before anything copies or walks it all.
+ */
+function checkBounds(node: Json, value: unknown, path: string): void {
+  const tooLong = (max: unknown, length: number): max is number => typeof max === 'number' && length > max;
+  if (Array.isArray(value)) {
+    if (tooLong(node['maxItems'], value.length)) throw new DetailsError(path, `at most ${entries(node['maxItems'])}`);
+    const items = node['items'];
+    if (isObject(items)) value.forEach((item, i) => checkBounds(items, item, `${path}[${i}]`));
+  } else if (typeof value === 'string') {
+    if (tooLong(node['maxLength'], value.length)) throw new DetailsError(path, `longer than ${node['maxLength']} characters`);
+  } else if (isObject(value)) {
+    if (tooLong(node['maxProperties'], Object.keys(value).length)) throw new DetailsError(path, `at most ${entries(node['maxProperties'])}`);
+    for (const [key, child] of Object.entries(value)) {
+      const schema = childSchema(node, key);
+      if (schema !== undefined) checkBounds(schema, child, `${path}.${key}`);
+    }
+  }
+  for (const branch of Array.isArray(node['anyOf']) ? (node['anyOf'] as unknown[]) : []) if (isObject(branch)) checkBounds(branch, value, path);
+}
+
+/** The schema of an object's field `key`: a declared property, else the map's value schema. */
+function childSchema(node: Json, key: string): Json | undefined {
+  const properties = isObject(node['properties']) ? node['properties'] : {};
+  const schema = Object.hasOwn(properties, key) ? properties[key] : mapValues(node);
+  return isObject(schema) ? schema : undefined;
+}
+
+function mapValues(node: Json): Json | undefined {
+  if (isObject(node['additionalProperties'])) return node['additionalProperties'];
+  const patterns = node['patternProperties'];
+  return isObject(patterns) ? Object.values(patterns).find(isObject) : undefined;
+}
+
+/**
+ * The smallest part of `value` that fails: descends into the one property, list entry or map
+ * value that fails on its own, so that Value.Errors (which lists every error) runs on a small
+ * subtree rather than on all of a large, wrong input.
+ */
+function failingPart(schema: TSchema, value: unknown, pointer = ''): { schema: TSchema; pointer: string } {
+  const node = schema as Json;
+  const escape = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+  const children: [string, unknown, unknown][] = [];
+  if (Array.isArray(value) && isObject(node['items'])) value.forEach((item, i) => children.push([String(i), node['items'], item]));
+  if (isObject(value)) for (const [key, child] of Object.entries(value)) children.push([key, childSchema(node, key), child]);
+  for (const [key, child, item] of children) {
+    if (isObject(child) && !Value.Check(child as TSchema, item)) return failingPart(child, item, `${pointer}/${escape(key)}`);
+  }
+  return { schema, pointer };
+}
+
+/**
  * Applies the schema's defaults to a copy of `raw` (null counts as absent), validates it and
  * returns it typed by the schema. Throws DetailsError at the first problem's field (`base` is
  * the path of `raw` itself, `details` unless a sub-schema is parsed).
  */
 export function parseWithSchema<const Schema extends TSchema>(schema: Schema, raw: unknown, base = 'details'): Static<Schema> {
+  checkBounds(schema as Json, raw, base);
   const value = Value.Default(schema, raw === null || raw === undefined ? undefined : Value.Clone(raw));
   if (Value.Check(schema, value)) return value;
-  throw toDetailsError(schema, Value.Errors(schema, value), value, base);
+  const part = failingPart(schema, value);
+  const at = part.pointer === '' ? value : pointerValue(value, part.pointer);
+  const errors = Value.Errors(part.schema, at).map((e) => ({ ...e, instancePath: `${part.pointer}${e.instancePath}` }));
+  throw toDetailsError(part.schema, errors, value, base);
+}
+
+function pointerValue(value: unknown, pointer: string): unknown {
+  let current = value;
+  for (const segment of pointer.split('/').slice(1).map(unescapePointer)) {
+    current = Array.isArray(current) ? current[Number(segment)] : isObject(current) ? current[segment] : undefined;
+  }
+  return current;
 }
