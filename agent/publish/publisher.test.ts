@@ -65,13 +65,15 @@ const log = pino({ level: 'silent' });
 const one = (online: boolean, v: ServedDevice = view): Map<string, ServedDevice> => new Map([[key, { ...v, online }]]);
 
 describe('DevicePublisher', () => {
-  it('a new device costs one forced identity apply; repeating the same state costs nothing', async () => {
+  it('a new device costs one forced identity apply and one Online status apply; repeating the same state costs nothing', async () => {
     const { api, calls } = fakeApi();
-    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    const publisher = new DevicePublisher({ node: 'n1', api, log, now: () => new Date('2026-01-01T00:00:00Z') });
     await publisher.sync(one(true));
     await publisher.sync(one(true));
-    expect(calls).toHaveLength(1);
+    expect(calls).toHaveLength(2);
     expect(calls[0]).toMatchObject({ kind: 'apply', manager: 'tether-agent/n1', force: true });
+    // Never an empty status, also for a Device re-created after it went away.
+    expect(calls[1]).toMatchObject({ kind: 'status', manager: 'tether-agent/n1', body: { status: { nodeStates: [{ node: 'n1', state: 'Online', lastSeenTime: '2026-01-01T00:00:00Z' }] } } });
     expect((calls[0]!.body!['spec'] as Record<string, unknown>)['nodes']).toEqual(['n1']);
     // Empty mounts/deviceNodes are left out of the apply, never sent as [].
     expect(calls[0]!.body!['spec']).not.toHaveProperty('mounts');
@@ -84,8 +86,8 @@ describe('DevicePublisher', () => {
     await publisher.sync(one(false));
     await publisher.sync(one(false));
     await publisher.sync(one(true));
-    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status']);
-    expect(calls[1]!.body).toMatchObject({ status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] } });
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status', 'status']);
+    expect(calls[2]!.body).toMatchObject({ status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] } });
   });
 
   it('a capacity change re-applies the identity', async () => {
@@ -101,8 +103,8 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     await publisher.sync(one(true));
     await publisher.sync(new Map());
-    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete']);
-    expect(calls[1]!.body!['spec']).not.toHaveProperty('nodes');
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'apply', 'delete']);
+    expect(calls[2]!.body!['spec']).not.toHaveProperty('nodes');
   });
 
   it('departure keeps the object when another node still sees it', async () => {
@@ -110,7 +112,7 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     await publisher.sync(one(true));
     await publisher.sync(new Map());
-    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply']);
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'apply']);
   });
 
   it('a delete refused because something else changed the object is retried while no node sees it', async () => {
@@ -118,7 +120,7 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     await publisher.sync(one(true));
     await publisher.sync(new Map());
-    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete', 'get', 'delete']);
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'apply', 'delete', 'get', 'delete']);
   });
 
   it('a delete refused because a node joined meanwhile is not retried', async () => {
@@ -126,7 +128,7 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     await publisher.sync(one(true));
     await publisher.sync(new Map());
-    expect(calls.map((c) => c.kind)).toEqual(['apply', 'apply', 'delete', 'get']);
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'apply', 'delete', 'get']);
   });
 
   it('no departure write when the object or its discovery is gone', async () => {
@@ -134,7 +136,7 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log, shouldDepart: () => false });
     await publisher.sync(one(true));
     await publisher.sync(new Map());
-    expect(calls.map((c) => c.kind)).toEqual(['apply']);
+    expect(calls.map((c) => c.kind)).toEqual(['apply', 'status']);
   });
 
   it('after a restart, a server object that already matches costs nothing', async () => {
@@ -143,12 +145,26 @@ describe('DevicePublisher', () => {
     const server = {
       ...identityApply(view, 'n1'),
       metadata: { name: view.name, namespace: 'ns', ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }] },
+      status: { nodeStates: [{ node: 'n1', state: 'Online' }] },
     } as unknown as Device;
     publisher.seed([server]);
     await publisher.sync(one(true));
     expect(calls).toEqual([]);
     await publisher.sync(one(true, { ...view, properties: { URL: 'rtsp://b' } }));
     expect(calls).toHaveLength(1);
+  });
+
+  it('after a restart, a server object without this node’s status entry gets it, once', async () => {
+    const { api, calls } = fakeApi();
+    const publisher = new DevicePublisher({ node: 'n1', api, log });
+    const server = {
+      ...identityApply(view, 'n1'),
+      metadata: { name: view.name, namespace: 'ns', ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }] },
+    } as unknown as Device;
+    publisher.seed([server]);
+    await publisher.sync(one(true));
+    await publisher.sync(one(true));
+    expect(calls.map((c) => c.kind)).toEqual(['status']);
   });
 
   it('slot claims use their own manager, never forced, and surface conflicts', async () => {

@@ -1,7 +1,9 @@
 /**
  * Keeps this node's part of every Device object equal to what the node serves, with as
  * few writes as possible:
- *   - a new or changed device: one identity apply;
+ *   - a new device: one identity apply and one status apply (Online), so a Device never
+ *     sits with an empty status — also when it is re-created after going away;
+ *   - a changed device: one identity apply;
  *   - online → offline and back: one status apply each;
  *   - forgotten after the grace period: one departure apply (+ one guarded delete when no
  *     node sees the device any more);
@@ -29,7 +31,7 @@ interface DeviceRecord {
   view?: ServedDevice;
   /** Digest of the identity this node last applied (or found on the server). */
   digest?: string;
-  /** Online state last written to (or found in) status; undefined = never written (implies Online). */
+  /** Online state last written to (or found in) status; undefined = not written yet. */
   statusState?: 'Online' | 'Offline';
   /** The server object as seen at startup, to skip writes that would change nothing. */
   server?: Device;
@@ -163,8 +165,7 @@ export class DevicePublisher {
       record.published = true;
     }
     const wanted = online ? 'Online' : 'Offline';
-    const current = record.statusState ?? 'Online';
-    if (wanted !== current) {
+    if (wanted !== record.statusState) {
       await this.#limited(() => api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node)));
       record.statusState = wanted;
     }

@@ -15,7 +15,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deviceName } from '../../api/names.ts';
-import type { DeviceDiscovery } from '../../api/schema.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { startAgentNode, type AgentNode } from './agent-node.ts';
 import { api, API_VERSION, GROUP, kubeconfigPath, useTestNamespace, VERSION, waitFor } from './support.ts';
@@ -140,6 +140,12 @@ describe('tether explain', () => {
     const name = deviceName({ namespace: ns.name, discovery: 'doorbell', deviceId: 'door-cam' });
     const online = await explainUntil(`device/${name}`, 'seen by edge-1', 'the agent’s Device in explain');
     expect(online).not.toContain('offline');
+    // A new Device never sits with an empty status: the agent writes its Online entry at once.
+    const nodeStates = await waitFor(
+      async () => ((await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices', name })) as Device).status?.nodeStates,
+      { description: 'the new Device’s status' },
+    );
+    expect(nodeStates).toEqual([expect.objectContaining({ node: 'edge-1', state: 'Online' })]);
     await api().core.createNamespacedPod({ namespace: ns.name, body: viewer('door-viewer', `tether.dev/${name}`) });
 
     writeFileSync(availabilityFile, 'OFFLINE\n');
