@@ -322,7 +322,7 @@ async function main(): Promise<number> {
     clearInterval(view);
     if (view !== undefined && process.stdout.isTTY === true) process.stdout.write('\n');
     const stopping = performance.now();
-    say('stopping everything npm start started: LAN peers, Tether, both nodes, the LAN, the control plane…');
+    say(`stopping everything npm start started: LAN peers, Tether, both nodes, the LAN${keepControlPlane ? '' : ', the control plane'}…`);
     const attempt = async (what: string, step: () => unknown): Promise<void> => {
       try {
         await step();
