@@ -5,7 +5,7 @@
  */
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
-import { MdnsDetailsSchema, SERVICE_TYPE_PATTERN } from './schema.ts';
+import { MdnsDetailsSchema, SERVICE_TYPE_PATTERN, type MdnsDetailsInput } from './schema.ts';
 
 export interface ServiceType {
   /** What is queried: `_ipp._tcp.local` or a subtype `_universal._sub._ipp._tcp.local`. */
@@ -26,7 +26,8 @@ export interface MdnsFilters {
   readonly txt: readonly TxtFilter[];
 }
 
-export interface MdnsDetails {
+/** Details as the handler uses them: the schema's fields, with times in ms and patterns compiled. */
+export interface MdnsDetails extends Readonly<Pick<MdnsDetailsInput, 'maxDevices' | 'shared'>> {
   readonly serviceTypes: readonly ServiceType[];
   /** Interface names or IPv4 addresses; undefined = every non-internal IPv4 interface. */
   readonly interfaces?: readonly string[];
@@ -35,8 +36,6 @@ export interface MdnsDetails {
   readonly discoveryTimeoutMs: number;
   /** Browse queries go out after 0 s, 1 s, 2 s, 4 s … up to this interval (RFC 6762 §5.2). */
   readonly maxQueryIntervalMs: number;
-  readonly maxDevices: number;
-  readonly shared: boolean;
 }
 
 const SERVICE_TYPE = new RegExp(SERVICE_TYPE_PATTERN);

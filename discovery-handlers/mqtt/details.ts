@@ -31,24 +31,18 @@ export type CredentialProperties = {
   readonly [K in keyof typeof CONVENTIONAL_CREDENTIAL_PROPERTIES]: { readonly name: string; readonly required: boolean };
 };
 
-export interface MqttDetails {
+/** Details as the handler uses them: the schema's fields, with times in ms and conventions resolved. */
+export interface MqttDetails
+  extends Readonly<Pick<MqttDetailsInput, 'clientIdPrefix' | 'keepaliveSeconds' | 'reconnect' | 'syncMarker' | 'tls' | 'shared' | 'limits'>> {
   /** Tried in order, round robin on reconnect. */
   readonly brokers: readonly string[];
   readonly protocolVersion: 4 | 5;
-  readonly clientIdPrefix: string;
-  readonly keepaliveSeconds: number;
   readonly connectTimeoutMs: number;
-  readonly reconnect: MqttDetailsInput['reconnect'];
   /** While the broker is unreachable for less than this, devices stay as they are. */
   readonly brokerLossGraceMs: number;
   /** After a re-sync, how long devices with non-retained configs get to re-announce. */
   readonly resyncWindowMs: number;
-  /** Publish a marker to `tether/sync/<client id>` to learn that the retained messages have all arrived. */
-  readonly syncMarker: boolean;
   readonly credentials: CredentialProperties;
-  readonly tls: MqttDetailsInput['tls'];
-  readonly shared: boolean;
-  readonly limits: MqttLimits;
   readonly homeAssistant?: HomeAssistantOptions;
   readonly homie?: HomieOptions;
   readonly sparkplug?: SparkplugOptions;

@@ -33,27 +33,20 @@ export interface OnvifFilters {
   readonly models: IncludeExclude<TextPattern>;
 }
 
-export interface OnvifDetails {
+/** Details as the handler uses them: the schema's fields, with times in ms and addresses parsed. */
+export interface OnvifDetails
+  extends Readonly<
+    Pick<OnvifDetailsInput, 'multicast' | 'offlineAfterMissedProbes' | 'maxResponseBytes' | 'maxCameras' | 'maxConcurrentRequests' | 'streamUris' | 'tlsInsecureSkipVerify' | 'shared'>
+  > {
   /** Interface names or IPv4 addresses for multicast; undefined = every non-internal IPv4 interface. */
   readonly interfaces: readonly string[] | undefined;
-  readonly multicast: boolean;
   readonly unicastTargets: readonly UnicastTarget[];
   readonly probeIntervalMs: number;
   /** How long the first probe waits for answers before the first full report. */
   readonly discoveryTimeoutMs: number;
-  /** A camera is reported gone after it has not answered this many consecutive probes. */
-  readonly offlineAfterMissedProbes: number;
   /** How often a known camera's SOAP information is re-read. */
   readonly refreshIntervalMs: number;
   readonly soapTimeoutMs: number;
-  readonly maxResponseBytes: number;
-  readonly maxCameras: number;
-  readonly maxConcurrentRequests: number;
-  /** Read profiles and RTSP stream URIs (GetProfiles/GetStreamUri). */
-  readonly streamUris: boolean;
-  /** Accept self-signed certificates on https device services. */
-  readonly tlsInsecureSkipVerify: boolean;
-  readonly shared: boolean;
   readonly filters: OnvifFilters;
   /**
    * Where service URLs (device service, media service, stream URIs) may point besides the

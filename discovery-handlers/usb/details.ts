@@ -8,7 +8,7 @@ import type { Static } from 'typebox';
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parsePattern, type TextPattern } from '../pattern.ts';
-import { UsbDetailsSchema, type NodeKind, type UsbMatcherSchema } from './schema.ts';
+import { UsbDetailsSchema, type NodeKind, type UsbDetailsInput, type UsbMatcherSchema } from './schema.ts';
 
 export { NODE_KINDS, type NodeKind } from './schema.ts';
 
@@ -30,15 +30,12 @@ export interface UsbMatcher {
   readonly classes: ClassMatch | undefined;
 }
 
-export interface UsbDetails {
+/** Details as the handler uses them: the schema's fields, with matchers resolved and times in ms. */
+export interface UsbDetails extends Readonly<Pick<UsbDetailsInput, 'identity' | 'permissions'>> {
   readonly match: readonly UsbMatcher[];
   readonly exclude: readonly UsbMatcher[];
-  /** `auto`: serial when the device has a unique one, else the physical port path. */
-  readonly identity: 'auto' | 'serial' | 'port';
-  /** Which device nodes to hand to containers. */
+  /** Which device nodes to hand to containers (each once). */
   readonly nodes: readonly NodeKind[];
-  /** Any of r, w, m. */
-  readonly permissions: string;
   readonly pollIntervalMs: number;
   readonly shared: false;
 }
