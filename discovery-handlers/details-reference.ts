@@ -127,11 +127,11 @@ export function fieldRows(schema: JsonSchema): FieldRow[] {
       const path = `${prefix}${name}`;
       const nested = nestedObjects(child, path);
       const sameAs = new Set<string>();
-      const fresh = nested.filter(({ object }) => {
+      const fresh = nested.filter(({ object, at }) => {
         const key = json(object);
         const first = seen.get(key);
         if (first !== undefined) sameAs.add(first);
-        else seen.set(key, path);
+        else seen.set(key, at);
         return first === undefined;
       });
       const description = [typeof child['description'] === 'string' ? child['description'] : '', ...[...sameAs].map((first) => `Same fields as ${first}.`)];
