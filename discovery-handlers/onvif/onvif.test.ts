@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedCamera, type SimulatedCameraOptions } from '../../mocks/onvif-camera/camera.ts';
 import { onvifCalls } from './device-client.ts';
+import { SoapError } from './soap.ts';
 import { createOnvifHandler, type OnvifHandlerOptions } from './onvif.ts';
 import { RecordingSink } from '../../test/support/recording-sink.ts';
 
@@ -381,5 +382,25 @@ describe('onvif handler with simulated cameras', () => {
     expect(r.sink.counts.get('soap_auth_failed')).toBe(1);
     expect(r.sink.current.get(camera.uuid)!.properties['ONVIF_DEVICE_MAC_ADDRESS']).toBe('02:00:00:00:be:ef');
     expect(r.sink.current.get(camera.uuid)!.properties['ONVIF_DEVICE_MANUFACTURER']).toBeUndefined();
+  });
+
+  it('issue 13: a camera whose login starts failing keeps the MAC it told before (same address)', async () => {
+    const r = rig();
+    const camera = await r.camera({ helloOnStart: false });
+    let locked = false;
+    const calls: typeof onvifCalls = {
+      ...onvifCalls,
+      deviceInformation: async (url, options) => {
+        if (locked) throw new SoapError('auth', 'HTTP 401');
+        return onvifCalls.deviceInformation(url, options);
+      },
+    };
+    await r.start({ probeIntervalSeconds: 3600 }, {}, { calls });
+    await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MAC_ADDRESS'] === camera.identity.mac, 5_000, 'camera with its MAC');
+    locked = true; // e.g. its password was changed
+    await camera.goOnline({ changed: true }); // a Hello with a new MetadataVersion: asked again
+    await r.sink.waitFor(() => (r.sink.counts.get('soap_auth_failed') ?? 0) >= 1, 5_000, 'failed login');
+    await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] === undefined, 5_000, 'device information gone');
+    expect(r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MAC_ADDRESS']).toBe(camera.identity.mac);
   });
 });
