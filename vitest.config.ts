@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects (e2e below):
+// Projects (faults and e2e below):
 //   unit        — nothing but Node (mock kubelet, simulated devices over real sockets);
 //   peers       — `*.peer.test.ts`: real local peers the tests start themselves (Mosquitto,
 //                 avahi, network namespaces with veth; needs root and the apt packages
@@ -47,6 +47,19 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
           testTimeout: 120_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // faults — fault injection on real parts (test/faults/): its OWN control plane
+        // (test/faults/global-setup.ts), whose apiserver and etcd the cases stop.
+        test: {
+          name: 'faults',
+          setupFiles: ['test/setup/http1.ts'],
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/faults/global-setup.ts'],
+          testTimeout: 240_000,
           hookTimeout: 600_000,
           fileParallelism: false,
         },
