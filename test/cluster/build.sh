@@ -13,8 +13,9 @@
 #   --print-dir  print the bin directory and exit (no build)
 #
 # TETHER_BUILD_PROGRESS=1 (set by cluster.ts, which draws a progress line from it): before each
-# go build, "[build.sh] <part> <version>: compiling <N> packages" (N from go list -deps; 0 =
-# unknown), then go build -v prints each package as it compiles it (cached ones are skipped).
+# go build, "[build.sh] <part> <version>: compiling <N> packages" (N = the packages go list
+# reports stale, i.e. not in the Go build cache, the main package included; 0 = unknown), then
+# go build -v prints each package as it compiles it.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -44,7 +45,10 @@ progress=()
 announce_packages() {
   [[ ${#progress[@]} -gt 0 ]] || return 0
   local total=0
-  if [[ -n "$2" ]]; then total="$(cd "$2" && go list -deps "$3" 2>/dev/null | wc -l)" || total=0; fi
+  # Same -trimpath as the build, or every package counts as stale.
+  if [[ -n "$2" ]]; then
+    total="$(cd "$2" && go list -trimpath -deps -f '{{if .Stale}}{{.ImportPath}}{{end}}' "$3" 2>/dev/null | grep -c .)" || total=0
+  fi
   log "$1: compiling $total packages"
 }
 

@@ -136,7 +136,11 @@ async function ensureBinaries(context: Context): Promise<string> {
     if (marker !== null) {
       const part = marker[1]!;
       if (marker[2] === 'cached') cached.push(part);
-      else if (marker[3] !== undefined) state = { phase: `building ${part}: packages compiled`, done: 0, ...(marker[3] === '0' ? {} : { total: Number(marker[3]) }) };
+      else if (marker[3] !== undefined) {
+        // The stale count includes the main package, which may only need linking (a minute for kubernetes).
+        const stale = Number(marker[3]);
+        state = stale === 1 ? { phase: `building ${part}: linking` } : { phase: `building ${part}: compiling`, done: 0, ...(stale === 0 ? {} : { total: stale - 1 }) };
+      }
       else {
         built.push(part);
         state = { phase: `building ${part}: resolving Go modules` };
@@ -149,7 +153,8 @@ async function ensureBinaries(context: Context): Promise<string> {
     }
     if (state === undefined || progress === undefined) return;
     if (PACKAGE_LINE.test(line) && state.done !== undefined) {
-      state = { ...state, done: state.done + 1 };
+      const done = state.done + 1;
+      state = { ...state, done, ...(state.total !== undefined && done >= state.total ? { phase: state.phase.replace(/compiling$/, 'compiling the main package and linking') } : {}) };
       progress.update({ ...state, detail: line });
     } else if (line.startsWith('go: downloading ')) {
       progress.update({ ...state, detail: line.slice('go: '.length) });
