@@ -4,6 +4,9 @@
  * real handlers finding them through `tether discover`, from both namespaces, as a node's
  * agent would. Needs root.
  *
+ * The LAN's avahi-daemon publishes a DNS-SD printer (`startLanPeers({ mdns: true })`), found by
+ * the mdns handler the same way.
+ *
  * Without `--property`, the ONVIF runs through the CLI see the camera without credentials
  * (WS-Discovery facts only); with `--property-file` they log in and get the stream URI. Digest
  * authentication failures are checked with the same handler run in-process on the host.
@@ -33,6 +36,7 @@ const PROBE_ADDRESS = '10.250.90.50';
 const HOST_ADDRESS = '10.250.90.11';
 const MQTT_DETAILS = (url: string): object => ({ broker: url, homeAssistant: true });
 const ONVIF_DETAILS = { interfaces: [LAN.ifName] };
+const MDNS_DETAILS = { serviceTypes: ['_ipp._tcp'], interfaces: [LAN.ifName] };
 
 interface CliDevice {
   id: string;
@@ -93,7 +97,7 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
       attachToLan({ address: HOST_ADDRESS, tag: 'host' });
     }
     const started = Date.now();
-    peers = await startLanPeers();
+    peers = await startLanPeers({ mdns: true });
     process.stderr.write(`[lan] peers started in ${Date.now() - started} ms\n`);
     group.defer('LAN peers', () => peers.stop());
   });
@@ -211,5 +215,26 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
     for (const devices of await Promise.all([discover(probe, 'onvif', ONVIF_DETAILS), discover(undefined, 'onvif', ONVIF_DETAILS)])) {
       expect(devices, fail('onvif devices after Hello')).toEqual([expect.objectContaining({ id: peers.camera.uuid, online: true })]);
     }
+  });
+
+  it('finds the mDNS printer avahi publishes from both namespaces; withdrawn (goodbyes) → gone, published again → back', async () => {
+    const printer = peers.mdns!;
+    const expected = {
+      MDNS_INSTANCE: printer.instance,
+      MDNS_SERVICE_TYPE: printer.type,
+      MDNS_HOST: printer.host,
+      MDNS_PORT: String(printer.port),
+      MDNS_ADDRESS: LAN.address,
+      MDNS_TXT_TY: 'Tether LAN Printer',
+    };
+    const both = (): Promise<CliDevice[][]> => Promise.all([discover(probe, 'mdns', MDNS_DETAILS), discover(undefined, 'mdns', MDNS_DETAILS)]);
+    for (const devices of await both()) {
+      expect(devices, fail('mdns devices')).toEqual([expect.objectContaining({ id: printer.fullName, online: true, properties: expect.objectContaining(expected) })]);
+    }
+    await printer.withdraw();
+    expect(printer.published).toBe(false);
+    for (const devices of await both()) expect(devices, fail('mdns devices after the goodbyes')).toEqual([]);
+    await printer.publish();
+    for (const devices of await both()) expect(devices, fail('mdns devices published again')).toEqual([expect.objectContaining({ id: printer.fullName, online: true })]);
   });
 });
