@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import type { JsonSchema } from './details-reference.ts';
 import { BEGIN_MARKER, DETAILS_SCHEMAS, END_MARKER, generatedFiles, serialiseSchema } from './details-docs.ts';
 import { DETAILS_JSON_SCHEMAS } from './details-schemas.ts';
@@ -39,6 +40,17 @@ describe.each(handlers)('%s details schema', (name) => {
 
   it('the JSON the CLI reads is the schema', async () => {
     expect(`${JSON.stringify(await DETAILS_JSON_SCHEMAS[name](), null, 2)}\n`).toBe(serialiseSchema(await DETAILS_SCHEMAS[name]()));
+  });
+
+  it('the DeviceDiscovery examples on its docs page have details the handler accepts', () => {
+    const page = readFileSync(new URL(`../docs/handlers/${name}.md`, import.meta.url), 'utf8');
+    const objects = [...page.matchAll(/```yaml\n([\s\S]*?)```/g)].flatMap((m) => parseAllDocuments(m[1]!).map((d) => d.toJS() as unknown));
+    const discoveries = objects.filter((o): o is { kind: string; spec: { handler: string; details?: unknown } } => isObject(o) && o['kind'] === 'DeviceDiscovery');
+    const mine = discoveries.filter((d) => d.spec.handler === name);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const discovery of mine) {
+      expect(() => builtinHandlers().get(name)!.parseDetails(discovery.spec.details)).not.toThrow();
+    }
   });
 
   it('has a description and examples the handler accepts', async () => {
