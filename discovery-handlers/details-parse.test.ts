@@ -58,6 +58,11 @@ describe('parseWithSchema', () => {
     }
   });
 
+  it('takes a null field as not set (an empty YAML value), but not a null list entry', () => {
+    expect(parseWithSchema(Schema, { name: 'x', count: null, url: null, nested: null })).toMatchObject({ count: 3, nested: { on: true } });
+    expect(() => parseWithSchema(Schema, { name: 'x', tags: [null] })).toThrow('details.tags[0]: must be a string');
+  });
+
   it('names list indexes and map keys apart (a map key may look like a number)', () => {
     expect(() => parseWithSchema(Schema, { name: 'x', labels: { '7': 'value' } })).toThrow('details.labels.7: ');
   });

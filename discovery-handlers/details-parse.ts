@@ -200,18 +200,33 @@ function failingPart(schema: TSchema, value: unknown, pointer = ''): { schema: T
 }
 
 /**
- * Applies the schema's defaults to a copy of `raw` (null counts as absent), validates it and
+ * Applies the schema's defaults to a copy of `raw` (a null field counts as absent), validates it and
  * returns it typed by the schema. Throws DetailsError at the first problem's field (`base` is
  * the path of `raw` itself, `details` unless a sub-schema is parsed).
  */
 export function parseWithSchema<const Schema extends TSchema>(schema: Schema, raw: unknown, base = 'details'): Static<Schema> {
   checkBounds(schema as Json, raw, base);
-  const value = Value.Default(schema, raw === null || raw === undefined ? undefined : Value.Clone(raw));
+  const value = Value.Default(schema, raw === null || raw === undefined ? undefined : withoutNulls(Value.Clone(raw)));
   if (Value.Check(schema, value)) return value;
   const part = failingPart(schema, value);
   const at = part.pointer === '' ? value : pointerValue(value, part.pointer);
   const errors = Value.Errors(part.schema, at).map((e) => ({ ...e, instancePath: `${part.pointer}${e.instancePath}` }));
   throw toDetailsError(part.schema, errors, value, base);
+}
+
+/**
+ * `value` with every null field removed (in place): `limits:` left empty in YAML is null and
+ * means "not set", as it always has for these details. List entries stay as they are.
+ */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) value.forEach(withoutNulls);
+  else if (isObject(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      if (child === null) delete value[key];
+      else withoutNulls(child);
+    }
+  }
+  return value;
 }
 
 function pointerValue(value: unknown, pointer: string): unknown {
