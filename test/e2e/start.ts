@@ -290,9 +290,9 @@ async function main(): Promise<number> {
         }
         previous = current;
         body = `${renderView(current)}\nEVENTS\n${events.slice(-EVENTS_SHOWN).join('\n')}\n`;
-        if (!tty && body === printed) return;
+        if (!tty && `${current.agentsReady}\n${body}` === printed) return;
         const header = `Tether on two real kubelets — agents ready ${current.agentsReady} — ${new Date().toISOString().slice(11, 19)} — ${rounds === 0 ? 'Ctrl-C stops everything' : `${rounds} round(s), then stop`}\n\n`;
-        printed = body;
+        printed = `${current.agentsReady}\n${body}`;
         process.stdout.write(tty ? `\x1b[H${`${header}${body}`.replaceAll('\n', '\x1b[K\n')}\x1b[J` : `${header}${body}\n`);
       } catch (error) {
         process.stdout.write(`(view failed: ${(error as Error).message})\n`);
