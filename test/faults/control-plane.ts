@@ -72,3 +72,12 @@ export async function startEtcdAndApiserver(cacheDir: string): Promise<void> {
 export function restartFaultControllers(cacheDir: string): Promise<void> {
   return restartControllers({ cacheDir });
 }
+
+/**
+ * Stops this control plane's kube-controller-manager (its garbage collector would delete a
+ * gone Device's brokers through owner references, hiding whether Tether's controller did).
+ * {@link restartFaultControllers} brings it back.
+ */
+export async function stopControllerManager(cacheDir: string): Promise<void> {
+  await stopComponent(readState(cacheDir).components['kube-controller-manager']);
+}
