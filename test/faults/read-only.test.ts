@@ -1,0 +1,139 @@
+/**
+ * Fault 5: the agent's directories are read-only (a bind mount remounted `ro`; needs root),
+ * `tether agent` as a child process.
+ *   - the registration socket's directory (`/var/lib/tether` in a deployment): a clear error
+ *     naming the path, never ready — and (it.fails, bugs) the process should exit and the
+ *     error should say why;
+ *   - the kubelet's device-plugins directory while a discovery has a device: the Device is
+ *     still published and the error names the socket and EROFS — and (it.fails, bug) the
+ *     agent should not die of an unhandled rejection (a crash loop in a DaemonSet).
+ * Printed: what it reported and when.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../cluster/processes.ts';
+import { kubeconfigPath, uniqueSuffix, useTestNamespace } from '../integration/support.ts';
+import { closeScene, createEchoDiscovery, echoDeviceName, figure, listDevices, nodeState, openScene, seconds, waitFor, type Scene } from './support.ts';
+
+const ns = useTestNamespace('fault-ro');
+const suffix = uniqueSuffix();
+const isRoot = process.getuid?.() === 0;
+let scene: Scene;
+const mounts: string[] = [];
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  scene = await openScene(ns.name);
+});
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of mounts) execFileSync('umount', [dir]);
+  await closeScene(scene);
+});
+
+/** A directory that exists and cannot be written, even by root. */
+async function readOnlyDir(name: string): Promise<string> {
+  const dir = join(scene.dir, name);
+  await mkdir(dir, { recursive: true });
+  execFileSync('mount', ['--bind', dir, dir]);
+  mounts.push(dir);
+  execFileSync('mount', ['-o', 'remount,ro,bind', dir]);
+  return dir;
+}
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly output: string[];
+}
+
+function runAgent(node: string, pluginDir: string, registrationSocket: string, port: number): Run {
+  const cli = join(import.meta.dirname, '../../bin/tether.ts');
+  const args = [cli, 'agent', '--node-name', node, '--namespace', ns.name, '--device-plugin-dir', pluginDir, '--pod-resources-socket', ''];
+  args.push('--registration-socket', registrationSocket, '--http-address', `127.0.0.1:${port}`, '--startup-timeout', '2000');
+  const child = spawn(process.execPath, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const output: string[] = [];
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  return { child, output };
+}
+
+/** One agent run against a read-only state dir, shared by the three checks below. */
+let stateRun: Promise<{ run: Run; socket: string; port: number; started: number }> | undefined;
+function stateDirRun(): Promise<{ run: Run; socket: string; port: number; started: number }> {
+  stateRun ??= (async () => {
+    const ro = await readOnlyDir('state');
+    const socket = join(ro, 'agent-registration.sock');
+    const port = await freePort();
+    const started = Date.now();
+    return { run: runAgent(`fro-a-${suffix}`, join(scene.dir, 'dp-a'), socket, port), socket, port, started };
+  })();
+  return stateRun;
+}
+
+it.skipIf(!isRoot)('read-only state dir (registration socket): the error names the path and the agent never reports ready', { timeout: 60_000 }, async () => {
+  const { run, socket, port, started } = await stateDirRun();
+  await waitFor(() => run.output.join('').includes(`binding ${socket}`), { description: 'the error naming the socket', timeoutMs: 30_000 });
+  const reportedAt = Date.now();
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 'no answer');
+  const healthz = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 'no answer');
+  const lastLine = run.output.join('').trim().split('\n').at(-1) ?? '';
+  figure(`read-only state dir: error after ${seconds(reportedAt - started)} (${JSON.stringify(lastLine.slice(0, 120))}); then /readyz ${ready}, /healthz ${healthz}, process ${run.child.exitCode === null && run.child.signalCode === null ? 'still running' : `exited ${run.child.exitCode}`}`);
+  expect(ready === 'no answer' || ready === 503).toBe(true);
+});
+
+// PRODUCT BUG: after the fatal start error bin/tether.ts only sets process.exitCode; the agent's
+// HTTP server (started before the registration socket) keeps the process alive, answering
+// /healthz 200 and /readyz 503 forever: a liveness probe never restarts it and nothing says
+// why it is not ready. With --http-address "" it does exit 1. Remove `.fails` once it exits.
+it.skipIf(!isRoot).fails('read-only state dir: the agent process exits (bug: its HTTP server keeps it alive, /healthz 200)', { timeout: 60_000 }, async () => {
+  const { run } = await stateDirRun();
+  const exited = await Promise.race([once(run.child, 'exit').then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000))]);
+  if (!exited) figure('read-only state dir: the agent process was still running 10 s after its fatal error (/healthz 200)');
+  expect(exited).toBe(true);
+});
+
+// PRODUCT GAP: the CLI prints only "tether: binding <path>"; the reason (EROFS: read-only file
+// system) is in the error's cause and never shown. Remove `.fails` once the cause is printed.
+it.skipIf(!isRoot).fails('read-only state dir: the error says the directory is read-only (gap: the cause is not printed)', { timeout: 60_000 }, async () => {
+  const { run, socket } = await stateDirRun();
+  await waitFor(() => run.output.join('').includes(`binding ${socket}`), { description: 'the error naming the socket', timeoutMs: 30_000 });
+  expect(run.output.join('')).toMatch(/read-only|EROFS/i);
+});
+
+/** One agent run with a read-only device-plugins dir and one device to serve. */
+let pluginRun: Promise<{ run: Run; node: string; started: number }> | undefined;
+function pluginDirRun(): Promise<{ run: Run; node: string; started: number }> {
+  pluginRun ??= (async () => {
+    const node = `fro-c-${suffix}`;
+    await scene.nodes.add(node);
+    const ro = await readOnlyDir('device-plugins');
+    await createEchoDiscovery(scene, 'ro-plugins', { descriptions: ['r'], broker: false });
+    const started = Date.now();
+    return { run: runAgent(node, ro, '', await freePort()), node, started };
+  })();
+  return pluginRun;
+}
+
+it.skipIf(!isRoot)('read-only device-plugins dir: the Device is still published and the error names the socket and EROFS', { timeout: 90_000 }, async () => {
+  const { run, node, started } = await pluginDirRun();
+  const name = echoDeviceName(ns.name, 'ro-plugins', 'r', node);
+  await waitFor(async () => (await listDevices(scene)).some((d) => d.metadata.name === name && nodeState(d, node) === 'Online'), { description: 'the Device published', timeoutMs: 60_000 });
+  await waitFor(() => /binding \S+device-plugins\S+\.sock.*EROFS/.test(run.output.join('')), { description: 'the bind error with its reason', timeoutMs: 30_000 });
+  figure(`read-only device-plugins dir: Device Online; bind error (EROFS) logged ${seconds(Date.now() - started)} after start`);
+});
+
+// PRODUCT BUG: a device-plugin server that cannot bind its socket rejects a promise nobody
+// handles (agent/device-plugin/server.ts:129 via the plugin manager): the whole agent dies with
+// a stack trace, so a DaemonSet crash-loops on one unwritable socket. Remove `.fails` once the
+// agent reports the failure (and retries with backoff) instead of exiting.
+it.skipIf(!isRoot).fails('read-only device-plugins dir: the agent keeps running (bug: unhandled rejection kills it)', { timeout: 90_000 }, async () => {
+  const { run, started } = await pluginDirRun();
+  const exited = await Promise.race([once(run.child, 'exit').then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 15_000))]);
+  if (exited) figure(`read-only device-plugins dir: the agent died (exit ${run.child.exitCode}, unhandled rejection) ${seconds(Date.now() - started)} after start`);
+  expect(exited).toBe(false);
+});
