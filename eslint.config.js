@@ -27,8 +27,9 @@ export default tseslint.config(
     plugins: { tether },
     rules: {
       'tether/boundaries': 'error',
-      // Ceilings that stop growth (code lines, not blanks or comments); split before raising.
-      'max-lines': ['error', { max: 500, skipBlankLines: true, skipComments: true }],
+      // Ceilings that stop growth (code lines as Prettier prints them, not blanks or comments);
+      // split before raising.
+      'max-lines': ['error', { max: 600, skipBlankLines: true, skipComments: true }],
       'max-lines-per-function': ['error', { max: 120, skipBlankLines: true, skipComments: true, IIFEs: true }],
       'max-params': ['error', 8],
     },

@@ -11,7 +11,9 @@ export interface HealthSource {
 }
 
 export async function startHttpServer(address: string, registry: Registry, health: HealthSource): Promise<Server> {
-  const [host, portText] = address.includes(':') ? [address.slice(0, address.lastIndexOf(':')), address.slice(address.lastIndexOf(':') + 1)] : ['', address];
+  const [host, portText] = address.includes(':')
+    ? [address.slice(0, address.lastIndexOf(':')), address.slice(address.lastIndexOf(':') + 1)]
+    : ['', address];
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {

@@ -35,7 +35,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromCluster();
   const metrics = createAgentMetrics();
-  const external = config.registrationSocket === '' ? undefined : new ExternalHandlerRegistry({ socketPath: config.registrationSocket, log });
+  const external =
+    config.registrationSocket === '' ? undefined : new ExternalHandlerRegistry({ socketPath: config.registrationSocket, log });
   const agent = new ClusterAgent({
     node: config.node,
     kc,

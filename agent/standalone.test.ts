@@ -57,12 +57,16 @@ async function setup(options: { descriptions?: string[]; capacity?: number; grac
     await kubelet.stop();
     await rm(dir, { recursive: true, force: true });
   });
-  const nameOf = (description: string): string => deviceName({ namespace: 'default', discovery: 'echo', deviceId: description, node: NODE });
+  const nameOf = (description: string): string =>
+    deviceName({ namespace: 'default', discovery: 'echo', deviceId: description, node: NODE });
   return { dir, kubelet, agent, availability, nameOf };
 }
 
 const healthy = (kubelet: MockKubelet, resource: string): string[] =>
-  (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID).sort();
+  (kubelet.resource(resource)?.devices ?? [])
+    .filter((d) => d.health === 'Healthy')
+    .map((d) => d.ID)
+    .sort();
 
 describe('device plugins with the mock kubelet', () => {
   it('registers one resource per device and one per discovery, with capacity slots', async () => {
@@ -169,7 +173,11 @@ describe('device plugins with the mock kubelet', () => {
     const resource = deviceResourceName(nameOf('cam-a'));
     await kubelet.waitFor(() => healthy(kubelet, resource).length === 2, 5_000, 'healthy');
     await writeFile(availability, 'OFFLINE\n');
-    await kubelet.waitFor(() => healthy(kubelet, resource).length === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 2, 5_000, 'unhealthy');
+    await kubelet.waitFor(
+      () => healthy(kubelet, resource).length === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 2,
+      5_000,
+      'unhealthy',
+    );
     await writeFile(availability, 'ONLINE\n');
     await kubelet.waitFor(() => healthy(kubelet, resource).length === 2, 5_000, 'healthy again');
   });

@@ -39,11 +39,7 @@ describe('deviceName', () => {
   });
 
   it('differs between a shared device and the same id seen locally, and between nodes', () => {
-    const names = new Set([
-      deviceName(shared),
-      deviceName({ ...shared, node: 'node-a' }),
-      deviceName({ ...shared, node: 'node-b' }),
-    ]);
+    const names = new Set([deviceName(shared), deviceName({ ...shared, node: 'node-a' }), deviceName({ ...shared, node: 'node-b' })]);
     expect(names.size).toBe(3);
   });
 

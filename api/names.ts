@@ -80,9 +80,7 @@ const slotIndexRe = /^(0|[1-9][0-9]{0,8})$/;
 
 /** True if `name` is acceptable as a DeviceDiscovery name (same rules as the CRD's CEL). */
 export function isValidDiscoveryName(name: string): boolean {
-  return (
-    name.length <= MAX_DISCOVERY_NAME_LENGTH && discoveryNameRe.test(name) && !deviceNameSuffixRe.test(name)
-  );
+  return name.length <= MAX_DISCOVERY_NAME_LENGTH && discoveryNameRe.test(name) && !deviceNameSuffixRe.test(name);
 }
 
 /** True if `name` has the shape `deviceName` produces. */

@@ -14,8 +14,30 @@ describe('nodeMatches', () => {
     ['Gt', { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gen', operator: 'Gt', values: ['2'] }] }] }, true],
     ['Lt', { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gen', operator: 'Lt', values: ['2'] }] }] }, false],
     ['fields', { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['edge-1'] }] }] }, true],
-    ['AND within a term', { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }, { key: 'x', operator: 'Exists' }] }] }, false],
-    ['OR across terms', { nodeSelectorTerms: [{ matchExpressions: [{ key: 'x', operator: 'Exists' }] }, { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] }, true],
+    [
+      'AND within a term',
+      {
+        nodeSelectorTerms: [
+          {
+            matchExpressions: [
+              { key: 'zone', operator: 'In', values: ['a'] },
+              { key: 'x', operator: 'Exists' },
+            ],
+          },
+        ],
+      },
+      false,
+    ],
+    [
+      'OR across terms',
+      {
+        nodeSelectorTerms: [
+          { matchExpressions: [{ key: 'x', operator: 'Exists' }] },
+          { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
+        ],
+      },
+      true,
+    ],
     ['empty term selects nothing', { nodeSelectorTerms: [{}] }, false],
   ] as const)('%s', (_name, selector, expected) => {
     expect(nodeMatches(selector as never, node)).toBe(expected);

@@ -151,13 +151,10 @@ export const ConditionSchema = Type.Object(
     type: Type.String({
       description: 'type of condition in CamelCase or in foo.example.com/CamelCase.',
       maxLength: 316,
-      pattern:
-        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
     }),
     status: ConditionStatusSchema,
-    observedGeneration: Type.Optional(
-      int64({ minimum: 0, description: 'metadata.generation the condition was set from.' }),
-    ),
+    observedGeneration: Type.Optional(int64({ minimum: 0, description: 'metadata.generation the condition was set from.' })),
     lastTransitionTime: Type.String({
       format: 'date-time',
       description: 'Last time the condition changed from one status to another.',
@@ -200,7 +197,12 @@ function objectMeta(nameMaxLength: number): ReturnType<typeof Type.Unsafe<V1Obje
 // DeviceDiscovery
 
 const KeySelectorSchema = Type.Object({
-  name: Type.String({ description: 'Name of the object in the DeviceDiscovery namespace.', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN }),
+  name: Type.String({
+    description: 'Name of the object in the DeviceDiscovery namespace.',
+    minLength: 1,
+    maxLength: 253,
+    pattern: DNS_SUBDOMAIN,
+  }),
   key: Type.String({ description: 'Key within the object.', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
   optional: Type.Optional(Type.Boolean({ description: 'If true, a missing object or key is not an error.' })),
 });
@@ -212,7 +214,10 @@ export const PropertySourceSchema = Type.Object(
   },
   {
     description: 'Where the value comes from: exactly one of secretKeyRef, configMapKeyRef.',
-    ...cel({ rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)', message: 'exactly one of secretKeyRef or configMapKeyRef must be set' }),
+    ...cel({
+      rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)',
+      message: 'exactly one of secretKeyRef or configMapKeyRef must be set',
+    }),
   },
 );
 
@@ -337,9 +342,7 @@ export const DeviceDiscoverySpecSchema = Type.Object(
       pattern: DNS_LABEL,
       ...immutable('handler'),
     }),
-    details: Type.Optional(
-      opaqueObject<Record<string, unknown>>('Handler-specific discovery settings; the handler validates them.'),
-    ),
+    details: Type.Optional(opaqueObject<Record<string, unknown>>('Handler-specific discovery settings; the handler validates them.')),
     properties: Type.Optional(
       Type.Array(DiscoveryPropertySchema, {
         description: 'Named inputs for the handler, literal or from Secrets/ConfigMaps.',
@@ -388,7 +391,10 @@ export const NodeReportSchema = Type.Object({
     maxLength: 128,
     pattern: '^[A-Za-z][A-Za-z0-9]*$',
   }),
-  message: Type.String({ description: 'What went wrong, with the field path where there is one.', maxLength: MAX_NODE_REPORT_MESSAGE_LENGTH }),
+  message: Type.String({
+    description: 'What went wrong, with the field path where there is one.',
+    maxLength: MAX_NODE_REPORT_MESSAGE_LENGTH,
+  }),
   since: Type.String({ format: 'date-time', description: 'When this node first reported this reason.' }),
 });
 
@@ -401,7 +407,8 @@ export const DeviceDiscoveryStatusSchema = Type.Object(
     nodes: Type.Optional(int32({ minimum: 0, description: 'Nodes running discovery.' })),
     nodeReports: Type.Optional(
       Type.Array(NodeReportSchema, {
-        description: 'Problems of individual nodes running this discovery; each agent applies only its own entry, and removes it when the problem is gone.',
+        description:
+          'Problems of individual nodes running this discovery; each agent applies only its own entry, and removes it when the problem is gone.',
         maxItems: MAX_NODE_REPORTS,
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['node'],
@@ -478,7 +485,10 @@ export const DeviceNodeSchema = Type.Object({
 
 export const DeviceSpecSchema = Type.Object(
   {
-    discovery: discoveryNameString({ description: 'Name of the DeviceDiscovery that found this device. Immutable.', ...immutable('discovery') }),
+    discovery: discoveryNameString({
+      description: 'Name of the DeviceDiscovery that found this device. Immutable.',
+      ...immutable('discovery'),
+    }),
     deviceId: Type.String({
       description: 'Raw device id reported by the handler. Immutable.',
       minLength: 1,
@@ -489,7 +499,12 @@ export const DeviceSpecSchema = Type.Object(
       description: 'True if several nodes can reach the device (e.g. an IP camera). Immutable: it is part of the name.',
       ...immutable('shared'),
     }),
-    capacity: Type.Integer({ description: 'Slots: containers that may use the device at once.', minimum: 1, maximum: MAX_CAPACITY, format: 'int32' }),
+    capacity: Type.Integer({
+      description: 'Slots: containers that may use the device at once.',
+      minimum: 1,
+      maximum: MAX_CAPACITY,
+      format: 'int32',
+    }),
     properties: Type.Optional(
       stringMap('Properties reported by the handler, exposed to containers as environment variables.', MAX_DEVICE_PROPERTIES, 4096, {
         ...cel({

@@ -14,7 +14,15 @@ import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
 
-const measures: Measure[] = [...foundationMeasures, ...agentMeasures, ...controllerMeasures, ...networkHandlerMeasures, ...onvifUsbMeasures, ...cliMeasures, ...realNodeMeasures];
+const measures: Measure[] = [
+  ...foundationMeasures,
+  ...agentMeasures,
+  ...controllerMeasures,
+  ...networkHandlerMeasures,
+  ...onvifUsbMeasures,
+  ...cliMeasures,
+  ...realNodeMeasures,
+];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !measures.some((m) => m.name === w));

@@ -45,7 +45,16 @@ describe('tether discover', () => {
 
   it('fails, and says why, when the handler sends no report in time (never "nothing found")', async () => {
     // Port 1 on loopback: connection refused at once, again and again.
-    const { code, stdout, stderr } = await tether('--log-level', 'silent', 'discover', 'mqtt', '--details', '{broker: "mqtt://127.0.0.1:1", homeAssistant: true}', '--timeout', '1500');
+    const { code, stdout, stderr } = await tether(
+      '--log-level',
+      'silent',
+      'discover',
+      'mqtt',
+      '--details',
+      '{broker: "mqtt://127.0.0.1:1", homeAssistant: true}',
+      '--timeout',
+      '1500',
+    );
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toContain('mqtt sent no report within 1500 ms');

@@ -54,7 +54,10 @@ async function capturingLogger(level: string): Promise<{ log: Logger; warnings: 
   };
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
   const lowest = levels.indexOf(level) < levels.indexOf('warn') ? level : 'warn';
-  const streams = [{ level: 'warn' as const, stream: keep }, ...(level === 'silent' ? [] : [{ level: level as 'warn', stream: await logStream() }])];
+  const streams = [
+    { level: 'warn' as const, stream: keep },
+    ...(level === 'silent' ? [] : [{ level: level as 'warn', stream: await logStream() }]),
+  ];
   return { log: pino({ level: lowest, base: undefined }, pino.multistream(streams)), warnings: () => [...new Set(captured)].slice(-5) };
 }
 
@@ -76,7 +79,11 @@ const write = (text: string): void => void process.stdout.write(text);
 const program = new Command('tether')
   .description('Tether: edge devices for Kubernetes')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
-  .addOption(new Option('--log-format <format>', 'logs as JSON lines, or as text for people (auto: text on a terminal)').choices(['auto', 'json', 'text']).default('auto'))
+  .addOption(
+    new Option('--log-format <format>', 'logs as JSON lines, or as text for people (auto: text on a terminal)')
+      .choices(['auto', 'json', 'text'])
+      .default('auto'),
+  )
   .showHelpAfterError();
 
 interface DiscoverFlags {
@@ -98,15 +105,32 @@ program
   // serialised schema (no handler code, no TypeBox), so commander's synchronous help won't do.
   .helpOption(false)
   .option('-h, --help', "display help; after a handler name, also the handler's details fields and an example")
-  .addHelpText('after', "\nRun `tether discover --help` for the handlers, `tether discover <handler> --help` for a handler's details fields.")
+  .addHelpText(
+    'after',
+    "\nRun `tether discover --help` for the handlers, `tether discover <handler> --help` for a handler's details fields.",
+  )
   .option('--details <json|yaml>', 'handler details, inline')
   .option('--details-file <path>', 'handler details, from a file')
-  .addOption(new Option('-o, --output <format>', 'output format (wide: the table with whole values)').choices(['table', 'wide', 'json']).default('table'))
+  .addOption(
+    new Option('-o, --output <format>', 'output format (wide: the table with whole values)')
+      .choices(['table', 'wide', 'json'])
+      .default('table'),
+  )
   .option('-w, --watch', 'keep running and print the device set on every change', false)
   // As long as the agent waits for first reports after a restart (--startup-timeout): ONVIF's
   // first report can take several SOAP timeouts when a camera stalls.
-  .option('--timeout <ms>', 'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported', positiveInt, 30_000)
-  .option('-p, --property <NAME=VALUE>', 'a property for the handler, as a DeviceDiscovery gives it (e.g. ONVIF_USERNAME=admin); repeatable', collect, [])
+  .option(
+    '--timeout <ms>',
+    'one-shot: longest wait for the first full report; none in time → exit 1 with what the handler reported',
+    positiveInt,
+    30_000,
+  )
+  .option(
+    '-p, --property <NAME=VALUE>',
+    'a property for the handler, as a DeviceDiscovery gives it (e.g. ONVIF_USERNAME=admin); repeatable',
+    collect,
+    [],
+  )
   .option('--property-file <path>', 'properties from a file of NAME=VALUE lines (# comments); keeps secrets off the command line')
   .action(async (handlerName: string | undefined, opts: DiscoverFlags, command: Command) => {
     if (opts.help === true) {
@@ -114,7 +138,8 @@ program
       write(`${command.helpInformation()}${await discoverHelpText(handlerName)}`);
       return;
     }
-    if (handlerName === undefined) throw new InvalidArgumentError(`name a handler: ${BUILTIN_HANDLER_NAMES.join(', ')} (tether discover --help)`);
+    if (handlerName === undefined)
+      throw new InvalidArgumentError(`name a handler: ${BUILTIN_HANDLER_NAMES.join(', ')} (tether discover --help)`);
     const { log, warnings } = await capturingLogger(program.opts<{ logLevel: string }>().logLevel);
     const { discover, readDetailsText, readProperties } = await import('../agent/cli/discover.ts');
     const { builtinHandlers, findHandler } = await import('../discovery-handlers/registry.ts');
@@ -140,7 +165,10 @@ program
   .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
   .action(async (target: string, opts: { namespace: string; kubeconfig?: string }) => {
     await kubernetesClientSetup();
-    const [{ KubeConfig }, { gatherAndExplain }] = await Promise.all([import('@kubernetes/client-node'), import('../agent/cli/explain.ts')]);
+    const [{ KubeConfig }, { gatherAndExplain }] = await Promise.all([
+      import('@kubernetes/client-node'),
+      import('../agent/cli/explain.ts'),
+    ]);
     const kc = new KubeConfig();
     if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
@@ -186,7 +214,11 @@ program
   .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)')
   .option('--namespace <ns>', 'watch DeviceDiscoveries in this namespace only (default: all)')
   .option('--device-plugin-dir <dir>', 'kubelet device-plugins directory', '/var/lib/kubelet/device-plugins')
-  .option('--pod-resources-socket <path>', 'kubelet PodResources socket ("" disables slot reconciliation)', '/var/lib/kubelet/pod-resources/kubelet.sock')
+  .option(
+    '--pod-resources-socket <path>',
+    'kubelet PodResources socket ("" disables slot reconciliation)',
+    '/var/lib/kubelet/pod-resources/kubelet.sock',
+  )
   .option('--registration-socket <path>', 'socket for external (Akri v0) handlers ("" disables)', '/var/lib/tether/agent-registration.sock')
   .option('--http-address <host:port>', 'address for /metrics, /healthz, /readyz ("" disables)', ':8080')
   .option('--startup-timeout <ms>', 'longest wait for first handler reports after a restart', positiveInt, 30_000)
@@ -197,7 +229,9 @@ program
     const node = opts.nodeName ?? process.env['NODE_NAME'];
     if (node === undefined || node === '') throw new InvalidArgumentError('--node-name or $NODE_NAME is required');
     const kubeconfig = opts.kubeconfig ?? process.env['KUBECONFIG'];
-    const log = await logger(program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel);
+    const log = await logger(
+      program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel,
+    );
     await kubernetesClientSetup();
     const { runAgent } = await import('../agent/main.ts');
     await runAgent(
@@ -233,10 +267,25 @@ program
   .option('--retry-period <ms>', 'interval of lease renewals and acquisition attempts', positiveInt, FLAG_DEFAULTS.retryPeriod)
   .option('--device-workers <n>', 'concurrent Device reconciles', positiveInt, FLAG_DEFAULTS.deviceWorkers)
   .option('--discovery-workers <n>', 'concurrent DeviceDiscovery reconciles', positiveInt, FLAG_DEFAULTS.discoveryWorkers)
-  .option('--broker-backoff-base <ms>', 'delay before recreating a failed broker the first time', positiveInt, FLAG_DEFAULTS.brokerBackoffBase)
+  .option(
+    '--broker-backoff-base <ms>',
+    'delay before recreating a failed broker the first time',
+    positiveInt,
+    FLAG_DEFAULTS.brokerBackoffBase,
+  )
   .option('--broker-backoff-max <ms>', 'longest delay before recreating a failed broker', positiveInt, FLAG_DEFAULTS.brokerBackoffMax)
-  .option('--broker-backoff-reset <ms>', 'a broker that ran this long before failing starts its backoff over', positiveInt, FLAG_DEFAULTS.brokerBackoffReset)
-  .option('--node-loss-grace <s>', 'a node NotReady this long is removed from Devices (slots freed)', positiveInt, FLAG_DEFAULTS.nodeLossGrace)
+  .option(
+    '--broker-backoff-reset <ms>',
+    'a broker that ran this long before failing starts its backoff over',
+    positiveInt,
+    FLAG_DEFAULTS.brokerBackoffReset,
+  )
+  .option(
+    '--node-loss-grace <s>',
+    'a node NotReady this long is removed from Devices (slots freed)',
+    positiveInt,
+    FLAG_DEFAULTS.nodeLossGrace,
+  )
   .option('--resync <s>', 'reconcile everything again this often (0 = never)', positiveInt, FLAG_DEFAULTS.resync)
   .action(async (opts: ControllerFlags & { kubeconfig?: string }) => {
     const env = process.env;

@@ -60,7 +60,16 @@ export interface SharedState {
 }
 
 export function newSharedState(): SharedState {
-  return { failedSeen: new Map(), carried: new Map(), templateErrors: new Map(), tombstones: new Map(), appeared: new Set(), unreleasable: new Set(), lastBrokerChange: new Map(), consumerSweeps: new Set() };
+  return {
+    failedSeen: new Map(),
+    carried: new Map(),
+    templateErrors: new Map(),
+    tombstones: new Map(),
+    appeared: new Set(),
+    unreleasable: new Set(),
+    lastBrokerChange: new Map(),
+    consumerSweeps: new Set(),
+  };
 }
 
 export interface ControllerContext {
@@ -77,7 +86,9 @@ export interface ControllerContext {
 
 /** Broker Pods (owned by a Device, not Job pods) and Jobs labelled for a device key. */
 export function brokerObjectsOf(caches: Caches, index: string, key: string): { pods: V1Pod[]; jobs: V1Job[] } {
-  const pods = caches.pods.byIndex(index, key).filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller === true && r.kind === 'Device') ?? false);
+  const pods = caches.pods
+    .byIndex(index, key)
+    .filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller === true && r.kind === 'Device') ?? false);
   const jobs = caches.jobs.byIndex(index, key);
   return { pods, jobs };
 }
@@ -121,7 +132,17 @@ export function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-export function refOf(kind: string, apiVersion: string, object: { metadata?: { name?: string; namespace?: string; uid?: string } }): ObjectReference {
+export function refOf(
+  kind: string,
+  apiVersion: string,
+  object: { metadata?: { name?: string; namespace?: string; uid?: string } },
+): ObjectReference {
   const meta = object.metadata ?? {};
-  return { apiVersion, kind, name: meta.name ?? '', ...(meta.namespace === undefined ? {} : { namespace: meta.namespace }), ...(meta.uid === undefined ? {} : { uid: meta.uid }) };
+  return {
+    apiVersion,
+    kind,
+    name: meta.name ?? '',
+    ...(meta.namespace === undefined ? {} : { namespace: meta.namespace }),
+    ...(meta.uid === undefined ? {} : { uid: meta.uid }),
+  };
 }

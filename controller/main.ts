@@ -17,7 +17,14 @@ import { startHttpServer, type HttpServer } from './runtime/http-server.ts';
 import { KubeClient, RequestCounter } from '../kube/client.ts';
 import { Informer, objectKey, withoutManagedFields, type InformerEvent } from '../kube/informer.ts';
 import { Api, RESOURCES } from '../kube/resources.ts';
-import { COMPONENT_LABEL, DEVICE_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/labels.ts';
+import {
+  COMPONENT_LABEL,
+  DEVICE_LABEL,
+  DISCOVERY_LABEL,
+  EVICT_ON_OFFLINE_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from '../api/labels.ts';
 import { LeaderElector } from './runtime/leader.ts';
 import { createMetrics } from './runtime/metrics.ts';
 import { nodesReferenced } from './nodes/nodes.ts';
@@ -53,7 +60,12 @@ const SELECT_MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 function nodeSignature(node: V1Node | undefined): string {
   if (node === undefined) return 'gone';
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  return JSON.stringify([ready?.status, String(ready?.lastTransitionTime ?? ''), node.spec?.unschedulable === true, node.metadata?.labels ?? {}]);
+  return JSON.stringify([
+    ready?.status,
+    String(ready?.lastTransitionTime ?? ''),
+    node.spec?.unschedulable === true,
+    node.metadata?.labels ?? {},
+  ]);
 }
 
 /** Nodes carry image lists and more that the controller never reads. */
@@ -129,7 +141,8 @@ export async function startController(config: ControllerConfig, deps: Controller
     leading = true;
     metrics.leader.set(1);
     // Devices may have gone while no replica led: sweep each opt-in discovery's consumers once.
-    for (const d of caches.discoveries.list()) if (d.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') state.consumerSweeps.add(objectKey(d));
+    for (const d of caches.discoveries.list())
+      if (d.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') state.consumerSweeps.add(objectKey(d));
     enqueueEverything(caches, deviceQueue, discoveryQueue);
     for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, signal));
     for (let i = 0; i < config.discoveryWorkers; i++) workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, signal));
@@ -216,7 +229,10 @@ export async function startController(config: ControllerConfig, deps: Controller
 /** Runs the controller until `signal` aborts (SIGTERM), then stops it (releasing the lease). */
 export async function runController(config: ControllerConfig, deps: ControllerDeps, signal: AbortSignal): Promise<void> {
   const controller = await startController(config, deps);
-  deps.log.info({ port: controller.port, namespace: config.namespace ?? '(all)', leaderElection: config.leaderElection?.name ?? false }, 'Started the controller');
+  deps.log.info(
+    { port: controller.port, namespace: config.namespace ?? '(all)', leaderElection: config.leaderElection?.name ?? false },
+    'Started the controller',
+  );
   await abortPromise(signal);
   await controller.stop();
 }
@@ -305,7 +321,13 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
   });
 }
 
-async function runWorker(name: string, ctx: ControllerContext, queue: WorkQueue, reconcile: Reconciler, signal: AbortSignal): Promise<void> {
+async function runWorker(
+  name: string,
+  ctx: ControllerContext,
+  queue: WorkQueue,
+  reconcile: Reconciler,
+  signal: AbortSignal,
+): Promise<void> {
   for (;;) {
     const key = await queue.get(signal);
     if (key === undefined) return;

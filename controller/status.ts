@@ -26,7 +26,11 @@ export const BROKERS_READY = 'BrokersReady';
  * Merges drafts into existing conditions: lastTransitionTime is kept while the status stays,
  * and set to now when it changes (or the condition is new).
  */
-export function settleConditions(drafts: readonly ConditionDraft[], existing: readonly Condition[] | undefined, nowMs: number): Condition[] {
+export function settleConditions(
+  drafts: readonly ConditionDraft[],
+  existing: readonly Condition[] | undefined,
+  nowMs: number,
+): Condition[] {
   return drafts.map((draft) => {
     const old = existing?.find((c) => c.type === draft.type);
     const lastTransitionTime = old !== undefined && old.status === draft.status ? old.lastTransitionTime : rfc3339(nowMs);
@@ -71,7 +75,8 @@ export function deviceBrokersCondition(
 ): ConditionDraft {
   const base = { type: BROKERS_READY, ...(generation === undefined ? {} : { observedGeneration: generation }) };
   if (desired.kind === undefined) {
-    if (desired.reason === 'NoBrokerTemplate') return { ...base, status: 'True', reason: 'NoBrokerTemplate', message: 'the DeviceDiscovery defines no broker' };
+    if (desired.reason === 'NoBrokerTemplate')
+      return { ...base, status: 'True', reason: 'NoBrokerTemplate', message: 'the DeviceDiscovery defines no broker' };
     return { ...base, status: 'False', reason: 'DiscoveryNotFound', message: 'the DeviceDiscovery of this device does not exist' };
   }
   if (templateError !== undefined) return { ...base, status: 'False', reason: 'InvalidTemplate', message: templateError.slice(0, 2000) };
@@ -89,7 +94,12 @@ export function deviceBrokersCondition(
 }
 
 /** Reason and message of a False `BrokersReady`, most telling first. */
-function notReady(desired: DesiredBrokers, observed: readonly ObservedBroker[], plan: BrokerPlan, summary: string): { reason: string; message: string } {
+function notReady(
+  desired: DesiredBrokers,
+  observed: readonly ObservedBroker[],
+  plan: BrokerPlan,
+  summary: string,
+): { reason: string; message: string } {
   const backoff = plan.waits.filter((w) => w.reason === 'BackOff');
   if (backoff.length > 0) {
     const details = backoff.map((w) => {
@@ -136,7 +146,8 @@ const MAX_NODES_NAMED = 5;
 
 /** `HandlersHealthy`: every node runs the discovery, or which nodes cannot and why. */
 function handlersCondition(problems: DiscoveryStatusInput['nodeProblems'] = [], gen: { observedGeneration?: number }): ConditionDraft {
-  if (problems.length === 0) return { type: HANDLERS_HEALTHY, status: 'True', reason: 'NoNodeProblems', message: 'no node reports a problem', ...gen };
+  if (problems.length === 0)
+    return { type: HANDLERS_HEALTHY, status: 'True', reason: 'NoNodeProblems', message: 'no node reports a problem', ...gen };
   const sorted = [...problems].sort((a, b) => a.node.localeCompare(b.node));
   const reasons = new Set(sorted.map((p) => p.reason));
   const named = sorted.slice(0, MAX_NODES_NAMED).map((p) => `${p.node}: ${p.reason}: ${p.message.slice(0, 300)}`);
@@ -151,11 +162,20 @@ function handlersCondition(problems: DiscoveryStatusInput['nodeProblems'] = [], 
 }
 
 /** The DeviceDiscovery status (without transition times). */
-export function discoveryStatus(input: DiscoveryStatusInput): { status: Omit<DeviceDiscoveryStatus, 'conditions'>; conditions: ConditionDraft[] } {
+export function discoveryStatus(input: DiscoveryStatusInput): {
+  status: Omit<DeviceDiscoveryStatus, 'conditions'>;
+  conditions: ConditionDraft[];
+} {
   const gen = input.generation === undefined ? {} : { observedGeneration: input.generation };
   const discovering: ConditionDraft =
     input.nodes > 0
-      ? { type: 'Discovering', status: 'True', reason: 'NodesSelected', message: `discovery runs on ${plural(input.nodes, 'Ready node')}`, ...gen }
+      ? {
+          type: 'Discovering',
+          status: 'True',
+          reason: 'NodesSelected',
+          message: `discovery runs on ${plural(input.nodes, 'Ready node')}`,
+          ...gen,
+        }
       : { type: 'Discovering', status: 'False', reason: 'NoNodes', message: 'no Ready node is selected', ...gen };
   const available: ConditionDraft =
     input.devices > 0
@@ -167,10 +187,22 @@ export function discoveryStatus(input: DiscoveryStatusInput): { status: Omit<Dev
   } else if (input.invalidTemplate !== undefined) {
     brokers = { type: BROKERS_READY, status: 'False', reason: 'InvalidTemplate', message: input.invalidTemplate.slice(0, 2000), ...gen };
   } else if (input.ready === input.placements) {
-    brokers = { type: BROKERS_READY, status: 'True', reason: 'BrokersReady', message: `${input.ready}/${input.placements} brokers ready`, ...gen };
+    brokers = {
+      type: BROKERS_READY,
+      status: 'True',
+      reason: 'BrokersReady',
+      message: `${input.ready}/${input.placements} brokers ready`,
+      ...gen,
+    };
   } else {
     const backoff = input.backingOff > 0 ? `; ${plural(input.backingOff, 'device')} backing off after broker failures` : '';
-    brokers = { type: BROKERS_READY, status: 'False', reason: input.backingOff > 0 ? 'BackOff' : 'BrokersNotReady', message: `${input.ready}/${input.placements} brokers ready${backoff}`, ...gen };
+    brokers = {
+      type: BROKERS_READY,
+      status: 'False',
+      reason: input.backingOff > 0 ? 'BackOff' : 'BrokersNotReady',
+      message: `${input.ready}/${input.placements} brokers ready${backoff}`,
+      ...gen,
+    };
   }
   return {
     status: { ...gen, devices: input.devices, brokers: input.running, nodes: input.nodes },

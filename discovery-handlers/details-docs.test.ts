@@ -17,11 +17,14 @@ const isObject = (x: unknown): x is JsonSchema => typeof x === 'object' && x !==
 /** Every schema node under `root`, with a readable path. */
 function schemaNodes(root: JsonSchema, path = 'details'): { path: string; node: JsonSchema }[] {
   const out = [{ path, node: root }];
-  for (const [key, child] of Object.entries(isObject(root['properties']) ? root['properties'] : {})) out.push(...schemaNodes(child as JsonSchema, `${path}.${key}`));
+  for (const [key, child] of Object.entries(isObject(root['properties']) ? root['properties'] : {}))
+    out.push(...schemaNodes(child as JsonSchema, `${path}.${key}`));
   if (isObject(root['items'])) out.push(...schemaNodes(root['items'], `${path}[]`));
   if (isObject(root['additionalProperties'])) out.push(...schemaNodes(root['additionalProperties'], `${path}{}`));
-  for (const child of Object.values(isObject(root['patternProperties']) ? root['patternProperties'] : {})) out.push(...schemaNodes(child as JsonSchema, `${path}{}`));
-  for (const [i, branch] of (Array.isArray(root['anyOf']) ? (root['anyOf'] as JsonSchema[]) : []).entries()) out.push(...schemaNodes(branch, `${path}|${i}`));
+  for (const child of Object.values(isObject(root['patternProperties']) ? root['patternProperties'] : {}))
+    out.push(...schemaNodes(child as JsonSchema, `${path}{}`));
+  for (const [i, branch] of (Array.isArray(root['anyOf']) ? (root['anyOf'] as JsonSchema[]) : []).entries())
+    out.push(...schemaNodes(branch, `${path}|${i}`));
   return out;
 }
 
@@ -45,7 +48,9 @@ describe.each(handlers)('%s details schema', (name) => {
   it('the DeviceDiscovery examples on its docs page have details the handler accepts', () => {
     const page = readFileSync(new URL(`../docs/handlers/${name}.md`, import.meta.url), 'utf8');
     const objects = [...page.matchAll(/```yaml\n([\s\S]*?)```/g)].flatMap((m) => parseAllDocuments(m[1]!).map((d) => d.toJS() as unknown));
-    const discoveries = objects.filter((o): o is { kind: string; spec: { handler: string; details?: unknown } } => isObject(o) && o['kind'] === 'DeviceDiscovery');
+    const discoveries = objects.filter(
+      (o): o is { kind: string; spec: { handler: string; details?: unknown } } => isObject(o) && o['kind'] === 'DeviceDiscovery',
+    );
     const mine = discoveries.filter((d) => d.spec.handler === name);
     expect(mine.length).toBeGreaterThan(0);
     for (const discovery of mine) {
@@ -66,10 +71,12 @@ describe.each(handlers)('%s details schema', (name) => {
     for (const { path, node } of schemaNodes(schema)) {
       if (isObject(node['properties'])) {
         expect(node['additionalProperties'], `${path} must refuse unknown fields`).toBe(false);
-        for (const key of (node['required'] as string[] | undefined) ?? []) expect(Object.keys(node['properties']), `${path} requires ${key}`).toContain(key);
+        for (const key of (node['required'] as string[] | undefined) ?? [])
+          expect(Object.keys(node['properties']), `${path} requires ${key}`).toContain(key);
       }
       if (node['type'] === 'array') expect(node['maxItems'], `${path} maxItems`).toBeTypeOf('number');
-      if (node['type'] === 'object' && node['properties'] === undefined) expect(node['maxProperties'], `${path} maxProperties`).toBeTypeOf('number');
+      if (node['type'] === 'object' && node['properties'] === undefined)
+        expect(node['maxProperties'], `${path} maxProperties`).toBeTypeOf('number');
       if (node['type'] === 'string' && node['enum'] === undefined) expect(node['maxLength'], `${path} maxLength`).toBeTypeOf('number');
     }
   });

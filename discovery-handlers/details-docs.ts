@@ -21,7 +21,8 @@ export const DETAILS_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Promise<
   usb: async () => (await import('./usb/schema.ts')).UsbDetailsSchema,
 };
 
-export const BEGIN_MARKER = '<!-- details-reference:begin — generated from the handler’s schema.ts by `npm run docs:handlers`; do not edit -->';
+export const BEGIN_MARKER =
+  '<!-- details-reference:begin — generated from the handler’s schema.ts by `npm run docs:handlers`; do not edit -->';
 export const END_MARKER = '<!-- details-reference:end -->';
 
 /** A file the generator writes, with its content. */

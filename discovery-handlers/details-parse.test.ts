@@ -11,15 +11,33 @@ const Schema = closedObject({
   ratio: Type.Optional(Type.Number({ minimum: 0.5 })),
   mode: stringEnum(['a', 'b'] as const, { default: 'a' }),
   tags: Type.Array(Type.String({ minLength: 1, maxLength: 4 }), { maxItems: 2, uniqueItems: true, default: [] }),
-  nested: closedObject({ on: Type.Boolean({ default: true }), items: Type.Array(closedObject({ id: Type.String({ maxLength: 4 }) }), { maxItems: 2, default: [] }) }, { default: {} }),
+  nested: closedObject(
+    {
+      on: Type.Boolean({ default: true }),
+      items: Type.Array(closedObject({ id: Type.String({ maxLength: 4 }) }), { maxItems: 2, default: [] }),
+    },
+    { default: {} },
+  ),
   feature: Type.Optional(switchable(closedObject({ level: Type.Integer({ minimum: 0, maximum: 3, default: 1 }) }), 'on, off or options')),
-  labels: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 4 }), { maxProperties: 2, propertyNames: { maxLength: 8, pattern: '^[a-z]+$', errorMessage: 'lower-case keys only' } })),
+  labels: Type.Optional(
+    Type.Record(Type.String(), Type.String({ maxLength: 4 }), {
+      maxProperties: 2,
+      propertyNames: { maxLength: 8, pattern: '^[a-z]+$', errorMessage: 'lower-case keys only' },
+    }),
+  ),
 });
 
 describe('parseWithSchema', () => {
   it('applies every default once, nested ones included, and leaves the input alone', () => {
-    const raw = { name: 'x', feature: { } };
-    expect(parseWithSchema(Schema, raw)).toEqual({ name: 'x', count: 3, mode: 'a', tags: [], nested: { on: true, items: [] }, feature: { level: 1 } });
+    const raw = { name: 'x', feature: {} };
+    expect(parseWithSchema(Schema, raw)).toEqual({
+      name: 'x',
+      count: 3,
+      mode: 'a',
+      tags: [],
+      nested: { on: true, items: [] },
+      feature: { level: 1 },
+    });
     expect(raw).toEqual({ name: 'x', feature: {} });
   });
 
@@ -27,7 +45,11 @@ describe('parseWithSchema', () => {
     [null, 'details', 'must be an object'],
     [[], 'details', 'must be an object'],
     [{}, 'details.name', 'is required'],
-    [{ name: 'x', extra: 1 }, 'details.extra', 'unknown field; expected one of name, url, count, ratio, mode, tags, nested, feature, labels'],
+    [
+      { name: 'x', extra: 1 },
+      'details.extra',
+      'unknown field; expected one of name, url, count, ratio, mode, tags, nested, feature, labels',
+    ],
     [{ name: 5 }, 'details.name', 'must be a string'],
     [{ name: '' }, 'details.name', 'must not be empty'],
     [{ name: 'x'.repeat(9) }, 'details.name', 'longer than 8 characters'],
@@ -54,7 +76,10 @@ describe('parseWithSchema', () => {
       expect.unreachable('should have thrown');
     } catch (error) {
       expect(error).toBeInstanceOf(DetailsError);
-      expect({ path: (error as DetailsError).path, message: (error as DetailsError).message }).toEqual({ path, message: `${path}: ${message}` });
+      expect({ path: (error as DetailsError).path, message: (error as DetailsError).message }).toEqual({
+        path,
+        message: `${path}: ${message}`,
+      });
     }
   });
 
@@ -69,9 +94,13 @@ describe('parseWithSchema', () => {
 
   it('stops at the first bound hostile input breaks, without walking the rest', () => {
     const started = performance.now();
-    expect(() => parseWithSchema(Schema, { name: 'x', tags: Array.from({ length: 1_000_000 }, () => 7) })).toThrow('details.tags: at most 2 entries');
+    expect(() => parseWithSchema(Schema, { name: 'x', tags: Array.from({ length: 1_000_000 }, () => 7) })).toThrow(
+      'details.tags: at most 2 entries',
+    );
     expect(() => parseWithSchema(Schema, { name: 'x'.repeat(10_000_000) })).toThrow('details.name: longer than 8 characters');
-    expect(() => parseWithSchema(Schema, { name: 'x', labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 7])) })).toThrow('details.labels: at most 2 entries');
+    expect(() =>
+      parseWithSchema(Schema, { name: 'x', labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 7])) }),
+    ).toThrow('details.labels: at most 2 entries');
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 

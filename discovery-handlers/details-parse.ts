@@ -45,7 +45,10 @@ function unescapePointer(segment: string): string {
 /** The schema node a `#/properties/a/items` path points at. */
 function schemaAt(root: unknown, schemaPath: string): Json {
   let node: unknown = root;
-  for (const segment of schemaPath.replace(/^#\/?/, '').split('/').filter((s) => s !== '')) {
+  for (const segment of schemaPath
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter((s) => s !== '')) {
     node = isObject(node) || Array.isArray(node) ? (node as Record<string, unknown>)[unescapePointer(segment)] : undefined;
   }
   return isObject(node) ? node : {};
@@ -88,7 +91,9 @@ type Describe = (f: Failure) => { path?: string; message: string };
 const limit = (f: Failure): string => String(f.error.params['limit']);
 const first = <T>(f: Failure, key: string, fallback: T): T => ((f.error.params[key] as T[] | undefined) ?? [])[0] ?? fallback;
 const bounded = (f: Failure, fallback: string): string =>
-  typeof f.node['minimum'] === 'number' && typeof f.node['maximum'] === 'number' ? `must be between ${f.node['minimum']} and ${f.node['maximum']}` : fallback;
+  typeof f.node['minimum'] === 'number' && typeof f.node['maximum'] === 'number'
+    ? `must be between ${f.node['minimum']} and ${f.node['maximum']}`
+    : fallback;
 
 /** Messages in the handlers' usual words, by JSON Schema keyword. */
 const DESCRIBE: Readonly<Record<string, Describe>> = {
@@ -99,10 +104,15 @@ const DESCRIBE: Readonly<Record<string, Describe>> = {
   }),
   uniqueItems: (f) => {
     const index = first(f, 'duplicateItems', 0);
-    return { path: `${f.path}[${index}]`, message: `duplicate entry ${JSON.stringify(Array.isArray(f.value) ? f.value[index] : undefined)}` };
+    return {
+      path: `${f.path}[${index}]`,
+      message: `duplicate entry ${JSON.stringify(Array.isArray(f.value) ? f.value[index] : undefined)}`,
+    };
   },
   type: (f) => {
-    const types = f.all.filter((e) => e.keyword === 'type' && e.instancePath === f.error.instancePath).flatMap((e) => [e.params['type']].flat() as string[]);
+    const types = f.all
+      .filter((e) => e.keyword === 'type' && e.instancePath === f.error.instancePath)
+      .flatMap((e) => [e.params['type']].flat() as string[]);
     return { message: `must be ${[...new Set(types)].map((t) => TYPE_NAMES[t] ?? t).join(' or ')}` };
   },
   minimum: (f) => ({ message: bounded(f, `must be at least ${limit(f)}`) }),
@@ -116,7 +126,9 @@ const DESCRIBE: Readonly<Record<string, Describe>> = {
   maxItems: (f) => ({ message: `at most ${entries(f.error.params['limit'] as number)}` }),
   maxProperties: (f) => ({ message: `at most ${entries(f.error.params['limit'] as number)}` }),
   pattern: (f) => ({ message: `must match ${String(f.error.params['pattern'])}` }),
-  enum: (f) => ({ message: `must be one of ${(f.error.params['allowedValues'] as unknown[]).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}` }),
+  enum: (f) => ({
+    message: `must be one of ${(f.error.params['allowedValues'] as unknown[]).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`,
+  }),
   const: (f) => ({ message: `must be ${JSON.stringify(f.error.params['allowedValue'])}` }),
 };
 
@@ -133,15 +145,21 @@ function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: un
   const relevant = errors.filter((e) => !SUMMARY_KEYWORDS.has(e.keyword) && !missingDefault(e));
   const candidates = relevant.length > 0 ? relevant : errors;
   // The deepest problem is the most precise one; among equals, the first reported.
-  const depth = (e: SchemaError): number => e.instancePath.split('/').length + (['required', 'additionalProperties', 'uniqueItems'].includes(e.keyword) ? 1 : 0);
+  const depth = (e: SchemaError): number =>
+    e.instancePath.split('/').length + (['required', 'additionalProperties', 'uniqueItems'].includes(e.keyword) ? 1 : 0);
   const error = candidates.reduce((best, e) => (depth(e) > depth(best) ? e : best));
   const node = schemaAt(root, error.schemaPath);
   const at = fieldPath(base, value, error.instancePath);
   // A value that fits no branch of a union: the union's own words, when it has them.
-  const union = error.keyword === 'type' || error.keyword === 'const' ? errors.find((e) => e.keyword === 'anyOf' && e.instancePath === error.instancePath) : undefined;
+  const union =
+    error.keyword === 'type' || error.keyword === 'const'
+      ? errors.find((e) => e.keyword === 'anyOf' && e.instancePath === error.instancePath)
+      : undefined;
   const hint = union === undefined ? node['errorMessage'] : (schemaAt(root, union.schemaPath)['errorMessage'] ?? node['errorMessage']);
   if (typeof hint === 'string' && HINTED_KEYWORDS.has(error.keyword)) return new DetailsError(at.path, hint);
-  const described = DESCRIBE[error.keyword]?.({ error, node, path: at.path, value: at.value, all: candidates }) ?? { message: error.message };
+  const described = DESCRIBE[error.keyword]?.({ error, node, path: at.path, value: at.value, all: candidates }) ?? {
+    message: error.message,
+  };
   const message = isObject(hint) && typeof hint[error.keyword] === 'string' ? (hint[error.keyword] as string) : described.message;
   return new DetailsError(described.path ?? at.path, message);
 }
@@ -160,13 +178,15 @@ function checkBounds(node: Json, value: unknown, path: string): void {
   } else if (typeof value === 'string') {
     if (tooLong(node['maxLength'], value.length)) throw new DetailsError(path, `longer than ${node['maxLength']} characters`);
   } else if (isObject(value)) {
-    if (tooLong(node['maxProperties'], Object.keys(value).length)) throw new DetailsError(path, `at most ${entries(node['maxProperties'])}`);
+    if (tooLong(node['maxProperties'], Object.keys(value).length))
+      throw new DetailsError(path, `at most ${entries(node['maxProperties'])}`);
     for (const [key, child] of Object.entries(value)) {
       const schema = childSchema(node, key);
       if (schema !== undefined) checkBounds(schema, child, `${path}.${key}`);
     }
   }
-  for (const branch of Array.isArray(node['anyOf']) ? (node['anyOf'] as unknown[]) : []) if (isObject(branch)) checkBounds(branch, value, path);
+  for (const branch of Array.isArray(node['anyOf']) ? (node['anyOf'] as unknown[]) : [])
+    if (isObject(branch)) checkBounds(branch, value, path);
 }
 
 /** The schema of an object's field `key`: a declared property, else the map's value schema. */

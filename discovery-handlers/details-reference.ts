@@ -80,14 +80,22 @@ function hint(node: JsonSchema): string | undefined {
 function arrayLimits(node: JsonSchema): (string | undefined)[] {
   const items = isSchema(node['items']) ? node['items'] : undefined;
   const each = items !== undefined && properties(items) === undefined ? limitsOf(items) : '';
-  return [range(node['minItems'], node['maxItems'], ' entries'), node['uniqueItems'] === true ? 'unique' : undefined, each === '' ? undefined : `each: ${each}`];
+  return [
+    range(node['minItems'], node['maxItems'], ' entries'),
+    node['uniqueItems'] === true ? 'unique' : undefined,
+    each === '' ? undefined : `each: ${each}`,
+  ];
 }
 
 function objectLimits(node: JsonSchema): (string | undefined)[] {
   const names = isSchema(node['propertyNames']) ? limitsOf({ type: 'string', ...node['propertyNames'] }) : '';
   const values = mapValues(node);
   const each = values === undefined ? '' : limitsOf(values);
-  return [range(node['minProperties'], node['maxProperties'], ' entries'), names === '' ? undefined : `keys: ${names}`, each === '' ? undefined : `values: ${each}`];
+  return [
+    range(node['minProperties'], node['maxProperties'], ' entries'),
+    names === '' ? undefined : `keys: ${names}`,
+    each === '' ? undefined : `values: ${each}`,
+  ];
 }
 
 /** Bounds of one node: lengths, ranges, entry counts, formats (`1–2048 chars; must be a URL like …`). */
@@ -134,8 +142,17 @@ export function fieldRows(schema: JsonSchema): FieldRow[] {
         else seen.set(key, at);
         return first === undefined;
       });
-      const description = [typeof child['description'] === 'string' ? child['description'] : '', ...[...sameAs].map((first) => `Same fields as ${first}.`)];
-      rows.push({ path, type: typeName(child), default: defaultOf(child, required.has(name)), limits: limitsOf(child), description: description.join(' ').trim() });
+      const description = [
+        typeof child['description'] === 'string' ? child['description'] : '',
+        ...[...sameAs].map((first) => `Same fields as ${first}.`),
+      ];
+      rows.push({
+        path,
+        type: typeName(child),
+        default: defaultOf(child, required.has(name)),
+        limits: limitsOf(child),
+        description: description.join(' ').trim(),
+      });
       for (const { object, at } of fresh) visit(object, `${at}.`);
     }
   };
@@ -194,7 +211,11 @@ export function renderDetailsHelp(handler: string, schema: JsonSchema, width = 1
   lines.push(`Handler ${handler}:`, ...wrap(typeof schema['description'] === 'string' ? schema['description'] : '', '  ', width), '');
   lines.push(`Details fields (--details, JSON or YAML; docs/handlers/${handler}.md):`);
   for (const row of fieldRows(schema)) {
-    const facts = [row.type, row.default === 'required' ? 'required' : row.default === '' ? '' : `default ${row.default}`, row.limits].filter((f) => f !== '');
+    const facts = [
+      row.type,
+      row.default === 'required' ? 'required' : row.default === '' ? '' : `default ${row.default}`,
+      row.limits,
+    ].filter((f) => f !== '');
     lines.push(`  ${row.path}  (${facts.join('; ')})`, ...wrap(row.description, '      ', width));
   }
   const example = exampleDetails(schema);

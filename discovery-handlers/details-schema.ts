@@ -18,16 +18,25 @@ export interface DetailsNodeOptions {
 }
 
 /** An object that refuses unknown fields. */
-export function closedObject<const Properties extends TProperties>(properties: Properties, options: DetailsNodeOptions = {}): TObject<Properties> {
+export function closedObject<const Properties extends TProperties>(
+  properties: Properties,
+  options: DetailsNodeOptions = {},
+): TObject<Properties> {
   return Type.Object(properties, { ...options, additionalProperties: false });
 }
 
 /** A string that is one of `values` (`{type: string, enum}`), typed as their union. */
-export function stringEnum<const Values extends readonly string[]>(values: Values, options: DetailsNodeOptions = {}): ReturnType<typeof Type.Unsafe<Values[number]>> {
+export function stringEnum<const Values extends readonly string[]>(
+  values: Values,
+  options: DetailsNodeOptions = {},
+): ReturnType<typeof Type.Unsafe<Values[number]>> {
   return Type.Unsafe<Values[number]>({ type: 'string', enum: [...values], ...options });
 }
 
 /** `true` (use the defaults), `false`/absent (off) or an options object. */
-export function switchable<const Options extends TSchema>(options: Options, description: string): ReturnType<typeof Type.Union<[ReturnType<typeof Type.Boolean>, Options]>> {
+export function switchable<const Options extends TSchema>(
+  options: Options,
+  description: string,
+): ReturnType<typeof Type.Union<[ReturnType<typeof Type.Boolean>, Options]>> {
   return Type.Union([Type.Boolean(), options], { description });
 }

@@ -32,6 +32,7 @@ export async function discoverHelpText(handler: string | undefined): Promise<str
     }
     return `${lines.join('\n')}\n`;
   }
-  if (!isBuiltinHandlerName(handler)) throw new Error(`unknown discovery handler "${handler}"; known: ${[...BUILTIN_HANDLER_NAMES].sort().join(', ')}`);
+  if (!isBuiltinHandlerName(handler))
+    throw new Error(`unknown discovery handler "${handler}"; known: ${[...BUILTIN_HANDLER_NAMES].sort().join(', ')}`);
   return renderDetailsHelp(handler, await DETAILS_JSON_SCHEMAS[handler]());
 }

@@ -11,7 +11,13 @@ import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
-  const handlers: AnyDiscoveryHandler[] = [createDebugEchoHandler(), createMqttHandler(), createMdnsHandler(), createOnvifHandler(), createUsbHandler()];
+  const handlers: AnyDiscoveryHandler[] = [
+    createDebugEchoHandler(),
+    createMqttHandler(),
+    createMdnsHandler(),
+    createOnvifHandler(),
+    createUsbHandler(),
+  ];
   return new Map(handlers.map((h) => [h.name, h]));
 }
 

@@ -10,13 +10,7 @@
  *
  * Errors are client-node `ApiException`s with the numeric HTTP `code` and the Status body.
  */
-import {
-  ApiException,
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  RequestContext,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 
 /** A Kubernetes resource type: where its objects live. */
 export interface ResourceType {
@@ -165,7 +159,12 @@ export class KubeClient {
     const response = await this.#http.send(ctx).toPromise();
     const text = await response.body.text();
     if (response.httpStatusCode < 200 || response.httpStatusCode > 299) {
-      throw new ApiException(response.httpStatusCode, `${method} ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`, text, response.headers);
+      throw new ApiException(
+        response.httpStatusCode,
+        `${method} ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`,
+        text,
+        response.headers,
+      );
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -205,7 +204,12 @@ export class KubeClient {
       const response = await this.#http.send(ctx).toPromise();
       if (response.httpStatusCode !== 200) {
         const text = await response.body.text();
-        throw new ApiException(response.httpStatusCode, `watch ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`, text, response.headers);
+        throw new ApiException(
+          response.httpStatusCode,
+          `watch ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`,
+          text,
+          response.headers,
+        );
       }
       const stream = response.body.stream();
       if (stream === null) throw new Error(`watch ${path}: no response body`);
@@ -233,7 +237,11 @@ export class KubeClient {
     }
   }
 
-  async #context(method: string, path: string, query: Record<string, string | number | boolean | undefined> | undefined): Promise<RequestContext> {
+  async #context(
+    method: string,
+    path: string,
+    query: Record<string, string | number | boolean | undefined> | undefined,
+  ): Promise<RequestContext> {
     const url = new URL(this.#server + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));

@@ -18,7 +18,8 @@ export function useHttp1ForKubernetes(): void {
   const original = KubeConfig.prototype.createDispatcherOptions;
   KubeConfig.prototype.createDispatcherOptions = function (this: KubeConfig, ...args: Parameters<typeof original>) {
     const options = original.apply(this, args);
-    if ('connect' in options && options.connect !== undefined) return { ...options, connect: { ...options.connect, allowH2: false } } as unknown as typeof options;
+    if ('connect' in options && options.connect !== undefined)
+      return { ...options, connect: { ...options.connect, allowH2: false } } as unknown as typeof options;
     return options;
   };
 }

@@ -16,7 +16,9 @@ interface Pod {
   metadata: { name: string; namespace: string; resourceVersion: string; labels?: Record<string, string> };
 }
 
-const pod = (name: string, rv: number, device = 'd1'): Pod => ({ metadata: { name, namespace: 'ns', resourceVersion: String(rv), labels: { 'tether.dev/device': device } } });
+const pod = (name: string, rv: number, device = 'd1'): Pod => ({
+  metadata: { name, namespace: 'ns', resourceVersion: String(rv), labels: { 'tether.dev/device': device } },
+});
 
 /** A fake apiserver for /api/v1/pods whose answers the test scripts. */
 class FakeApiserver {
@@ -145,7 +147,12 @@ describe('Informer', () => {
       ['updated', 'a', false],
     ]);
     expect(events[2]!.old?.metadata.resourceVersion).toBe('5');
-    expect(informer!.byIndex('device', 'd2').map((p) => p.metadata.name).sort()).toEqual(['a', 'b']);
+    expect(
+      informer!
+        .byIndex('device', 'd2')
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(informer!.byIndex('device', 'd1')).toEqual([]);
   });
 
@@ -220,7 +227,8 @@ describe('retryDelay', () => {
   it('grows exponentially from the base and never exceeds the cap, jitter included', () => {
     expect([1, 2, 3].map((n) => retryDelay(n, 200, 4_000, () => 1))).toEqual([200, 400, 800]);
     for (let failures = 1; failures < 40; failures++) {
-      for (const r of [0, 0.5, 1]) expect(retryDelay(failures, 200, DEFAULT_BACKOFF_MAX_MS, () => r)).toBeLessThanOrEqual(DEFAULT_BACKOFF_MAX_MS);
+      for (const r of [0, 0.5, 1])
+        expect(retryDelay(failures, 200, DEFAULT_BACKOFF_MAX_MS, () => r)).toBeLessThanOrEqual(DEFAULT_BACKOFF_MAX_MS);
     }
   });
 

@@ -4,18 +4,16 @@
  */
 import { CONTROLLER_FIELD_MANAGER } from '../api/field-managers.ts';
 import { API_GROUP, API_VERSION_NAME } from '../api/schema.ts';
-import {
-  apiVersionOf,
-  collectionPath,
-  objectPath,
-  type KubeClient,
-  type KubeList,
-  type KubeObject,
-  type ResourceType,
-} from './client.ts';
+import { apiVersionOf, collectionPath, objectPath, type KubeClient, type KubeList, type KubeObject, type ResourceType } from './client.ts';
 
 export const RESOURCES = {
-  deviceDiscoveries: { group: API_GROUP, version: API_VERSION_NAME, plural: 'devicediscoveries', kind: 'DeviceDiscovery', namespaced: true },
+  deviceDiscoveries: {
+    group: API_GROUP,
+    version: API_VERSION_NAME,
+    plural: 'devicediscoveries',
+    kind: 'DeviceDiscovery',
+    namespaced: true,
+  },
   devices: { group: API_GROUP, version: API_VERSION_NAME, plural: 'devices', kind: 'Device', namespaced: true },
   pods: { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true },
   services: { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true },
@@ -30,7 +28,6 @@ export const RESOURCES = {
 } as const satisfies Record<string, ResourceType>;
 
 /** Field manager of every object (and status) the controller applies. */
-
 
 const APPLY_PATCH = 'application/apply-patch+yaml';
 
@@ -51,7 +48,10 @@ export class Api {
   }
 
   /** Lists every page (500 per request). */
-  async list<T extends KubeObject>(type: ResourceType, options: { namespace?: string; labelSelector?: string; fieldSelector?: string; signal?: AbortSignal } = {}): Promise<KubeList<T>> {
+  async list<T extends KubeObject>(
+    type: ResourceType,
+    options: { namespace?: string; labelSelector?: string; fieldSelector?: string; signal?: AbortSignal } = {},
+  ): Promise<KubeList<T>> {
     const items: T[] = [];
     let cont: string | undefined;
     let resourceVersion: string | undefined;
@@ -73,7 +73,13 @@ export class Api {
     return this.client.request<T>('GET', objectPath(type, namespace, name), { verb: 'get', resource: type.plural, signal });
   }
 
-  create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, body: T, signal?: AbortSignal, fieldManager = CONTROLLER_FIELD_MANAGER): Promise<T> {
+  create<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    body: T,
+    signal?: AbortSignal,
+    fieldManager = CONTROLLER_FIELD_MANAGER,
+  ): Promise<T> {
     const object = { apiVersion: apiVersionOf(type), kind: type.kind, ...body };
     return this.client.request<T>('POST', collectionPath(type, namespace), {
       verb: 'create',
@@ -85,7 +91,13 @@ export class Api {
   }
 
   /** Replaces (PUT) an object; optimistic concurrency through metadata.resourceVersion. */
-  replace<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string, body: T, signal?: AbortSignal): Promise<T> {
+  replace<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    body: T,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return this.client.request<T>('PUT', objectPath(type, namespace, name), {
       verb: 'update',
       resource: type.plural,
@@ -95,7 +107,13 @@ export class Api {
     });
   }
 
-  async delete(type: ResourceType, namespace: string | undefined, name: string, options: DeleteOptions = {}, signal?: AbortSignal): Promise<void> {
+  async delete(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions = {},
+    signal?: AbortSignal,
+  ): Promise<void> {
     await this.client.request<unknown>('DELETE', objectPath(type, namespace, name), {
       verb: 'delete',
       resource: type.plural,

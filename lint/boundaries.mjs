@@ -57,7 +57,9 @@ export function boundaryViolation(source, target) {
 const rule = {
   meta: {
     type: 'problem',
-    docs: { description: 'imports point one way: contract ← kube ← handlers ← agent/controller ← bin; product never imports tests or mocks' },
+    docs: {
+      description: 'imports point one way: contract ← kube ← handlers ← agent/controller ← bin; product never imports tests or mocks',
+    },
     schema: [],
   },
   create(context) {

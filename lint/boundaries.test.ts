@@ -20,7 +20,11 @@ describe('boundaryViolation', () => {
     ['controller/nodes/nodes.ts', 'agent/discovery/node-selector.ts', 'controller/ may import only api, kube, itself (not agent/)'],
     ['agent/cli/demo.ts', 'mocks/kubelet/mock-kubelet.ts', 'product code (agent/) never imports mocks/'],
     ['agent/external/registry.ts', 'test/support/external-handler.ts', 'product code (agent/) never imports test/'],
-    ['discovery-handlers/usb/details.ts', 'discovery-handlers/onvif/pattern.ts', 'a handler never imports another handler (discovery-handlers/onvif/); share code at discovery-handlers/*.ts'],
+    [
+      'discovery-handlers/usb/details.ts',
+      'discovery-handlers/onvif/pattern.ts',
+      'a handler never imports another handler (discovery-handlers/onvif/); share code at discovery-handlers/*.ts',
+    ],
     ['api/schema.ts', 'kube/client.ts', 'api/ may import only itself (not kube/)'],
     ['kube/informer.ts', 'controller/runtime/sleep.ts', 'kube/ may import only api, itself (not controller/)'],
     ['proto/load.ts', 'agent/main.ts', 'proto/ may import only itself (not agent/)'],

@@ -20,8 +20,16 @@ describe('proto field numbers match upstream', () => {
     ['./deviceplugin-v1beta1.proto', 'v1beta1.RegisterRequest', { version: 1, endpoint: 2, resource_name: 3, options: 4 }],
     ['./deviceplugin-v1beta1.proto', 'v1beta1.DevicePluginOptions', { pre_start_required: 1, get_preferred_allocation_available: 2 }],
     ['./deviceplugin-v1beta1.proto', 'v1beta1.Device', { ID: 1, health: 2, topology: 3 }],
-    ['./deviceplugin-v1beta1.proto', 'v1beta1.ContainerPreferredAllocationRequest', { available_deviceIDs: 1, must_include_deviceIDs: 2, allocation_size: 3 }],
-    ['./deviceplugin-v1beta1.proto', 'v1beta1.ContainerAllocateResponse', { envs: 1, mounts: 2, devices: 3, annotations: 4, cdi_devices: 5 }],
+    [
+      './deviceplugin-v1beta1.proto',
+      'v1beta1.ContainerPreferredAllocationRequest',
+      { available_deviceIDs: 1, must_include_deviceIDs: 2, allocation_size: 3 },
+    ],
+    [
+      './deviceplugin-v1beta1.proto',
+      'v1beta1.ContainerAllocateResponse',
+      { envs: 1, mounts: 2, devices: 3, annotations: 4, cdi_devices: 5 },
+    ],
     ['./deviceplugin-v1beta1.proto', 'v1beta1.Mount', { container_path: 1, host_path: 2, read_only: 3 }],
     ['./deviceplugin-v1beta1.proto', 'v1beta1.DeviceSpec', { container_path: 1, host_path: 2, permissions: 3 }],
     ['./podresources-v1.proto', 'v1.PodResources', { name: 1, namespace: 2, containers: 3, cpu_ids: 4, memory: 5 }],

@@ -37,10 +37,7 @@ function mergeByContainerPath<T extends { container_path: string; host_path: str
 }
 
 /** Env vars, mounts, device nodes, annotations and CDI names for one container. */
-export function buildContainerResponse(
-  devices: readonly Allocated[],
-  options: ResponseOptions = {},
-): ContainerAllocateResponse {
+export function buildContainerResponse(devices: readonly Allocated[], options: ResponseOptions = {}): ContainerAllocateResponse {
   const distinct = [...new Map(devices.map((d) => [d.name, d])).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   const mounts: Mount[] = distinct.flatMap((d) =>
     d.mounts.map((m) => ({ container_path: m.containerPath, host_path: m.hostPath, read_only: m.readOnly })),

@@ -42,7 +42,13 @@ function snapshot(kubelet: MockKubelet, agent: StandaloneAgent): string {
     const r = kubelet.resource(resource)!;
     const healthy = r.devices.filter((d) => d.health === 'Healthy').length;
     const used = r.devices.filter((d) => holders.get(d.ID) === resource).map((d) => `${d.ID.slice(-3)}→${pods.get(d.ID) ?? '?'}`);
-    return [resource, r.connected ? 'yes' : 'no', `${healthy}/${r.devices.length}`, String(kubelet.freeDevices(resource).length), used.join(' ')];
+    return [
+      resource,
+      r.connected ? 'yes' : 'no',
+      `${healthy}/${r.devices.length}`,
+      String(kubelet.freeDevices(resource).length),
+      used.join(' '),
+    ];
   });
   return renderTable(['RESOURCE', 'CONNECTED', 'HEALTHY', 'FREE', 'ALLOCATED (slot→pod)'], rows);
 }
@@ -85,8 +91,14 @@ export async function demo(options: DemoOptions): Promise<void> {
   let pod = 0;
   const firstDevice = (): string => agent.devices.devices()[0]?.name ?? '';
   const steps: Step[] = [
-    { say: 'pod-1 asks for any camera (tether.dev/cameras)', run: async () => void (await kubelet.allocate({ namespace: 'default', name: `pod-${++pod}` }, any, 1)) },
-    { say: `pod-2 asks for one specific camera`, run: async () => void (await kubelet.allocate({ namespace: 'default', name: `pod-${++pod}` }, deviceResourceName(firstDevice()), 1)) },
+    {
+      say: 'pod-1 asks for any camera (tether.dev/cameras)',
+      run: async () => void (await kubelet.allocate({ namespace: 'default', name: `pod-${++pod}` }, any, 1)),
+    },
+    {
+      say: `pod-2 asks for one specific camera`,
+      run: async () => void (await kubelet.allocate({ namespace: 'default', name: `pod-${++pod}` }, deviceResourceName(firstDevice()), 1)),
+    },
     { say: 'all cameras go OFFLINE (slots turn Unhealthy, kept for the grace period)', run: () => writeFile(availability, 'OFFLINE') },
     { say: 'cameras come back ONLINE', run: () => writeFile(availability, 'ONLINE') },
     { say: 'kubelet restarts (sockets wiped) — every plugin re-registers', run: () => kubelet.restart() },

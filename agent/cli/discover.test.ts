@@ -50,19 +50,31 @@ describe('discover (one-shot)', () => {
   };
 
   it('prints an empty full report as "no devices" (that is the truth)', async () => {
-    const empty: DiscoveryHandler<unknown> = { name: 'empty', parseDetails: (r) => r, isShared: () => false, run: async (_d, { sink, signal }) => (sink.replaceAll([]), untilAborted(signal)) };
+    const empty: DiscoveryHandler<unknown> = {
+      name: 'empty',
+      parseDetails: (r) => r,
+      isShared: () => false,
+      run: async (_d, { sink, signal }) => (sink.replaceAll([]), untilAborted(signal)),
+    };
     expect(JSON.parse(await run(empty, 1_000))).toEqual([]);
   });
 
   it('fails with the handler’s warnings when no full report comes in time — never prints "nothing found"', async () => {
     // Upserts alone are not a full report: the set could still be incomplete.
-    const stuck: DiscoveryHandler<unknown> = { name: 'stuck', parseDetails: (r) => r, isShared: () => false, run: async (_d, { sink, signal }) => (sink.upsert({ id: 'half', properties: {} }), untilAborted(signal)) };
+    const stuck: DiscoveryHandler<unknown> = {
+      name: 'stuck',
+      parseDetails: (r) => r,
+      isShared: () => false,
+      run: async (_d, { sink, signal }) => (sink.upsert({ id: 'half', properties: {} }), untilAborted(signal)),
+    };
     const error = await run(stuck, 50, ['Failed to connect (mqtt://x: ECONNREFUSED)']).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(DiscoverTimeoutError);
-    expect((error as Error).message).toBe('stuck sent no report within 50 ms (a longer --timeout may help); it reported:\n  Failed to connect (mqtt://x: ECONNREFUSED)');
+    expect((error as Error).message).toBe(
+      'stuck sent no report within 50 ms (a longer --timeout may help); it reported:\n  Failed to connect (mqtt://x: ECONNREFUSED)',
+    );
   });
 });
 

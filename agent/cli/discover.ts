@@ -74,7 +74,8 @@ export async function readProperties(inline: readonly string[], file: string | u
 function splitProperty(text: string, where: string): [string, string] {
   const at = text.indexOf('=');
   const name = at < 0 ? text : text.slice(0, at);
-  if (at < 0 || !PROPERTY_NAME.test(name)) throw new Error(`${where}: expected NAME=VALUE with NAME matching ${PROPERTY_NAME.source}, got ${JSON.stringify(text.slice(0, 80))}`);
+  if (at < 0 || !PROPERTY_NAME.test(name))
+    throw new Error(`${where}: expected NAME=VALUE with NAME matching ${PROPERTY_NAME.source}, got ${JSON.stringify(text.slice(0, 80))}`);
   return [name, text.slice(at + 1)];
 }
 
@@ -92,7 +93,12 @@ function truncate(text: string, max: number): string {
 
 export function formatDevices(devices: readonly { device: DiscoveredDevice; online: boolean }[], output: OutputFormat): string {
   const sorted = [...devices].sort((a, b) => (a.device.id < b.device.id ? -1 : 1));
-  if (output === 'json') return `${JSON.stringify(sorted.map((d) => ({ ...d.device, online: d.online })), null, 2)}\n`;
+  if (output === 'json')
+    return `${JSON.stringify(
+      sorted.map((d) => ({ ...d.device, online: d.online })),
+      null,
+      2,
+    )}\n`;
   const cut = output === 'wide' ? (text: string): string => text : truncate;
   const rows = sorted.map(({ device, online }) => [
     cut(device.id, 48),
@@ -135,7 +141,13 @@ export async function discover(options: DiscoverOptions): Promise<void> {
     upsert: (device) => devices.upsert(device),
     remove: (id) => devices.remove(id),
   };
-  const running = handler.run(details, { sink, signal: abort.signal, properties: options.properties ?? new Map(), log, count: () => undefined });
+  const running = handler.run(details, {
+    sink,
+    signal: abort.signal,
+    properties: options.properties ?? new Map(),
+    log,
+    count: () => undefined,
+  });
   running.catch(() => undefined); // surfaced below
   if (options.watch) {
     await running;

@@ -45,7 +45,9 @@ function slotsLine(device: Device): string {
   const held = Object.entries(device.spec.slots ?? {}).sort(([a], [b]) => Number(a) - Number(b));
   const free = device.spec.capacity - held.length;
   const holders = held.map(([slot, node]) => `slot ${slot} by ${node}`).join(', ');
-  return held.length === 0 ? `all ${device.spec.capacity} slot(s) free` : `${held.length} of ${device.spec.capacity} slot(s) held (${holders}); ${free} free`;
+  return held.length === 0
+    ? `all ${device.spec.capacity} slot(s) free`
+    : `${held.length} of ${device.spec.capacity} slot(s) held (${holders}); ${free} free`;
 }
 
 /** One sentence per device: who sees it, its slots. */
@@ -55,7 +57,13 @@ export function describeDevice(device: Device): string {
 
 function podsUsing(resource: string, pods: readonly V1Pod[], except: V1Pod): string[] {
   return pods
-    .filter((p) => p.metadata?.uid !== except.metadata?.uid && p.metadata?.deletionTimestamp == null && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+    .filter(
+      (p) =>
+        p.metadata?.uid !== except.metadata?.uid &&
+        p.metadata?.deletionTimestamp == null &&
+        p.status?.phase !== 'Succeeded' &&
+        p.status?.phase !== 'Failed',
+    )
     .filter((p) => tetherRequests(p).has(resource))
     .map((p) => `${p.metadata?.name ?? ''}${p.spec?.nodeName ? ` on ${p.spec.nodeName}` : ' (not scheduled)'}`);
 }
@@ -74,7 +82,10 @@ function explainRequest(resource: string, count: number, pod: V1Pod, facts: Clus
     lines.push(`It asks for ${count} × ${resource}: the device ${suffix}.`, `  ${describeDevice(device)}`);
   } else if (facts.discoveries.some((d) => d.metadata?.name === suffix)) {
     const of = facts.devices.filter((d) => d.spec.discovery === suffix);
-    lines.push(`It asks for ${count} × ${resource}: any device of DeviceDiscovery ${suffix} (${of.length} device(s) now).`, ...of.map((d) => `  ${describeDevice(d)}`));
+    lines.push(
+      `It asks for ${count} × ${resource}: any device of DeviceDiscovery ${suffix} (${of.length} device(s) now).`,
+      ...of.map((d) => `  ${describeDevice(d)}`),
+    );
   } else {
     lines.push(
       `It asks for ${count} × ${resource}, but no Device or DeviceDiscovery named ${suffix} exists in ${pod.metadata?.namespace ?? ''}: ` +
@@ -90,7 +101,9 @@ function explainRequest(resource: string, count: number, pod: V1Pod, facts: Clus
 function placementLine(pod: V1Pod, facts: ClusterFacts): string | undefined {
   if (pod.spec?.nodeName === undefined) {
     const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    const failed = eventsAbout(facts.events, 'Pod', pod.metadata?.name ?? '').filter((e) => e.reason === 'FailedScheduling').at(-1);
+    const failed = eventsAbout(facts.events, 'Pod', pod.metadata?.name ?? '')
+      .filter((e) => e.reason === 'FailedScheduling')
+      .at(-1);
     const why = failed?.message ?? scheduled?.message;
     return why === undefined ? 'It is not scheduled yet and the scheduler has not said why.' : `The scheduler says: ${why}`;
   }
@@ -116,7 +129,9 @@ export function explainPod(pod: V1Pod, facts: ClusterFacts): string[] {
 export function explainDevice(device: Device, facts: ClusterFacts): string[] {
   const lines = [describeDevice(device)];
   const props = Object.keys(device.spec.properties ?? {});
-  lines.push(`Its containers get ${props.length} propert${props.length === 1 ? 'y' : 'ies'} as env vars${props.length > 0 ? `: ${props.sort().join(', ')}` : ''}.`);
+  lines.push(
+    `Its containers get ${props.length} propert${props.length === 1 ? 'y' : 'ies'} as env vars${props.length > 0 ? `: ${props.sort().join(', ')}` : ''}.`,
+  );
   const resource = `${GROUP_PREFIX}${device.metadata.name ?? ''}`;
   const users = podsUsing(resource, facts.pods, {});
   const viaDiscovery = podsUsing(`${GROUP_PREFIX}${device.spec.discovery}`, facts.pods, {});
@@ -140,9 +155,13 @@ export function explainDiscovery(discovery: DeviceDiscovery, facts: ClusterFacts
   const devices = facts.devices.filter((d) => d.spec.discovery === name);
   const where = discovery.status?.nodes === undefined ? '' : ` on ${discovery.status.nodes} node(s)`;
   const lines = [`DeviceDiscovery ${discovery.metadata?.namespace ?? ''}/${name} runs the ${discovery.spec.handler} handler${where}.`];
-  lines.push(devices.length === 0 ? 'It has found no device (yet).' : `It has ${devices.length} device(s):`, ...devices.map((d) => `  ${describeDevice(d)}`));
+  lines.push(
+    devices.length === 0 ? 'It has found no device (yet).' : `It has ${devices.length} device(s):`,
+    ...devices.map((d) => `  ${describeDevice(d)}`),
+  );
   const reports = discovery.status?.nodeReports ?? [];
-  if (reports.length > 0) lines.push('Nodes that cannot run it:', ...reports.map((r) => `  ${r.node}: ${r.reason}: ${r.message} (since ${r.since})`));
+  if (reports.length > 0)
+    lines.push('Nodes that cannot run it:', ...reports.map((r) => `  ${r.node}: ${r.reason}: ${r.message} (since ${r.since})`));
   const conditions = (discovery.status?.conditions ?? []).filter((c) => c.status !== 'True' || c.type !== 'Ready');
   lines.push(...conditions.map((c) => `Condition ${c.type}=${c.status}: ${c.reason ?? ''} ${c.message ?? ''}`.trimEnd()));
   return [...lines, ...warningLines(facts.events, name)];

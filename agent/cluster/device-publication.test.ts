@@ -55,7 +55,9 @@ class FakeApiserver {
   /** Pushes a watch event to the open watch (waits for the informer to open it). */
   async send(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: Device): Promise<void> {
     await this.until(() => this.#watches.length > 0, 'the informer watching');
-    this.#watches.at(-1)!.write(`${JSON.stringify({ type, object: { ...object, metadata: { ...object.metadata, resourceVersion: String(++this.#rv) } } })}\n`);
+    this.#watches
+      .at(-1)!
+      .write(`${JSON.stringify({ type, object: { ...object, metadata: { ...object.metadata, resourceVersion: String(++this.#rv) } } })}\n`);
   }
 
   applies(): Request[] {
@@ -99,7 +101,8 @@ class FakeApiserver {
     }
     this.poke();
     res.writeHead(200, { 'content-type': 'application/json' });
-    if (req.method === 'GET') res.end(JSON.stringify({ kind: 'DeviceList', metadata: { resourceVersion: String(this.#rv) }, items: this.items }));
+    if (req.method === 'GET')
+      res.end(JSON.stringify({ kind: 'DeviceList', metadata: { resourceVersion: String(this.#rv) }, items: this.items }));
     else res.end(JSON.stringify({ ...body, metadata: { ...(body?.['metadata'] as object), resourceVersion: String(++this.#rv) } }));
   }
 }
@@ -160,7 +163,14 @@ async function rig(items: Device[], options: { ready?: boolean } = {}): Promise<
   });
   const client = new KubeClient(kc);
   const ready = { value: options.ready ?? true };
-  const publication = new DeviceObjects({ node: NODE, client, api: new KubeDevicesApi(new Api(client)), log, namespace: 'ns', nodeReady: () => ready.value });
+  const publication = new DeviceObjects({
+    node: NODE,
+    client,
+    api: new KubeDevicesApi(new Api(client)),
+    log,
+    namespace: 'ns',
+    nodeReady: () => ready.value,
+  });
   const servedDevices = new Map<string, ServedDevice>();
   let republished = 0;
   const slotEvents: Rig['slotEvents'] = [];
@@ -187,7 +197,9 @@ describe('DeviceObjects', () => {
     const others = served('b');
     const r = await rig([object(mine, [NODE]), object(others, ['n2'])]);
     expect(r.publication.seeded).toBe(1);
-    expect(r.publication.previouslyServed('ns', 'cams')).toEqual([{ id: 'a', properties: { URL: 'rtsp://a' }, mounts: [], deviceNodes: [] }]);
+    expect(r.publication.previouslyServed('ns', 'cams')).toEqual([
+      { id: 'a', properties: { URL: 'rtsp://a' }, mounts: [], deviceNodes: [] },
+    ]);
     expect(r.publication.previouslyServed('ns', 'other')).toEqual([]);
     expect(await r.publication.publish([mine])).toBe(0);
     expect(r.fake.applies()).toEqual([]);

@@ -79,7 +79,11 @@ export class DeviceObjects implements DevicePublication {
         id: d.spec.deviceId,
         properties: d.spec.properties ?? {},
         mounts: (d.spec.mounts ?? []).map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readOnly ?? false })),
-        deviceNodes: (d.spec.deviceNodes ?? []).map((n) => ({ containerPath: n.containerPath, hostPath: n.hostPath, permissions: n.permissions ?? 'rw' })),
+        deviceNodes: (d.spec.deviceNodes ?? []).map((n) => ({
+          containerPath: n.containerPath,
+          hostPath: n.hostPath,
+          permissions: n.permissions ?? 'rw',
+        })),
       }));
   }
 

@@ -88,7 +88,12 @@ export class ClusterDiscoverySource implements DiscoverySource {
     const handlerFor = (discovery: DeviceDiscovery): AnyDiscoveryHandler | undefined =>
       handlers.get(discovery.spec.handler) ?? externalHandler?.(discovery.spec.handler) ?? running(discoveryKey(discovery));
     const compute = (): ReturnType<typeof desiredSessions> =>
-      desiredSessions({ node: this.#options.nodeFacts(), discoveries: this.#discoveries.list(), handlerFor, lookup: (ref) => this.#lookup(ref) });
+      desiredSessions({
+        node: this.#options.nodeFacts(),
+        discoveries: this.#discoveries.list(),
+        handlerFor,
+        lookup: (ref) => this.#lookup(ref),
+      });
     let result = compute();
     // Properties may name objects not watched yet: watch them, then decide with their data.
     const missing = result.refs.filter((ref) => !this.#refs.has(refKey(ref)));
@@ -98,13 +103,19 @@ export class ClusterDiscoverySource implements DiscoverySource {
     }
     for (const problem of result.problems) this.#warnOnce(problem);
     for (const session of result.sessions) this.#warned.delete(session.key);
-    const problems = new Map<string, NodeProblem>(result.problems.map((p) => [discoveryKey(p.discovery), { reason: p.reason, message: problemText(p) }]));
+    const problems = new Map<string, NodeProblem>(
+      result.problems.map((p) => [discoveryKey(p.discovery), { reason: p.reason, message: problemText(p) }]),
+    );
     this.#reporter.sync(this.#discoveries.list(), problems);
     return result.sessions;
   }
 
   handlerFailed(session: SessionSpec, error: Error): void {
-    this.#options.events.warn({ namespace: session.namespace, name: session.name, ...(session.uid === undefined ? {} : { uid: session.uid }) }, 'HandlerFailed', error.message);
+    this.#options.events.warn(
+      { namespace: session.namespace, name: session.name, ...(session.uid === undefined ? {} : { uid: session.uid }) },
+      'HandlerFailed',
+      error.message,
+    );
   }
 
   async stop(): Promise<void> {
@@ -117,7 +128,9 @@ export class ClusterDiscoverySource implements DiscoverySource {
     if (object === undefined) {
       // Refused (RBAC) is not "not found": say so, and what to change.
       const refused = informer !== undefined && isApiError(informer.lastFailure(), 403);
-      return refused ? new Unreadable("forbidden to the agent (the chart's agent.rbac.secretNames / secretsNamespaces narrow what it may read)") : undefined;
+      return refused
+        ? new Unreadable("forbidden to the agent (the chart's agent.rbac.secretNames / secretsNamespaces narrow what it may read)")
+        : undefined;
     }
     return ref.kind === 'Secret' ? decodeSecret(object) : { ...(object.data ?? {}) };
   }
@@ -149,6 +162,10 @@ export class ClusterDiscoverySource implements DiscoverySource {
     this.#warned.set(key, text);
     this.#options.log.warn({ discovery: key, reason, ...(error === undefined ? {} : { err: error }) }, message);
     const uid = discovery.metadata.uid;
-    this.#options.events.warn({ namespace: discovery.metadata.namespace ?? '', name: discovery.metadata.name ?? '', ...(uid === undefined ? {} : { uid }) }, reason, text);
+    this.#options.events.warn(
+      { namespace: discovery.metadata.namespace ?? '', name: discovery.metadata.name ?? '', ...(uid === undefined ? {} : { uid }) },
+      reason,
+      text,
+    );
   }
 }

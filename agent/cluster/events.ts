@@ -43,7 +43,13 @@ export class DiscoveryEvents {
         target.namespace,
         {
           metadata: { name: `${target.name}.${suffix}`, namespace: target.namespace },
-          involvedObject: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', name: target.name, namespace: target.namespace, ...(target.uid ? { uid: target.uid } : {}) },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: 'DeviceDiscovery',
+            name: target.name,
+            namespace: target.namespace,
+            ...(target.uid ? { uid: target.uid } : {}),
+          },
           reason,
           message: `${message} (node ${this.#node})`.slice(0, 1024),
           type: 'Warning',

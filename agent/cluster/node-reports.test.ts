@@ -17,7 +17,10 @@ function discovery(name: string, reports: NodeReport[] = []): DeviceDiscovery {
 
 const bad: NodeProblem = { reason: 'InvalidDetails', message: 'Rejected discovery details: details.descriptions: must be a list' };
 const writes = (discoveries: DeviceDiscovery[], problems: [string, NodeProblem][], written: [string, string][] = []) =>
-  nodeReportWrites('edge-1', discoveries, new Map(problems), new Map(written), NOW).map((w) => ({ name: w.discovery.metadata.name, report: w.report }));
+  nodeReportWrites('edge-1', discoveries, new Map(problems), new Map(written), NOW).map((w) => ({
+    name: w.discovery.metadata.name,
+    report: w.report,
+  }));
 
 describe('nodeReportWrites', () => {
   it('reports a new problem with its reason, message and since', () => {
@@ -41,7 +44,9 @@ describe('nodeReportWrites', () => {
   it('keeps since while the reason stays; a new reason starts over', () => {
     const reported = discovery('cams', [{ node: 'edge-1', ...bad, since: EARLIER }]);
     expect(writes([reported], [['ns/cams', { ...bad, message: 'details.descriptions[0]: too long' }]])[0]!.report!.since).toBe(EARLIER);
-    expect(writes([reported], [['ns/cams', { reason: 'PropertiesUnresolved', message: 'Secret ns/login not found' }]])[0]!.report!.since).toBe(NOW);
+    expect(
+      writes([reported], [['ns/cams', { reason: 'PropertiesUnresolved', message: 'Secret ns/login not found' }]])[0]!.report!.since,
+    ).toBe(NOW);
   });
 
   it('does not repeat a write the cache has not caught up with yet', () => {

@@ -82,13 +82,17 @@ export class NodeReporter {
         // `status` would leave it null, which the schema refuses).
         status: { nodeReports: report === undefined ? [] : [report] },
       };
-      this.#api.apply(RESOURCES.deviceDiscoveries, body, { fieldManager: agentManager(this.#node), force: true, subresource: 'status' }).catch((error: unknown) => {
-        this.#written.delete(key);
-        this.#log.warn({ err: error, discovery: key }, 'Failed to report this node on the DeviceDiscovery status');
-      });
+      this.#api
+        .apply(RESOURCES.deviceDiscoveries, body, { fieldManager: agentManager(this.#node), force: true, subresource: 'status' })
+        .catch((error: unknown) => {
+          this.#written.delete(key);
+          this.#log.warn({ err: error, discovery: key }, 'Failed to report this node on the DeviceDiscovery status');
+        });
     }
     // Forget what the cache has caught up with (it is the truth again), and discoveries that are gone.
-    const cached = new Map(discoveries.map((d) => [discoveryKey(d), fingerprint(d.status?.nodeReports?.find((r) => r.node === this.#node))]));
+    const cached = new Map(
+      discoveries.map((d) => [discoveryKey(d), fingerprint(d.status?.nodeReports?.find((r) => r.node === this.#node))]),
+    );
     for (const [key, written] of this.#written) if (cached.get(key) === written || !cached.has(key)) this.#written.delete(key);
   }
 }

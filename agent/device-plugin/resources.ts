@@ -12,11 +12,7 @@ import type { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { PluginDevice } from '../../proto/types.ts';
 
 /** Resource name → the devices (slots) it advertises, for every served device. */
-export function desiredResources(
-  devices: readonly ServedDevice[],
-  ledger: SlotLedger,
-  node: string,
-): Map<ResourceName, PluginDevice[]> {
+export function desiredResources(devices: readonly ServedDevice[], ledger: SlotLedger, node: string): Map<ResourceName, PluginDevice[]> {
   const resources = new Map<ResourceName, PluginDevice[]>();
   const add = (resource: ResourceName, device: ServedDevice): void => {
     const list = resources.get(resource) ?? [];

@@ -236,10 +236,7 @@ export class DevicePluginServer {
       if (container.devices_ids.length === 0) throw new PluginError(status.INVALID_ARGUMENT, 'container request has no device IDs');
       const unknown = this.#unknownIds(container.devices_ids);
       if (unknown.length > 0) {
-        throw new PluginError(
-          status.NOT_FOUND,
-          `unknown device ID(s) ${unknown.join(', ')} for resource ${this.resourceName}`,
-        );
+        throw new PluginError(status.NOT_FOUND, `unknown device ID(s) ${unknown.join(', ')} for resource ${this.resourceName}`);
       }
     }
     // All containers or none: a failure part-way releases what was already allocated.

@@ -18,7 +18,14 @@ describe('resolveProperties', () => {
       ],
       lookup,
     );
-    expect(result).toEqual({ ok: true, values: new Map([['USER', 'admin'], ['PASS', 's3cret'], ['URL', 'mqtt://broker']]) });
+    expect(result).toEqual({
+      ok: true,
+      values: new Map([
+        ['USER', 'admin'],
+        ['PASS', 's3cret'],
+        ['URL', 'mqtt://broker'],
+      ]),
+    });
   });
 
   it.each([
@@ -33,18 +40,28 @@ describe('resolveProperties', () => {
   it('an object the agent may not read is reported as such, never as "not found", even when optional', () => {
     const forbidden = () => new Unreadable('forbidden to the agent');
     for (const optional of [false, true]) {
-      const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'creds', key: 'password', optional } } }], forbidden);
+      const result = resolveProperties(
+        'ns',
+        [{ name: 'X', valueFrom: { secretKeyRef: { name: 'creds', key: 'password', optional } } }],
+        forbidden,
+      );
       expect(result).toEqual({ ok: false, error: 'spec.properties[0] (X): Secret ns/creds cannot be read: forbidden to the agent' });
     }
   });
 
   it('a Secret whose only key is "reason" is data, not a refusal', () => {
-    const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'odd', key: 'reason' } } }], () => ({ reason: 'r' }));
+    const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'odd', key: 'reason' } } }], () => ({
+      reason: 'r',
+    }));
     expect(result).toEqual({ ok: true, values: new Map([['X', 'r']]) });
   });
 
   it('optional references may be missing', () => {
-    const result = resolveProperties('ns', [{ name: 'X', valueFrom: { secretKeyRef: { name: 'nope', key: 'k', optional: true } } }], lookup);
+    const result = resolveProperties(
+      'ns',
+      [{ name: 'X', valueFrom: { secretKeyRef: { name: 'nope', key: 'k', optional: true } } }],
+      lookup,
+    );
     expect(result).toEqual({ ok: true, values: new Map() });
   });
 

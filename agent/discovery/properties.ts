@@ -23,8 +23,7 @@ export class Unreadable {
 export type LookupData = (ref: ObjectRef) => Readonly<Record<string, string>> | Unreadable | undefined;
 
 export type PropertyResolution =
-  | { readonly ok: true; readonly values: Map<string, string> }
-  | { readonly ok: false; readonly error: string };
+  { readonly ok: true; readonly values: Map<string, string> } | { readonly ok: false; readonly error: string };
 
 export function referencedObjects(namespace: string, properties: readonly DiscoveryProperty[]): ObjectRef[] {
   const refs = new Map<string, ObjectRef>();
@@ -49,12 +48,16 @@ export function resolveProperties(namespace: string, properties: readonly Discov
     const kind = p.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap';
     const found = lookup({ kind, namespace, name: source.name });
     // Optional or not, an object the agent may not read is an error: it may well exist.
-    if (found instanceof Unreadable) return { ok: false, error: `spec.properties[${i}] (${p.name}): ${kind} ${namespace}/${source.name} cannot be read: ${found.reason}` };
+    if (found instanceof Unreadable)
+      return { ok: false, error: `spec.properties[${i}] (${p.name}): ${kind} ${namespace}/${source.name} cannot be read: ${found.reason}` };
     const data = found;
     const value = data?.[source.key];
     if (value !== undefined) values.set(p.name, value);
     else if (source.optional !== true) {
-      const what = data === undefined ? `${kind} ${namespace}/${source.name} not found` : `key ${source.key} missing in ${kind} ${namespace}/${source.name}`;
+      const what =
+        data === undefined
+          ? `${kind} ${namespace}/${source.name} not found`
+          : `key ${source.key} missing in ${kind} ${namespace}/${source.name}`;
       return { ok: false, error: `spec.properties[${i}] (${p.name}): ${what}` };
     }
   }

@@ -40,7 +40,10 @@ function drivenHandler(options: { shared?: boolean; failRuns?: number; returnEar
     const deadline = Date.now() + timeoutMs;
     while (runs.length < n) {
       if (Date.now() > deadline) throw new Error(`handler ran ${runs.length} times, wanted ${n}`);
-      await Promise.race([new Promise<void>((resolve) => waiters.push(resolve)), new Promise((resolve) => setTimeout(resolve, deadline - Date.now()))]);
+      await Promise.race([
+        new Promise<void>((resolve) => waiters.push(resolve)),
+        new Promise((resolve) => setTimeout(resolve, deadline - Date.now())),
+      ]);
     }
   };
   return { handler, sinks, runs, runCount };
@@ -89,7 +92,11 @@ function start(handler: DiscoveryHandler<unknown>, spec: Partial<SessionSpec> = 
       };
       const timer = setTimeout(() => {
         listeners.delete(check);
-        reject(new Error(`no matching report in ${timeoutMs} ms; reports: ${JSON.stringify(reports.map((r) => r.map((d) => [d.deviceId, d.online])))}`));
+        reject(
+          new Error(
+            `no matching report in ${timeoutMs} ms; reports: ${JSON.stringify(reports.map((r) => r.map((d) => [d.deviceId, d.online])))}`,
+          ),
+        );
       }, timeoutMs);
       if (!check()) listeners.add(check);
     });
@@ -211,7 +218,10 @@ describe('DiscoverySession', () => {
     const driven = drivenHandler();
     const h = start(driven.handler, { capacity: 1 });
     await driven.runCount(1);
-    driven.sinks[0]!.replaceAll([{ id: 'a', properties: {} }, { id: 'b', properties: {} }]);
+    driven.sinks[0]!.replaceAll([
+      { id: 'a', properties: {} },
+      { id: 'b', properties: {} },
+    ]);
     await h.report((d) => d.length === 2);
     h.session.setCapacity(4);
     const resized = await h.report((d) => d.length === 2 && d.every((x) => x.capacity === 4));
@@ -223,7 +233,10 @@ describe('DiscoverySession', () => {
     const driven = drivenHandler();
     const h = start(driven.handler);
     await driven.runCount(1);
-    driven.sinks[0]!.replaceAll([{ id: 'a', properties: { V: '1' } }, { id: 'b', properties: {} }]);
+    driven.sinks[0]!.replaceAll([
+      { id: 'a', properties: { V: '1' } },
+      { id: 'b', properties: {} },
+    ]);
     driven.sinks[0]!.remove('b');
     await h.report((d) => d.some((x) => x.deviceId === 'b' && !x.online));
     expect(h.session.onlineDevices()).toEqual([{ id: 'a', properties: { V: '1' } }]);

@@ -16,12 +16,7 @@
  */
 import { status, type ClientReadableStream, type StatusObject } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import {
-  DetailsError,
-  type DiscoveredDevice,
-  type DiscoveryHandler,
-  type HandlerContext,
-} from '../../discovery-handlers/contract.ts';
+import { DetailsError, type DiscoveredDevice, type DiscoveryHandler, type HandlerContext } from '../../discovery-handlers/contract.ts';
 import type { DiscoverRequest, DiscoverResponse } from '../../proto/types.ts';
 import { discoverRequest, parseExternalDetails, type ExternalDetails } from './details.ts';
 import { mergeEndpointLists, readDiscoverResponse, type WireLimits } from './devices.ts';

@@ -69,8 +69,7 @@ function toMount(m: Mount, limits: WireLimits): DeviceMount | string {
 }
 
 function toDeviceNode(s: DeviceSpec, limits: WireLimits): DeviceNode | string {
-  const bad =
-    checkPath(s.container_path, 'device spec container_path', limits) ?? checkPath(s.host_path, 'device spec host_path', limits);
+  const bad = checkPath(s.container_path, 'device spec container_path', limits) ?? checkPath(s.host_path, 'device spec host_path', limits);
   if (bad !== undefined) return bad;
   const permissions = s.permissions ?? '';
   if (!/^[rwm]{0,3}$/.test(permissions)) return `device spec permissions "${permissions.slice(0, 16)}" is not a subset of rwm`;

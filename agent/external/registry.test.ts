@@ -6,14 +6,7 @@ import { EventEmitter } from 'node:events';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  credentials,
-  Server,
-  ServerCredentials,
-  status,
-  type ServerWritableStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -146,8 +139,7 @@ async function setup(options: Partial<ExternalHandlerRegistryOptions> = {}): Pro
       runs.push(run);
       return run;
     },
-    waitNames: (predicate, what) =>
-      waitUntil(registry, ['registered', 'unregistered'], () => predicate(registry.names()), 5_000, what),
+    waitNames: (predicate, what) => waitUntil(registry, ['registered', 'unregistered'], () => predicate(registry.names()), 5_000, what),
   };
 }
 
@@ -178,7 +170,14 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
     expect(adapter.isShared(adapter.parseDetails({}))).toBe(true);
 
     const details = { descriptions: ['foo', 'bar'], nested: { port: 554, secure: false } };
-    const r = run('rawEcho', details, new Map([['USERNAME', 'admin'], ['PASSWORD', 'pä$$']]));
+    const r = run(
+      'rawEcho',
+      details,
+      new Map([
+        ['USERNAME', 'admin'],
+        ['PASSWORD', 'pä$$'],
+      ]),
+    );
     await r.sink.waitForIds(['cam-1']);
     expect(r.sink.device('cam-1')).toEqual({
       id: 'cam-1',
@@ -205,7 +204,10 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
   it('InvalidArgument from the handler rejects run with a DetailsError carrying its message', async () => {
     const { dir, socket, raw, run, waitNames } = await setup();
     const handler = await raw('raw.sock');
-    handler.refuse = { code: status.INVALID_ARGUMENT, details: 'Configuration discovery details improperly configured: missing field `descriptions`' };
+    handler.refuse = {
+      code: status.INVALID_ARGUMENT,
+      details: 'Configuration discovery details improperly configured: missing field `descriptions`',
+    };
     await register(socket, uds('rawEcho', join(dir, 'raw.sock')));
     await waitNames((n) => n.includes('rawEcho'), 'registration');
     const r = run('rawEcho', { nope: 1 });
@@ -364,7 +366,7 @@ describe('ExternalHandlerRegistry with a raw v0 handler', () => {
     await r.sink.waitForIds(['a', 'b']);
   });
 
-  it('a new session reports once with every endpoint\'s devices when all answer', async () => {
+  it("a new session reports once with every endpoint's devices when all answer", async () => {
     const { dir, socket, raw, run, waitNames } = await setup({ firstReportTimeoutMs: 10_000 });
     await raw('a.sock', [device('a')]);
     const late = await raw('b.sock', [device('b')]);

@@ -141,14 +141,13 @@ export class ExternalHandlerRegistry extends EventEmitter {
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
     const path = this.#options.socketPath;
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) throw new Error(`registration socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${path}`);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)
+      throw new Error(`registration socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${path}`);
     await rm(path, { force: true });
     const server = new Server();
     server.addService(this.#protos.Registration.service, {
-      RegisterDiscoveryHandler: (
-        call: ServerUnaryCall<RegisterDiscoveryHandlerRequest, Empty>,
-        done: sendUnaryData<Empty>,
-      ) => this.#onRegister(call.request, done),
+      RegisterDiscoveryHandler: (call: ServerUnaryCall<RegisterDiscoveryHandlerRequest, Empty>, done: sendUnaryData<Empty>) =>
+        this.#onRegister(call.request, done),
     });
     await new Promise<void>((resolve, reject) => {
       server.bindAsync(`unix://${path}`, ServerCredentials.createInsecure(), (error) =>

@@ -163,7 +163,11 @@ describe('parseExternalDetails and discoverRequest', () => {
 
 describe('detailsErrorFrom', () => {
   it.each([
-    ['details.descriptions[1]: must be a non-empty string', 'details.descriptions[1]', 'details.descriptions[1]: must be a non-empty string'],
+    [
+      'details.descriptions[1]: must be a non-empty string',
+      'details.descriptions[1]',
+      'details.descriptions[1]: must be a non-empty string',
+    ],
     ['Configuration discovery details improperly configured', 'details', 'details: Configuration discovery details improperly configured'],
     ['', 'details', 'details: rejected by external handler h'],
   ])('%j → path %s', (message, path, full) => {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DeviceSet } from './device-set.ts';
 
-function manualTimers(): { timers: { set: (fn: () => void, ms: number) => unknown; clear: (h: unknown) => void }; fire: () => void; pending: () => number } {
+function manualTimers(): {
+  timers: { set: (fn: () => void, ms: number) => unknown; clear: (h: unknown) => void };
+  fire: () => void;
+  pending: () => number;
+} {
   const queue = new Map<number, () => void>();
   let next = 0;
   return {

@@ -54,11 +54,9 @@ describe('mock kubelet PodResources', () => {
     const { PodResourcesLister } = loadPodResourcesProtos();
     const client = new PodResourcesLister(`unix://${kubelet.podResourcesSocket!}`, credentials.createInsecure());
     try {
-      const list = await call<{ pod_resources: { name: string; containers: { name: string; devices: { resource_name: string; device_ids: string[] }[] }[] }[] }>(
-        client,
-        'List',
-        {},
-      );
+      const list = await call<{
+        pod_resources: { name: string; containers: { name: string; devices: { resource_name: string; device_ids: string[] }[] }[] }[];
+      }>(client, 'List', {});
       expect(list.pod_resources).toHaveLength(1);
       expect(list.pod_resources[0]).toMatchObject({
         name: 'p',

@@ -106,7 +106,8 @@ export class MockKubelet extends EventEmitter {
           done(null, { devices: this.#allocatable(), cpu_ids: [], memory: [] }),
         Get: (call: ServerUnaryCall<GetPodResourcesRequest, unknown>, done: sendUnaryData<GetPodResourcesResponse>) => {
           const pod = this.listPods().find((p) => p.name === call.request.pod_name && p.namespace === call.request.pod_namespace);
-          if (pod === undefined) done({ code: status.NOT_FOUND, details: `pod ${call.request.pod_namespace}/${call.request.pod_name} not found` });
+          if (pod === undefined)
+            done({ code: status.NOT_FOUND, details: `pod ${call.request.pod_namespace}/${call.request.pod_name} not found` });
           else done(null, { pod_resources: pod });
         },
       });
@@ -293,7 +294,10 @@ export class MockKubelet extends EventEmitter {
     };
     this.#resources.set(name, resource);
     const client = new this.#dp.DevicePlugin(`unix://${join(this.#options.pluginDir, request.endpoint)}`, credentials.createInsecure());
-    const stream = (client as unknown as Record<string, Rpc>)['ListAndWatch']!.call(client, {}) as ClientReadableStream<ListAndWatchResponse>;
+    const stream = (client as unknown as Record<string, Rpc>)['ListAndWatch']!.call(
+      client,
+      {},
+    ) as ClientReadableStream<ListAndWatchResponse>;
     this.#clients.set(name, { client, stream });
     stream.on('data', (message: ListAndWatchResponse) => {
       const receivedAt = performance.now();

@@ -14,8 +14,12 @@ export class PodResourcesClient {
   list(timeoutMs = 5_000): Promise<PodResources[]> {
     const list = (this.#client as unknown as Record<string, (...args: unknown[]) => void>)['List']!;
     return new Promise((resolve, reject) => {
-      list.call(this.#client, {}, { deadline: new Date(Date.now() + timeoutMs) }, (error: ServiceError | null, response: ListPodResourcesResponse) =>
-        error ? reject(new Error('PodResources List failed', { cause: error })) : resolve(response.pod_resources),
+      list.call(
+        this.#client,
+        {},
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error: ServiceError | null, response: ListPodResourcesResponse) =>
+          error ? reject(new Error('PodResources List failed', { cause: error })) : resolve(response.pod_resources),
       );
     });
   }

@@ -52,8 +52,6 @@ export function planLedgerReconcile(input: ReconcileInput): ReconcilePlan {
     else missingSince.set(slot, since);
   }
   // Adopt what the ledger lacks, and fix the resource of entries restored without one.
-  const adopt = [...inUse]
-    .filter(([slot, resource]) => heldHere.get(slot) !== resource)
-    .map(([slot, resource]) => ({ slot, resource }));
+  const adopt = [...inUse].filter(([slot, resource]) => heldHere.get(slot) !== resource).map(([slot, resource]) => ({ slot, resource }));
   return { free: free.sort(), adopt, missingSince };
 }

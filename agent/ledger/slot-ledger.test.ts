@@ -52,7 +52,16 @@ describe('SlotLedger.applyReconcile', () => {
     const ledger = new SlotLedger();
     ledger.claim(['d-0'], { node: 'n1', resource: 'tether.dev/d' });
     ledger.mirrorDevice(['d-0', 'd-1'], { '1': 'n1' }, 'n1');
-    ledger.applyReconcile({ free: ['d-0'], adopt: [{ slot: 'd-1', resource: 'tether.dev/d' }, { slot: 'd-2', resource: 'tether.dev/x' }] }, 'n1');
+    ledger.applyReconcile(
+      {
+        free: ['d-0'],
+        adopt: [
+          { slot: 'd-1', resource: 'tether.dev/d' },
+          { slot: 'd-2', resource: 'tether.dev/x' },
+        ],
+      },
+      'n1',
+    );
     expect(ledger.holderOf('d-0')).toBeUndefined();
     expect(ledger.holderOf('d-1')).toEqual({ node: 'n1', resource: 'tether.dev/d' });
     expect(ledger.holderOf('d-2')).toEqual({ node: 'n1', resource: 'tether.dev/x' });

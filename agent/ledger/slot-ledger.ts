@@ -16,8 +16,7 @@ export interface SlotHolder {
 }
 
 export type ClaimResult =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly conflicts: readonly { slot: string; holder: SlotHolder }[] };
+  { readonly ok: true } | { readonly ok: false; readonly conflicts: readonly { slot: string; holder: SlotHolder }[] };
 
 function sameHolder(a: SlotHolder, b: SlotHolder): boolean {
   return a.node === b.node && a.resource === b.resource;
@@ -85,7 +84,10 @@ export class SlotLedger {
    * each adopted slot as held by `node` through the resource the kubelet reports — the
    * kubelet is authoritative about what its pods hold.
    */
-  applyReconcile(plan: { readonly free: readonly string[]; readonly adopt: readonly { slot: string; resource: string }[] }, node: string): void {
+  applyReconcile(
+    plan: { readonly free: readonly string[]; readonly adopt: readonly { slot: string; resource: string }[] },
+    node: string,
+  ): void {
     this.release(plan.free);
     for (const { slot, resource } of plan.adopt) this.#held.set(slot, { node, resource });
   }

@@ -37,7 +37,8 @@ function identitySpec(view: ServedDevice): Record<string, unknown> {
   const values = identityValues(view);
   for (const key of ['properties', 'mounts', 'deviceNodes']) {
     const value = values[key];
-    if ((Array.isArray(value) && value.length === 0) || (!Array.isArray(value) && Object.keys(value as object).length === 0)) delete values[key];
+    if ((Array.isArray(value) && value.length === 0) || (!Array.isArray(value) && Object.keys(value as object).length === 0))
+      delete values[key];
   }
   return values;
 }
@@ -78,7 +79,13 @@ export function slotsApply(name: string, namespace: string, held: readonly numbe
 }
 
 /** This node's status entry. */
-export function nodeStateApply(name: string, namespace: string, node: string, state: 'Online' | 'Offline', at: Date): Record<string, unknown> {
+export function nodeStateApply(
+  name: string,
+  namespace: string,
+  node: string,
+  state: 'Online' | 'Offline',
+  at: Date,
+): Record<string, unknown> {
   return {
     apiVersion: API_VERSION,
     kind: 'Device',
@@ -116,10 +123,13 @@ export function serverMatches(device: Device, view: ServedDevice, node: string):
     capacity: spec.capacity,
     properties: spec.properties ?? {},
     mounts: (spec.mounts ?? []).map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readOnly ?? false })),
-    deviceNodes: (spec.deviceNodes ?? []).map((n) => ({ containerPath: n.containerPath, hostPath: n.hostPath, permissions: n.permissions ?? 'rw' })),
+    deviceNodes: (spec.deviceNodes ?? []).map((n) => ({
+      containerPath: n.containerPath,
+      hostPath: n.hostPath,
+      permissions: n.permissions ?? 'rw',
+    })),
   };
-  const owned =
-    view.discoveryUid === undefined || (device.metadata.ownerReferences ?? []).some((o) => o.uid === view.discoveryUid);
+  const owned = view.discoveryUid === undefined || (device.metadata.ownerReferences ?? []).some((o) => o.uid === view.discoveryUid);
   return owned && stable(want) === stable(have) && (spec.nodes ?? []).includes(node);
 }
 
@@ -151,7 +161,13 @@ export function sanitizeForApi(
     if (!(name in clean)) clean[name] = value.slice(0, LIMITS.propertyValue);
   }
   const absolute = <T extends { containerPath: string; hostPath: string }>(items: readonly T[], what: string): T[] => {
-    const ok = items.filter((i) => i.containerPath.startsWith('/') && i.hostPath.startsWith('/') && i.containerPath.length <= LIMITS.path && i.hostPath.length <= LIMITS.path);
+    const ok = items.filter(
+      (i) =>
+        i.containerPath.startsWith('/') &&
+        i.hostPath.startsWith('/') &&
+        i.containerPath.length <= LIMITS.path &&
+        i.hostPath.length <= LIMITS.path,
+    );
     if (ok.length !== items.length) problems.push(`${items.length - ok.length} ${what} with invalid paths dropped`);
     const unique = [...new Map(ok.map((i) => [i.containerPath, i])).values()];
     if (unique.length > LIMITS.paths) problems.push(`${what} beyond ${LIMITS.paths} dropped`);

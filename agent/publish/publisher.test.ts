@@ -15,7 +15,10 @@ interface Call {
 }
 
 /** An in-memory apiserver stand-in that records calls and answers like SSA for one node. */
-function fakeApi(options: { otherNodes?: string[]; conflict?: boolean; deleteConflicts?: number; nodesOnGet?: string[] } = {}): { api: DevicesApi; calls: Call[] } {
+function fakeApi(options: { otherNodes?: string[]; conflict?: boolean; deleteConflicts?: number; nodesOnGet?: string[] } = {}): {
+  api: DevicesApi;
+  calls: Call[];
+} {
   const calls: Call[] = [];
   const api: DevicesApi = {
     apply: (body, manager, force) => {
@@ -41,7 +44,10 @@ function fakeApi(options: { otherNodes?: string[]; conflict?: boolean; deleteCon
     },
     get: (namespace, name) => {
       calls.push({ kind: 'get' });
-      return Promise.resolve({ metadata: { name, namespace, resourceVersion: 'fresh' }, spec: { nodes: options.nodesOnGet ?? [] } } as unknown as Device);
+      return Promise.resolve({
+        metadata: { name, namespace, resourceVersion: 'fresh' },
+        spec: { nodes: options.nodesOnGet ?? [] },
+      } as unknown as Device);
     },
   };
   return { api, calls };
@@ -73,7 +79,11 @@ describe('DevicePublisher', () => {
     expect(calls).toHaveLength(2);
     expect(calls[0]).toMatchObject({ kind: 'apply', manager: 'tether-agent/n1', force: true });
     // Never an empty status, also for a Device re-created after it went away.
-    expect(calls[1]).toMatchObject({ kind: 'status', manager: 'tether-agent/n1', body: { status: { nodeStates: [{ node: 'n1', state: 'Online', lastSeenTime: '2026-01-01T00:00:00Z' }] } } });
+    expect(calls[1]).toMatchObject({
+      kind: 'status',
+      manager: 'tether-agent/n1',
+      body: { status: { nodeStates: [{ node: 'n1', state: 'Online', lastSeenTime: '2026-01-01T00:00:00Z' }] } },
+    });
     expect((calls[0]!.body!['spec'] as Record<string, unknown>)['nodes']).toEqual(['n1']);
     // Empty mounts/deviceNodes are left out of the apply, never sent as [].
     expect(calls[0]!.body!['spec']).not.toHaveProperty('mounts');
@@ -87,7 +97,9 @@ describe('DevicePublisher', () => {
     await publisher.sync(one(false));
     await publisher.sync(one(true));
     expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status', 'status']);
-    expect(calls[2]!.body).toMatchObject({ status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] } });
+    expect(calls[2]!.body).toMatchObject({
+      status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] },
+    });
   });
 
   it('a capacity change re-applies the identity', async () => {
@@ -144,7 +156,11 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     const server = {
       ...identityApply(view, 'n1'),
-      metadata: { name: view.name, namespace: 'ns', ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }] },
+      metadata: {
+        name: view.name,
+        namespace: 'ns',
+        ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }],
+      },
       status: { nodeStates: [{ node: 'n1', state: 'Online' }] },
     } as unknown as Device;
     publisher.seed([server]);
@@ -159,7 +175,11 @@ describe('DevicePublisher', () => {
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     const server = {
       ...identityApply(view, 'n1'),
-      metadata: { name: view.name, namespace: 'ns', ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }] },
+      metadata: {
+        name: view.name,
+        namespace: 'ns',
+        ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }],
+      },
     } as unknown as Device;
     publisher.seed([server]);
     await publisher.sync(one(true));
@@ -171,7 +191,12 @@ describe('DevicePublisher', () => {
     const { api, calls } = fakeApi({ conflict: true });
     const publisher = new DevicePublisher({ node: 'n1', api, log });
     await expect(publisher.setSlots('ns', view.name, [1])).rejects.toBeInstanceOf(ApplyConflictError);
-    expect(calls[0]).toMatchObject({ kind: 'apply', manager: 'tether-agent/n1/slots', force: false, body: { spec: { slots: { '1': 'n1' } } } });
+    expect(calls[0]).toMatchObject({
+      kind: 'apply',
+      manager: 'tether-agent/n1/slots',
+      force: false,
+      body: { spec: { slots: { '1': 'n1' } } },
+    });
   });
 
   it('releasing every slot leaves the field out', async () => {

@@ -119,9 +119,15 @@ export class DevicePublisher {
    */
   setSlots(namespace: string, name: string, held: readonly number[]): Promise<void> {
     const key = DevicePublisher.key(namespace, name);
-    return this.#enqueue(key, async () => {
-      await this.#limited(() => this.#options.api.apply(slotsApply(name, namespace, held, this.#options.node), slotsManager(this.#options.node), false));
-    }, true);
+    return this.#enqueue(
+      key,
+      async () => {
+        await this.#limited(() =>
+          this.#options.api.apply(slotsApply(name, namespace, held, this.#options.node), slotsManager(this.#options.node), false),
+        );
+      },
+      true,
+    );
   }
 
   /** Forgets what was written for a device (its object was deleted): the next sync re-applies. */
@@ -166,7 +172,9 @@ export class DevicePublisher {
     }
     const wanted = online ? 'Online' : 'Offline';
     if (wanted !== record.statusState) {
-      await this.#limited(() => api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node)));
+      await this.#limited(() =>
+        api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node)),
+      );
       record.statusState = wanted;
     }
   }
@@ -214,9 +222,16 @@ function viewOfServer(device: Device | undefined): ServedDevice | undefined {
     shared: device.spec.shared,
     capacity: device.spec.capacity,
     properties: device.spec.properties ?? {},
-    mounts: (device.spec.mounts ?? []).map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readOnly ?? false })),
-    deviceNodes: (device.spec.deviceNodes ?? []).map((n) => ({ containerPath: n.containerPath, hostPath: n.hostPath, permissions: n.permissions ?? 'rw' })),
+    mounts: (device.spec.mounts ?? []).map((m) => ({
+      containerPath: m.containerPath,
+      hostPath: m.hostPath,
+      readOnly: m.readOnly ?? false,
+    })),
+    deviceNodes: (device.spec.deviceNodes ?? []).map((n) => ({
+      containerPath: n.containerPath,
+      hostPath: n.hostPath,
+      permissions: n.permissions ?? 'rw',
+    })),
     online: false,
   };
 }
-

@@ -14,11 +14,22 @@ const echo: AnyDiscoveryHandler = {
   run: () => Promise.resolve(),
 };
 
-function discovery(name: string, spec: Partial<DeviceDiscovery['spec']> = {}, metadata: Partial<DeviceDiscovery['metadata']> = {}): DeviceDiscovery {
-  return { apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', metadata: { name, namespace: 'ns', uid: `uid-${name}`, ...metadata }, spec: { handler: 'echo', ...spec } };
+function discovery(
+  name: string,
+  spec: Partial<DeviceDiscovery['spec']> = {},
+  metadata: Partial<DeviceDiscovery['metadata']> = {},
+): DeviceDiscovery {
+  return {
+    apiVersion: 'tether.dev/v1alpha1',
+    kind: 'DeviceDiscovery',
+    metadata: { name, namespace: 'ns', uid: `uid-${name}`, ...metadata },
+    spec: { handler: 'echo', ...spec },
+  };
 }
 
-const zone = (value: string): DeviceDiscovery['spec']['nodeSelector'] => ({ nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: [value] }] }] });
+const zone = (value: string): DeviceDiscovery['spec']['nodeSelector'] => ({
+  nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: [value] }] }],
+});
 
 function input(discoveries: DeviceDiscovery[], overrides: Partial<DesiredSessionsInput> = {}): DesiredSessionsInput {
   return {
@@ -37,7 +48,15 @@ describe('desiredSessions', () => {
     expect(result.sessions).toHaveLength(1);
     const [session] = result.sessions;
     expect(session?.key).toBe('ns/cams');
-    expect(session?.spec).toMatchObject({ namespace: 'ns', name: 'cams', handler: echo, details: { x: 1 }, capacity: 3, offlineGraceMs: 5_000, uid: 'uid-cams' });
+    expect(session?.spec).toMatchObject({
+      namespace: 'ns',
+      name: 'cams',
+      handler: echo,
+      details: { x: 1 },
+      capacity: 3,
+      offlineGraceMs: 5_000,
+      uid: 'uid-cams',
+    });
   });
 
   it('defaults: capacity 1, a 60 s grace period, empty details', () => {
@@ -53,14 +72,20 @@ describe('desiredSessions', () => {
   });
 
   it('selects by node labels', () => {
-    const result = desiredSessions(input([discovery('here', { nodeSelector: zone('a') }), discovery('there', { nodeSelector: zone('b') })]));
+    const result = desiredSessions(
+      input([discovery('here', { nodeSelector: zone('a') }), discovery('there', { nodeSelector: zone('b') })]),
+    );
     expect(result.sessions.map((s) => s.key)).toEqual(['ns/here']);
   });
 
   it.each([
     ['HandlerUnavailable', discovery('x', { handler: 'nope' }), /nope is not available/],
     ['InvalidDetails', discovery('x', { details: { bad: true } }), /Rejected discovery details/],
-    ['PropertiesUnresolved', discovery('x', { properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'creds', key: 'token' } } }] }), /Secret ns\/creds not found/],
+    [
+      'PropertiesUnresolved',
+      discovery('x', { properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'creds', key: 'token' } } }] }),
+      /Secret ns\/creds not found/,
+    ],
   ])('reports %s for a selected discovery that cannot run', (reason, d, message) => {
     const result = desiredSessions(input([d]));
     expect(result.sessions).toEqual([]);

@@ -59,7 +59,11 @@ export function desiredSessions(input: DesiredSessionsInput): DesiredSessions {
     if (!nodeMatches(discovery.spec.nodeSelector, input.node)) continue;
     const handler = input.handlerFor(discovery);
     if (handler === undefined) {
-      problems.push({ discovery, reason: 'HandlerUnavailable', message: `Discovery handler ${discovery.spec.handler} is not available on this node` });
+      problems.push({
+        discovery,
+        reason: 'HandlerUnavailable',
+        message: `Discovery handler ${discovery.spec.handler} is not available on this node`,
+      });
       continue;
     }
     let details: unknown;

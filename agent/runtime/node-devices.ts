@@ -99,14 +99,17 @@ export class NodeDevices implements PluginBackend {
 
   async allocate(resourceName: string, deviceIds: readonly string[]): Promise<ContainerAllocateResponse> {
     const started = performance.now();
-    const observe = (outcome: 'ok' | 'conflict' | 'error'): void => this.#options.onAllocate?.(outcome, (performance.now() - started) / 1000);
+    const observe = (outcome: 'ok' | 'conflict' | 'error'): void =>
+      this.#options.onAllocate?.(outcome, (performance.now() - started) / 1000);
     // Synchronous up to the local claim: two concurrent Allocates in this process cannot
     // both win a slot; the durable claim below settles races between nodes.
     const devices = deviceIds.map((id) => this.#deviceForSlot(resourceName, id));
     const claim = this.#options.ledger.claim(deviceIds, { node: this.#options.node, resource: resourceName });
     if (!claim.ok) {
       observe('conflict');
-      const held = claim.conflicts.map((c) => `${c.slot} (held by node ${c.holder.node}${c.holder.resource ? ` via ${c.holder.resource}` : ''})`);
+      const held = claim.conflicts.map(
+        (c) => `${c.slot} (held by node ${c.holder.node}${c.holder.resource ? ` via ${c.holder.resource}` : ''})`,
+      );
       throw new PluginError(status.ABORTED, `slot already allocated: ${held.join(', ')}`);
     }
     try {
@@ -167,8 +170,7 @@ export class NodeDevices implements PluginBackend {
     if (ref === undefined || device === undefined || ref.index >= device.capacity) {
       throw new PluginError(status.NOT_FOUND, `unknown device ID ${id} for resource ${resourceName}`);
     }
-    const belongs =
-      resourceName === deviceResourceName(device.name) || resourceName === discoveryResourceName(device.discovery);
+    const belongs = resourceName === deviceResourceName(device.name) || resourceName === discoveryResourceName(device.discovery);
     if (!belongs) throw new PluginError(status.INVALID_ARGUMENT, `device ID ${id} does not belong to resource ${resourceName}`);
     if (!device.online) throw new PluginError(status.FAILED_PRECONDITION, `device ${device.name} is offline`);
     return device;

@@ -160,7 +160,10 @@ interface Rig {
   health: (resource: string) => string[] | undefined;
 }
 
-async function rig(setup: (rig: Omit<Rig, 'runtime' | 'health'>) => void = () => undefined, options: { startupTimeoutMs?: number } = {}): Promise<Rig> {
+async function rig(
+  setup: (rig: Omit<Rig, 'runtime' | 'health'>) => void = () => undefined,
+  options: { startupTimeoutMs?: number } = {},
+): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'trt-'));
   const source = new FakeSource();
   const publication = new FakePublication();
@@ -168,7 +171,15 @@ async function rig(setup: (rig: Omit<Rig, 'runtime' | 'health'>) => void = () =>
   const want = (name: string, o: { capacity?: number; fingerprint?: string; shared?: boolean } = {}): DesiredSession => ({
     key: `ns/${name}`,
     fingerprint: o.fingerprint ?? name,
-    spec: { namespace: 'ns', name, handler: handlers.handler(o.shared), details: { name }, capacity: o.capacity ?? 1, offlineGraceMs: 60_000, properties: new Map() },
+    spec: {
+      namespace: 'ns',
+      name,
+      handler: handlers.handler(o.shared),
+      details: { name },
+      capacity: o.capacity ?? 1,
+      offlineGraceMs: 60_000,
+      properties: new Map(),
+    },
   });
   setup({ source, publication, handlers, want });
   const runtime = new NodeRuntime({ node: NODE, log, pluginDir: dir, source, publication, reconcileIntervalMs: 0, ...options });
@@ -177,7 +188,11 @@ async function rig(setup: (rig: Omit<Rig, 'runtime' | 'health'>) => void = () =>
     await runtime.stop();
     await rm(dir, { recursive: true, force: true });
   });
-  const health = (resource: string): string[] | undefined => runtime.plugins.servers().get(resource)?.devices.map((d) => d.health);
+  const health = (resource: string): string[] | undefined =>
+    runtime.plugins
+      .servers()
+      .get(resource)
+      ?.devices.map((d) => d.health);
   return { runtime, source, publication, handlers, want, health };
 }
 

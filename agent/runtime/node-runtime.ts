@@ -124,22 +124,34 @@ export class NodeRuntime {
     this.plugins.start();
     this.#started = true;
     await this.#sessionSync.trigger();
-    this.#schedule(() => {
-      for (const { session } of this.#sessions.values()) session.expireProvisional();
-    }, this.#options.startupTimeoutMs ?? 30_000, false);
+    this.#schedule(
+      () => {
+        for (const { session } of this.#sessions.values()) session.expireProvisional();
+      },
+      this.#options.startupTimeoutMs ?? 30_000,
+      false,
+    );
     const every = this.#options.reconcileIntervalMs ?? 5_000;
     if (this.#podResources !== undefined && every > 0) {
-      this.#schedule(() => {
-        this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
-      }, every, true);
+      this.#schedule(
+        () => {
+          this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
+        },
+        every,
+        true,
+      );
     }
     const metrics = this.#options.metrics;
     if (metrics !== undefined) {
-      this.#schedule(() => {
-        const delta = this.plugins.registrations - this.#lastRegistrations;
-        if (delta > 0) metrics.registrations.inc(delta);
-        this.#lastRegistrations = this.plugins.registrations;
-      }, 1_000, true);
+      this.#schedule(
+        () => {
+          const delta = this.plugins.registrations - this.#lastRegistrations;
+          if (delta > 0) metrics.registrations.inc(delta);
+          this.#lastRegistrations = this.plugins.registrations;
+        },
+        1_000,
+        true,
+      );
     }
     this.#log.info({ sessions: this.#sessions.size, seededDevices: publication.seeded }, 'Agent started');
   }
@@ -278,7 +290,10 @@ export class NodeRuntime {
       }
       // A replacement session starts from what the old one saw (or, at start-up, from what
       // the publication holds): its first report decides, so a spec change causes no churn.
-      const seed = current !== undefined ? current.session.onlineDevices() : this.#options.publication.previouslyServed(want.spec.namespace, want.spec.name);
+      const seed =
+        current !== undefined
+          ? current.session.onlineDevices()
+          : this.#options.publication.previouslyServed(want.spec.namespace, want.spec.name);
       if (current !== undefined) await current.session.stop();
       const session = this.#newSession(key, want);
       session.seed(seed);

@@ -73,11 +73,20 @@ async function createDiscovery(bench: Bench, name: string, handler: string, devi
     version: 'v1alpha1',
     namespace: bench.namespace,
     plural: 'devicediscoveries',
-    body: { apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', metadata: { name }, spec: { handler, details: { devices }, capacity, offlineGracePeriodSeconds: 3600 } },
+    body: {
+      apiVersion: 'tether.dev/v1alpha1',
+      kind: 'DeviceDiscovery',
+      metadata: { name },
+      spec: { handler, details: { devices }, capacity, offlineGracePeriodSeconds: 3600 },
+    },
   });
 }
 
-async function startAgent(bench: Bench, node: string, handlers: DiscoveryHandler<unknown>[]): Promise<{ agent: ClusterAgent; kubelet: MockKubelet; stop: () => Promise<void>; dir: string }> {
+async function startAgent(
+  bench: Bench,
+  node: string,
+  handlers: DiscoveryHandler<unknown>[],
+): Promise<{ agent: ClusterAgent; kubelet: MockKubelet; stop: () => Promise<void>; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'tba-'));
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
   await kubelet.start();
@@ -115,7 +124,9 @@ async function eventsAndWrites(): Promise<Measurement[]> {
     const node = await startAgent(bench, 'bench-node', [driven.handler]);
     try {
       const sink = await driven.ready;
-      const resource = deviceResourceName(deviceName({ namespace: bench.namespace, discovery: 'events', deviceId: 'dev-0', node: 'bench-node' }));
+      const resource = deviceResourceName(
+        deviceName({ namespace: bench.namespace, discovery: 'events', deviceId: 'dev-0', node: 'bench-node' }),
+      );
       await node.kubelet.waitFor(() => node.kubelet.resource(resource)?.devices[0]?.health === 'Healthy', 30_000, 'device online');
       await node.agent.settled();
       const writesBefore = totalWrites(node.agent);
@@ -153,7 +164,11 @@ async function eventsAndWrites(): Promise<Measurement[]> {
         reconcileIntervalMs: 0,
       });
       await restarted.start();
-      await node.kubelet.waitFor(() => (node.kubelet.resource(discoveryResourceName('events'))?.updates ?? 0) > 0, 10_000, 'restarted plugins');
+      await node.kubelet.waitFor(
+        () => (node.kubelet.resource(discoveryResourceName('events'))?.updates ?? 0) > 0,
+        10_000,
+        'restarted plugins',
+      );
       await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the startup timeout: let any churn happen
       await restarted.settled();
       const restartWrites = totalWrites(restarted);
@@ -179,7 +194,10 @@ async function allocateLatency(): Promise<Measurement[]> {
     const node = await startAgent(bench, 'alloc-node', [local.handler, shared.handler]);
     try {
       const results: Measurement[] = [];
-      for (const [label, discovery, isShared] of [['local', 'alloc-local', false], ['shared', 'alloc-shared', true]] as const) {
+      for (const [label, discovery, isShared] of [
+        ['local', 'alloc-local', false],
+        ['shared', 'alloc-shared', true],
+      ] as const) {
         const name = deviceName({ namespace: bench.namespace, discovery, deviceId: 'dev-0', ...(isShared ? {} : { node: 'alloc-node' }) });
         const resource = deviceResourceName(name);
         await node.kubelet.waitFor(() => (node.kubelet.resource(resource)?.devices.length ?? 0) === 200, 30_000, `${label} slots`);
@@ -230,16 +248,44 @@ async function scale(devices: number): Promise<Measurement[]> {
     const started = performance.now();
     const child = spawn(
       process.execPath,
-      [cli, 'agent', '--node-name', 'scale-node', '--namespace', bench.namespace, '--device-plugin-dir', join(dir, 'dp'), '--pod-resources-socket', '', '--registration-socket', '', '--http-address', `127.0.0.1:${port}`, '--log-level', 'error'],
+      [
+        cli,
+        'agent',
+        '--node-name',
+        'scale-node',
+        '--namespace',
+        bench.namespace,
+        '--device-plugin-dir',
+        join(dir, 'dp'),
+        '--pod-resources-socket',
+        '',
+        '--registration-socket',
+        '',
+        '--http-address',
+        `127.0.0.1:${port}`,
+        '--log-level',
+        'error',
+      ],
       { env: { ...process.env, KUBECONFIG: bench.kubeconfig }, stdio: 'inherit' },
     );
     try {
       const resource = discoveryResourceName('scale');
-      await kubelet.waitFor(() => (kubelet.resource(resource)?.devices.length ?? 0) === devices, 600_000, `${devices} devices at the kubelet`);
+      await kubelet.waitFor(
+        () => (kubelet.resource(resource)?.devices.length ?? 0) === devices,
+        600_000,
+        `${devices} devices at the kubelet`,
+      );
       const toKubelet = performance.now() - started;
       let objects = 0;
-      for (let continueToken: string | undefined; ; ) {
-        const page = (await bench.custom.listNamespacedCustomObject({ group: 'tether.dev', version: 'v1alpha1', namespace: bench.namespace, plural: 'devices', limit: 500, ...(continueToken ? { _continue: continueToken } : {}) })) as { items: unknown[]; metadata: { continue?: string } };
+      for (let continueToken: string | undefined; ;) {
+        const page = (await bench.custom.listNamespacedCustomObject({
+          group: 'tether.dev',
+          version: 'v1alpha1',
+          namespace: bench.namespace,
+          plural: 'devices',
+          limit: 500,
+          ...(continueToken ? { _continue: continueToken } : {}),
+        })) as { items: unknown[]; metadata: { continue?: string } };
         objects += page.items.length;
         continueToken = page.metadata.continue;
         if (!continueToken) {

@@ -27,7 +27,20 @@ function timed(command: string, args: string[]): { ms: number; rssMiB: number } 
 function series(name: string, command: string, args: string[]): Measurement[] {
   timed(command, args); // warm the file cache
   const runs = Array.from({ length: ROUNDS }, () => timed(command, args));
-  return [summarize(`${name}: wall`, 'ms', runs.map((r) => r.ms), 0), summarize(`${name}: peak RSS`, 'MiB', runs.map((r) => r.rssMiB), 0)];
+  return [
+    summarize(
+      `${name}: wall`,
+      'ms',
+      runs.map((r) => r.ms),
+      0,
+    ),
+    summarize(
+      `${name}: peak RSS`,
+      'MiB',
+      runs.map((r) => r.rssMiB),
+      0,
+    ),
+  ];
 }
 
 function systemNode(): string {
@@ -37,7 +50,8 @@ function systemNode(): string {
 export const cliMeasures: Measure[] = [
   {
     name: 'cli-startup',
-    description: 'tether --help, tether discover mqtt --help and tether discover --help, as fresh processes (Node 24, and the launcher on the system Node)',
+    description:
+      'tether --help, tether discover mqtt --help and tether discover --help, as fresh processes (Node 24, and the launcher on the system Node)',
     async run(): Promise<Measurement[]> {
       const system = systemNode();
       const systemVersion = execFileSync(system, ['--version'], { encoding: 'utf8' }).trim();

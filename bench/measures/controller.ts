@@ -43,14 +43,20 @@ async function withBench<T>(body: (bench: Bench) => Promise<T>): Promise<T> {
   kc.loadFromFile(info.kubeconfig);
   const api = new Api(new KubeClient(kc));
   const namespace = `bench-ctl-${Date.now().toString(36)}`;
-  await api.create({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, { metadata: { name: namespace } });
+  await api.create({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, {
+    metadata: { name: namespace },
+  });
   const nodes = new FakeNodes(api);
   try {
     return await body({ kc, api, namespace, nodes });
   } finally {
     // Pods bound to fake nodes never terminate on their own (no kubelet): force them out.
-    await api.client.request('DELETE', `/api/v1/namespaces/${namespace}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } }).catch(() => undefined);
-    await api.delete({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, namespace).catch(() => undefined);
+    await api.client
+      .request('DELETE', `/api/v1/namespaces/${namespace}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } })
+      .catch(() => undefined);
+    await api
+      .delete({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, namespace)
+      .catch(() => undefined);
     await nodes.close();
   }
 }
@@ -64,7 +70,12 @@ async function createDiscovery(bench: Bench, name: string): Promise<void> {
     apiVersion: 'tether.dev/v1alpha1',
     kind: 'DeviceDiscovery',
     metadata: { name, namespace: bench.namespace },
-    spec: { handler: 'bench', capacity: 1, broker: { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } }, discoveryService: { ports: [{ name: 'p', port: 80 }] } },
+    spec: {
+      handler: 'bench',
+      capacity: 1,
+      broker: { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } },
+      discoveryService: { ports: [{ name: 'p', port: 80 }] },
+    },
   };
   await bench.api.create(RESOURCES.deviceDiscoveries, bench.namespace, body as never);
 }
@@ -101,7 +112,13 @@ async function offlineLatency(): Promise<Measurement[]> {
     const node = `bench-ctl-offline-${Date.now().toString(36)}`;
     await bench.nodes.add(node); // Ready, but without the device resource: brokers stay unscheduled
     const controller = await startController(benchConfig(bench.namespace), { kubeConfig: bench.kc, log });
-    const pods = new Informer<V1Pod>({ client: bench.api.client, type: RESOURCES.pods, namespace: bench.namespace, labelSelector: 'tether.dev/component=broker', log });
+    const pods = new Informer<V1Pod>({
+      client: bench.api.client,
+      type: RESOURCES.pods,
+      namespace: bench.namespace,
+      labelSelector: 'tether.dev/component=broker',
+      log,
+    });
     const waiters: { match: (pod: V1Pod, type: string) => boolean; resolve: (at: number) => void }[] = [];
     pods.onEvent((e) => {
       const at = performance.now();
@@ -114,17 +131,22 @@ async function offlineLatency(): Promise<Measurement[]> {
     });
     pods.start();
     await pods.synced();
-    const next = (match: (pod: V1Pod, type: string) => boolean): Promise<number> => new Promise((resolve) => waiters.push({ match, resolve }));
+    const next = (match: (pod: V1Pod, type: string) => boolean): Promise<number> =>
+      new Promise((resolve) => waiters.push({ match, resolve }));
     const samples: number[] = [];
     try {
       await until('controller ready', () => controller.isReady(), 30_000);
       for (let i = 0; i < 100; i++) {
         const deviceId = `dev-${i}`;
         const name = deviceName({ namespace: bench.namespace, discovery, deviceId });
-        const created = next((p, type) => type !== 'deleted' && p.metadata?.labels?.['tether.dev/device'] === name && p.metadata.deletionTimestamp == null);
+        const created = next(
+          (p, type) => type !== 'deleted' && p.metadata?.labels?.['tether.dev/device'] === name && p.metadata.deletionTimestamp == null,
+        );
         await applyAsAgent(bench.api, { namespace: bench.namespace, name, discovery, deviceId, shared: true, capacity: 1, node });
         await created;
-        const gone = next((p, type) => p.metadata?.labels?.['tether.dev/device'] === name && (type === 'deleted' || p.metadata.deletionTimestamp != null));
+        const gone = next(
+          (p, type) => p.metadata?.labels?.['tether.dev/device'] === name && (type === 'deleted' || p.metadata.deletionTimestamp != null),
+        );
         const start = performance.now();
         await bench.api.delete(RESOURCES.devices, bench.namespace, name);
         samples.push((await gone) - start);
@@ -155,7 +177,15 @@ async function scale(nodeCount: number, deviceCount: number): Promise<Measuremen
     });
     await createDiscovery(bench, discovery);
     await mapLimit(devices, 16, async (d) => {
-      await applyAsAgent(bench.api, { namespace: bench.namespace, name: d.name, discovery, deviceId: d.deviceId, shared: false, capacity: 1, node: d.node });
+      await applyAsAgent(bench.api, {
+        namespace: bench.namespace,
+        name: d.name,
+        discovery,
+        deviceId: d.deviceId,
+        shared: false,
+        capacity: 1,
+        node: d.node,
+      });
     });
     const kubelet = new FakeKubelet(bench.api.client, log, bench.namespace, () => 'run');
     await kubelet.start();
@@ -163,13 +193,20 @@ async function scale(nodeCount: number, deviceCount: number): Promise<Measuremen
     // Converged: every Device reports BrokersReady=True for 1/1 broker, the discovery status is
     // final, and the controller's queues are idle.
     const watcher = new Informer<Device>({ client: bench.api.client, type: RESOURCES.devices, namespace: bench.namespace, log });
-    const discoveries = new Informer<DeviceDiscovery>({ client: bench.api.client, type: RESOURCES.deviceDiscoveries, namespace: bench.namespace, log });
+    const discoveries = new Informer<DeviceDiscovery>({
+      client: bench.api.client,
+      type: RESOURCES.deviceDiscoveries,
+      namespace: bench.namespace,
+      log,
+    });
     watcher.start();
     discoveries.start();
     await Promise.all([watcher.synced(), discoveries.synced()]);
     const converged = (controller: Controller): boolean => {
       if (controller.pending() > 0) return false;
-      const ready = watcher.list().filter((d) => d.status?.conditions?.some((c) => c.type === 'BrokersReady' && c.status === 'True')).length;
+      const ready = watcher
+        .list()
+        .filter((d) => d.status?.conditions?.some((c) => c.type === 'BrokersReady' && c.status === 'True')).length;
       const status = discoveries.get(bench.namespace, discovery)?.status;
       return ready === deviceCount && status?.brokers === deviceCount && status.devices === deviceCount;
     };
@@ -188,7 +225,9 @@ async function scale(nodeCount: number, deviceCount: number): Promise<Measuremen
       const convergeS = (performance.now() - started) / 1000;
       const coldRequests = counter.total();
       const coldWrites = writes(counter);
-      say(`converged in ${convergeS.toFixed(1)} s with ${coldRequests} requests (${coldWrites} writes): ${JSON.stringify(counter.snapshot())}`);
+      say(
+        `converged in ${convergeS.toFixed(1)} s with ${coldRequests} requests (${coldWrites} writes): ${JSON.stringify(counter.snapshot())}`,
+      );
 
       counter.reset();
       await new Promise((resolve) => setTimeout(resolve, 10_000));
@@ -204,7 +243,9 @@ async function scale(nodeCount: number, deviceCount: number): Promise<Measuremen
       const restartS = (performance.now() - restarted) / 1000;
       const restartRequests = counter.total();
       const restartWrites = writes(counter);
-      say(`restart: ${restartS.toFixed(1)} s, ${restartRequests} requests (${restartWrites} writes): ${JSON.stringify(counter.snapshot())}`);
+      say(
+        `restart: ${restartS.toFixed(1)} s, ${restartRequests} requests (${restartWrites} writes): ${JSON.stringify(counter.snapshot())}`,
+      );
       await controller.stop();
 
       const label = `controller-${nodeCount}-nodes-${deviceCount}-devices`;
@@ -230,5 +271,9 @@ async function scale(nodeCount: number, deviceCount: number): Promise<Measuremen
 
 export const controllerMeasures: Measure[] = [
   { name: 'controller-offline', description: 'controller: Device deleted → broker deleted (p50/p99)', run: offlineLatency },
-  { name: 'controller-scale', description: 'controller: 100 nodes × 1 000 devices → converge time and apiserver requests', run: () => scale(100, 1_000) },
+  {
+    name: 'controller-scale',
+    description: 'controller: 100 nodes × 1 000 devices → converge time and apiserver requests',
+    run: () => scale(100, 1_000),
+  },
 ];

@@ -32,7 +32,11 @@ function drivenHandler(): { handler: DiscoveryHandler<unknown>; sink: Promise<De
   return { handler, sink };
 }
 
-async function withRig<T>(devices: number, capacity: number, body: (rig: { kubelet: MockKubelet; agent: StandaloneAgent; sink: DeviceSink }) => Promise<T>): Promise<T> {
+async function withRig<T>(
+  devices: number,
+  capacity: number,
+  body: (rig: { kubelet: MockKubelet; agent: StandaloneAgent; sink: DeviceSink }) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'tb-'));
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
   await kubelet.start();
@@ -41,13 +45,19 @@ async function withRig<T>(devices: number, capacity: number, body: (rig: { kubel
     node: 'bench',
     pluginDir: join(dir, 'dp'),
     log,
-    discoveries: [{ namespace: 'default', name: 'bench', handler, details: {}, capacity, offlineGraceMs: 3_600_000, properties: new Map() }],
+    discoveries: [
+      { namespace: 'default', name: 'bench', handler, details: {}, capacity, offlineGraceMs: 3_600_000, properties: new Map() },
+    ],
   });
   agent.start();
   try {
     const s = await sink;
     s.replaceAll(Array.from({ length: devices }, (_, i) => ({ id: `dev-${i}`, properties: { INDEX: String(i) } })));
-    await kubelet.waitFor(() => (kubelet.resource(discoveryResourceName('bench'))?.devices.length ?? 0) === devices * capacity, 30_000, 'bench devices');
+    await kubelet.waitFor(
+      () => (kubelet.resource(discoveryResourceName('bench'))?.devices.length ?? 0) === devices * capacity,
+      30_000,
+      'bench devices',
+    );
     return await body({ kubelet, agent, sink: s });
   } finally {
     await agent.stop();
@@ -107,7 +117,11 @@ async function idleAgentRss(): Promise<Measurement[]> {
   await kubelet.start();
   const child = spawn(process.execPath, [new URL('../idle-agent.ts', import.meta.url).pathname, join(dir, 'dp')], { stdio: 'inherit' });
   try {
-    await kubelet.waitFor(() => (kubelet.resource(discoveryResourceName('idle'))?.devices.length ?? 0) === 20, 20_000, 'idle agent devices');
+    await kubelet.waitFor(
+      () => (kubelet.resource(discoveryResourceName('idle'))?.devices.length ?? 0) === 20,
+      20_000,
+      'idle agent devices',
+    );
     const samples: number[] = [];
     for (let i = 0; i < 5; i++) {
       await new Promise((resolve) => setTimeout(resolve, 200)); // sampling interval, not synchronisation

@@ -39,7 +39,13 @@ interface Rig {
   readonly dir: string;
 }
 
-async function withRig<T>(peers: PeerGroup, discovery: string, handler: AnyDiscoveryHandler, details: unknown, body: (rig: Rig) => Promise<T>): Promise<T> {
+async function withRig<T>(
+  peers: PeerGroup,
+  discovery: string,
+  handler: AnyDiscoveryHandler,
+  details: unknown,
+  body: (rig: Rig) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'tether-bench-net-'));
   peers.defer('bench dir', () => rm(dir, { recursive: true, force: true }));
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
@@ -49,7 +55,17 @@ async function withRig<T>(peers: PeerGroup, discovery: string, handler: AnyDisco
     node: 'bench',
     pluginDir: join(dir, 'dp'),
     log,
-    discoveries: [{ namespace: 'default', name: discovery, handler, details: handler.parseDetails(details), capacity: 1, offlineGraceMs: 3_600_000, properties: new Map() }],
+    discoveries: [
+      {
+        namespace: 'default',
+        name: discovery,
+        handler,
+        details: handler.parseDetails(details),
+        capacity: 1,
+        offlineGraceMs: 3_600_000,
+        properties: new Map(),
+      },
+    ],
   });
   agent.start();
   peers.defer('agent', () => agent.stop());
@@ -68,46 +84,62 @@ function nextUpdate(kubelet: MockKubelet, resource: string, ok: (devices: { ID: 
   });
 }
 
-const slotHealth = (slot: string, health: string) => (devices: { ID: string; health: string }[]) => devices.some((d) => d.ID === slot && d.health === health);
+const slotHealth = (slot: string, health: string) => (devices: { ID: string; health: string }[]) =>
+  devices.some((d) => d.ID === slot && d.health === health);
 
 async function mqttLatency(): Promise<Measurement[]> {
   const peers = new PeerGroup();
   try {
     const broker = await startMosquitto(peers);
-    return await withRig(peers, 'mqtt-bench', createMqttHandler(), { broker: broker.url, homeAssistant: { prefix: 'bench' } }, async ({ kubelet }) => {
-      const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
-      peers.defer('publisher', () => publisher.endAsync());
-      const any = discoveryResourceName('mqtt-bench');
-      const toDiscovery: number[] = [];
-      const toOwnResource: number[] = [];
-      for (let i = 0; i < 100; i++) {
-        const name = deviceName({ namespace: 'default', discovery: 'mqtt-bench', deviceId: `ha/plug-${i}` });
-        const own = nextUpdate(kubelet, deviceResourceName(name), slotHealth(`${name}-0`, 'Healthy'));
-        const inDiscovery = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Healthy'));
-        const started = performance.now();
-        await publisher.publishAsync(`bench/switch/plug-${i}/relay/config`, JSON.stringify({ name: 'Relay', uniq_id: `plug-${i}-relay`, cmd_t: `plug-${i}/cmd`, dev: { ids: `plug-${i}`, name: `plug-${i}` } }), { retain: true, qos: 0 });
-        toDiscovery.push((await inDiscovery) - started);
-        toOwnResource.push((await own) - started);
-      }
-      // Last will: devices with an availability topic, whose connection drops.
-      const toUnhealthy: number[] = [];
-      for (let i = 0; i < 50; i++) {
-        const device = new HomeAssistantDevice({ url: broker.url }, `lwt-${i}`, { prefix: 'bench' });
-        const name = deviceName({ namespace: 'default', discovery: 'mqtt-bench', deviceId: `ha/lwt-${i}` });
-        const online = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Healthy'));
-        await device.start();
-        await online;
-        const offline = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Unhealthy'));
-        const started = performance.now();
-        await device.crash();
-        toUnhealthy.push((await offline) - started);
-      }
-      return [
-        summarize('mqtt announce → kubelet (discovery resource)', 'ms', toDiscovery),
-        summarize('mqtt announce → kubelet (own resource registered)', 'ms', toOwnResource),
-        summarize('mqtt last will → Unhealthy', 'ms', toUnhealthy),
-      ];
-    });
+    return await withRig(
+      peers,
+      'mqtt-bench',
+      createMqttHandler(),
+      { broker: broker.url, homeAssistant: { prefix: 'bench' } },
+      async ({ kubelet }) => {
+        const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+        peers.defer('publisher', () => publisher.endAsync());
+        const any = discoveryResourceName('mqtt-bench');
+        const toDiscovery: number[] = [];
+        const toOwnResource: number[] = [];
+        for (let i = 0; i < 100; i++) {
+          const name = deviceName({ namespace: 'default', discovery: 'mqtt-bench', deviceId: `ha/plug-${i}` });
+          const own = nextUpdate(kubelet, deviceResourceName(name), slotHealth(`${name}-0`, 'Healthy'));
+          const inDiscovery = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Healthy'));
+          const started = performance.now();
+          await publisher.publishAsync(
+            `bench/switch/plug-${i}/relay/config`,
+            JSON.stringify({
+              name: 'Relay',
+              uniq_id: `plug-${i}-relay`,
+              cmd_t: `plug-${i}/cmd`,
+              dev: { ids: `plug-${i}`, name: `plug-${i}` },
+            }),
+            { retain: true, qos: 0 },
+          );
+          toDiscovery.push((await inDiscovery) - started);
+          toOwnResource.push((await own) - started);
+        }
+        // Last will: devices with an availability topic, whose connection drops.
+        const toUnhealthy: number[] = [];
+        for (let i = 0; i < 50; i++) {
+          const device = new HomeAssistantDevice({ url: broker.url }, `lwt-${i}`, { prefix: 'bench' });
+          const name = deviceName({ namespace: 'default', discovery: 'mqtt-bench', deviceId: `ha/lwt-${i}` });
+          const online = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Healthy'));
+          await device.start();
+          await online;
+          const offline = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Unhealthy'));
+          const started = performance.now();
+          await device.crash();
+          toUnhealthy.push((await offline) - started);
+        }
+        return [
+          summarize('mqtt announce → kubelet (discovery resource)', 'ms', toDiscovery),
+          summarize('mqtt announce → kubelet (own resource registered)', 'ms', toOwnResource),
+          summarize('mqtt last will → Unhealthy', 'ms', toUnhealthy),
+        ];
+      },
+    );
   } finally {
     await peers.close();
   }
@@ -151,12 +183,20 @@ function spawnAgent(pluginDir: string, broker: Mosquitto): ReturnType<typeof spa
 
 /** The handler alone (no agent): burst → all 10 000 reported to its sink, and how many sink calls that took. */
 async function handlerOnly(broker: Mosquitto, devices: number): Promise<Measurement[]> {
-  const handler = runHandler(createMqttHandler(), { broker: broker.url, homeAssistant: { prefix: 'solo' }, limits: { maxDevices: 20_000 } });
+  const handler = runHandler(createMqttHandler(), {
+    broker: broker.url,
+    homeAssistant: { prefix: 'solo' },
+    limits: { maxDevices: 20_000 },
+  });
   try {
     await handler.sink.waitFor(() => handler.sink.calls.length > 0, 10_000, 'initial sync');
     const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     const started = performance.now();
-    for (let i = 0; i < devices; i++) publisher.publish(`solo/sensor/n${i}/t/config`, JSON.stringify({ uniq_id: `n${i}`, dev: { ids: `n${i}` } }), { qos: 0, retain: true });
+    for (let i = 0; i < devices; i++)
+      publisher.publish(`solo/sensor/n${i}/t/config`, JSON.stringify({ uniq_id: `n${i}`, dev: { ids: `n${i}` } }), {
+        qos: 0,
+        retain: true,
+      });
     await handler.sink.waitFor(() => handler.sink.devices.size === devices, 120_000, 'all devices at the sink');
     const elapsed = performance.now() - started;
     await publisher.endAsync();
@@ -193,7 +233,13 @@ async function mqttScale(): Promise<Measurement[]> {
     const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     peers.defer('publisher', () => publisher.endAsync());
     const config = (i: number): string =>
-      JSON.stringify({ name: 'Temperature', uniq_id: `node-${i}-t`, stat_t: `node-${i}/sensor/temperature/state`, dev_cla: 'temperature', dev: { ids: `node-${i}`, name: `node-${i}`, mf: 'espressif', mdl: 'esp32dev' } });
+      JSON.stringify({
+        name: 'Temperature',
+        uniq_id: `node-${i}-t`,
+        stat_t: `node-${i}/sensor/temperature/state`,
+        dev_cla: 'temperature',
+        dev: { ids: `node-${i}`, name: `node-${i}`, mf: 'espressif', mdl: 'esp32dev' },
+      });
     // A canary first: once it is at the kubelet, the agent is up and subscribed.
     await publisher.publishAsync('scale/sensor/canary/temperature/config', config(-1), { qos: 1, retain: true });
     await kubelet.waitFor(() => slots() === 1, 30_000, 'canary at the kubelet');
@@ -217,7 +263,11 @@ async function mqttScale(): Promise<Measurement[]> {
     await kubelet.waitFor(() => kubelet.resource(any)?.connected === false, 30_000, 'old agent gone');
     const restarted = performance.now();
     child = spawnAgent(join(dir, 'dp'), broker);
-    await kubelet.waitFor(() => kubelet.resource(any)?.connected === true && slots() === devices + 1, 600_000, `${devices} devices after restart`);
+    await kubelet.waitFor(
+      () => kubelet.resource(any)?.connected === true && slots() === devices + 1,
+      600_000,
+      `${devices} devices after restart`,
+    );
     const resync = performance.now() - restarted;
     const resyncRss = await rssMiB(child.pid!);
     return [
@@ -242,7 +292,10 @@ async function mdnsLatency(): Promise<Measurement[]> {
   const peers = new PeerGroup();
   try {
     const link = await createNetnsLink(peers, 'bench');
-    const responder = link.spawn('mdns responder', process.execPath, [fileURLToPath(new URL('../../mocks/mdns/responder.ts', import.meta.url)), link.peerAddress]);
+    const responder = link.spawn('mdns responder', process.execPath, [
+      fileURLToPath(new URL('../../mocks/mdns/responder.ts', import.meta.url)),
+      link.peerAddress,
+    ]);
     await responder.waitForOutput(/^ready$/m, 10_000);
     let id = 0;
     const command = async (cmd: Record<string, unknown>): Promise<void> => {
@@ -254,7 +307,10 @@ async function mdnsLatency(): Promise<Measurement[]> {
     return await withRig(peers, 'mdns-bench', createMdnsHandler(), details, async ({ kubelet }) => {
       const any = discoveryResourceName('mdns-bench');
       // A canary first: once it is at the kubelet, the first browse window is over.
-      await command({ cmd: 'publish', service: { name: 'Canary', type: '_bench._tcp', port: 8999, host: 'bench-host', address: link.peerAddress } });
+      await command({
+        cmd: 'publish',
+        service: { name: 'Canary', type: '_bench._tcp', port: 8999, host: 'bench-host', address: link.peerAddress },
+      });
       await kubelet.waitFor(() => (kubelet.resource(any)?.devices.length ?? 0) === 1, 10_000, 'canary');
       const announce: number[] = [];
       const goodbye: number[] = [];
@@ -263,14 +319,20 @@ async function mdnsLatency(): Promise<Measurement[]> {
         const name = deviceName({ namespace: 'default', discovery: 'mdns-bench', deviceId: fullName });
         const online = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Healthy'));
         let started = performance.now();
-        await command({ cmd: 'publish', service: { name: `Bench ${i}`, type: '_bench._tcp', port: 9000 + i, host: 'bench-host', address: link.peerAddress } });
+        await command({
+          cmd: 'publish',
+          service: { name: `Bench ${i}`, type: '_bench._tcp', port: 9000 + i, host: 'bench-host', address: link.peerAddress },
+        });
         announce.push((await online) - started);
         const offline = nextUpdate(kubelet, any, slotHealth(`${name}-0`, 'Unhealthy'));
         started = performance.now();
         await command({ cmd: 'unpublish', fullName });
         goodbye.push((await offline) - started);
       }
-      return [summarize('mdns announce → kubelet (discovery resource)', 'ms', announce), summarize('mdns goodbye → Unhealthy', 'ms', goodbye)];
+      return [
+        summarize('mdns announce → kubelet (discovery resource)', 'ms', announce),
+        summarize('mdns goodbye → Unhealthy', 'ms', goodbye),
+      ];
     });
   } finally {
     await peers.close();

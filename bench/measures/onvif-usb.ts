@@ -49,7 +49,15 @@ async function withAgent<T>(
     pluginDir: join(dir, 'dp'),
     log,
     discoveries: [
-      { namespace: 'default', name: spec.name, handler: spec.handler, details: spec.details, capacity: 1, offlineGraceMs: 3_600_000, properties: spec.properties ?? new Map() },
+      {
+        namespace: 'default',
+        name: spec.name,
+        handler: spec.handler,
+        details: spec.details,
+        capacity: 1,
+        offlineGraceMs: 3_600_000,
+        properties: spec.properties ?? new Map(),
+      },
     ],
   });
   agent.start();
@@ -132,7 +140,18 @@ async function onvif200(jitterMs: number): Promise<Measurement[]> {
   const port = randomInt(20_000, 30_000);
   const net = subnet();
   // The cameras run in their own process, so the handler's figures are not its simulators' CPU time.
-  const args = [CAMERA_MAIN, '--ws-port', String(port), '--no-hello', '--username', CREDS.username, '--password', CREDS.password, '--probe-reply-max-delay-ms', String(jitterMs)];
+  const args = [
+    CAMERA_MAIN,
+    '--ws-port',
+    String(port),
+    '--no-hello',
+    '--username',
+    CREDS.username,
+    '--password',
+    CREDS.password,
+    '--probe-reply-max-delay-ms',
+    String(jitterMs),
+  ];
   for (let i = 1; i <= count; i++) args.push('--address', `${net}.${i}`);
   const cameras = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const [line] = (await within(once(createInterface({ input: cameras.stdout }), 'line'), 60_000, 'camera process ready')) as [string];
@@ -170,7 +189,11 @@ async function onvif200(jitterMs: number): Promise<Measurement[]> {
       await withAgent({ name: 'fleet', handler: observed, details, shared: true, properties }, async ({ kubelet }) => {
         await within(handlerDone, 60_000, `${count} cameras at the handler`);
         toHandler.push(performance.now() - start);
-        await kubelet.waitFor(() => (kubelet.resource(discoveryResourceName('fleet'))?.devices.filter((d) => d.health === 'Healthy').length ?? 0) === count, 60_000, '200 cameras');
+        await kubelet.waitFor(
+          () => (kubelet.resource(discoveryResourceName('fleet'))?.devices.filter((d) => d.health === 'Healthy').length ?? 0) === count,
+          60_000,
+          '200 cameras',
+        );
         toKubelet.push(performance.now() - start);
       });
     }
@@ -191,36 +214,42 @@ async function usbHotAdd(): Promise<Measurement[]> {
   await fixture.init([1]);
   const handler = createUsbHandler({ sysfsRoot: fixture.root, watchPaths: [fixture.devicesDir] }) as DiscoveryHandler<unknown>;
   try {
-    return await withAgent({ name: 'usb', handler, details: handler.parseDetails({ pollIntervalSeconds: 2 }), shared: false }, async ({ kubelet, agent }, nameOf) => {
-      await agent.settled();
-      const add: number[] = [];
-      const remove: number[] = [];
-      for (let i = 0; i < 50; i++) {
-        const serial = `BENCH${i}`;
-        const resource = nameOf(`usb:0403:6001:serial:${serial}`);
-        const healthy = healthAt(kubelet, resource, 'Healthy');
-        let start = 0;
-        await fixture.add(
-          {
-            bus: 1,
-            ports: [1 + (i % 8)],
-            devnum: 2 + i,
-            vendorId: '0403',
-            productId: '6001',
-            serial,
-            interfaces: [{ class: 0xff, driver: 'ftdi_sio', nodes: [{ kind: 'tty-usb-serial', name: `ttyUSB${i}` }] }],
-          },
-          // Timed from the moment the device appears in bus/usb/devices, as the kernel publishes it.
-          { beforePublish: () => (start = performance.now()) },
-        );
-        add.push((await healthy) - start);
-        const unhealthy = healthAt(kubelet, resource, 'Unhealthy');
-        start = performance.now();
-        await fixture.remove(1, [1 + (i % 8)]);
-        remove.push((await unhealthy) - start);
-      }
-      return [summarize('usb hot-add → kubelet Healthy (watch)', 'ms', add), summarize('usb unplug → kubelet Unhealthy (watch)', 'ms', remove)];
-    });
+    return await withAgent(
+      { name: 'usb', handler, details: handler.parseDetails({ pollIntervalSeconds: 2 }), shared: false },
+      async ({ kubelet, agent }, nameOf) => {
+        await agent.settled();
+        const add: number[] = [];
+        const remove: number[] = [];
+        for (let i = 0; i < 50; i++) {
+          const serial = `BENCH${i}`;
+          const resource = nameOf(`usb:0403:6001:serial:${serial}`);
+          const healthy = healthAt(kubelet, resource, 'Healthy');
+          let start = 0;
+          await fixture.add(
+            {
+              bus: 1,
+              ports: [1 + (i % 8)],
+              devnum: 2 + i,
+              vendorId: '0403',
+              productId: '6001',
+              serial,
+              interfaces: [{ class: 0xff, driver: 'ftdi_sio', nodes: [{ kind: 'tty-usb-serial', name: `ttyUSB${i}` }] }],
+            },
+            // Timed from the moment the device appears in bus/usb/devices, as the kernel publishes it.
+            { beforePublish: () => (start = performance.now()) },
+          );
+          add.push((await healthy) - start);
+          const unhealthy = healthAt(kubelet, resource, 'Unhealthy');
+          start = performance.now();
+          await fixture.remove(1, [1 + (i % 8)]);
+          remove.push((await unhealthy) - start);
+        }
+        return [
+          summarize('usb hot-add → kubelet Healthy (watch)', 'ms', add),
+          summarize('usb unplug → kubelet Unhealthy (watch)', 'ms', remove),
+        ];
+      },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

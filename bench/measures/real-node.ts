@@ -128,12 +128,19 @@ async function withRealNodes<T>(body: (env: RealNodes) => Promise<T>): Promise<T
   for (const layout of layouts) importTetherImage(layout, image);
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfig);
-  const env: RealNodes = { kc, helm: helmFor(cluster.binDir, cluster.kubeconfig), values: writeE2eChartValues(layouts[0], cluster.nodeServer), layout1: layouts[0], node1: node1.name };
+  const env: RealNodes = {
+    kc,
+    helm: helmFor(cluster.binDir, cluster.kubeconfig),
+    values: writeE2eChartValues(layouts[0], cluster.nodeServer),
+    layout1: layouts[0],
+    node1: node1.name,
+  };
   try {
     return await body(env);
   } finally {
     say('cleaning up');
-    for (const namespace of [INSTALL_NAMESPACE, LIVE_NAMESPACE]) await deleteNamespace(kc, namespace).catch((error: unknown) => say(`deleting ${namespace}: ${String(error)}`));
+    for (const namespace of [INSTALL_NAMESPACE, LIVE_NAMESPACE])
+      await deleteNamespace(kc, namespace).catch((error: unknown) => say(`deleting ${namespace}: ${String(error)}`));
     await uninstall(env).catch((error: unknown) => say(`uninstall: ${String(error)}`));
     await rm(AVAILABILITY_FILE, { force: true });
     env.helm.close();
@@ -162,11 +169,21 @@ async function installRound(env: RealNodes, samples: Samples): Promise<void> {
     'controller leading': firstEventAt<{ metadata?: { name?: string }; spec?: { holderIdentity?: string; acquireTime?: string } }>(env.kc, {
       path: `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NAMESPACE}/leases`,
       fieldSelector: `metadata.name=${CONTROLLER_LEASE}`,
-      predicate: (lease, type) => type !== 'DELETED' && (lease.spec?.holderIdentity ?? '') !== '' && Date.parse(lease.spec?.acquireTime ?? '') >= started - 1,
+      predicate: (lease, type) =>
+        type !== 'DELETED' && (lease.spec?.holderIdentity ?? '') !== '' && Date.parse(lease.spec?.acquireTime ?? '') >= started - 1,
       description: 'a controller holding the Lease',
     }),
-    'Device created': firstEventAt(env.kc, { path: `/apis/tether.dev/v1alpha1/namespaces/${INSTALL_NAMESPACE}/devices`, predicate: (_, type) => type !== 'DELETED', description: 'the Device' }),
-    'broker created': firstEventAt(env.kc, { path: `/api/v1/namespaces/${INSTALL_NAMESPACE}/pods`, labelSelector: brokerSelector('install-echo'), predicate: (_, type) => type !== 'DELETED', description: 'the broker pod' }),
+    'Device created': firstEventAt(env.kc, {
+      path: `/apis/tether.dev/v1alpha1/namespaces/${INSTALL_NAMESPACE}/devices`,
+      predicate: (_, type) => type !== 'DELETED',
+      description: 'the Device',
+    }),
+    'broker created': firstEventAt(env.kc, {
+      path: `/api/v1/namespaces/${INSTALL_NAMESPACE}/pods`,
+      labelSelector: brokerSelector('install-echo'),
+      predicate: (_, type) => type !== 'DELETED',
+      description: 'the broker pod',
+    }),
   };
   const helmAt = install(env, false).then(() => Date.now());
   const running = waitBrokers(env.kc, INSTALL_NAMESPACE, 'install-echo', 1, 180_000);
@@ -232,7 +249,13 @@ async function availabilityRounds(
     add(samples, `${label}: offline → broker DELETED (after grace)`, deletedAt - offlineAt - GRACE_S * 1_000);
 
     const again = await core.listNamespacedPod({ namespace: LIVE_NAMESPACE, labelSelector: brokerSelector(discovery) });
-    const created = firstEventAt<V1Pod>(env.kc, { path, labelSelector: brokerSelector(discovery), resourceVersion: again.metadata?.resourceVersion, predicate: (_, type) => type === 'ADDED', description: `a new ${discovery} broker` });
+    const created = firstEventAt<V1Pod>(env.kc, {
+      path,
+      labelSelector: brokerSelector(discovery),
+      resourceVersion: again.metadata?.resourceVersion,
+      predicate: (_, type) => type === 'ADDED',
+      description: `a new ${discovery} broker`,
+    });
     created.catch(() => undefined);
     let onlineAt = Date.now();
     onlineAt = (await change.online()) ?? onlineAt;
@@ -265,13 +288,15 @@ async function agentRestartRounds(env: RealNodes, samples: Samples): Promise<voi
       const ready = firstEventAt<V1Pod>(env.kc, {
         path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/pods`,
         labelSelector: AGENT_SELECTOR,
-        predicate: (pod, type) => type !== 'DELETED' && pod.spec?.nodeName === env.node1 && pod.metadata?.uid !== old.metadata?.uid && isPodReady(pod),
+        predicate: (pod, type) =>
+          type !== 'DELETED' && pod.spec?.nodeName === env.node1 && pod.metadata?.uid !== old.metadata?.uid && isPodReady(pod),
         description: 'a new agent Ready on node 1',
         timeoutMs: 120_000,
       });
       ready.catch(() => undefined);
       const deletedAt = Date.now();
-      if (previousServing !== undefined) add(samples, 'agent restart: writes after serving, until the next restart', recorder.between(previousServing, deletedAt).length);
+      if (previousServing !== undefined)
+        add(samples, 'agent restart: writes after serving, until the next restart', recorder.between(previousServing, deletedAt).length);
       await core.deleteNamespacedPod({ namespace: SYSTEM_NAMESPACE, name: old.metadata?.name ?? '' });
       const readyAt = await ready;
       const servingAt = await pollKubeletUntil(
@@ -283,7 +308,9 @@ async function agentRestartRounds(env: RealNodes, samples: Samples): Promise<voi
       add(samples, 'agent restart: pod deleted → new agent Ready (s)', (readyAt - deletedAt) / 1_000);
       add(samples, 'agent restart: pod deleted → serving the kubelet (s)', (servingAt - deletedAt) / 1_000);
       add(samples, 'agent restart: apiserver writes until serving', writes.length);
-      say(`agent restart ${round}/${ROUNDS}: Ready ${readyAt - deletedAt} ms, serving ${servingAt - deletedAt} ms, writes ${writes.length}${writes.length > 0 ? ` (${writes.map((w) => `${w.what} ${w.name}`).join('; ')})` : ''}`);
+      say(
+        `agent restart ${round}/${ROUNDS}: Ready ${readyAt - deletedAt} ms, serving ${servingAt - deletedAt} ms, writes ${writes.length}${writes.length > 0 ? ` (${writes.map((w) => `${w.what} ${w.name}`).join('; ')})` : ''}`,
+      );
       previousServing = servingAt;
     }
     // The last round's tail: until every broker is confirmed Running and unchanged.
@@ -305,11 +332,23 @@ async function measureLive(env: RealNodes): Promise<Measurement[]> {
   const samples: Samples = {};
   try {
     await createDiscovery(env.kc, LIVE_NAMESPACE, 'avail-echo', echoDiscovery(env.node1, ['avail-1'], AVAILABILITY_FILE));
-    await createDiscovery(env.kc, LIVE_NAMESPACE, 'ha', { handler: 'mqtt', details: { broker: lan.mqttUrl, homeAssistant: true }, capacity: 1, offlineGracePeriodSeconds: GRACE_S, broker: brokerTemplate });
+    await createDiscovery(env.kc, LIVE_NAMESPACE, 'ha', {
+      handler: 'mqtt',
+      details: { broker: lan.mqttUrl, homeAssistant: true },
+      capacity: 1,
+      offlineGracePeriodSeconds: GRACE_S,
+      broker: brokerTemplate,
+    });
     await waitBrokers(env.kc, LIVE_NAMESPACE, 'avail-echo', 1, 180_000);
     await waitBrokers(env.kc, LIVE_NAMESPACE, 'ha', 1, 180_000);
     say('availability: debug-echo file');
-    await availabilityRounds(env, 'debug-echo file', 'avail-echo', { offline: () => setAvailability('OFFLINE'), online: () => setAvailability('online') }, samples);
+    await availabilityRounds(
+      env,
+      'debug-echo file',
+      'avail-echo',
+      { offline: () => setAvailability('OFFLINE'), online: () => setAvailability('online') },
+      samples,
+    );
     say('availability: MQTT last will / re-announce');
     await availabilityRounds(
       env,
@@ -325,7 +364,12 @@ async function measureLive(env: RealNodes): Promise<Measurement[]> {
       },
       samples,
     );
-    await createDiscovery(env.kc, LIVE_NAMESPACE, 'restart-echo', echoDiscovery(env.node1, ['restart-1', 'restart-2', 'restart-3', 'restart-4']));
+    await createDiscovery(
+      env.kc,
+      LIVE_NAMESPACE,
+      'restart-echo',
+      echoDiscovery(env.node1, ['restart-1', 'restart-2', 'restart-3', 'restart-4']),
+    );
     await waitBrokers(env.kc, LIVE_NAMESPACE, 'restart-echo', 4);
     say('agent pod restarts');
     await agentRestartRounds(env, samples);
@@ -341,7 +385,8 @@ async function measureLive(env: RealNodes): Promise<Measurement[]> {
 export const realNodeMeasures: Measure[] = [
   {
     name: 'real-node',
-    description: 'Tether installed by its chart on the two real e2e nodes: install → broker, device offline/back → broker, agent restart writes (needs root)',
+    description:
+      'Tether installed by its chart on the two real e2e nodes: install → broker, device offline/back → broker, agent restart writes (needs root)',
     onlyWhenNamed: true,
     run: () =>
       withRealNodes(async (env) => {

@@ -4,7 +4,15 @@
  * support.ts) import vitest and cannot run outside it. Every wait watches with a deadline;
  * the one poll is the kubelet's PodResources view, which has no watch.
  */
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import type { Device } from '../../api/schema.ts';
 import { kubeletAllocatable } from '../../test/e2e/kubelet-view.ts';
 import { watchSetUntil, watchUntil } from '../../test/e2e/watch.ts';
@@ -35,7 +43,9 @@ export function isPodReady(pod: V1Pod): boolean {
 
 /** Running with every container ready (a broker has no probes: ready = started). */
 export function isPodRunning(pod: V1Pod): boolean {
-  return pod.metadata?.deletionTimestamp == null && pod.status?.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready);
+  return (
+    pod.metadata?.deletionTimestamp == null && pod.status?.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready)
+  );
 }
 
 /** Waits until no object of a cluster-scoped collection is named `name` (list, then watch). */
@@ -76,7 +86,9 @@ export async function createDiscovery(kc: KubeConfig, namespace: string, name: s
 }
 
 export async function listDevices(kc: KubeConfig, namespace: string): Promise<Device[]> {
-  const list = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as { items: Device[] };
+  const list = (await kc
+    .makeApiClient(CustomObjectsApi)
+    .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as { items: Device[] };
   return list.items;
 }
 
@@ -85,7 +97,13 @@ export function brokerSelector(discovery: string): string {
 }
 
 /** Waits until the discovery has exactly `count` live brokers, all Running; `at`: when the watch saw it. */
-export async function waitBrokers(kc: KubeConfig, namespace: string, discovery: string, count: number, timeoutMs = 120_000): Promise<{ pods: V1Pod[]; at: number }> {
+export async function waitBrokers(
+  kc: KubeConfig,
+  namespace: string,
+  discovery: string,
+  count: number,
+  timeoutMs = 120_000,
+): Promise<{ pods: V1Pod[]; at: number }> {
   const { objects, at } = await watchSetUntil<V1Pod>(kc, {
     path: `/api/v1/namespaces/${namespace}/pods`,
     labelSelector: brokerSelector(discovery),
@@ -95,7 +113,10 @@ export async function waitBrokers(kc: KubeConfig, namespace: string, discovery: 
     },
     timeoutMs,
     description: `${count} Running broker(s) of ${namespace}/${discovery}`,
-    describe: (pods) => pods.map((p) => `${p.metadata?.name ?? '?'}:${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp ? '(terminating)' : ''}`).join(', ') || 'none',
+    describe: (pods) =>
+      pods
+        .map((p) => `${p.metadata?.name ?? '?'}:${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp ? '(terminating)' : ''}`)
+        .join(', ') || 'none',
   });
   return { pods: objects.filter((p) => p.metadata?.deletionTimestamp == null), at };
 }
@@ -103,7 +124,15 @@ export async function waitBrokers(kc: KubeConfig, namespace: string, discovery: 
 /** Watches a collection from `resourceVersion`; resolves with the arrival time of the first object `predicate` accepts. */
 export async function firstEventAt<T extends KubernetesObject>(
   kc: KubeConfig,
-  options: { path: string; labelSelector?: string; fieldSelector?: string; resourceVersion?: string; predicate: (object: T, type: string) => boolean; description: string; timeoutMs?: number },
+  options: {
+    path: string;
+    labelSelector?: string;
+    fieldSelector?: string;
+    resourceVersion?: string;
+    predicate: (object: T, type: string) => boolean;
+    description: string;
+    timeoutMs?: number;
+  },
 ): Promise<number> {
   let at = 0;
   await watchUntil<T>(kc, {
@@ -122,7 +151,12 @@ export async function firstEventAt<T extends KubernetesObject>(
  * Polls the kubelet's PodResources view (it has no watch) every 50 ms until `accept` takes it,
  * within a deadline; resolves with the time it did.
  */
-export async function pollKubeletUntil(podResourcesSocket: string, accept: (ids: Map<string, string[]>) => boolean, description: string, timeoutMs = 60_000): Promise<number> {
+export async function pollKubeletUntil(
+  podResourcesSocket: string,
+  accept: (ids: Map<string, string[]>) => boolean,
+  description: string,
+  timeoutMs = 60_000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -169,7 +203,10 @@ export class WriteRecorder {
   async start(): Promise<void> {
     const core = this.#kc.makeApiClient(CoreV1Api);
     const custom = this.#kc.makeApiClient(CustomObjectsApi);
-    const devices = (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: VERSION, resourcePlural: 'devices' })) as { items: Device[]; metadata?: { resourceVersion?: string } };
+    const devices = (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: VERSION, resourcePlural: 'devices' })) as {
+      items: Device[];
+      metadata?: { resourceVersion?: string };
+    };
     const previous = new Map(devices.items.map((d) => [d.metadata?.uid ?? '', d]));
     const pods = await core.listPodForAllNamespaces({ labelSelector: 'tether.dev/component=broker' });
     const deleting = new Set(pods.items.filter((p) => p.metadata?.deletionTimestamp != null).map((p) => p.metadata?.uid ?? ''));
@@ -226,7 +263,8 @@ export class WriteRecorder {
           version = object.metadata?.resourceVersion ?? version;
           if (type === 'BOOKMARK') return;
           const what = classify(type, object);
-          if (what !== undefined) this.writes.push({ at: Date.now(), what, name: `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}` });
+          if (what !== undefined)
+            this.writes.push({ at: Date.now(), what, name: `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}` });
         },
         reconnect,
       );
@@ -241,7 +279,13 @@ function changedParts(before: Device | undefined, after: Device): string {
   const parts: string[] = [];
   if (JSON.stringify(before.spec) !== JSON.stringify(after.spec)) parts.push('spec');
   if (JSON.stringify(before.status) !== JSON.stringify(after.status)) parts.push('status');
-  const meta = (d: Device): string => JSON.stringify({ labels: d.metadata?.labels, annotations: d.metadata?.annotations, finalizers: d.metadata?.finalizers, ownerReferences: d.metadata?.ownerReferences });
+  const meta = (d: Device): string =>
+    JSON.stringify({
+      labels: d.metadata?.labels,
+      annotations: d.metadata?.annotations,
+      finalizers: d.metadata?.finalizers,
+      ownerReferences: d.metadata?.ownerReferences,
+    });
   if (meta(before) !== meta(after)) parts.push('metadata');
   return parts.join('+') || 'nothing visible';
 }

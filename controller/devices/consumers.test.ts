@@ -8,7 +8,11 @@ const CAM_1 = deviceName({ namespace: 'ns', discovery: 'cams', deviceId: 'cam-1'
 const CAM_2 = deviceName({ namespace: 'ns', discovery: 'cams', deviceId: 'cam-2' });
 const OTHER = deviceName({ namespace: 'ns', discovery: 'cams-x', deviceId: 'cam-1' });
 
-function pod(name: string, resource: string, options: { node?: string; phase?: string; broker?: boolean; terminating?: boolean; init?: boolean } = {}): V1Pod {
+function pod(
+  name: string,
+  resource: string,
+  options: { node?: string; phase?: string; broker?: boolean; terminating?: boolean; init?: boolean } = {},
+): V1Pod {
   const container = { name: 'c', image: 'i', resources: { requests: { [resource]: '1' } } };
   return {
     metadata: {
@@ -17,16 +21,31 @@ function pod(name: string, resource: string, options: { node?: string; phase?: s
       ...(options.broker ? { labels: { 'app.kubernetes.io/managed-by': 'tether-controller' } } : {}),
       ...(options.terminating ? { deletionTimestamp: new Date() } : {}),
     },
-    spec: { nodeName: options.node ?? 'n1', containers: options.init ? [] : [container], ...(options.init ? { initContainers: [container] } : {}) },
+    spec: {
+      nodeName: options.node ?? 'n1',
+      containers: options.init ? [] : [container],
+      ...(options.init ? { initContainers: [container] } : {}),
+    },
     status: { phase: options.phase ?? 'Running' },
   };
 }
 
 function device(name: string, nodes: string[]): Device {
-  return { apiVersion: 'tether.dev/v1alpha1', kind: 'Device', metadata: { name, namespace: 'ns' }, spec: { discovery: 'cams', deviceId: name, shared: true, capacity: 1, nodes } };
+  return {
+    apiVersion: 'tether.dev/v1alpha1',
+    kind: 'Device',
+    metadata: { name, namespace: 'ns' },
+    spec: { discovery: 'cams', deviceId: name, shared: true, capacity: 1, nodes },
+  };
 }
 
-const input = (over: Partial<SweepInput> = {}): SweepInput => ({ discovery: 'cams', devices: [device(CAM_2, ['n2'])], existing: new Set([CAM_2]), discoveryWide: true, ...over });
+const input = (over: Partial<SweepInput> = {}): SweepInput => ({
+  discovery: 'cams',
+  devices: [device(CAM_2, ['n2'])],
+  existing: new Set([CAM_2]),
+  discoveryWide: true,
+  ...over,
+});
 const names = (pods: V1Pod[], sweep: SweepInput): string[] => consumersToEvict(pods, sweep).map((c) => c.pod.metadata!.name!);
 
 describe('consumersToEvict', () => {
@@ -37,12 +56,21 @@ describe('consumersToEvict', () => {
 
   it('counts init containers and leaves brokers, finished and terminating pods alone', () => {
     const gone = deviceResourceName(CAM_1);
-    const pods = [pod('init', gone, { init: true }), pod('broker', gone, { broker: true }), pod('done', gone, { phase: 'Succeeded' }), pod('failed', gone, { phase: 'Failed' }), pod('going', gone, { terminating: true })];
+    const pods = [
+      pod('init', gone, { init: true }),
+      pod('broker', gone, { broker: true }),
+      pod('done', gone, { phase: 'Succeeded' }),
+      pod('failed', gone, { phase: 'Failed' }),
+      pod('going', gone, { terminating: true }),
+    ];
     expect(names(pods, input())).toEqual(['init']);
   });
 
   it('with known gone devices (the live path), only those', () => {
-    const pods = [pod('a', deviceResourceName(CAM_1)), pod('b', deviceResourceName(deviceName({ namespace: 'ns', discovery: 'cams', deviceId: 'cam-3' })))];
+    const pods = [
+      pod('a', deviceResourceName(CAM_1)),
+      pod('b', deviceResourceName(deviceName({ namespace: 'ns', discovery: 'cams', deviceId: 'cam-3' }))),
+    ];
     expect(names(pods, input({ gone: new Set([CAM_1]) }))).toEqual(['a']);
   });
 

@@ -78,7 +78,8 @@ export function consumersToEvict(pods: readonly V1Pod[], input: SweepInput): Con
       const device = deviceOf(resource, input.discovery);
       const deviceGone = device !== undefined && !input.existing.has(device) && (input.gone === undefined || input.gone.has(device));
       const node = pod.spec?.nodeName;
-      const nothingLeftOnNode = input.discoveryWide && resource === wide && node !== undefined && node !== '' && !nodesWithDevices.has(node);
+      const nothingLeftOnNode =
+        input.discoveryWide && resource === wide && node !== undefined && node !== '' && !nodesWithDevices.has(node);
       if (deviceGone || nothingLeftOnNode) {
         consumers.push({ pod, resource, ...(device === undefined ? {} : { device }) });
         break;
@@ -93,7 +94,12 @@ export function consumersToEvict(pods: readonly V1Pod[], input: SweepInput): Con
  * an opt-in discovery. `gone`: the Devices known to be deleted (the live path); undefined for
  * the sweep a new leader runs. A refused eviction (429) throws: the caller retries with backoff.
  */
-export async function evictConsumers(ctx: ControllerContext, discovery: DeviceDiscovery, gone: ReadonlySet<string> | undefined, signal: AbortSignal): Promise<void> {
+export async function evictConsumers(
+  ctx: ControllerContext,
+  discovery: DeviceDiscovery,
+  gone: ReadonlySet<string> | undefined,
+  signal: AbortSignal,
+): Promise<void> {
   const name = discovery.metadata.name ?? '';
   const namespace = discovery.metadata.namespace ?? '';
   const sameName = ctx.caches.discoveries.list().filter((d) => d.metadata.name === name && d.metadata.namespace !== namespace);
@@ -109,7 +115,11 @@ export async function evictConsumers(ctx: ControllerContext, discovery: DeviceDi
     existing: new Set(ctx.caches.devices.list().map((d) => d.metadata.name ?? '')),
     discoveryWide: unique,
   };
-  const list = await ctx.api.list<V1Pod>(RESOURCES.pods, { namespace: ctx.config.namespace, fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed', signal });
+  const list = await ctx.api.list<V1Pod>(RESOURCES.pods, {
+    namespace: ctx.config.namespace,
+    fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
+    signal,
+  });
   for (const { pod, resource, device } of consumersToEvict(list.items, input)) {
     const podNamespace = pod.metadata?.namespace ?? '';
     const podName = pod.metadata?.name ?? '';
@@ -125,7 +135,10 @@ export async function evictConsumers(ctx: ControllerContext, discovery: DeviceDi
       type: 'Warning',
       reason: 'ConsumerEvicted',
       action: 'Evict',
-      note: device === undefined ? `evicted: it uses ${resource} and no device of ${name} is left on its node` : `evicted: it uses ${resource} and device ${device} went offline`,
+      note:
+        device === undefined
+          ? `evicted: it uses ${resource} and no device of ${name} is left on its node`
+          : `evicted: it uses ${resource} and device ${device} went offline`,
     });
   }
 }

@@ -16,15 +16,7 @@ import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema
 import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
 import type { ObservedBroker } from './brokers/observe.ts';
 import { planBrokers, type BrokerCreate, type BrokerDelete, type BrokerPlan } from './brokers/plan.ts';
-import {
-  BY_DEVICE,
-  brokerObjectsOf,
-  nodeLookup,
-  observeBrokers,
-  refOf,
-  splitKey,
-  type ControllerContext,
-} from '../context.ts';
+import { BY_DEVICE, brokerObjectsOf, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
 import { errorCode, isApiError } from '../../kube/client.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../../api/field-managers.ts';
 import { RESOURCES } from '../../kube/resources.ts';
@@ -92,7 +84,13 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
 
   const after = afterApply(observed, plan, created.brokers);
-  await reconcileDeviceService(ctx, device, discovery, after.some((b) => b.phase !== 'terminating'), signal);
+  await reconcileDeviceService(
+    ctx,
+    device,
+    discovery,
+    after.some((b) => b.phase !== 'terminating'),
+    signal,
+  );
 
   const changed = plan.deletes.length > 0 || created.brokers.length > 0;
   if (changed) {
@@ -122,13 +120,25 @@ function noteOnline(ctx: ControllerContext, key: string, device: Device): void {
   ctx.state.tombstones.delete(key);
   if (!ctx.state.appeared.delete(key)) return;
   const seenBy = (device.spec.nodes ?? []).join(', ') || 'no node yet';
-  ctx.events.record({ regarding: refOf(DEVICE_REF_KIND, API_VERSION, device), type: 'Normal', reason: 'DeviceOnline', action: 'Observe', note: `device ${device.metadata.name ?? ''} is online (seen by ${seenBy})` });
+  ctx.events.record({
+    regarding: refOf(DEVICE_REF_KIND, API_VERSION, device),
+    type: 'Normal',
+    reason: 'DeviceOnline',
+    action: 'Observe',
+    note: `device ${device.metadata.name ?? ''} is online (seen by ${seenBy})`,
+  });
 }
 
 function recordFailures(ctx: ControllerContext, device: Device, plan: BrokerPlan): void {
   for (const failed of plan.failed) {
     ctx.events.record({
-      regarding: { apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1', kind: failed.kind, name: failed.name, namespace: device.metadata.namespace, uid: failed.uid },
+      regarding: {
+        apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1',
+        kind: failed.kind,
+        name: failed.name,
+        namespace: device.metadata.namespace,
+        uid: failed.uid,
+      },
       related: refOf(DEVICE_REF_KIND, API_VERSION, device),
       type: 'Warning',
       reason: 'BrokerFailed',
@@ -199,7 +209,13 @@ async function applyDeletes(ctx: ControllerContext, device: Device, deletes: rea
   const namespace = device.metadata.namespace ?? '';
   await mapLimit(deletes, 16, async (d) => {
     try {
-      await ctx.api.delete(brokerType(d.kind), namespace, d.name, { preconditions: { uid: d.uid }, ...(d.kind === 'Job' ? { propagationPolicy: 'Background' as const } : {}) }, signal);
+      await ctx.api.delete(
+        brokerType(d.kind),
+        namespace,
+        d.name,
+        { preconditions: { uid: d.uid }, ...(d.kind === 'Job' ? { propagationPolicy: 'Background' as const } : {}) },
+        signal,
+      );
     } catch (error) {
       if (isApiError(error, 404, 409)) return; // already gone, or replaced by another object
       throw new Error(`deleting broker ${d.kind} ${namespace}/${d.name}`, { cause: error });
@@ -224,7 +240,8 @@ async function applyCreates(
   creates: readonly BrokerCreate[],
   signal: AbortSignal,
 ): Promise<{ brokers: CreatedBroker[]; conflicts: number }> {
-  if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0) return { brokers: [], conflicts: 0 };
+  if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0)
+    return { brokers: [], conflicts: 0 };
   const namespace = device.metadata.namespace ?? '';
   const discoveryKey = `${namespace}/${discovery.metadata.name ?? ''}`;
   for (const c of creates) if (c.recreations > 0) ctx.state.carried.set(`${namespace}/${c.placement.name}`, c.recreations);
@@ -247,7 +264,13 @@ async function applyCreates(
         refused = true;
         const message = `the apiserver refused the broker ${kind} made from the template: ${(error as Error).message}`;
         ctx.state.templateErrors.set(discoveryKey, { hash, message });
-        ctx.events.record({ regarding: refOf('DeviceDiscovery', API_VERSION, discovery), type: 'Warning', reason: 'InvalidBrokerTemplate', action: 'Create', note: message });
+        ctx.events.record({
+          regarding: refOf('DeviceDiscovery', API_VERSION, discovery),
+          type: 'Warning',
+          reason: 'InvalidBrokerTemplate',
+          action: 'Create',
+          note: message,
+        });
         ctx.log.warn({ discovery: discoveryKey, code: errorCode(error) }, 'Broker template refused by the apiserver');
         return undefined;
       }
@@ -257,7 +280,13 @@ async function applyCreates(
     const recreated = c.recreations > 0;
     ctx.metrics.brokerActions.inc({ action: 'create', reason: recreated ? 'Recreate' : 'New' });
     ctx.events.record({
-      regarding: { apiVersion: kind === 'Pod' ? 'v1' : 'batch/v1', kind, name: c.placement.name, namespace, uid: result.metadata?.uid ?? '' },
+      regarding: {
+        apiVersion: kind === 'Pod' ? 'v1' : 'batch/v1',
+        kind,
+        name: c.placement.name,
+        namespace,
+        uid: result.metadata?.uid ?? '',
+      },
       related: refOf(DEVICE_REF_KIND, API_VERSION, device),
       type: 'Normal',
       reason: 'BrokerCreated',
@@ -281,7 +310,13 @@ async function applyCreates(
   return { brokers: results.filter((r): r is CreatedBroker => r !== undefined), conflicts };
 }
 
-async function reconcileDeviceService(ctx: ControllerContext, device: Device, discovery: DeviceDiscovery | undefined, brokersExist: boolean, signal: AbortSignal): Promise<void> {
+async function reconcileDeviceService(
+  ctx: ControllerContext,
+  device: Device,
+  discovery: DeviceDiscovery | undefined,
+  brokersExist: boolean,
+  signal: AbortSignal,
+): Promise<void> {
   const namespace = device.metadata.namespace ?? '';
   const name = deviceServiceName(device.metadata.name ?? '');
   const action = planService(desiredDeviceService(device, discovery, brokersExist), ctx.caches.services.get(namespace, name));
@@ -303,14 +338,26 @@ export async function applyServiceAction(
     } catch (error) {
       if (!isApiError(error, 404)) throw new Error(`deleting Service ${namespace}/${action.name}`, { cause: error });
     }
-    ctx.events.record({ regarding: owner, type: 'Normal', reason: 'ServiceDeleted', action: 'Delete', note: `deleted Service ${action.name}: no brokers remain` });
+    ctx.events.record({
+      regarding: owner,
+      type: 'Normal',
+      reason: 'ServiceDeleted',
+      action: 'Delete',
+      note: `deleted Service ${action.name}: no brokers remain`,
+    });
     return;
   }
   try {
     await ctx.api.apply(RESOURCES.services, action.service, { fieldManager: CONTROLLER_FIELD_MANAGER, force: false, signal });
   } catch (error) {
     if (isApiError(error, 409)) {
-      ctx.events.record({ regarding: owner, type: 'Warning', reason: 'ServiceConflict', action: 'Apply', note: `Service ${action.service.metadata?.name ?? ''} is managed by someone else: ${(error as Error).message}` });
+      ctx.events.record({
+        regarding: owner,
+        type: 'Warning',
+        reason: 'ServiceConflict',
+        action: 'Apply',
+        note: `Service ${action.service.metadata?.name ?? ''} is managed by someone else: ${(error as Error).message}`,
+      });
       return;
     }
     throw new Error(`applying Service ${namespace}/${action.service.metadata?.name ?? ''}`, { cause: error });
@@ -330,7 +377,12 @@ async function applyDeviceStatus(
   const draft = deviceBrokersCondition(desired, brokers, plan, templateError, device.metadata.generation);
   if (conditionsMatch([draft], device.status?.conditions)) return;
   const conditions = settleConditions([draft], device.status?.conditions, now);
-  const body = { apiVersion: API_VERSION, kind: 'Device', metadata: { name: device.metadata.name, namespace: device.metadata.namespace }, status: { conditions } };
+  const body = {
+    apiVersion: API_VERSION,
+    kind: 'Device',
+    metadata: { name: device.metadata.name, namespace: device.metadata.namespace },
+    status: { conditions },
+  };
   try {
     await ctx.api.apply(RESOURCES.devices, body, { fieldManager: CONTROLLER_FIELD_MANAGER, force: true, subresource: 'status', signal });
   } catch (error) {
@@ -345,9 +397,10 @@ async function applyDeviceStatus(
 async function teardownDevice(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<void> {
   const { namespace, name } = splitKey(key);
   const { pods, jobs } = brokerObjectsOf(ctx.caches, BY_DEVICE, key);
-  const live = [...pods.map((p) => ({ kind: 'Pod' as const, object: p })), ...jobs.map((j) => ({ kind: 'Job' as const, object: j }))].filter(
-    (b) => b.object.metadata?.deletionTimestamp == null,
-  );
+  const live = [
+    ...pods.map((p) => ({ kind: 'Pod' as const, object: p })),
+    ...jobs.map((j) => ({ kind: 'Job' as const, object: j })),
+  ].filter((b) => b.object.metadata?.deletionTimestamp == null);
   await mapLimit(live, 16, async ({ kind, object }) => {
     const brokerName = object.metadata?.name ?? '';
     try {
@@ -380,9 +433,18 @@ async function teardownDevice(ctx: ControllerContext, key: string, signal: Abort
   const tombstone = ctx.state.tombstones.get(key);
   if (tombstone !== undefined) {
     const discovery = ctx.caches.discoveries.get(namespace, tombstone.device.spec.discovery);
-    const regarding = discovery !== undefined ? refOf('DeviceDiscovery', API_VERSION, discovery) : refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device);
-    ctx.events.record({ regarding, related: refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device), type: 'Normal', reason: 'DeviceOffline', action: 'Observe', note: `device ${name} is offline` });
-    if (discovery?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') await evictConsumers(ctx, discovery, new Set([name]), signal);
+    const regarding =
+      discovery !== undefined ? refOf('DeviceDiscovery', API_VERSION, discovery) : refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device);
+    ctx.events.record({
+      regarding,
+      related: refOf(DEVICE_REF_KIND, API_VERSION, tombstone.device),
+      type: 'Normal',
+      reason: 'DeviceOffline',
+      action: 'Observe',
+      note: `device ${name} is offline`,
+    });
+    if (discovery?.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true')
+      await evictConsumers(ctx, discovery, new Set([name]), signal);
     ctx.state.tombstones.delete(key);
     ctx.enqueueDiscovery(`${namespace}/${tombstone.device.spec.discovery}`);
   }
@@ -396,11 +458,19 @@ async function releaseNode(ctx: ControllerContext, device: Device, node: string,
   let latest = device;
   for (const apply of planNodeRelease(device, node)) {
     try {
-      latest = await ctx.api.apply<Device>(RESOURCES.devices, apply.body, { fieldManager: apply.fieldManager, force: false, subresource: apply.subresource, signal });
+      latest = await ctx.api.apply<Device>(RESOURCES.devices, apply.body, {
+        fieldManager: apply.fieldManager,
+        force: false,
+        subresource: apply.subresource,
+        signal,
+      });
       ctx.metrics.nodeReleases.inc({ result: 'applied' });
     } catch (error) {
       ctx.metrics.nodeReleases.inc({ result: 'error' });
-      throw new Error(`releasing lost node ${node} from Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} as ${apply.fieldManager}`, { cause: error });
+      throw new Error(
+        `releasing lost node ${node} from Device ${device.metadata.namespace ?? ''}/${device.metadata.name ?? ''} as ${apply.fieldManager}`,
+        { cause: error },
+      );
     }
   }
   return latest;
@@ -412,7 +482,13 @@ async function releaseNode(ctx: ControllerContext, device: Device, node: string,
  * node sees any more is deleted (with a resourceVersion precondition: a node that re-adds
  * itself meanwhile keeps it), as its last agent would have.
  */
-async function releaseLostNodes(ctx: ControllerContext, device: Device, lost: readonly string[], nodes: NodeLookup, signal: AbortSignal): Promise<void> {
+async function releaseLostNodes(
+  ctx: ControllerContext,
+  device: Device,
+  lost: readonly string[],
+  nodes: NodeLookup,
+  signal: AbortSignal,
+): Promise<void> {
   let latest = device;
   const uid = device.metadata.uid ?? '';
   const regarding = refOf(DEVICE_REF_KIND, API_VERSION, device);
@@ -424,15 +500,33 @@ async function releaseLostNodes(ctx: ControllerContext, device: Device, lost: re
       if (isApiError((error as Error).cause, 404)) return; // the Device is gone
       throw error;
     }
-    const why = ctx.caches.nodes.get(undefined, node) === undefined ? 'deleted' : `NotReady for over ${Math.round(ctx.config.nodeLossGraceMs / 1000)} s`;
+    const why =
+      ctx.caches.nodes.get(undefined, node) === undefined
+        ? 'deleted'
+        : `NotReady for over ${Math.round(ctx.config.nodeLossGraceMs / 1000)} s`;
     if (deviceMentions(latest, node)) {
       allReleased = false;
       ctx.state.unreleasable.add(`${uid}/${node}`);
-      ctx.events.record({ regarding, type: 'Warning', reason: 'NodeNotReleased', action: 'Release', note: `node ${node} is lost (${why}) but its entries are not held by its agent's field managers; left as they are` });
+      ctx.events.record({
+        regarding,
+        type: 'Warning',
+        reason: 'NodeNotReleased',
+        action: 'Release',
+        note: `node ${node} is lost (${why}) but its entries are not held by its agent's field managers; left as they are`,
+      });
       continue;
     }
-    ctx.events.record({ regarding, type: 'Warning', reason: 'NodeLost', action: 'Release', note: `node ${node} is lost (${why}): released its nodes entry, slots and nodeStates entry` });
-    ctx.log.info({ device: device.metadata.name, namespace: device.metadata.namespace, node, why, health: nodes(node).health }, 'Released a lost node from a Device');
+    ctx.events.record({
+      regarding,
+      type: 'Warning',
+      reason: 'NodeLost',
+      action: 'Release',
+      note: `node ${node} is lost (${why}): released its nodes entry, slots and nodeStates entry`,
+    });
+    ctx.log.info(
+      { device: device.metadata.name, namespace: device.metadata.namespace, node, why, health: nodes(node).health },
+      'Released a lost node from a Device',
+    );
   }
   const empty = (latest.spec.nodes ?? []).length === 0 && Object.keys(latest.spec.slots ?? {}).length === 0;
   if (allReleased && empty) await deleteUnseenDevice(ctx, latest, signal);

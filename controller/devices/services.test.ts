@@ -38,8 +38,18 @@ describe('planService', () => {
   it.each([
     { what: 'missing → apply', observed: undefined, want: desired, action: 'apply' },
     { what: 'same hash and owner → nothing', observed: structuredClone(desired), want: desired, action: 'none' },
-    { what: 'other hash → apply', observed: { ...desired, metadata: { ...desired.metadata, annotations: { 'tether.dev/applied-hash': 'old' } } }, want: desired, action: 'apply' },
-    { what: 'other owner → apply', observed: { ...desired, metadata: { ...desired.metadata, ownerReferences: [] } }, want: desired, action: 'apply' },
+    {
+      what: 'other hash → apply',
+      observed: { ...desired, metadata: { ...desired.metadata, annotations: { 'tether.dev/applied-hash': 'old' } } },
+      want: desired,
+      action: 'apply',
+    },
+    {
+      what: 'other owner → apply',
+      observed: { ...desired, metadata: { ...desired.metadata, ownerReferences: [] } },
+      want: desired,
+      action: 'apply',
+    },
     { what: 'unwanted → delete', observed: desired, want: undefined, action: 'delete' },
     { what: 'unwanted and absent → nothing', observed: undefined, want: undefined, action: 'none' },
   ])('$what', ({ observed, want, action }) => {

@@ -24,7 +24,14 @@ interface Owner {
   readonly uid: string;
 }
 
-function service(name: string, namespace: string, owner: Owner, template: V1ServiceSpec, labels: Record<string, string>, selector: Record<string, string>): V1Service {
+function service(
+  name: string,
+  namespace: string,
+  owner: Owner,
+  template: V1ServiceSpec,
+  labels: Record<string, string>,
+  selector: Record<string, string>,
+): V1Service {
   const spec: V1ServiceSpec = { ...structuredClone(template), selector };
   const metadata = {
     name,
@@ -66,7 +73,10 @@ export function desiredDiscoveryService(discovery: DeviceDiscovery, brokersExist
   );
 }
 
-export type ServiceAction = { readonly action: 'apply'; readonly service: V1Service } | { readonly action: 'delete'; readonly name: string } | { readonly action: 'none' };
+export type ServiceAction =
+  | { readonly action: 'apply'; readonly service: V1Service }
+  | { readonly action: 'delete'; readonly name: string }
+  | { readonly action: 'none' };
 
 /** What to do to make `observed` match `desired`. */
 export function planService(desired: V1Service | undefined, observed: V1Service | undefined): ServiceAction {

@@ -38,10 +38,19 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
   const discovery = ctx.caches.discoveries.get(namespace, name);
   const serviceName = discoveryServiceName(name);
   const cachedService = ctx.caches.services.get(namespace, serviceName);
-  const ownService = cachedService?.metadata?.labels?.[COMPONENT_LABEL] === 'service' && cachedService.metadata.labels[DISCOVERY_LABEL] === name ? cachedService : undefined;
+  const ownService =
+    cachedService?.metadata?.labels?.[COMPONENT_LABEL] === 'service' && cachedService.metadata.labels[DISCOVERY_LABEL] === name
+      ? cachedService
+      : undefined;
   if (discovery === undefined || discovery.metadata.deletionTimestamp != null) {
     ctx.state.templateErrors.delete(key);
-    await applyServiceAction(ctx, namespace, planService(undefined, ownService), { apiVersion: API_VERSION, kind: 'DeviceDiscovery', name, namespace }, signal);
+    await applyServiceAction(
+      ctx,
+      namespace,
+      planService(undefined, ownService),
+      { apiVersion: API_VERSION, kind: 'DeviceDiscovery', name, namespace },
+      signal,
+    );
     return {};
   }
   const hash = templateHash(discovery);
@@ -81,7 +90,12 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
 }
 
 /** Broker placements, ready brokers and devices backing off, over the discovery's devices. */
-function brokerTotals(ctx: ControllerContext, discovery: DeviceDiscovery, devices: readonly Device[], now: number): { placements: number; ready: number; backingOff: number } {
+function brokerTotals(
+  ctx: ControllerContext,
+  discovery: DeviceDiscovery,
+  devices: readonly Device[],
+  now: number,
+): { placements: number; ready: number; backingOff: number } {
   const nodes = nodeLookup(ctx, now);
   let placements = 0;
   let ready = 0;
@@ -120,9 +134,16 @@ async function applyDiscoveryStatus(
     status: { ...status, conditions: settleConditions(drafts, current.conditions, now) },
   };
   try {
-    await ctx.api.apply(RESOURCES.deviceDiscoveries, body, { fieldManager: CONTROLLER_FIELD_MANAGER, force: true, subresource: 'status', signal });
+    await ctx.api.apply(RESOURCES.deviceDiscoveries, body, {
+      fieldManager: CONTROLLER_FIELD_MANAGER,
+      force: true,
+      subresource: 'status',
+      signal,
+    });
   } catch (error) {
     if (isApiError(error, 404)) return;
-    throw new Error(`applying DeviceDiscovery ${discovery.metadata.namespace ?? ''}/${discovery.metadata.name ?? ''} status`, { cause: error });
+    throw new Error(`applying DeviceDiscovery ${discovery.metadata.namespace ?? ''}/${discovery.metadata.name ?? ''} status`, {
+      cause: error,
+    });
   }
 }

@@ -7,7 +7,11 @@ import { deviceMentions, nodeInfo, nodeSelected, nodesReferenced, planNodeReleas
 const NOW = Date.parse('2026-01-01T00:10:00Z');
 const GRACE = 300_000;
 
-function node(ready: 'True' | 'False' | 'Unknown' | undefined, since = '2026-01-01T00:09:00Z', extra: Partial<V1Node['spec']> = {}): V1Node {
+function node(
+  ready: 'True' | 'False' | 'Unknown' | undefined,
+  since = '2026-01-01T00:09:00Z',
+  extra: Partial<V1Node['spec']> = {},
+): V1Node {
   return {
     metadata: { name: 'n', labels: { zone: 'a', cores: '8' }, creationTimestamp: '2026-01-01T00:00:00Z' as unknown as Date },
     spec: { ...extra },
@@ -38,14 +42,51 @@ describe('nodeSelected', () => {
   const info = nodeInfo('edge-1', { ...node('True'), metadata: { name: 'edge-1', labels: { zone: 'a', cores: '8' } } }, NOW, GRACE);
   it.each([
     { what: 'no selector', selector: undefined, selected: true },
-    { what: 'In', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['a', 'b'] }] }] }, selected: true },
-    { what: 'NotIn', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'NotIn' as const, values: ['a'] }] }] }, selected: false },
-    { what: 'Exists', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'Exists' as const }] }] }, selected: true },
-    { what: 'DoesNotExist', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' as const }] }] }, selected: true },
-    { what: 'Gt', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Gt' as const, values: ['4'] }] }] }, selected: true },
-    { what: 'Lt', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Lt' as const, values: ['4'] }] }] }, selected: false },
-    { what: 'matchFields on the name', selector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In' as const, values: ['edge-1'] }] }] }, selected: true },
-    { what: 'terms are ORed', selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['x'] }] }, { matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['a'] }] }] }, selected: true },
+    {
+      what: 'In',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['a', 'b'] }] }] },
+      selected: true,
+    },
+    {
+      what: 'NotIn',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'NotIn' as const, values: ['a'] }] }] },
+      selected: false,
+    },
+    {
+      what: 'Exists',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'Exists' as const }] }] },
+      selected: true,
+    },
+    {
+      what: 'DoesNotExist',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' as const }] }] },
+      selected: true,
+    },
+    {
+      what: 'Gt',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Gt' as const, values: ['4'] }] }] },
+      selected: true,
+    },
+    {
+      what: 'Lt',
+      selector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'cores', operator: 'Lt' as const, values: ['4'] }] }] },
+      selected: false,
+    },
+    {
+      what: 'matchFields on the name',
+      selector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In' as const, values: ['edge-1'] }] }] },
+      selected: true,
+    },
+    {
+      what: 'terms are ORed',
+      selector: {
+        nodeSelectorTerms: [
+          { matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['x'] }] },
+          { matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['a'] }] },
+        ],
+      },
+      selected: true,
+    },
     { what: 'an empty term selects nothing', selector: { nodeSelectorTerms: [{}] }, selected: false },
   ])('$what', ({ selector, selected }) => {
     expect(nodeSelected(selector, info)).toBe(selected);
@@ -55,14 +96,24 @@ describe('nodeSelected', () => {
 /** A Device as the apiserver returns it after agents applied: managedFields included. */
 function applied(): Device {
   const d = device(['a', 'b'], 3, { properties: { P: 'v' }, slots: { '0': 'a', '1': 'b' } });
-  d.status = { nodeStates: [{ node: 'a', state: 'Online' }, { node: 'b', state: 'Online' }] };
+  d.status = {
+    nodeStates: [
+      { node: 'a', state: 'Online' },
+      { node: 'b', state: 'Online' },
+    ],
+  };
   const identity = { 'f:capacity': {}, 'f:deviceId': {}, 'f:discovery': {}, 'f:properties': { 'f:P': {} }, 'f:shared': {} };
   d.metadata.managedFields = [
     { manager: 'tether-agent/a', operation: 'Apply', fieldsV1: { 'f:spec': { ...identity, 'f:nodes': { 'v:"a"': {} } } } },
     { manager: 'tether-agent/b', operation: 'Apply', fieldsV1: { 'f:spec': { ...identity, 'f:nodes': { 'v:"b"': {} } } } },
     { manager: 'tether-agent/a/slots', operation: 'Apply', fieldsV1: { 'f:spec': { 'f:slots': { 'f:0': {} } } } },
     { manager: 'tether-agent/b/slots', operation: 'Apply', fieldsV1: { 'f:spec': { 'f:slots': { 'f:1': {} } } } },
-    { manager: 'tether-agent/a', operation: 'Apply', subresource: 'status', fieldsV1: { 'f:status': { 'f:nodeStates': { 'k:{"node":"a"}': {} } } } },
+    {
+      manager: 'tether-agent/a',
+      operation: 'Apply',
+      subresource: 'status',
+      fieldsV1: { 'f:status': { 'f:nodeStates': { 'k:{"node":"a"}': {} } } },
+    },
     { manager: 'tether-controller', operation: 'Apply', subresource: 'status', fieldsV1: { 'f:status': { 'f:conditions': {} } } },
   ];
   return d;
@@ -77,7 +128,11 @@ describe('planNodeRelease', () => {
       ['tether-agent/a', 'status'],
     ]);
     for (const a of applies) {
-      expect(a.body).toEqual({ apiVersion: 'tether.dev/v1alpha1', kind: 'Device', metadata: { name: 'cams-0123456789abcdef', namespace: 'ns' } });
+      expect(a.body).toEqual({
+        apiVersion: 'tether.dev/v1alpha1',
+        kind: 'Device',
+        metadata: { name: 'cams-0123456789abcdef', namespace: 'ns' },
+      });
     }
   });
 

@@ -51,7 +51,6 @@ export function nodeSelected(selector: NodeSelector | undefined, node: NodeInfo)
 // ---------------------------------------------------------------------------------------------
 // Node loss
 
-
 /** Nodes a Device mentions: its nodes entries, slot holders and nodeStates entries. */
 export function nodesReferenced(device: Device): string[] {
   const nodes = new Set<string>(device.spec.nodes ?? []);
@@ -75,7 +74,11 @@ function entriesOf(device: Device): ManagedEntry[] {
 
 function ownedSpecFields(entry: ManagedEntry): Set<string> {
   const spec = (entry.fieldsV1 as FieldsV1 | undefined)?.['f:spec'] as FieldsV1 | undefined;
-  return new Set(Object.keys(spec ?? {}).filter((k) => k.startsWith('f:')).map((k) => k.slice(2)));
+  return new Set(
+    Object.keys(spec ?? {})
+      .filter((k) => k.startsWith('f:'))
+      .map((k) => k.slice(2)),
+  );
 }
 
 const IDENTITY_FIELDS = ['discovery', 'deviceId', 'shared', 'capacity', 'properties', 'mounts', 'deviceNodes'] as const;
@@ -132,7 +135,12 @@ export function planNodeRelease(device: Device, node: string): ReleaseApply[] {
   if (statusEntry !== undefined) {
     const status = (statusEntry.fieldsV1 as FieldsV1 | undefined)?.['f:status'] as FieldsV1 | undefined;
     if (status !== undefined && Object.keys(status).some((k) => k.startsWith('f:'))) {
-      out.push({ fieldManager: main, subresource: 'status', body: { apiVersion: API_VERSION, kind: 'Device', metadata: meta }, releases: 'nodeStates entry' });
+      out.push({
+        fieldManager: main,
+        subresource: 'status',
+        body: { apiVersion: API_VERSION, kind: 'Device', metadata: meta },
+        releases: 'nodeStates entry',
+      });
     }
   }
   return out;

@@ -69,7 +69,14 @@ describe('EventRecorder', () => {
 
   it('bounds concurrent creates and the backlog, dropping beyond it', async () => {
     const { api, bodies, release } = fakeApi();
-    const recorder = new EventRecorder({ api, log: pino({ level: 'silent' }), instance: 'x', enabled: () => true, maxInFlight: 2, maxBacklog: 3 });
+    const recorder = new EventRecorder({
+      api,
+      log: pino({ level: 'silent' }),
+      instance: 'x',
+      enabled: () => true,
+      maxInFlight: 2,
+      maxBacklog: 3,
+    });
     for (let i = 0; i < 10; i++) recorder.record(event(`n${i}`));
     expect(bodies).toHaveLength(2);
     expect(recorder.stats.dropped).toBe(5);

@@ -7,7 +7,13 @@ const env = { hostname: 'host-1' };
 describe('controller flags', () => {
   it('defaults to leader election in the pod namespace, with a unique identity', () => {
     const config = controllerConfig(flags, { ...env, podName: 'ctl-0', podNamespace: 'tether-system' });
-    expect(config.leaderElection).toMatchObject({ namespace: 'tether-system', name: 'tether-controller', leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(config.leaderElection).toMatchObject({
+      namespace: 'tether-system',
+      name: 'tether-controller',
+      leaseDurationSeconds: 15,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
     expect(config.leaderElection?.identity).toMatch(/^ctl-0_[0-9a-f]{8}$/);
     expect(config.httpPort).toBe(8081);
     expect(config.nodeLossGraceMs).toBe(300_000);

@@ -61,12 +61,14 @@ export function parseHttpAddress(address: string): { host: string; port: number 
   if (colon < 0) throw new FlagError(`--http-address must be host:port or :port, got ${JSON.stringify(address)}`);
   const host = address.slice(0, colon) || '0.0.0.0';
   const port = Number(address.slice(colon + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new FlagError(`--http-address has an invalid port: ${JSON.stringify(address)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new FlagError(`--http-address has an invalid port: ${JSON.stringify(address)}`);
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 function validate(flags: ControllerFlags): void {
-  if (flags.deviceWorkers < 1 || flags.discoveryWorkers < 1) throw new FlagError('--device-workers and --discovery-workers must be at least 1');
+  if (flags.deviceWorkers < 1 || flags.discoveryWorkers < 1)
+    throw new FlagError('--device-workers and --discovery-workers must be at least 1');
   if (flags.brokerBackoffBase < 1 || flags.brokerBackoffMax < flags.brokerBackoffBase) {
     throw new FlagError('--broker-backoff-base must be ≥ 1 ms and --broker-backoff-max ≥ --broker-backoff-base');
   }

@@ -113,7 +113,11 @@ export class LeaderElector {
         lastRenew = Date.now();
         continue;
       }
-      if (this.#lease?.spec?.holderIdentity !== undefined && this.#lease.spec.holderIdentity !== this.#config.identity && this.#lease.spec.holderIdentity !== '') {
+      if (
+        this.#lease?.spec?.holderIdentity !== undefined &&
+        this.#lease.spec.holderIdentity !== this.#config.identity &&
+        this.#lease.spec.holderIdentity !== ''
+      ) {
         this.#log.warn({ holder: this.#lease.spec.holderIdentity }, 'Lost the leader lease to another replica');
         return;
       }
@@ -154,7 +158,13 @@ export class LeaderElector {
       leaseTransitions: holder === identity ? transitions : transitions + 1,
     };
     try {
-      this.#lease = await this.#api.replace<Lease>(RESOURCES.leases, namespace, name, { metadata: { ...current.metadata }, spec: next }, signal);
+      this.#lease = await this.#api.replace<Lease>(
+        RESOURCES.leases,
+        namespace,
+        name,
+        { metadata: { ...current.metadata }, spec: next },
+        signal,
+      );
       this.#observe(this.#lease, now);
       return true;
     } catch (error) {
@@ -169,7 +179,16 @@ export class LeaderElector {
       this.#lease = await this.#api.create<Lease>(
         RESOURCES.leases,
         namespace,
-        { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 } },
+        {
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
+        },
         signal,
       );
       this.#observe(this.#lease, now);

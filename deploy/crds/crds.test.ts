@@ -85,9 +85,28 @@ describe('examples against Value.Check', () => {
 
 describe('structural schema', () => {
   const FORBIDDEN = [
-    'anyOf', 'oneOf', 'allOf', 'not', 'const', '$id', '$ref', '$schema', 'definitions', '$defs',
-    'patternProperties', 'additionalItems', 'dependencies', 'dependentRequired', 'dependentSchemas',
-    'propertyNames', 'if', 'then', 'else', 'prefixItems', 'unevaluatedProperties', 'contains',
+    'anyOf',
+    'oneOf',
+    'allOf',
+    'not',
+    'const',
+    '$id',
+    '$ref',
+    '$schema',
+    'definitions',
+    '$defs',
+    'patternProperties',
+    'additionalItems',
+    'dependencies',
+    'dependentRequired',
+    'dependentSchemas',
+    'propertyNames',
+    'if',
+    'then',
+    'else',
+    'prefixItems',
+    'unevaluatedProperties',
+    'contains',
   ];
   const TYPES = ['object', 'array', 'string', 'integer', 'number', 'boolean'];
 
@@ -211,16 +230,20 @@ function goAvailable(): boolean {
 }
 
 describe('apiserver validation code (deploy/crds/verify)', () => {
-  it.skipIf(!goAvailable())('accepts both CRDs and classifies every example as expected', () => {
-    const run = spawnSync('go', ['run', '.', '-', ...crds.map((c) => join(here, c.fileName))], {
-      cwd: verifyDir,
-      env: goEnv,
-      input: JSON.stringify(crdExamples()),
-      encoding: 'utf8',
-    });
-    const output = `${run.stdout}${run.stderr}`;
-    expect(output.split('\n').filter((line) => line.startsWith('FAIL'))).toEqual([]);
-    expect(run.status, output).toBe(0);
-    expect(output).toContain('CEL compiles within cost limits');
-  }, 600_000);
+  it.skipIf(!goAvailable())(
+    'accepts both CRDs and classifies every example as expected',
+    () => {
+      const run = spawnSync('go', ['run', '.', '-', ...crds.map((c) => join(here, c.fileName))], {
+        cwd: verifyDir,
+        env: goEnv,
+        input: JSON.stringify(crdExamples()),
+        encoding: 'utf8',
+      });
+      const output = `${run.stdout}${run.stderr}`;
+      expect(output.split('\n').filter((line) => line.startsWith('FAIL'))).toEqual([]);
+      expect(run.status, output).toBe(0);
+      expect(output).toContain('CEL compiles within cost limits');
+    },
+    600_000,
+  );
 });

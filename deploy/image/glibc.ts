@@ -34,7 +34,10 @@ async function cachedDebs(dir: string, debian: string): Promise<string[] | undef
   const files = existsSync(dir) ? await readdir(dir) : [];
   const debs: string[] = [];
   for (const pkg of GLIBC_PACKAGES) {
-    const file = files.filter((f) => f.startsWith(`${pkg}_`) && f.endsWith(`_${debian}.deb`)).sort().at(-1);
+    const file = files
+      .filter((f) => f.startsWith(`${pkg}_`) && f.endsWith(`_${debian}.deb`))
+      .sort()
+      .at(-1);
     if (file === undefined) return undefined;
     debs.push(join(dir, file));
   }
@@ -57,20 +60,32 @@ export async function fetchGlibcDebs(options: { architecture: string; cacheDir: 
   const status = join(apt, 'state', 'status');
   if (!existsSync(status)) await writeFile(status, '');
   const aptOptions = [
-    '-o', `Dir::State=${join(apt, 'state')}`,
-    '-o', `Dir::State::status=${status}`,
-    '-o', `Dir::Cache=${join(apt, 'cache')}`,
-    '-o', `APT::Architecture=${debian}`,
-    '-o', `APT::Architectures=${debian}`,
+    '-o',
+    `Dir::State=${join(apt, 'state')}`,
+    '-o',
+    `Dir::State::status=${status}`,
+    '-o',
+    `Dir::Cache=${join(apt, 'cache')}`,
+    '-o',
+    `APT::Architecture=${debian}`,
+    '-o',
+    `APT::Architectures=${debian}`,
     // Our own state directory needs no lock, and the download target is not _apt's.
-    '-o', 'Debug::NoLocking=1',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    'Debug::NoLocking=1',
+    '-o',
+    'APT::Sandbox::User=root',
     // Package lists only: no translations, Contents or DEP-11 metadata.
-    '-o', 'Acquire::Languages=none',
-    '-o', 'Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false',
-    '-o', 'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false',
-    '-o', 'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
-    '-o', 'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false',
+    '-o',
+    'Acquire::Languages=none',
+    '-o',
+    'Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false',
   ];
   options.log(`Downloading ${GLIBC_PACKAGES.join(', ')} for ${debian} (private apt state in ${apt})`);
   runCommand('apt-get', [...aptOptions, '-qq', 'update']);
@@ -148,7 +163,8 @@ export async function sharedLibraryClosure(options: { debRoot: string; architect
           break;
         }
       }
-      if (found === undefined) throw new Error(`shared library ${name} not found in ${GLIBC_PACKAGES.join(', ')} (${options.architecture})`);
+      if (found === undefined)
+        throw new Error(`shared library ${name} not found in ${GLIBC_PACKAGES.join(', ')} (${options.architecture})`);
       await addFile(found);
     }
   }

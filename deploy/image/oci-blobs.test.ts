@@ -28,7 +28,12 @@ describe('writeGzipLayer', () => {
   }
 
   const build = async (dir: string): ReturnType<typeof writeGzipLayer> =>
-    writeGzipLayer({ root: join(dir, 'root'), blobsDir: join(dir, 'blobs'), createdBy: 't', owners: [{ path: 'home/tether', uid: 65532, gid: 65532 }] });
+    writeGzipLayer({
+      root: join(dir, 'root'),
+      blobsDir: join(dir, 'blobs'),
+      createdBy: 't',
+      owners: [{ path: 'home/tether', uid: 65532, gid: 65532 }],
+    });
 
   it('stores a gzip blob whose digest, size and diff_id check out, owners and modes as asked', async () => {
     const dir = await tree(1_000);
@@ -65,7 +70,9 @@ describe('writeGzipLayer', () => {
     };
     const a = await pack('a.tar');
     expect((await pack('b.tar')).equals(a)).toBe(true);
-    const names = execFileSync('tar', ['-tf', join(dir, 'a.tar')], { encoding: 'utf8' }).trim().split('\n');
+    const names = execFileSync('tar', ['-tf', join(dir, 'a.tar')], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(names).toEqual(['blobs/', 'blobs/sha256/', `blobs/sha256/${layer.digest.slice(7)}`, 'index.json', 'oci-layout']);
   });
 });

@@ -81,10 +81,34 @@ export async function writeGzipLayer(input: LayerInput): Promise<LayerBlob> {
     const owners = input.owners ?? [];
     const mode = input.mode === undefined ? [] : [`--mode=${input.mode}`];
     const excludes = owners.map((owner) => `--exclude=${owner.path}`);
-    runTar(['--create', '--hard-dereference', '--anchored', ...mode, ...excludes, '--file', tarPath, '--directory', input.root, '--', ...entries]);
+    runTar([
+      '--create',
+      '--hard-dereference',
+      '--anchored',
+      ...mode,
+      ...excludes,
+      '--file',
+      tarPath,
+      '--directory',
+      input.root,
+      '--',
+      ...entries,
+    ]);
     for (const owner of owners) {
       // Appended after the sorted entries: later options override REPRODUCIBLE_TAR's owner.
-      runTar(['--append', '--no-recursion', ...mode, `--owner=${owner.uid}`, `--group=${owner.gid}`, '--file', tarPath, '--directory', input.root, '--', owner.path]);
+      runTar([
+        '--append',
+        '--no-recursion',
+        ...mode,
+        `--owner=${owner.uid}`,
+        `--group=${owner.gid}`,
+        '--file',
+        tarPath,
+        '--directory',
+        input.root,
+        '--',
+        owner.path,
+      ]);
     }
     const diffHex = await sha256File(tarPath);
     const { size: uncompressedSize } = await stat(tarPath);
@@ -100,7 +124,14 @@ export async function writeGzipLayer(input: LayerInput): Promise<LayerBlob> {
     await pipeline(createReadStream(tarPath), createGzip({ level: GZIP_LEVEL }), tee, createWriteStream(gzPath));
     const hex = hash.digest('hex');
     await rename(gzPath, join(input.blobsDir, hex));
-    return { mediaType: MEDIA_TYPE.layerGzip, digest: `sha256:${hex}`, size, diffId: `sha256:${diffHex}`, uncompressedSize, createdBy: input.createdBy };
+    return {
+      mediaType: MEDIA_TYPE.layerGzip,
+      digest: `sha256:${hex}`,
+      size,
+      diffId: `sha256:${diffHex}`,
+      uncompressedSize,
+      createdBy: input.createdBy,
+    };
   } finally {
     await rm(tarPath, { force: true });
     await rm(gzPath, { force: true });
@@ -111,7 +142,13 @@ export async function writeGzipLayer(input: LayerInput): Promise<LayerBlob> {
  * Writes an OCI image layout as one tar at `out` (atomically): `oci-layout`, `index.json`
  * and the listed blobs, hard-linked (or copied) from `blobsDir`.
  */
-export async function packLayout(options: { blobsDir: string; digests: readonly string[]; index: object; out: string; workDir: string }): Promise<void> {
+export async function packLayout(options: {
+  blobsDir: string;
+  digests: readonly string[];
+  index: object;
+  out: string;
+  workDir: string;
+}): Promise<void> {
   const layout = join(options.workDir, `.layout-${process.pid}-${Date.now()}`);
   try {
     const blobs = join(layout, 'blobs', 'sha256');
@@ -124,7 +161,19 @@ export async function packLayout(options: { blobsDir: string; digests: readonly 
     await writeFile(join(layout, 'oci-layout'), JSON.stringify(OCI_LAYOUT));
     const tmp = `${options.out}.tmp-${process.pid}`;
     // Blobs are stored 0644 whatever the umask: the tar depends on content only.
-    runTar(['--create', '--hard-dereference', '--mode=a+rX,go-w', '--file', tmp, '--directory', layout, '--', 'blobs', 'index.json', 'oci-layout']);
+    runTar([
+      '--create',
+      '--hard-dereference',
+      '--mode=a+rX,go-w',
+      '--file',
+      tmp,
+      '--directory',
+      layout,
+      '--',
+      'blobs',
+      'index.json',
+      'oci-layout',
+    ]);
     await rename(tmp, options.out);
   } finally {
     await rm(layout, { recursive: true, force: true });

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { MEDIA_TYPE, formatPlatform, imageAnnotations, imageConfig, imageIndex, imageManifest, layoutIndex, parsePlatform, type LayerBlob } from './oci-json.ts';
+import {
+  MEDIA_TYPE,
+  formatPlatform,
+  imageAnnotations,
+  imageConfig,
+  imageIndex,
+  imageManifest,
+  layoutIndex,
+  parsePlatform,
+  type LayerBlob,
+} from './oci-json.ts';
 
 const layer = (n: number): LayerBlob => ({
   mediaType: MEDIA_TYPE.layerGzip,
@@ -58,7 +68,10 @@ describe('imageConfig', () => {
   });
 
   it('serializes the same input to the same bytes', () => {
-    const make = (): string => JSON.stringify(imageConfig({ platform: parsePlatform('linux/amd64'), created: source.created, layers: [layer(3)], run: { cmd: ['x'] } }));
+    const make = (): string =>
+      JSON.stringify(
+        imageConfig({ platform: parsePlatform('linux/amd64'), created: source.created, layers: [layer(3)], run: { cmd: ['x'] } }),
+      );
     expect(make()).toBe(make());
   });
 });
@@ -89,7 +102,12 @@ describe('manifest, index and layout index', () => {
     expect(layoutIndex(index, 'ghcr.io/tether-dev/tether:0.1.0')).toEqual({
       schemaVersion: 2,
       mediaType: MEDIA_TYPE.index,
-      manifests: [{ ...index, annotations: { 'io.containerd.image.name': 'ghcr.io/tether-dev/tether:0.1.0', 'org.opencontainers.image.ref.name': '0.1.0' } }],
+      manifests: [
+        {
+          ...index,
+          annotations: { 'io.containerd.image.name': 'ghcr.io/tether-dev/tether:0.1.0', 'org.opencontainers.image.ref.name': '0.1.0' },
+        },
+      ],
     });
   });
 });

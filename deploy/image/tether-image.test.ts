@@ -8,9 +8,17 @@ const read = (path: string): Promise<string> => readFile(join(repo, path), 'utf8
 
 describe('imageIdentity', () => {
   it("is the Helm chart's default image, and package.json agrees on the version", async () => {
-    const identity = imageIdentity({ packageJson: await read('package.json'), chartYaml: await read('deploy/helm/tether/Chart.yaml'), valuesYaml: await read('deploy/helm/tether/values.yaml') });
+    const identity = imageIdentity({
+      packageJson: await read('package.json'),
+      chartYaml: await read('deploy/helm/tether/Chart.yaml'),
+      valuesYaml: await read('deploy/helm/tether/values.yaml'),
+    });
     const pkg = JSON.parse(await read('package.json')) as { version: string };
-    expect(identity).toEqual({ reference: `ghcr.io/tether-dev/tether:${pkg.version}`, version: pkg.version, repository: 'ghcr.io/tether-dev/tether' });
+    expect(identity).toEqual({
+      reference: `ghcr.io/tether-dev/tether:${pkg.version}`,
+      version: pkg.version,
+      repository: 'ghcr.io/tether-dev/tether',
+    });
   });
 
   it.each([

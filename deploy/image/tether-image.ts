@@ -127,8 +127,10 @@ export function imageIdentity(files: { packageJson: string; chartYaml: string; v
   const values = parseYaml(files.valuesYaml) as { image?: { repository?: unknown } };
   const version = chart.appVersion;
   const repository = values.image?.repository;
-  if (typeof version !== 'string' || typeof repository !== 'string' || version === '' || repository === '') throw new Error('deploy/helm/tether: Chart.yaml appVersion and values.yaml image.repository are required');
-  if (pkg.version !== version) throw new Error(`package.json version ${pkg.version} differs from Chart.yaml appVersion ${version}: make them agree`);
+  if (typeof version !== 'string' || typeof repository !== 'string' || version === '' || repository === '')
+    throw new Error('deploy/helm/tether: Chart.yaml appVersion and values.yaml image.repository are required');
+  if (pkg.version !== version)
+    throw new Error(`package.json version ${pkg.version} differs from Chart.yaml appVersion ${version}: make them agree`);
   return { reference: normalizeImageName(`${repository}:${version}`), version, repository };
 }
 
@@ -139,28 +141,50 @@ export function sourceUrl(repository: string): string {
 }
 
 /** Repository paths whose content makes the image (besides tests), for the cache key and revision. */
-export const IMAGE_INPUTS = ['bin', 'agent', 'api', 'controller', 'discovery-handlers', 'kube', 'proto', 'deploy/image', 'deploy/helm/tether/Chart.yaml', 'deploy/helm/tether/values.yaml', 'package.json', 'package-lock.json', 'tsconfig.json'] as const;
+export const IMAGE_INPUTS = [
+  'bin',
+  'agent',
+  'api',
+  'controller',
+  'discovery-handlers',
+  'kube',
+  'proto',
+  'deploy/image',
+  'deploy/helm/tether/Chart.yaml',
+  'deploy/helm/tether/values.yaml',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+] as const;
 
 /** Git pathspecs of {@link IMAGE_INPUTS} without tests and C sources (pause.c). */
 const INPUT_PATHSPECS = [...IMAGE_INPUTS, ':(exclude)*.test.ts', ':(exclude)*.c'];
 
 /** Hash of the content of every input file (tracked or untracked, not ignored). */
 async function inputsHash(repo: string): Promise<string> {
-  const listed = runCommand('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...INPUT_PATHSPECS], { cwd: repo });
+  const listed = runCommand('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...INPUT_PATHSPECS], {
+    cwd: repo,
+  });
   const hash = createHash('sha256');
   for (const path of [...new Set(listed.split('\0'))].filter((p) => p !== '').sort()) {
     const full = join(repo, path);
     if (!existsSync(full)) continue; // deleted, not yet committed
-    hash.update(`${path}\0`).update(await readFile(full)).update('\0');
+    hash
+      .update(`${path}\0`)
+      .update(await readFile(full))
+      .update('\0');
   }
   return hash.digest('hex');
 }
 
 /** Last commit touching the inputs, its time, and whether the inputs differ from it. */
 function gitRevision(repo: string): { revision: string; created: string } {
-  const [commit, time] = runCommand('git', ['log', '-1', '--format=%H %ct', '--', ...INPUT_PATHSPECS], { cwd: repo }).trim().split(' ');
+  const [commit, time] = runCommand('git', ['log', '-1', '--format=%H %ct', '--', ...INPUT_PATHSPECS], { cwd: repo })
+    .trim()
+    .split(' ');
   if (commit === undefined || time === undefined || commit === '') throw new Error('no commit touches the image inputs');
-  const dirty = runCommand('git', ['status', '--porcelain', '--untracked-files=normal', '--', ...INPUT_PATHSPECS], { cwd: repo }).trim() !== '';
+  const dirty =
+    runCommand('git', ['status', '--porcelain', '--untracked-files=normal', '--', ...INPUT_PATHSPECS], { cwd: repo }).trim() !== '';
   return { revision: dirty ? `${commit}-dirty` : commit, created: new Date(Number(time) * 1000).toISOString().replace('.000Z', 'Z') };
 }
 
@@ -202,7 +226,12 @@ interface Context {
 }
 
 /** Returns the cached layer for `key`, or builds it with `build` and caches it. */
-async function cachedLayer(ctx: Context, name: string, key: object, build: (root: string) => Promise<Omit<Parameters<typeof writeGzipLayer>[0], 'root' | 'blobsDir'>>): Promise<LayerBlob> {
+async function cachedLayer(
+  ctx: Context,
+  name: string,
+  key: object,
+  build: (root: string) => Promise<Omit<Parameters<typeof writeGzipLayer>[0], 'root' | 'blobsDir'>>,
+): Promise<LayerBlob> {
   const keyHex = sha256Hex(JSON.stringify({ ...key, builder: ctx.builder }));
   const record = join(ctx.cacheDir, 'layers', `${name}-${keyHex.slice(0, 16)}.json`);
   if (!ctx.force && existsSync(record)) {
@@ -222,7 +251,9 @@ async function cachedLayer(ctx: Context, name: string, key: object, build: (root
   await rm(root, { recursive: true, force: true });
   await mkdir(dirname(record), { recursive: true });
   await writeJsonAtomic(record, layer);
-  ctx.log(`Built layer ${name}: ${layer.digest.slice(0, 19)} ${mb(layer.size)} (${mb(layer.uncompressedSize)} uncompressed) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  ctx.log(
+    `Built layer ${name}: ${layer.digest.slice(0, 19)} ${mb(layer.size)} (${mb(layer.uncompressedSize)} uncompressed) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return layer;
 }
 
@@ -254,7 +285,10 @@ async function baseLayer(ctx: Context, platform: Platform, nodeBinary: string): 
     await normalizeDirModes(root);
     await chmod(join(root, 'tmp'), 0o1777);
     await chmod(join(root, 'home', 'tether'), 0o700);
-    return { createdBy: `glibc from ${debKey.join(' ')}; /etc/passwd, /etc/group (tether ${TETHER_UID}), /tmp`, owners: [{ path: 'home/tether', uid: TETHER_UID, gid: TETHER_UID }] };
+    return {
+      createdBy: `glibc from ${debKey.join(' ')}; /etc/passwd, /etc/group (tether ${TETHER_UID}), /tmp`,
+      owners: [{ path: 'home/tether', uid: TETHER_UID, gid: TETHER_UID }],
+    };
   });
 }
 
@@ -275,7 +309,9 @@ async function nodeLayer(ctx: Context, platform: Platform, pin: NodePin, runtime
 async function appLayer(ctx: Context, inputs: string): Promise<LayerBlob> {
   return cachedLayer(ctx, 'app', { kind: 'app', inputs }, async (root) => {
     const tree = await buildAppTree({ repo: ctx.repo, appDir: join(root, 'app'), log: ctx.log });
-    ctx.log(`app: ${tree.jsFiles} JavaScript files; node_modules ${mb(tree.nodeModulesBytes.installed)} → ${mb(tree.nodeModulesBytes.pruned)} after pruning types, maps and docs`);
+    ctx.log(
+      `app: ${tree.jsFiles} JavaScript files; node_modules ${mb(tree.nodeModulesBytes.installed)} → ${mb(tree.nodeModulesBytes.pruned)} after pruning types, maps and docs`,
+    );
     // World-readable, nothing group/other-writable: the controller runs as 65532 read-only.
     return { createdBy: 'tsc (deploy/image/tsconfig.build.json) + npm ci --omit=dev → /app', mode: 'a+rX,go-w' };
   });
@@ -298,7 +334,9 @@ async function smokeTest(ctx: Context, platform: Platform, layers: readonly Laye
     // The environment of the chrooted node, as the image sets it (chroot itself is found by path).
     const env = { PATH: '/usr/local/bin:/usr/bin:/bin', NODE_ENV: 'production', HOME: '/home/tether' };
     const chroot = ['/usr/sbin/chroot', '/usr/bin/chroot'].find((path) => existsSync(path)) ?? 'chroot';
-    const version = runCommand(chroot, ['--userspec=65532:65532', rootfs, '/usr/local/bin/node', '-e', 'console.log(process.version)'], { env }).trim();
+    const version = runCommand(chroot, ['--userspec=65532:65532', rootfs, '/usr/local/bin/node', '-e', 'console.log(process.version)'], {
+      env,
+    }).trim();
     if (version !== `v${nodeVersion}`) throw new Error(`chroot node printed ${version}, expected v${nodeVersion}`);
     const help = runCommand(chroot, ['--userspec=65532:65532', rootfs, '/usr/local/bin/node', '/app/bin/tether.js', '--help'], { env });
     if (!help.includes('Usage: tether')) throw new Error(`tether --help printed:\n${help}`);
@@ -326,11 +364,18 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
   const repo = resolve(import.meta.dirname, '..', '..');
   const cacheDir = cacheRoot(options.cacheDir);
   const read = (path: string): Promise<string> => readFile(join(repo, path), 'utf8');
-  const identity = imageIdentity({ packageJson: await read('package.json'), chartYaml: await read('deploy/helm/tether/Chart.yaml'), valuesYaml: await read('deploy/helm/tether/values.yaml') });
+  const identity = imageIdentity({
+    packageJson: await read('package.json'),
+    chartYaml: await read('deploy/helm/tether/Chart.yaml'),
+    valuesYaml: await read('deploy/helm/tether/values.yaml'),
+  });
   const pin = nodePinFromLock(await read('package-lock.json'));
   const platforms = (options.platforms ?? DEFAULT_PLATFORMS).map(parsePlatform);
   // A subset of platforms (the e2e harness builds linux/amd64 only) gets its own file.
-  const subset = platforms.map(formatPlatform).join(',') === DEFAULT_PLATFORMS.map((p) => formatPlatform(parsePlatform(p))).join(',') ? '' : `-${platforms.map((p) => p.architecture).join('-')}`;
+  const subset =
+    platforms.map(formatPlatform).join(',') === DEFAULT_PLATFORMS.map((p) => formatPlatform(parsePlatform(p))).join(',')
+      ? ''
+      : `-${platforms.map((p) => p.architecture).join('-')}`;
   const out = resolve(options.out ?? join(cacheDir, `tether-${identity.version}${subset}.oci.tar`));
   const { revision, created } = gitRevision(repo);
   const source: ImageSource = {
@@ -344,7 +389,9 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
   };
   const builder = await builderHash();
   const inputs = await inputsHash(repo);
-  const imageKey = sha256Hex(JSON.stringify({ identity, pin, platforms, source, builder, inputs, debs: await debListing(cacheDir, platforms) }));
+  const imageKey = sha256Hex(
+    JSON.stringify({ identity, pin, platforms, source, builder, inputs, debs: await debListing(cacheDir, platforms) }),
+  );
   // One record per output path: the e2e harness and `npm run image` may write different files.
   const recordPath = join(cacheDir, 'images', `${sha256Hex(out).slice(0, 16)}.json`);
   if (!options.force && existsSync(recordPath) && existsSync(out)) {
@@ -355,7 +402,15 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
     }
   }
 
-  const ctx: Context = { repo, cacheDir, blobsDir: join(cacheDir, 'blobs', 'sha256'), stageDir: join(cacheDir, `stage-${process.pid}`), builder, force: options.force ?? false, log };
+  const ctx: Context = {
+    repo,
+    cacheDir,
+    blobsDir: join(cacheDir, 'blobs', 'sha256'),
+    stageDir: join(cacheDir, `stage-${process.pid}`),
+    builder,
+    force: options.force ?? false,
+    log,
+  };
   await mkdir(ctx.blobsDir, { recursive: true });
   try {
     const labels = imageAnnotations(source);
@@ -367,7 +422,11 @@ export async function buildTetherImage(options: BuildTetherImageOptions = {}): P
       const runtime = await fetchNodeRuntime({ architecture: platform.architecture, pin, cacheDir, log });
       const layers = [await baseLayer(ctx, platform, runtime.binary), await nodeLayer(ctx, platform, pin, runtime), app];
       await smokeTest(ctx, platform, layers, pin.version);
-      const config = await writeJsonBlob(ctx.blobsDir, MEDIA_TYPE.config, imageConfig({ platform, created, layers, run: tetherRunConfig(labels) }));
+      const config = await writeJsonBlob(
+        ctx.blobsDir,
+        MEDIA_TYPE.config,
+        imageConfig({ platform, created, layers, run: tetherRunConfig(labels) }),
+      );
       const manifest = await writeJsonBlob(ctx.blobsDir, MEDIA_TYPE.manifest, imageManifest({ config, layers, annotations: labels }));
       manifests.push({ ...manifest, platform });
       digests.push(manifest.digest, config.digest, ...layers.map((l) => l.digest));
@@ -452,12 +511,17 @@ async function main(argv: string[]): Promise<void> {
   });
   const lines = [
     `${image.reference}${image.cached ? ' (cached)' : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-    ...image.platforms.map((p) => `  ${p.platform.padEnd(16)} ${p.manifestDigest}  ${mb(p.compressedBytes)} compressed, ${mb(p.uncompressedBytes)} uncompressed`),
+    ...image.platforms.map(
+      (p) => `  ${p.platform.padEnd(16)} ${p.manifestDigest}  ${mb(p.compressedBytes)} compressed, ${mb(p.uncompressedBytes)} uncompressed`,
+    ),
     `  index            ${image.indexDigest}`,
     image.out,
     '',
     'Import on a containerd node:  ctr -n k8s.io images import ' + image.out + '   (--all-platforms to keep arm64 too)',
-    'Push to a registry, e.g.:     skopeo copy --all oci-archive:' + image.out + ' docker://<registry>/tether:' + image.reference.slice(image.reference.lastIndexOf(':') + 1),
+    'Push to a registry, e.g.:     skopeo copy --all oci-archive:' +
+      image.out +
+      ' docker://<registry>/tether:' +
+      image.reference.slice(image.reference.lastIndexOf(':') + 1),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

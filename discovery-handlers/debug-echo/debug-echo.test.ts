@@ -64,7 +64,13 @@ describe('debug-echo run', () => {
     const { sink, next } = recordingSink();
     const abort = new AbortController();
     const first = next();
-    const running = handler.run(details, { sink, signal: abort.signal, properties: new Map(), log: pino({ level: 'silent' }), count: () => undefined });
+    const running = handler.run(details, {
+      sink,
+      signal: abort.signal,
+      properties: new Map(),
+      log: pino({ level: 'silent' }),
+      count: () => undefined,
+    });
     expect(await first).toEqual([
       { id: 'foo', properties: { DEBUG_ECHO_DESCRIPTION: 'foo' } },
       { id: 'bar', properties: { DEBUG_ECHO_DESCRIPTION: 'bar' } },

@@ -4,9 +4,14 @@ import { parseServiceType } from './details.ts';
 import { instanceDevice, passesFilters, resolveInstance } from './services.ts';
 import { decodeTxt, txtPropertyName } from './txt.ts';
 
-const bytes = (...strings: (string | number[])[]): Uint8Array[] => strings.map((s) => (typeof s === 'string' ? new TextEncoder().encode(s) : Uint8Array.from(s)));
+const bytes = (...strings: (string | number[])[]): Uint8Array[] =>
+  strings.map((s) => (typeof s === 'string' ? new TextEncoder().encode(s) : Uint8Array.from(s)));
 
-const rec = (r: Partial<IncomingRecord> & Pick<IncomingRecord, 'name' | 'type' | 'data'>): IncomingRecord => ({ ttl: 120, flush: false, ...r });
+const rec = (r: Partial<IncomingRecord> & Pick<IncomingRecord, 'name' | 'type' | 'data'>): IncomingRecord => ({
+  ttl: 120,
+  flush: false,
+  ...r,
+});
 
 describe('decodeTxt', () => {
   it.each([
@@ -15,7 +20,12 @@ describe('decodeTxt', () => {
     ['empty value', [['k', '']]],
     ['value with =', [['k', 'a=b']]],
   ])('%s', (_name, expected) => {
-    const input = { 'key=value': ['key=value'], 'bare key (boolean attribute)': ['flag'], 'empty value': ['k='], 'value with =': ['k=a=b'] }[_name]!;
+    const input = {
+      'key=value': ['key=value'],
+      'bare key (boolean attribute)': ['flag'],
+      'empty value': ['k='],
+      'value with =': ['k=a=b'],
+    }[_name]!;
     expect(decodeTxt(bytes(...input)).map((e) => [e.key, e.value])).toEqual(expected);
   });
 
@@ -53,7 +63,9 @@ describe('decodeTxt', () => {
 describe('RecordCache', () => {
   it('keeps records for their TTL and expires them', () => {
     const cache = new RecordCache(100);
-    expect(cache.ingest(rec({ name: 'Cam._rtsp._tcp.local', type: 'SRV', ttl: 10, data: { port: 554, target: 'cam.local' } }), 0)).toEqual(['cam._rtsp._tcp.local']);
+    expect(cache.ingest(rec({ name: 'Cam._rtsp._tcp.local', type: 'SRV', ttl: 10, data: { port: 554, target: 'cam.local' } }), 0)).toEqual([
+      'cam._rtsp._tcp.local',
+    ]);
     expect(cache.get('CAM._rtsp._tcp.local.', 'SRV')).toHaveLength(1);
     expect(cache.nextDeadline()).toBe(8_000);
     expect(cache.expire(9_999)).toEqual([]);
@@ -144,7 +156,10 @@ describe('service instances', () => {
 
   it('keeps dots inside instance names', () => {
     const name = 'Printer v2.1._ipp._tcp.local';
-    const cache = cacheWith([rec({ name, type: 'SRV', data: { port: 1, target: 'h.local' } }), rec({ name: 'h.local', type: 'A', data: '10.0.0.1' })]);
+    const cache = cacheWith([
+      rec({ name, type: 'SRV', data: { port: 1, target: 'h.local' } }),
+      rec({ name: 'h.local', type: 'A', data: '10.0.0.1' }),
+    ]);
     expect(resolveInstance(cache, type, name).instance?.instance).toBe('Printer v2.1');
   });
 
@@ -159,7 +174,15 @@ describe('service instances', () => {
     [{ txt: [{ key: 'rp', value: /^lpr/u }] }, false],
     [{ txt: [{ key: 'missing' }] }, false],
   ])('filters %o → %s', (filters, pass) => {
-    const instance = { fullName: full, instance: 'Office Printer', type: '_ipp._tcp', host: 'printer.local', port: 631, addresses: [], txt: [{ key: 'rp', value: 'ipp/print' }] };
+    const instance = {
+      fullName: full,
+      instance: 'Office Printer',
+      type: '_ipp._tcp',
+      host: 'printer.local',
+      port: 631,
+      addresses: [],
+      txt: [{ key: 'rp', value: 'ipp/print' }],
+    };
     expect(passesFilters(instance, filters)).toBe(pass);
   });
 });

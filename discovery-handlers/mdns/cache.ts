@@ -97,7 +97,14 @@ export class RecordCache {
       changed = true;
     }
     if (set === undefined) this.#records.set(slot, (set = new Map<string, CachedRecord>()));
-    set.set(dk, { name: record.name.replace(/\.$/, ''), type: record.type, data: record.data, ttl: record.ttl, receivedAt: now, refreshes: 0 });
+    set.set(dk, {
+      name: record.name.replace(/\.$/, ''),
+      type: record.type,
+      data: record.data,
+      ttl: record.ttl,
+      receivedAt: now,
+      refreshes: 0,
+    });
     return changed ? [key] : [];
   }
 
@@ -146,7 +153,8 @@ export class RecordCache {
         const point = REFRESH_POINTS[record.refreshes];
         if (point === undefined || now < record.receivedAt + record.ttl * 1000 * point) continue;
         // Several points may have passed (timer late): skip to the last one passed.
-        while (record.refreshes < REFRESH_POINTS.length && now >= record.receivedAt + record.ttl * 1000 * REFRESH_POINTS[record.refreshes]!) record.refreshes++;
+        while (record.refreshes < REFRESH_POINTS.length && now >= record.receivedAt + record.ttl * 1000 * REFRESH_POINTS[record.refreshes]!)
+          record.refreshes++;
         if (wanted(record)) due.push(record);
       }
     }

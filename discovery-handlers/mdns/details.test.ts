@@ -34,7 +34,11 @@ describe('parseMdnsDetails', () => {
   });
 
   it('compiles filters', () => {
-    const details = parseMdnsDetails({ serviceTypes: ['_rtsp._tcp'], interfaces: ['eth0', '10.0.0.5'], filters: { instanceName: '^Lobby', host: 'cam', txt: { path: '^/s', vendor: true } } });
+    const details = parseMdnsDetails({
+      serviceTypes: ['_rtsp._tcp'],
+      interfaces: ['eth0', '10.0.0.5'],
+      filters: { instanceName: '^Lobby', host: 'cam', txt: { path: '^/s', vendor: true } },
+    });
     expect(details.interfaces).toEqual(['eth0', '10.0.0.5']);
     expect(details.filters.instanceName?.test('Lobby Cam')).toBe(true);
     expect(details.filters.txt).toEqual([{ key: 'path', value: /^\/s/u }, { key: 'vendor' }]);

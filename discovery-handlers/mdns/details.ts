@@ -67,7 +67,9 @@ export function parseMdnsDetails(raw: unknown): MdnsDetails {
     filters: {
       ...(instanceName === undefined ? {} : { instanceName: compileRegex(instanceName, 'details.filters.instanceName') }),
       ...(host === undefined ? {} : { host: compileRegex(host, 'details.filters.host') }),
-      txt: Object.entries(txt).map(([key, value]) => (value === true ? { key } : { key, value: compileRegex(value, `details.filters.txt.${key}`) })),
+      txt: Object.entries(txt).map(([key, value]) =>
+        value === true ? { key } : { key, value: compileRegex(value, `details.filters.txt.${key}`) },
+      ),
     },
     discoveryTimeoutMs: input.discoveryTimeoutSeconds * 1000,
     maxQueryIntervalMs: input.maxQueryIntervalSeconds * 1000,

@@ -28,7 +28,12 @@ let responderLink: NetnsLink;
 let responder: PeerProcess;
 let commandId = 0;
 
-const PRINTER = { name: 'Office Printer', type: '_ipp._tcp', port: 631, txt: ['rp=ipp/print', 'ty=Acme LaserJet 4000', 'UUID=1f6e9a52-8e2b-4a7e-9d1c-2b3c4d5e6f70'] };
+const PRINTER = {
+  name: 'Office Printer',
+  type: '_ipp._tcp',
+  port: 631,
+  txt: ['rp=ipp/print', 'ty=Acme LaserJet 4000', 'UUID=1f6e9a52-8e2b-4a7e-9d1c-2b3c4d5e6f70'],
+};
 
 beforeAll(async () => {
   link = await createNetnsLink(peers, 'mdns');
@@ -36,7 +41,10 @@ beforeAll(async () => {
   // The mock responder gets a namespace (and link) of its own: it can run beside avahi, but
   // this way each peer owns its port 5353 and nothing depends on socket-sharing rules.
   responderLink = await createNetnsLink(peers, 'mdnsr');
-  responder = responderLink.spawn('mdns responder', process.execPath, [new URL('../../mocks/mdns/responder.ts', import.meta.url).pathname, responderLink.peerAddress]);
+  responder = responderLink.spawn('mdns responder', process.execPath, [
+    new URL('../../mocks/mdns/responder.ts', import.meta.url).pathname,
+    responderLink.peerAddress,
+  ]);
   await responder.waitForOutput(/^ready$/m, 10_000);
 });
 afterAll(() => peers.close());
@@ -54,7 +62,11 @@ function mockService(name: string, extra: Partial<MockService> = {}): MockServic
 }
 
 function start(details: Record<string, unknown>): RunningHandler {
-  const running = runHandler(createMdnsHandler(), { interfaces: [link.hostIf, responderLink.hostAddress], discoveryTimeoutSeconds: 1.5, ...details });
+  const running = runHandler(createMdnsHandler(), {
+    interfaces: [link.hostIf, responderLink.hostAddress],
+    discoveryTimeoutSeconds: 1.5,
+    ...details,
+  });
   perTest.defer('mdns handler', () => running.stop());
   return running;
 }
@@ -145,7 +157,8 @@ describe('mdns handler across a veth link', () => {
     await sink.waitFor(() => sink.devices.has('Yard Cam._rtsp._tcp.local'), 5_000, 'matching service');
     // The others were announced in the same burst, before the match; none got in.
     expect(sink.ids()).toEqual(['Yard Cam._rtsp._tcp.local']);
-    for (const name of ['Yard Cam', 'Yard Cam 2', 'Yard Cam 3', 'Garage Cam']) await command({ cmd: 'unpublish', fullName: `${name}._rtsp._tcp.local` });
+    for (const name of ['Yard Cam', 'Yard Cam 2', 'Yard Cam 3', 'Garage Cam'])
+      await command({ cmd: 'unpublish', fullName: `${name}._rtsp._tcp.local` });
     await sink.waitFor(() => sink.ids().length === 0, 5_000, 'goodbyes');
   });
 
@@ -164,7 +177,11 @@ describe('mdns handler across a veth link', () => {
       MDNS_TXT_DUP: 'first',
       MDNS_TXT_FLAG: 'true',
     });
-    expect(Object.keys(props).filter((k) => k.startsWith('MDNS_TXT_')).sort()).toEqual(['MDNS_TXT_BIN', 'MDNS_TXT_DUP', 'MDNS_TXT_FLAG', 'MDNS_TXT_PATH']);
+    expect(
+      Object.keys(props)
+        .filter((k) => k.startsWith('MDNS_TXT_'))
+        .sort(),
+    ).toEqual(['MDNS_TXT_BIN', 'MDNS_TXT_DUP', 'MDNS_TXT_FLAG', 'MDNS_TXT_PATH']);
     // The 300 unrelated records in the same packet were not even cached as devices.
     expect(sink.ids()).toEqual([id]);
     let settled = false;
@@ -174,7 +191,8 @@ describe('mdns handler across a veth link', () => {
 });
 
 describe('mdns through the agent, and the CLI', () => {
-  const healthy = (kubelet: MockKubelet, resource: string): number => (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
+  const healthy = (kubelet: MockKubelet, resource: string): number =>
+    (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
 
   it('a printer published by avahi becomes an allocatable device with its env; its goodbye turns it Unhealthy', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tether-mdns-agent-'));
@@ -201,7 +219,12 @@ describe('mdns through the agent, and the CLI', () => {
     });
     agent.start();
     perTest.defer('agent', () => agent.stop());
-    const publisher = await avahi.publish({ name: 'Second Printer', type: '_ipp._tcp', port: 631, txt: ['rp=ipp/print', 'note=2nd floor'] });
+    const publisher = await avahi.publish({
+      name: 'Second Printer',
+      type: '_ipp._tcp',
+      port: 631,
+      txt: ['rp=ipp/print', 'note=2nd floor'],
+    });
     perTest.defer('publisher', () => publisher.stop());
     const name = deviceName({ namespace: 'default', discovery: 'printers', deviceId: 'Second Printer._ipp._tcp.local' });
     const resource = deviceResourceName(name);
@@ -217,7 +240,11 @@ describe('mdns through the agent, and the CLI', () => {
       TETHER_DEVICES: name,
     });
     await publisher.stop();
-    await kubelet.waitFor(() => healthy(kubelet, resource) === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 1, 5_000, 'Unhealthy after the goodbye');
+    await kubelet.waitFor(
+      () => healthy(kubelet, resource) === 0 && (kubelet.resource(resource)?.devices.length ?? 0) === 1,
+      5_000,
+      'Unhealthy after the goodbye',
+    );
   });
 
   it('tether discover mdns prints the services found in the first browse window', async () => {

@@ -113,7 +113,8 @@ export function questionFor(name: string, type: RecordType, serviceTypes: readon
 /** Narrows a decoded answer to a record the cache keeps, or undefined. */
 export function toRecord(answer: DnsAnswer): IncomingRecord | undefined {
   const { name, type, ttl, data } = answer;
-  if (typeof name !== 'string' || typeof type !== 'string' || typeof ttl !== 'number' || !RECORD_TYPES.has(type as RecordType)) return undefined;
+  if (typeof name !== 'string' || typeof type !== 'string' || typeof ttl !== 'number' || !RECORD_TYPES.has(type as RecordType))
+    return undefined;
   if (answer.class !== undefined && answer.class !== 'IN') return undefined;
   if (!validData(type as RecordType, data)) return undefined;
   return { name, type: type as RecordType, ttl, flush: answer.flush === true, data: data as RecordData };
@@ -148,7 +149,9 @@ class MdnsBrowser {
     failure.catch(() => undefined);
     try {
       for (const address of addresses) {
-        const bonjour = new Bonjour(socketOptions(address), (error: Error) => log.warn({ err: error, interface: address }, 'mDNS socket reported an error'));
+        const bonjour = new Bonjour(socketOptions(address), (error: Error) =>
+          log.warn({ err: error, interface: address }, 'mDNS socket reported an error'),
+        );
         this.#bonjours.push(bonjour);
         // WARNING: `server` is private in bonjour-service's types; it holds the multicast-dns socket.
         const socket = (bonjour as unknown as { server: { mdns: MdnsSocket } }).server.mdns;
@@ -158,7 +161,10 @@ class MdnsBrowser {
         this.#sockets.push(socket);
         await Promise.race([new Promise<void>((resolve) => socket.once('ready', resolve)), failure]);
       }
-      log.debug({ interfaces: addresses, serviceTypes: this.#details.serviceTypes.map((t) => t.browseName) }, 'Browsing for DNS-SD services');
+      log.debug(
+        { interfaces: addresses, serviceTypes: this.#details.serviceTypes.map((t) => t.browseName) },
+        'Browsing for DNS-SD services',
+      );
       for (const type of this.#details.serviceTypes) this.#browse(type, 0);
       this.#later(() => {
         this.#reporting = true;
@@ -214,7 +220,8 @@ class MdnsBrowser {
   #relevant(record: IncomingRecord): boolean {
     const key = nameKey(record.name);
     if (record.type === 'PTR') return this.#details.serviceTypes.some((t) => nameKey(t.browseName) === key);
-    if (record.type === 'SRV' || record.type === 'TXT') return this.#details.serviceTypes.some((t) => instanceNames(this.#cache, t).some((n) => nameKey(n) === key));
+    if (record.type === 'SRV' || record.type === 'TXT')
+      return this.#details.serviceTypes.some((t) => instanceNames(this.#cache, t).some((n) => nameKey(n) === key));
     return this.#isKnownHost(key);
   }
 
@@ -230,7 +237,9 @@ class MdnsBrowser {
 
   #onResponse(packet: DnsPacket): void {
     const now = Date.now();
-    const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])].map(toRecord).filter((r): r is IncomingRecord => r !== undefined);
+    const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])]
+      .map(toRecord)
+      .filter((r): r is IncomingRecord => r !== undefined);
     // PTR first, addresses last: each is kept only if what names it is known (maybe from this packet).
     const order = (r: IncomingRecord): number => (r.type === 'PTR' ? 0 : r.type === 'A' || r.type === 'AAAA' ? 2 : 1);
     records.sort((a, b) => order(a) - order(b));
@@ -270,7 +279,11 @@ class MdnsBrowser {
     const name = missing.kind === 'srv' ? missing.name : missing.host;
     const now = Date.now();
     const last = this.#asked.get(name);
-    if (last !== undefined && (last.attempts >= MISSING_QUERY_ATTEMPTS || now - last.at < MISSING_QUERY_INTERVAL_MS * 2 ** (last.attempts - 1))) return;
+    if (
+      last !== undefined &&
+      (last.attempts >= MISSING_QUERY_ATTEMPTS || now - last.at < MISSING_QUERY_INTERVAL_MS * 2 ** (last.attempts - 1))
+    )
+      return;
     if (this.#asked.size > this.#details.maxDevices * 4) this.#asked.clear();
     const attempts = (last?.attempts ?? 0) + 1;
     this.#asked.set(name, { at: now, attempts });

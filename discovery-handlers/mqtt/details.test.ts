@@ -60,7 +60,10 @@ describe('parseMqttDetails', () => {
     [{ broker: 'mqtt://a', generic: [] }, 'details.generic'],
     [{ broker: 'mqtt://a', generic: [{ topic: 'a/#/b', deviceId: 'x' }] }, 'details.generic[0].topic'],
     [{ broker: 'mqtt://a', generic: [{ topic: 'a', deviceId: '{nope}' }] }, 'details.generic[0].deviceId'],
-    [{ broker: 'mqtt://a', generic: [{ topic: 'a', deviceId: 'x', properties: { 'bad name': '{payload}' } }] }, 'details.generic[0].properties.bad name'],
+    [
+      { broker: 'mqtt://a', generic: [{ topic: 'a', deviceId: 'x', properties: { 'bad name': '{payload}' } }] },
+      'details.generic[0].properties.bad name',
+    ],
     [{ broker: 'mqtt://a', generic: [{ topic: 'a', deviceId: 'x', presence: {} }] }, 'details.generic[0].presence'],
     [{ broker: 'mqtt://a', generic: [{ topic: 'a', deviceId: 'x', extra: 1 }] }, 'details.generic[0].extra'],
     [{ broker: 'mqtt://a', homeAssistant: true, limits: { maxPayloadBytes: 10 } }, 'details.limits.maxPayloadBytes'],
@@ -85,9 +88,29 @@ describe('parseMqttDetails', () => {
 
 describe('connectionOptions', () => {
   it('reads credentials and TLS material from the discovery properties', () => {
-    const details = parseMqttDetails({ broker: 'mqtts://a', homeAssistant: true, credentials: { username: 'U', password: 'P', ca: 'CA' }, tls: { servername: 'broker' } });
-    const options = connectionOptions(details, new Map([['U', 'agent'], ['P', 's3cret'], ['CA', '-----BEGIN CERTIFICATE-----'], ['MQTT_CERT', 'c']]));
-    expect(options).toEqual({ username: 'agent', password: 's3cret', ca: '-----BEGIN CERTIFICATE-----', cert: 'c', rejectUnauthorized: true, servername: 'broker' });
+    const details = parseMqttDetails({
+      broker: 'mqtts://a',
+      homeAssistant: true,
+      credentials: { username: 'U', password: 'P', ca: 'CA' },
+      tls: { servername: 'broker' },
+    });
+    const options = connectionOptions(
+      details,
+      new Map([
+        ['U', 'agent'],
+        ['P', 's3cret'],
+        ['CA', '-----BEGIN CERTIFICATE-----'],
+        ['MQTT_CERT', 'c'],
+      ]),
+    );
+    expect(options).toEqual({
+      username: 'agent',
+      password: 's3cret',
+      ca: '-----BEGIN CERTIFICATE-----',
+      cert: 'c',
+      rejectUnauthorized: true,
+      servername: 'broker',
+    });
   });
 
   it('uses the conventional property names when present and insists on named ones', () => {

@@ -32,8 +32,9 @@ export type CredentialProperties = {
 };
 
 /** Details as the handler uses them: the schema's fields, with times in ms and conventions resolved. */
-export interface MqttDetails
-  extends Readonly<Pick<MqttDetailsInput, 'clientIdPrefix' | 'keepaliveSeconds' | 'reconnect' | 'syncMarker' | 'tls' | 'shared' | 'limits'>> {
+export interface MqttDetails extends Readonly<
+  Pick<MqttDetailsInput, 'clientIdPrefix' | 'keepaliveSeconds' | 'reconnect' | 'syncMarker' | 'tls' | 'shared' | 'limits'>
+> {
   /** Tried in order, round robin on reconnect. */
   readonly brokers: readonly string[];
   readonly protocolVersion: 4 | 5;
@@ -50,7 +51,8 @@ export interface MqttDetails
 }
 
 function checkBrokers(input: MqttDetailsInput): string[] {
-  if (input.broker !== undefined && input.brokers !== undefined) throw new DetailsError('details.brokers', 'give broker or brokers, not both');
+  if (input.broker !== undefined && input.brokers !== undefined)
+    throw new DetailsError('details.brokers', 'give broker or brokers, not both');
   if (input.broker !== undefined) return [checkBroker(input.broker, 'details.broker')];
   if (input.brokers !== undefined) return input.brokers.map((url, i) => checkBroker(url, `details.brokers[${i}]`));
   throw new DetailsError('details.broker', 'is required: one URL like mqtt://host:1883 (or brokers: a list of them)');
@@ -107,8 +109,12 @@ function genericRule(rule: Static<typeof GenericRuleSchema>, path: string): Gene
   return {
     topic: rule.topic,
     deviceId: template(rule.deviceId, `${path}.deviceId`),
-    properties: Object.entries(rule.properties ?? {}).map(([name, source]) => [name, template(source, `${path}.properties.${name}`)] as const),
-    ...(presence === undefined ? {} : { presence: { value: template(presence.value, `${path}.presence.value`), online: presence.online, offline: presence.offline } }),
+    properties: Object.entries(rule.properties ?? {}).map(
+      ([name, source]) => [name, template(source, `${path}.properties.${name}`)] as const,
+    ),
+    ...(presence === undefined
+      ? {}
+      : { presence: { value: template(presence.value, `${path}.presence.value`), online: presence.online, offline: presence.offline } }),
     ...(rule.silenceSeconds === undefined ? {} : { silenceMs: rule.silenceSeconds * 1000 }),
   };
 }
@@ -143,7 +149,13 @@ export function parseMqttDetails(raw: unknown): MqttDetails {
     brokerLossGraceMs: input.brokerLossGraceSeconds * 1000,
     resyncWindowMs: input.resyncWindowSeconds * 1000,
     syncMarker: input.syncMarker,
-    credentials: { username: credential('username'), password: credential('password'), ca: credential('ca'), cert: credential('cert'), key: credential('key') },
+    credentials: {
+      username: credential('username'),
+      password: credential('password'),
+      ca: credential('ca'),
+      cert: credential('cert'),
+      key: credential('key'),
+    },
     tls: input.tls,
     shared: input.shared,
     limits: input.limits,

@@ -7,7 +7,9 @@ import { DeviceDiscoverySchema } from '../../api/schema.ts';
 import { createMqttHandler } from './mqtt.ts';
 
 const doc = readFileSync(new URL('../../docs/handlers/mqtt.md', import.meta.url), 'utf8');
-const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!) as { metadata: { name: string }; spec: { handler: string; details: unknown } });
+const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map(
+  (m) => parse(m[1]!) as { metadata: { name: string }; spec: { handler: string; details: unknown } },
+);
 
 describe('docs/handlers/mqtt.md', () => {
   it('has DeviceDiscovery examples', () => {

@@ -23,7 +23,15 @@ function setup(limits = { maxProperties: 64, maxPropertyLength: 4096 }) {
     new HomeAssistantConvention({ prefix: 'homeassistant', statusTopic: 'homeassistant/status', groupBy: 'device' }, context),
     new HomieConvention({ domain: 'homie' }, context),
   ];
-  const engine = new MqttEngine({ conventions, sink, log, count: (e) => counts.push(e), limits, common: { MQTT_BROKER_URL: 'mqtt://b:1883' }, schedule: (flush) => flush() });
+  const engine = new MqttEngine({
+    conventions,
+    sink,
+    log,
+    count: (e) => counts.push(e),
+    limits,
+    common: { MQTT_BROKER_URL: 'mqtt://b:1883' },
+    schedule: (flush) => flush(),
+  });
   return { engine, calls, counts, logs };
 }
 
@@ -40,7 +48,13 @@ describe('MqttEngine', () => {
     engine.handle(msg('homie/5/c/$state', 'ready', false), 0);
     expect(calls.slice(1)).toEqual([
       ['remove', 'homie/b'],
-      ['upsert', { id: 'homie/c', properties: { MQTT_BROKER_URL: 'mqtt://b:1883', HOMIE_DEVICE_ID: 'c', HOMIE_TOPIC: 'homie/5/c', HOMIE_STATE: 'ready' } }],
+      [
+        'upsert',
+        {
+          id: 'homie/c',
+          properties: { MQTT_BROKER_URL: 'mqtt://b:1883', HOMIE_DEVICE_ID: 'c', HOMIE_TOPIC: 'homie/5/c', HOMIE_STATE: 'ready' },
+        },
+      ],
     ]);
   });
 
@@ -60,7 +74,10 @@ describe('MqttEngine', () => {
     engine.handle(msg('homie/5/c/$state', 'ready', false), 0);
     for (let i = 0; i < 5; i++) engine.handle(msg('homeassistant/sensor/x/config', '{"broken":'), 0);
     // Device d is not listed: its bad $description is the engine's to count (a listed Homie device would be unlisted by it, see homie.test.ts).
-    engine.handle(msg('homie/5/d/$description', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['), 0);
+    engine.handle(
+      msg('homie/5/d/$description', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['),
+      0,
+    );
     expect(counts).toEqual(Array<string>(6).fill('bad_payload'));
     expect(logs).toHaveLength(2);
     expect(logs[0]).toMatchObject({ topic: 'homeassistant/sensor/x/config', convention: 'home-assistant', problem: 'bad_json' });
@@ -117,7 +134,15 @@ describe('MqttEngine', () => {
     };
     const flushes: (() => void)[] = [];
     const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
-    const engine = new MqttEngine({ conventions: [homie], sink, log: pino({ level: 'silent' }), count: () => undefined, limits: { maxProperties: 8, maxPropertyLength: 64 }, common: {}, schedule: (f) => flushes.push(f) });
+    const engine = new MqttEngine({
+      conventions: [homie],
+      sink,
+      log: pino({ level: 'silent' }),
+      count: () => undefined,
+      limits: { maxProperties: 8, maxPropertyLength: 64 },
+      common: {},
+      schedule: (f) => flushes.push(f),
+    });
     engine.endResync();
     for (let i = 0; i < 100; i++) engine.handle(msg(`homie/5/d${i}/$state`, 'ready', false), 0);
     expect(flushes).toHaveLength(1);

@@ -217,7 +217,8 @@ export class MqttEngine {
     this.#loggedTopics.add(topic);
     const problem = error instanceof PayloadError ? error.problem : 'handler_error';
     const message = error instanceof Error ? error.message : String(error);
-    if (error instanceof PayloadError) this.#options.log.warn({ topic, convention, problem, reason: message }, 'Ignored a bad MQTT payload (logged once per topic)');
+    if (error instanceof PayloadError)
+      this.#options.log.warn({ topic, convention, problem, reason: message }, 'Ignored a bad MQTT payload (logged once per topic)');
     else this.#options.log.error({ topic, convention, err: error }, 'Failed to handle an MQTT message (logged once per topic)');
   }
 }

@@ -47,7 +47,14 @@ describe('templates', () => {
 describe('GenericConvention', () => {
   // Tasmota without Home Assistant discovery: INFO1 carries identity, LWT carries presence.
   const tasmota: GenericRule[] = [
-    { topic: 'tele/+/INFO1', deviceId: t('tasmota-{topic[1]}'), properties: [['TASMOTA_TOPIC', t('{topic[1]}')], ['FIRMWARE', t('{json.Info1.Version}')]] },
+    {
+      topic: 'tele/+/INFO1',
+      deviceId: t('tasmota-{topic[1]}'),
+      properties: [
+        ['TASMOTA_TOPIC', t('{topic[1]}')],
+        ['FIRMWARE', t('{json.Info1.Version}')],
+      ],
+    },
     {
       topic: 'tele/+/LWT',
       deviceId: t('tasmota-{topic[1]}'),
@@ -87,7 +94,9 @@ describe('GenericConvention', () => {
   });
 
   it('goes offline after its silence and comes back with the next message', () => {
-    const rules: GenericRule[] = [{ topic: 'sensors/+/data', deviceId: t('{json.serial}'), properties: [['ROOM', t('{topic[1]}')]], silenceMs: 60_000 }];
+    const rules: GenericRule[] = [
+      { topic: 'sensors/+/data', deviceId: t('{json.serial}'), properties: [['ROOM', t('{topic[1]}')]], silenceMs: 60_000 },
+    ];
     const generic = new GenericConvention(rules, recordingContext());
     generic.handle(msg('sensors/kitchen/data', { serial: 'SN1', t: 20 }, false), 0);
     expect(generic.expire(59_000)).toEqual([]);

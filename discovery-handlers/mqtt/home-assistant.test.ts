@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadError } from './bounded.ts';
-import { evaluateTemplate, expandKeys, HomeAssistantConvention, parseConfigTopic, withBase, type HomeAssistantOptions } from './home-assistant.ts';
+import {
+  evaluateTemplate,
+  expandKeys,
+  HomeAssistantConvention,
+  parseConfigTopic,
+  withBase,
+  type HomeAssistantOptions,
+} from './home-assistant.ts';
 import { DEVICE_BASED, ESPHOME_TEMPERATURE, TASMOTA_RELAY, Z2M_TEMPERATURE } from '../../test/support/mqtt-firmware.ts';
 import { msg, recordingContext } from '../../test/support/mqtt-convention.ts';
 
 const OPTIONS: HomeAssistantOptions = { prefix: 'homeassistant', statusTopic: 'homeassistant/status', groupBy: 'device' };
 
-function convention(options: Partial<HomeAssistantOptions> = {}): { ha: HomeAssistantConvention; context: ReturnType<typeof recordingContext> } {
+function convention(options: Partial<HomeAssistantOptions> = {}): {
+  ha: HomeAssistantConvention;
+  context: ReturnType<typeof recordingContext>;
+} {
   const context = recordingContext();
   return { ha: new HomeAssistantConvention({ ...OPTIONS, ...options }, context), context };
 }
@@ -129,13 +139,48 @@ describe('HomeAssistantConvention', () => {
   });
 
   it.each([
-    ['latest', [['a', 'online'], ['b', 'offline']], false],
-    ['latest', [['a', 'offline'], ['b', 'online']], true],
-    ['latest', [['b', 'online'], ['a', 'garbage']], true],
-    ['any', [['a', 'offline'], ['b', 'online']], true],
+    [
+      'latest',
+      [
+        ['a', 'online'],
+        ['b', 'offline'],
+      ],
+      false,
+    ],
+    [
+      'latest',
+      [
+        ['a', 'offline'],
+        ['b', 'online'],
+      ],
+      true,
+    ],
+    [
+      'latest',
+      [
+        ['b', 'online'],
+        ['a', 'garbage'],
+      ],
+      true,
+    ],
+    [
+      'any',
+      [
+        ['a', 'offline'],
+        ['b', 'online'],
+      ],
+      true,
+    ],
     ['any', [['a', 'offline']], false],
     ['all', [['a', 'online']], false],
-    ['all', [['a', 'online'], ['b', 'online']], true],
+    [
+      'all',
+      [
+        ['a', 'online'],
+        ['b', 'online'],
+      ],
+      true,
+    ],
   ])('availability mode %s after %j → present %s', (mode, messages, present) => {
     const { ha } = convention();
     ha.handle(msg('homeassistant/binary_sensor/x/config', { uniq_id: 'x', avty: [{ t: 'a' }, { t: 'b' }], avty_mode: mode }));
@@ -148,7 +193,12 @@ describe('HomeAssistantConvention', () => {
     expect(ha.handle(msg(DEVICE_BASED.topic, DEVICE_BASED.config))).toEqual(['ha/0AFFD2']);
     ha.handle(msg('sensorBedroom/status', 'online'));
     const props = ha.view('ha/0AFFD2')!.properties;
-    expect(props).toMatchObject({ HA_NAME: 'Heater', HA_SERIAL_NUMBER: 'ea334450945afc', HA_HW_VERSION: '1.0rev2', HA_ORIGIN: 'bla2mqtt 2.1' });
+    expect(props).toMatchObject({
+      HA_NAME: 'Heater',
+      HA_SERIAL_NUMBER: 'ea334450945afc',
+      HA_HW_VERSION: '1.0rev2',
+      HA_ORIGIN: 'bla2mqtt 2.1',
+    });
     const entities = JSON.parse(props['HA_ENTITIES']!) as { object_id: string; state_topic: string }[];
     expect(entities.map((e) => [e.object_id, e.state_topic])).toEqual([
       ['some_unique_component_id1', 'sensorBedroom/state'],
@@ -161,7 +211,12 @@ describe('HomeAssistantConvention', () => {
   it('groupBy entity: one device per unique_id', () => {
     const { ha } = convention({ groupBy: 'entity' });
     ha.handle(msg(DEVICE_BASED.topic, { ...DEVICE_BASED.config, avty_t: undefined }));
-    expect(ha.views().map((v) => v.id).sort()).toEqual(['ha/temp01ae_h', 'ha/temp01ae_t']);
+    expect(
+      ha
+        .views()
+        .map((v) => v.id)
+        .sort(),
+    ).toEqual(['ha/temp01ae_h', 'ha/temp01ae_t']);
   });
 
   it('a changed config moves availability without losing the last availability state', () => {
@@ -202,10 +257,20 @@ describe('HomeAssistantConvention', () => {
     ha.beginResync();
     ha.handle(msg('homeassistant/sensor/kept/config', { uniq_id: 'kept' }, true));
     expect(ha.settleResync(false)).toEqual(['ha/deleted']);
-    expect(ha.views().map((v) => v.id).sort()).toEqual(['ha/kept', 'ha/late', 'ha/live']);
+    expect(
+      ha
+        .views()
+        .map((v) => v.id)
+        .sort(),
+    ).toEqual(['ha/kept', 'ha/late', 'ha/live']);
     ha.handle(msg('homeassistant/sensor/late/config', { uniq_id: 'late' }, false));
     expect(ha.settleResync(true)).toEqual(['ha/live']);
-    expect(ha.views().map((v) => v.id).sort()).toEqual(['ha/kept', 'ha/late']);
+    expect(
+      ha
+        .views()
+        .map((v) => v.id)
+        .sort(),
+    ).toEqual(['ha/kept', 'ha/late']);
   });
 
   it('stops tracking at the device limit and counts it', () => {
@@ -219,7 +284,9 @@ describe('HomeAssistantConvention', () => {
   it('keeps HA_ENTITIES valid JSON under the length limit', () => {
     const context = recordingContext({ maxPropertyLength: 300 });
     const ha = new HomeAssistantConvention(OPTIONS, context);
-    const cmps = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`c${i}`, { p: 'sensor', stat_t: `dev/sensor/${i}/state`, uniq_id: `u${i}` }]));
+    const cmps = Object.fromEntries(
+      Array.from({ length: 50 }, (_, i) => [`c${i}`, { p: 'sensor', stat_t: `dev/sensor/${i}/state`, uniq_id: `u${i}` }]),
+    );
     ha.handle(msg('homeassistant/device/big/config', { dev: { ids: 'big' }, cmps }));
     const entities = ha.view('ha/big')!.properties['HA_ENTITIES']!;
     expect(entities.length).toBeLessThanOrEqual(300);

@@ -195,14 +195,27 @@ function deviceInfoOf(raw: unknown): DeviceInfo | undefined {
   if (!isRecord(raw)) return undefined;
   const device = expandKeys(raw, DEVICE_ABBREVIATIONS);
   const ids = device['identifiers'];
-  const identifiers = (Array.isArray(ids) ? ids : [ids]).map(str).filter((s): s is string => s !== undefined).slice(0, 16);
+  const identifiers = (Array.isArray(ids) ? ids : [ids])
+    .map(str)
+    .filter((s): s is string => s !== undefined)
+    .slice(0, 16);
   const cns = device['connections'];
   const connections = (Array.isArray(cns) ? cns : [])
     .filter((c): c is unknown[] => Array.isArray(c) && c.length === 2)
     .map(([type, value]) => `${str(type) ?? ''}:${str(value) ?? ''}`)
     .slice(0, 16);
   const fields: Record<string, string> = {};
-  for (const key of ['name', 'manufacturer', 'model', 'model_id', 'sw_version', 'hw_version', 'serial_number', 'suggested_area', 'configuration_url']) {
+  for (const key of [
+    'name',
+    'manufacturer',
+    'model',
+    'model_id',
+    'sw_version',
+    'hw_version',
+    'serial_number',
+    'suggested_area',
+    'configuration_url',
+  ]) {
     const value = str(device[key]);
     if (value !== undefined) fields[key] = value;
   }
@@ -379,7 +392,11 @@ export class HomeAssistantConvention implements Convention {
     // subscription stays, so the broker will not deliver it again.
     for (const topic of orphaned) if (!this.#byAvailabilityTopic.has(topic)) this.#availability.delete(topic);
     if (entities.length === 0) this.#byConfigTopic.delete(message.topic);
-    else this.#byConfigTopic.set(message.topic, entities.map((e) => e.key));
+    else
+      this.#byConfigTopic.set(
+        message.topic,
+        entities.map((e) => e.key),
+      );
   }
 
   #addEntity(entity: Entity, changed: Set<string>): void {
@@ -417,7 +434,8 @@ export class HomeAssistantConvention implements Convention {
   /** Whether the group's availability topics say it is online. */
   #isAvailable(entities: readonly Entity[]): boolean {
     const entries = new Map<string, AvailabilityEntry>();
-    for (const entity of entities) for (const e of entity.availability) entries.set(`${e.topic}\u0000${e.available}\u0000${e.notAvailable}\u0000${e.template ?? ''}`, e);
+    for (const entity of entities)
+      for (const e of entity.availability) entries.set(`${e.topic}\u0000${e.available}\u0000${e.notAvailable}\u0000${e.template ?? ''}`, e);
     if (entries.size === 0) return true;
     const mode = entities.find((e) => e.availability.length > 0)?.mode ?? 'latest';
     const states = [...entries.values()].map((entry) => {

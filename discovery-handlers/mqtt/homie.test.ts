@@ -129,9 +129,11 @@ describe('HomieConvention', () => {
     expect(homie.view('homie/thermo')?.properties['HOMIE_NAME']).toBe('Living room thermostat');
   });
 
-  it('issue 13: a garbage $description before the $state keeps the device unlisted (the error is the engine\'s to count)', () => {
+  it("issue 13: a garbage $description before the $state keeps the device unlisted (the error is the engine's to count)", () => {
     const homie = new HomieConvention({ domain: 'homie' }, recordingContext());
-    expect(() => homie.handle(msg(topic('thermo', '$description'), { homie: '5.0', nodes: { n: { properties: { t: { datatype: 'banana' } } } } }))).toThrow(PayloadError);
+    expect(() =>
+      homie.handle(msg(topic('thermo', '$description'), { homie: '5.0', nodes: { n: { properties: { t: { datatype: 'banana' } } } } })),
+    ).toThrow(PayloadError);
     expect(homie.handle(msg(topic('thermo', '$state'), 'ready'))).toEqual(['homie/thermo']);
     expect(homie.views()).toEqual([]);
     // Clearing the description (retained empty payload) makes it a device without one: listed from $state.

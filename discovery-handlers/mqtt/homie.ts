@@ -43,7 +43,8 @@ function optionalText(raw: Record<string, unknown>, key: string): string | undef
   const value = raw[key];
   if (value === undefined) return undefined;
   // eslint-disable-next-line no-control-regex
-  if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) throw bad(`$description.${key} is not a short text`);
+  if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH || /[\u0000-\u001f\u007f]/.test(value))
+    throw bad(`$description.${key} is not a short text`);
   return value;
 }
 
@@ -96,7 +97,8 @@ export function parseHomieDescription(raw: unknown): HomieDescription {
   const homie = raw['homie'];
   if (typeof homie !== 'string' || !/^5\.\d{1,4}$/.test(homie)) throw bad('$description.homie is not "5.x"');
   const version = raw['version'];
-  if (version !== undefined && !(typeof version === 'number' && Number.isSafeInteger(version) && version >= 0)) throw bad('$description.version is not a non-negative integer');
+  if (version !== undefined && !(typeof version === 'number' && Number.isSafeInteger(version) && version >= 0))
+    throw bad('$description.version is not a non-negative integer');
   const rawNodes = raw['nodes'];
   if (rawNodes !== undefined && !isRecord(rawNodes)) throw bad('$description.nodes is not an object');
   const { nodes, properties } = parseNodes(rawNodes ?? {});
@@ -107,7 +109,11 @@ export function parseHomieDescription(raw: unknown): HomieDescription {
     root: optionalId(raw, 'root'),
     parent: optionalId(raw, 'parent'),
   };
-  return { ...(Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<HomieDescription>), nodes, properties };
+  return {
+    ...(Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<HomieDescription>),
+    nodes,
+    properties,
+  };
 }
 
 interface HomieDevice {
@@ -194,7 +200,10 @@ export class HomieConvention implements Convention {
     device.confirmed = true;
     if (!wasListed) throw error;
     this.#context.count('bad_payload');
-    this.#context.log.warn({ topic, problem: error.problem, reason: error.message }, 'Stopped listing a Homie device with an invalid $description');
+    this.#context.log.warn(
+      { topic, problem: error.problem, reason: error.message },
+      'Stopped listing a Homie device with an invalid $description',
+    );
     return [`homie/${deviceId}`];
   }
 

@@ -97,7 +97,10 @@ describe.each([5, 4] as const)('MQTT %i (3.1.1 = 4) against Mosquitto', (protoco
     const device = track(new HomieDevice(connection(), 'thermostat-1', { domain, name: 'Thermostat' }));
     await device.start();
     await sink.waitFor(() => sink.devices.has('homie/thermostat-1'), 5_000, 'homie device');
-    expect(sink.devices.get('homie/thermostat-1')?.properties).toMatchObject({ HOMIE_NAME: 'Thermostat', HOMIE_PROPERTIES: 'sensor/temperature,sensor/led!' });
+    expect(sink.devices.get('homie/thermostat-1')?.properties).toMatchObject({
+      HOMIE_NAME: 'Thermostat',
+      HOMIE_PROPERTIES: 'sensor/temperature,sensor/led!',
+    });
     await device.crash();
     await sink.waitFor(() => !sink.devices.has('homie/thermostat-1'), 5_000, 'lost');
     await device.start();
@@ -157,7 +160,13 @@ describe('mqtt handler against Mosquitto', () => {
 
   it('hostile payloads are counted, logged once per topic, and never stop discovery', async () => {
     const prefix = unique('ha');
-    const { sink, done } = start({ protocolVersion: 4, homeAssistant: { prefix }, homie: { domain: unique('homie') }, sparkplug: { groups: [unique('g')] }, limits: { maxPayloadBytes: 65_536 } });
+    const { sink, done } = start({
+      protocolVersion: 4,
+      homeAssistant: { prefix },
+      homie: { domain: unique('homie') },
+      sparkplug: { groups: [unique('g')] },
+      limits: { maxPayloadBytes: 65_536 },
+    });
     await sink.waitFor(() => sink.calls[0]?.kind === 'replaceAll', 5_000, 'initial sync');
     const big = join(broker.dir, 'big.bin');
     await writeFile(big, Buffer.alloc(2 * 1024 * 1024, 0x7b));
@@ -222,7 +231,11 @@ describe('mqtt handler against Mosquitto', () => {
 
   it('short outage: no change at all when the broker is back within the grace', async () => {
     const outage = await startMosquitto(perTest, { persistence: true });
-    const handler = runHandler(createMqttHandler(), { broker: outage.url, homie: true, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } });
+    const handler = runHandler(createMqttHandler(), {
+      broker: outage.url,
+      homie: true,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 100 },
+    });
     perTest.defer('handler', () => handler.stop());
     const { sink } = handler;
     await mosquittoPub(outage, 'homie/5/steady/$state', 'ready', { retain: true });
@@ -260,15 +273,25 @@ describe('mqtt handler against Mosquitto', () => {
     ]);
     const handler = runHandler(createMqttHandler(), { broker: secure.url, homie: true }, { properties });
     perTest.defer('handler', () => handler.stop());
-    const tls = { ca: await pki.pem(pki.caCert), cert: await pki.pem(pki.clientCert), key: await pki.pem(pki.clientKey), username: 'device', password: 'd' };
+    const tls = {
+      ca: await pki.pem(pki.caCert),
+      cert: await pki.pem(pki.clientCert),
+      key: await pki.pem(pki.clientKey),
+      username: 'device',
+      password: 'd',
+    };
     const device = track(new HomieDevice({ url: secure.url, options: tls }, 'secure-1'));
     await device.start();
     await handler.sink.waitFor(() => handler.sink.devices.has('homie/secure-1'), 5_000, 'device over TLS');
     expect(handler.sink.devices.get('homie/secure-1')?.properties['MQTT_BROKER_URL']).toBe(secure.url);
 
-    const refused = runHandler(createMqttHandler(), { broker: secure.url, homie: true, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } }, {
-      properties: new Map([...properties, ['MQTT_PASSWORD', 'wrong']]),
-    });
+    const refused = runHandler(
+      createMqttHandler(),
+      { broker: secure.url, homie: true, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } },
+      {
+        properties: new Map([...properties, ['MQTT_PASSWORD', 'wrong']]),
+      },
+    );
     perTest.defer('refused handler', () => refused.stop());
     await refused.sink.waitFor(() => refused.sink.counted('connect_error') >= 2, 5_000, 'refused connections, retried');
     expect(refused.sink.calls).toEqual([]);

@@ -125,9 +125,7 @@ class BrokerSession {
       reconnectPeriod: 0,
       resubscribe: false,
       queueQoSZero: false,
-      ...(details.protocolVersion === 5
-        ? { properties: { maximumPacketSize: details.limits.maxPayloadBytes + 65_536 + 16 } }
-        : {}),
+      ...(details.protocolVersion === 5 ? { properties: { maximumPacketSize: details.limits.maxPayloadBytes + 65_536 + 16 } } : {}),
     });
   }
 
@@ -191,7 +189,8 @@ class BrokerSession {
       } while (this.#resyncAgain && !this.#closed);
     })()
       .catch((error: unknown) => {
-        if (!this.#closed) this.#shared.context.log.warn({ err: error, broker: this.#url }, 'Failed to re-sync from the MQTT broker; reconnecting');
+        if (!this.#closed)
+          this.#shared.context.log.warn({ err: error, broker: this.#url }, 'Failed to re-sync from the MQTT broker; reconnecting');
         this.#client.end(true);
       })
       .finally(() => (this.#resyncing = undefined));
@@ -294,7 +293,9 @@ class BrokerSession {
 async function run(details: MqttDetails, context: HandlerContext): Promise<void> {
   const { signal, log, count } = context;
   const clientOptions = connectionOptions(details, context.properties);
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 24);
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '')
+    .slice(0, 24);
   const clientId = `${details.clientIdPrefix}-${host}-${randomBytes(3).toString('hex')}`;
   const common: Record<string, string> = { MQTT_BROKER_URL: publicUrl(details.brokers[0]!) };
   if (details.brokers.length > 1) common['MQTT_BROKER_URLS'] = details.brokers.map(publicUrl).join(',');
@@ -323,9 +324,13 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
     requestResync: () => undefined,
   };
 
-  const silences = [details.sparkplug?.silenceMs, ...(details.generic ?? []).map((r) => r.silenceMs)].filter((s): s is number => s !== undefined);
+  const silences = [details.sparkplug?.silenceMs, ...(details.generic ?? []).map((r) => r.silenceMs)].filter(
+    (s): s is number => s !== undefined,
+  );
   const sweep =
-    silences.length === 0 ? undefined : setInterval(() => engine.expire(Date.now()), Math.min(5_000, Math.max(100, Math.min(...silences) / 10)));
+    silences.length === 0
+      ? undefined
+      : setInterval(() => engine.expire(Date.now()), Math.min(5_000, Math.max(100, Math.min(...silences) / 10)));
   sweep?.unref();
 
   let failures = 0;
@@ -341,7 +346,10 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
         lastProblem = '';
         log.warn({ broker: url, err: session.lastError }, 'Lost the connection to the MQTT broker');
         lossTimer ??= setTimeout(() => {
-          log.warn({ broker: url, graceMs: details.brokerLossGraceMs }, 'MQTT broker unreachable for longer than the grace; reporting devices offline');
+          log.warn(
+            { broker: url, graceMs: details.brokerLossGraceMs },
+            'MQTT broker unreachable for longer than the grace; reporting devices offline',
+          );
           count('broker_lost');
           engine.brokerLost();
         }, details.brokerLossGraceMs);
@@ -350,7 +358,8 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
         count('connect_error');
         const problem = session.lastError?.message ?? 'connection closed';
         // Once per distinct problem, not once per retry.
-        if (problem !== lastProblem) log.warn({ broker: url, err: session.lastError, failures }, 'Failed to connect to the MQTT broker; retrying with backoff');
+        if (problem !== lastProblem)
+          log.warn({ broker: url, err: session.lastError, failures }, 'Failed to connect to the MQTT broker; retrying with backoff');
         lastProblem = problem;
       }
       count('reconnect');

@@ -29,7 +29,10 @@ const brokerUrl = (description: string): ReturnType<typeof Type.String> =>
     errorMessage: 'must be a URL like mqtt://host:1883, mqtts://host:8883 or wss://host/mqtt',
   });
 
-const propertyName = (what: keyof typeof CONVENTIONAL_CREDENTIAL_PROPERTIES, text: string): ReturnType<typeof Type.Optional<ReturnType<typeof Type.String>>> =>
+const propertyName = (
+  what: keyof typeof CONVENTIONAL_CREDENTIAL_PROPERTIES,
+  text: string,
+): ReturnType<typeof Type.Optional<ReturnType<typeof Type.String>>> =>
   Type.Optional(
     Type.String({
       description: `Discovery property holding ${text}. Default: ${CONVENTIONAL_CREDENTIAL_PROPERTIES[what]}, used when the discovery has it; a name given here must exist.`,
@@ -55,8 +58,13 @@ export const HomeAssistantOptionsSchema = closedObject({
     pattern: TOPIC_LEVELS,
     errorMessage: 'must be a topic without wildcards',
   }),
-  statusTopic: Type.Optional(Type.String({ description: 'Birth topic that makes devices re-announce. Default: <prefix>/status.', minLength: 1, maxLength: 256 })),
-  groupBy: stringEnum(['device', 'entity'] as const, { description: 'One Tether device per Home Assistant device, or per entity.', default: 'device' }),
+  statusTopic: Type.Optional(
+    Type.String({ description: 'Birth topic that makes devices re-announce. Default: <prefix>/status.', minLength: 1, maxLength: 256 }),
+  ),
+  groupBy: stringEnum(['device', 'entity'] as const, {
+    description: 'One Tether device per Home Assistant device, or per entity.',
+    default: 'device',
+  }),
 });
 
 export const HomieOptionsSchema = closedObject({
@@ -97,8 +105,16 @@ export const GenericRuleSchema = closedObject({
     closedObject(
       {
         value: template('Template of the presence value.', { default: '{payload}' }),
-        online: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { description: 'Values meaning online.', maxItems: 16, default: [] }),
-        offline: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { description: 'Values meaning offline.', maxItems: 16, default: [] }),
+        online: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+          description: 'Values meaning online.',
+          maxItems: 16,
+          default: [],
+        }),
+        offline: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+          description: 'Values meaning offline.',
+          maxItems: 16,
+          default: [],
+        }),
       },
       { description: 'Online/offline from the message (at least one of online, offline).' },
     ),
@@ -108,7 +124,12 @@ export const GenericRuleSchema = closedObject({
 
 export const MqttLimitsSchema = closedObject(
   {
-    maxPayloadBytes: Type.Integer({ description: 'Larger messages are dropped.', minimum: 1024, maximum: 16 * 1024 * 1024, default: 128 * 1024 }),
+    maxPayloadBytes: Type.Integer({
+      description: 'Larger messages are dropped.',
+      minimum: 1024,
+      maximum: 16 * 1024 * 1024,
+      default: 128 * 1024,
+    }),
     maxJsonDepth: Type.Integer({ description: 'Deeper JSON payloads are dropped.', minimum: 2, maximum: 256, default: 32 }),
     maxProperties: Type.Integer({ description: 'Properties per device.', minimum: 4, maximum: 128, default: 64 }),
     maxPropertyLength: Type.Integer({ description: 'Characters per property value.', minimum: 64, maximum: 4096, default: 4096 }),
@@ -120,8 +141,18 @@ export const MqttLimitsSchema = closedObject(
 export const MqttDetailsSchema = closedObject(
   {
     broker: Type.Optional(brokerUrl('Broker URL (mqtt, mqtts, tcp, ssl, ws, wss), without credentials. Give broker or brokers.')),
-    brokers: Type.Optional(Type.Array(brokerUrl('Broker URL.'), { description: 'Broker URLs, tried in order, round robin on reconnect.', minItems: 1, maxItems: 16 })),
-    protocolVersion: Type.Enum([5, '5', '5.0', 4, '4', '3.1.1'], { description: 'MQTT 5, or 3.1.1 (also written 4).', default: 5, errorMessage: 'must be 5 or "3.1.1"' }),
+    brokers: Type.Optional(
+      Type.Array(brokerUrl('Broker URL.'), {
+        description: 'Broker URLs, tried in order, round robin on reconnect.',
+        minItems: 1,
+        maxItems: 16,
+      }),
+    ),
+    protocolVersion: Type.Enum([5, '5', '5.0', 4, '4', '3.1.1'], {
+      description: 'MQTT 5, or 3.1.1 (also written 4).',
+      default: 5,
+      errorMessage: 'must be 5 or "3.1.1"',
+    }),
     clientIdPrefix: Type.String({
       description: 'Client id = <prefix>-<hostname>-<random>.',
       default: 'tether',
@@ -135,13 +166,21 @@ export const MqttDetailsSchema = closedObject(
     reconnect: closedObject(
       {
         initialDelayMs: Type.Integer({ description: 'First reconnect delay.', minimum: 10, maximum: 60_000, default: 500 }),
-        maxDelayMs: Type.Integer({ description: 'Longest reconnect delay (≥ initialDelayMs).', minimum: 10, maximum: 600_000, default: 30_000 }),
+        maxDelayMs: Type.Integer({
+          description: 'Longest reconnect delay (≥ initialDelayMs).',
+          minimum: 10,
+          maximum: 600_000,
+          default: 30_000,
+        }),
       },
       { description: 'Capped exponential reconnect backoff.', default: {} },
     ),
     brokerLossGraceSeconds: seconds('While the broker is unreachable for less than this, devices stay as they are.', 0, 86_400, 30),
     resyncWindowSeconds: seconds('After a re-sync, how long devices with non-retained configs get to re-announce.', 0, 3600, 10),
-    syncMarker: Type.Boolean({ description: 'Publish a marker to tether/sync/<client id> to learn that the retained messages have all arrived.', default: true }),
+    syncMarker: Type.Boolean({
+      description: 'Publish a marker to tether/sync/<client id> to learn that the retained messages have all arrived.',
+      default: true,
+    }),
     credentials: closedObject(
       {
         username: propertyName('username', 'the user name'),
@@ -161,13 +200,18 @@ export const MqttDetailsSchema = closedObject(
     ),
     shared: Type.Boolean({ description: 'The devices are the same from every node that reaches the broker.', default: true }),
     limits: MqttLimitsSchema,
-    homeAssistant: Type.Optional(switchable(HomeAssistantOptionsSchema, 'Home Assistant MQTT discovery (ESPHome, Tasmota, zigbee2mqtt…): true or options.')),
+    homeAssistant: Type.Optional(
+      switchable(HomeAssistantOptionsSchema, 'Home Assistant MQTT discovery (ESPHome, Tasmota, zigbee2mqtt…): true or options.'),
+    ),
     homie: Type.Optional(switchable(HomieOptionsSchema, 'Homie 5 devices: true or options.')),
     sparkplug: Type.Optional(switchable(SparkplugOptionsSchema, 'Sparkplug B edge nodes and devices: true or options.')),
-    generic: Type.Optional(Type.Array(GenericRuleSchema, { description: 'Rules for devices that follow no convention.', minItems: 1, maxItems: 64 })),
+    generic: Type.Optional(
+      Type.Array(GenericRuleSchema, { description: 'Rules for devices that follow no convention.', minItems: 1, maxItems: 64 }),
+    ),
   },
   {
-    description: 'Devices announced over MQTT: Home Assistant discovery, Homie 5, Sparkplug B, or generic topic rules. At least one convention must be enabled.',
+    description:
+      'Devices announced over MQTT: Home Assistant discovery, Homie 5, Sparkplug B, or generic topic rules. At least one convention must be enabled.',
     examples: [{ broker: 'mqtt://broker.local:1883', homeAssistant: true }],
   },
 );

@@ -10,7 +10,8 @@ const birth = (bdSeq: number, extra: SparkplugPayload['metrics'] = []): Uint8Arr
     seq: 0n,
     metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: BigInt(bdSeq) }, { name: 'Node Control/Rebirth', value: false }, ...extra],
   });
-const death = (bdSeq: number): Uint8Array => encodeSparkplugPayload({ metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: BigInt(bdSeq) }] });
+const death = (bdSeq: number): Uint8Array =>
+  encodeSparkplugPayload({ metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: BigInt(bdSeq) }] });
 
 describe('Sparkplug B payloads', () => {
   it('round-trips the fields Tether uses', () => {
@@ -85,7 +86,9 @@ describe('SparkplugConvention', () => {
 
   it('births and deaths of nodes and devices; a node death takes its devices', () => {
     const sp = new SparkplugConvention(options, recordingContext());
-    expect(sp.handle(msg('spBv1.0/plant/NBIRTH/edge1', birth(1, [{ name: 'Properties/Hardware Make', value: 'Acme' }]), false), 0)).toEqual([node]);
+    expect(sp.handle(msg('spBv1.0/plant/NBIRTH/edge1', birth(1, [{ name: 'Properties/Hardware Make', value: 'Acme' }]), false), 0)).toEqual(
+      [node],
+    );
     expect(sp.view(node)?.properties).toEqual({
       SPARKPLUG_GROUP_ID: 'plant',
       SPARKPLUG_EDGE_NODE_ID: 'edge1',
@@ -94,7 +97,11 @@ describe('SparkplugConvention', () => {
       SPARKPLUG_PROPERTY_HARDWARE_MAKE: 'Acme',
     });
     sp.handle(msg('spBv1.0/plant/DBIRTH/edge1/pump', encodeSparkplugPayload({ metrics: [{ name: 'rpm', value: 1200 }] }), false), 0);
-    expect(sp.view(pump)?.properties).toMatchObject({ SPARKPLUG_DEVICE_ID: 'pump', SPARKPLUG_COMMAND_TOPIC: 'spBv1.0/plant/DCMD/edge1/pump', SPARKPLUG_METRICS: 'rpm' });
+    expect(sp.view(pump)?.properties).toMatchObject({
+      SPARKPLUG_DEVICE_ID: 'pump',
+      SPARKPLUG_COMMAND_TOPIC: 'spBv1.0/plant/DCMD/edge1/pump',
+      SPARKPLUG_METRICS: 'rpm',
+    });
     expect(sp.handle(msg('spBv1.0/plant/DDEATH/edge1/pump', encodeSparkplugPayload({ metrics: [] }), false), 0)).toEqual([pump]);
     expect(sp.view(pump)).toBeUndefined();
     sp.handle(msg('spBv1.0/plant/DBIRTH/edge1/pump', encodeSparkplugPayload({ metrics: [] }), false), 0);

@@ -83,7 +83,10 @@ function describe(metrics: readonly Metric[]): Pick<Endpoint, 'metrics' | 'prope
 
 /** The NCMD payload asking a node to publish its births again. */
 export function rebirthRequest(now: number): Uint8Array {
-  return encodeSparkplugPayload({ timestamp: BigInt(now), metrics: [{ name: 'Node Control/Rebirth', datatype: DataType.Boolean, value: true }] });
+  return encodeSparkplugPayload({
+    timestamp: BigInt(now),
+    metrics: [{ name: 'Node Control/Rebirth', datatype: DataType.Boolean, value: true }],
+  });
 }
 
 export class SparkplugConvention implements Convention {
@@ -143,7 +146,15 @@ export class SparkplugConvention implements Convention {
       this.#context.count('device_limit');
       return [];
     }
-    const node: EdgeNode = existing ?? { group: topic.group, node: topic.node, online: true, lastSeen: now, metrics: [], properties: {}, devices: new Map() };
+    const node: EdgeNode = existing ?? {
+      group: topic.group,
+      node: topic.node,
+      online: true,
+      lastSeen: now,
+      metrics: [],
+      properties: {},
+      devices: new Map(),
+    };
     Object.assign(node, { online: true, lastSeen: now, ...describe(metrics) });
     if (bdSeq === undefined) delete node.bdSeq;
     else node.bdSeq = bdSeq;
@@ -173,7 +184,13 @@ export class SparkplugConvention implements Convention {
     return changed;
   }
 
-  #deviceBirth(topic: ParsedTopic, key: string, existing: EdgeNode | undefined, metrics: readonly Metric[], now: number): readonly string[] {
+  #deviceBirth(
+    topic: ParsedTopic,
+    key: string,
+    existing: EdgeNode | undefined,
+    metrics: readonly Metric[],
+    now: number,
+  ): readonly string[] {
     let node = existing;
     const changed: string[] = [];
     if (node === undefined) {
@@ -245,7 +262,12 @@ export class SparkplugConvention implements Convention {
     if (device === undefined || !device.online) return undefined;
     return {
       id,
-      properties: { ...base, SPARKPLUG_DEVICE_ID: deviceId, SPARKPLUG_COMMAND_TOPIC: `${NAMESPACE}/${group}/DCMD/${nodeId}/${deviceId}`, ...endpointProperties(device) },
+      properties: {
+        ...base,
+        SPARKPLUG_DEVICE_ID: deviceId,
+        SPARKPLUG_COMMAND_TOPIC: `${NAMESPACE}/${group}/DCMD/${nodeId}/${deviceId}`,
+        ...endpointProperties(device),
+      },
     };
   }
 
@@ -296,4 +318,3 @@ function endpointProperties(endpoint: Endpoint): Record<string, string> {
   }
   return props;
 }
-

@@ -182,7 +182,10 @@ export function cameraDevice(camera: CameraState): DiscoveredDevice {
       set(`ONVIF_PROFILE_${i}_TOKEN`, profile.token);
       set(`ONVIF_PROFILE_${i}_NAME`, profile.name);
       set(`ONVIF_PROFILE_${i}_ENCODING`, profile.encoding);
-      set(`ONVIF_PROFILE_${i}_RESOLUTION`, profile.width === undefined || profile.height === undefined ? undefined : `${profile.width}x${profile.height}`);
+      set(
+        `ONVIF_PROFILE_${i}_RESOLUTION`,
+        profile.width === undefined || profile.height === undefined ? undefined : `${profile.width}x${profile.height}`,
+      );
       set(`ONVIF_PROFILE_${i}_STREAM_URI`, streamUri);
     });
   }

@@ -30,7 +30,9 @@ export function credentialStore(properties: ReadonlyMap<string, string>): Creden
       perCamera.set(uuid, entry);
     }
   }
-  const secrets = [defaults.password, ...[...perCamera.values()].map((e) => e.password)].filter((s): s is string => s !== undefined && s !== '');
+  const secrets = [defaults.password, ...[...perCamera.values()].map((e) => e.password)].filter(
+    (s): s is string => s !== undefined && s !== '',
+  );
   return {
     secrets,
     forCamera(uuid) {

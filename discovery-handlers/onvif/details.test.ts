@@ -30,7 +30,11 @@ describe('parseOnvifDetails', () => {
   });
 
   it('accepts the Akri filter shape and the CRD example', () => {
-    const d = parseOnvifDetails({ ipAddresses: { action: 'Include', items: ['10.0.0.1'] }, uuids: { action: 'Exclude', items: ['urn:uuid:1419D68A-1DD2-11B2-A105-F0000000AB01'] }, discoveryTimeoutSeconds: 1 });
+    const d = parseOnvifDetails({
+      ipAddresses: { action: 'Include', items: ['10.0.0.1'] },
+      uuids: { action: 'Exclude', items: ['urn:uuid:1419D68A-1DD2-11B2-A105-F0000000AB01'] },
+      discoveryTimeoutSeconds: 1,
+    });
     expect(d.filters.ipAddresses.include.map((c) => c.source)).toEqual(['10.0.0.1']);
     expect(d.filters.uuids).toEqual({ include: [], exclude: ['1419d68a-1dd2-11b2-a105-f0000000ab01'] });
   });

@@ -34,10 +34,19 @@ export interface OnvifFilters {
 }
 
 /** Details as the handler uses them: the schema's fields, with times in ms and addresses parsed. */
-export interface OnvifDetails
-  extends Readonly<
-    Pick<OnvifDetailsInput, 'multicast' | 'offlineAfterMissedProbes' | 'maxResponseBytes' | 'maxCameras' | 'maxConcurrentRequests' | 'streamUris' | 'tlsInsecureSkipVerify' | 'shared'>
-  > {
+export interface OnvifDetails extends Readonly<
+  Pick<
+    OnvifDetailsInput,
+    | 'multicast'
+    | 'offlineAfterMissedProbes'
+    | 'maxResponseBytes'
+    | 'maxCameras'
+    | 'maxConcurrentRequests'
+    | 'streamUris'
+    | 'tlsInsecureSkipVerify'
+    | 'shared'
+  >
+> {
   /** Interface names or IPv4 addresses for multicast; undefined = every non-internal IPv4 interface. */
   readonly interfaces: readonly string[] | undefined;
   readonly unicastTargets: readonly UnicastTarget[];
@@ -132,7 +141,8 @@ function parseTarget(value: string, path: string): UnicastTarget {
 function parseTargets(raw: readonly string[]): UnicastTarget[] {
   const targets = raw.map((v, i) => parseTarget(v.trim(), `details.unicastTargets[${i}]`));
   const total = targets.reduce((n, t) => n + (t.kind === 'block' ? hostCount(t.cidr) : 1), 0);
-  if (total > MAX_UNICAST_HOSTS) throw new DetailsError('details.unicastTargets', `expands to ${total} hosts; at most ${MAX_UNICAST_HOSTS}`);
+  if (total > MAX_UNICAST_HOSTS)
+    throw new DetailsError('details.unicastTargets', `expands to ${total} hosts; at most ${MAX_UNICAST_HOSTS}`);
   return targets;
 }
 
@@ -165,7 +175,8 @@ export function parseOnvifDetails(raw: unknown): OnvifDetails {
     filters: parseFilters(input),
     allowedServiceCidrs: input.allowedServiceCidrs.map((value, i) => {
       const cidr = parseCidr(value.trim());
-      if (cidr === undefined) throw new DetailsError(`details.allowedServiceCidrs[${i}]`, 'must be an IPv4 address or CIDR block (a.b.c.d/n)');
+      if (cidr === undefined)
+        throw new DetailsError(`details.allowedServiceCidrs[${i}]`, 'must be an IPv4 address or CIDR block (a.b.c.d/n)');
       return cidr;
     }),
   };

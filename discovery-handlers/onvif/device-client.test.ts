@@ -12,9 +12,12 @@ import {
 import { parseXml, type XmlNode } from './xml.ts';
 
 const body = (inner: string): XmlNode =>
-  (parseXml(`<s:Envelope xmlns:s="urn:s" xmlns:tds="urn:tds" xmlns:tt="urn:tt" xmlns:trt="urn:trt"><s:Body>${inner}</s:Body></s:Envelope>`, 1 << 20)['Envelope'] as XmlNode)[
-    'Body'
-  ] as XmlNode;
+  (
+    parseXml(
+      `<s:Envelope xmlns:s="urn:s" xmlns:tds="urn:tds" xmlns:tt="urn:tt" xmlns:trt="urn:trt"><s:Body>${inner}</s:Body></s:Envelope>`,
+      1 << 20,
+    )['Envelope'] as XmlNode
+  )['Body'] as XmlNode;
 
 describe('ONVIF response parsing', () => {
   it('reads the camera clock', () => {
@@ -24,7 +27,13 @@ describe('ONVIF response parsing', () => {
     );
     expect(readSystemDateAndTime(b)).toBe(Date.parse('2010-09-16T07:50:45Z'));
     expect(readSystemDateAndTime(body('<tds:GetSystemDateAndTimeResponse/>'))).toBeUndefined();
-    expect(readSystemDateAndTime(body('<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:UTCDateTime><tt:Time><tt:Hour>25</tt:Hour><tt:Minute>0</tt:Minute><tt:Second>0</tt:Second></tt:Time><tt:Date><tt:Year>2010</tt:Year><tt:Month>9</tt:Month><tt:Day>16</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>'))).toBeUndefined();
+    expect(
+      readSystemDateAndTime(
+        body(
+          '<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:UTCDateTime><tt:Time><tt:Hour>25</tt:Hour><tt:Minute>0</tt:Minute><tt:Second>0</tt:Second></tt:Time><tt:Date><tt:Year>2010</tt:Year><tt:Month>9</tt:Month><tt:Day>16</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>',
+        ),
+      ),
+    ).toBeUndefined();
   });
 
   it('reads device information, cleaning control characters and keeping leading zeros', () => {
@@ -32,7 +41,13 @@ describe('ONVIF response parsing', () => {
       '<tds:GetDeviceInformationResponse><tds:Manufacturer>AXIS &amp; Co</tds:Manufacturer><tds:Model>P1375\u0007-E</tds:Model>' +
         `<tds:FirmwareVersion>10.12</tds:FirmwareVersion><tds:SerialNumber>000123</tds:SerialNumber><tds:HardwareId>${'h'.repeat(400)}</tds:HardwareId></tds:GetDeviceInformationResponse>`,
     );
-    expect(readDeviceInformation(b)).toEqual({ manufacturer: 'AXIS & Co', model: 'P1375 -E', firmwareVersion: '10.12', serialNumber: '000123', hardwareId: 'h'.repeat(256) });
+    expect(readDeviceInformation(b)).toEqual({
+      manufacturer: 'AXIS & Co',
+      model: 'P1375 -E',
+      firmwareVersion: '10.12',
+      serialNumber: '000123',
+      hardwareId: 'h'.repeat(256),
+    });
   });
 
   it('finds the media service in GetServices and GetCapabilities', () => {
@@ -44,10 +59,20 @@ describe('ONVIF response parsing', () => {
         ),
       ),
     ).toBe('http://10.0.0.7/onvif/Media');
-    expect(readMediaServiceFromCapabilities(body('<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>http://10.0.0.7/media</tt:XAddr></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse>'))).toBe(
-      'http://10.0.0.7/media',
-    );
-    expect(readMediaServiceFromCapabilities(body('<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>javascript:alert(1)</tt:XAddr></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse>'))).toBeUndefined();
+    expect(
+      readMediaServiceFromCapabilities(
+        body(
+          '<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>http://10.0.0.7/media</tt:XAddr></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse>',
+        ),
+      ),
+    ).toBe('http://10.0.0.7/media');
+    expect(
+      readMediaServiceFromCapabilities(
+        body(
+          '<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>javascript:alert(1)</tt:XAddr></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse>',
+        ),
+      ),
+    ).toBeUndefined();
   });
 
   it('reads network interfaces', () => {
@@ -63,15 +88,23 @@ describe('ONVIF response parsing', () => {
     const profile = (i: number): string =>
       `<trt:Profiles token="p&amp;${i}" fixed="true"><tt:Name>Profile ${i}</tt:Name><tt:VideoEncoderConfiguration><tt:Encoding>H264</tt:Encoding>` +
       '<tt:Resolution><tt:Width>1920</tt:Width><tt:Height>1080</tt:Height></tt:Resolution></tt:VideoEncoderConfiguration></trt:Profiles>';
-    const profiles = readProfiles(body(`<trt:GetProfilesResponse>${Array.from({ length: 20 }, (_, i) => profile(i)).join('')}<trt:Profiles/></trt:GetProfilesResponse>`));
+    const profiles = readProfiles(
+      body(
+        `<trt:GetProfilesResponse>${Array.from({ length: 20 }, (_, i) => profile(i)).join('')}<trt:Profiles/></trt:GetProfilesResponse>`,
+      ),
+    );
     expect(profiles).toHaveLength(16);
     expect(profiles[0]).toEqual({ token: 'p&0', name: 'Profile 0', encoding: 'H264', width: 1920, height: 1080 });
   });
 
   it('reads a stream URI without credentials', () => {
-    expect(readStreamUri(body('<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>rtsp://admin:secret@10.0.0.7:554/s1?user=admin&amp;password=secret&amp;ch=1</tt:Uri></trt:MediaUri></trt:GetStreamUriResponse>'))).toBe(
-      'rtsp://10.0.0.7:554/s1?ch=1',
-    );
+    expect(
+      readStreamUri(
+        body(
+          '<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>rtsp://admin:secret@10.0.0.7:554/s1?user=admin&amp;password=secret&amp;ch=1</tt:Uri></trt:MediaUri></trt:GetStreamUriResponse>',
+        ),
+      ),
+    ).toBe('rtsp://10.0.0.7:554/s1?ch=1');
   });
 
   it.each([

@@ -42,10 +42,12 @@ export interface Profile {
   readonly height: number | undefined;
 }
 
+// eslint-disable-next-line no-control-regex -- exactly what is stripped
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g;
+
 function clean(value: string | undefined, max = MAX_VALUE_LENGTH): string | undefined {
   if (value === undefined) return undefined;
-  // eslint-disable-next-line no-control-regex
-  const cleaned = value.replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, max);
+  const cleaned = value.replace(CONTROL_CHARACTERS, ' ').trim().slice(0, max);
   return cleaned === '' ? undefined : cleaned;
 }
 
@@ -66,7 +68,13 @@ export function readDeviceInformation(body: XmlNode): DeviceInformation {
   const r = child(body, 'GetDeviceInformationResponse');
   if (r === undefined) throw new SoapError('malformed', 'no GetDeviceInformationResponse');
   const v = (name: string): string | undefined => clean(textValue(child(r, name)));
-  return { manufacturer: v('Manufacturer'), model: v('Model'), firmwareVersion: v('FirmwareVersion'), serialNumber: v('SerialNumber'), hardwareId: v('HardwareId') };
+  return {
+    manufacturer: v('Manufacturer'),
+    model: v('Model'),
+    firmwareVersion: v('FirmwareVersion'),
+    serialNumber: v('SerialNumber'),
+    hardwareId: v('HardwareId'),
+  };
 }
 
 function httpUrl(value: string | undefined): string | undefined {
@@ -118,7 +126,13 @@ export function readProfiles(body: XmlNode): Profile[] {
       };
       return token === undefined
         ? undefined
-        : { token, name: clean(textValue(child(p, 'Name'))), encoding: clean(textValue(child(encoder, 'Encoding'))), width: dim('Width'), height: dim('Height') };
+        : {
+            token,
+            name: clean(textValue(child(p, 'Name'))),
+            encoding: clean(textValue(child(encoder, 'Encoding'))),
+            width: dim('Width'),
+            height: dim('Height'),
+          };
     })
     .filter((p): p is Profile => p !== undefined)
     .slice(0, MAX_PROFILES);
@@ -157,22 +171,38 @@ export const onvifCalls = {
     return readSystemDateAndTime(body);
   },
   async deviceInformation(url: string, options: SoapOptions): Promise<DeviceInformation> {
-    return readDeviceInformation(await soapCall(url, `${ONVIF_NS.tds}/GetDeviceInformation`, '<tds:GetDeviceInformation/>', { tds: ONVIF_NS.tds }, options));
+    return readDeviceInformation(
+      await soapCall(url, `${ONVIF_NS.tds}/GetDeviceInformation`, '<tds:GetDeviceInformation/>', { tds: ONVIF_NS.tds }, options),
+    );
   },
   async mediaService(url: string, options: SoapOptions): Promise<string | undefined> {
     try {
-      const body = await soapCall(url, `${ONVIF_NS.tds}/GetServices`, '<tds:GetServices><tds:IncludeCapability>false</tds:IncludeCapability></tds:GetServices>', { tds: ONVIF_NS.tds }, options);
+      const body = await soapCall(
+        url,
+        `${ONVIF_NS.tds}/GetServices`,
+        '<tds:GetServices><tds:IncludeCapability>false</tds:IncludeCapability></tds:GetServices>',
+        { tds: ONVIF_NS.tds },
+        options,
+      );
       const media = readMediaServiceFromServices(body);
       if (media !== undefined) return media;
     } catch (error) {
       // Older (pre-2.0) devices have no GetServices: fall back to GetCapabilities.
       if (!(error instanceof SoapError) || error.kind !== 'fault') throw error;
     }
-    const body = await soapCall(url, `${ONVIF_NS.tds}/GetCapabilities`, '<tds:GetCapabilities><tds:Category>Media</tds:Category></tds:GetCapabilities>', { tds: ONVIF_NS.tds }, options);
+    const body = await soapCall(
+      url,
+      `${ONVIF_NS.tds}/GetCapabilities`,
+      '<tds:GetCapabilities><tds:Category>Media</tds:Category></tds:GetCapabilities>',
+      { tds: ONVIF_NS.tds },
+      options,
+    );
     return readMediaServiceFromCapabilities(body);
   },
   async networkInterfaces(url: string, options: SoapOptions): Promise<NetworkInterface[]> {
-    return readNetworkInterfaces(await soapCall(url, `${ONVIF_NS.tds}/GetNetworkInterfaces`, '<tds:GetNetworkInterfaces/>', { tds: ONVIF_NS.tds }, options));
+    return readNetworkInterfaces(
+      await soapCall(url, `${ONVIF_NS.tds}/GetNetworkInterfaces`, '<tds:GetNetworkInterfaces/>', { tds: ONVIF_NS.tds }, options),
+    );
   },
   async profiles(mediaUrl: string, options: SoapOptions): Promise<Profile[]> {
     return readProfiles(await soapCall(mediaUrl, `${ONVIF_NS.trt}/GetProfiles`, '<trt:GetProfiles/>', { trt: ONVIF_NS.trt }, options));

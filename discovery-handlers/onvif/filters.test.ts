@@ -26,8 +26,12 @@ describe('discovery filters (before any SOAP call)', () => {
   });
 
   it('an include filter rejects a camera whose IP is unknown', () => {
-    expect(passesDiscoveryFilters(parseOnvifDetails({ ipAddresses: { include: ['10.0.0.0/8'] } }).filters, { ...facts, ip: undefined })).toBe(false);
-    expect(passesDiscoveryFilters(parseOnvifDetails({ ipAddresses: { exclude: ['10.0.0.0/8'] } }).filters, { ...facts, ip: undefined })).toBe(true);
+    expect(
+      passesDiscoveryFilters(parseOnvifDetails({ ipAddresses: { include: ['10.0.0.0/8'] } }).filters, { ...facts, ip: undefined }),
+    ).toBe(false);
+    expect(
+      passesDiscoveryFilters(parseOnvifDetails({ ipAddresses: { exclude: ['10.0.0.0/8'] } }).filters, { ...facts, ip: undefined }),
+    ).toBe(true);
   });
 });
 

@@ -42,7 +42,7 @@ export function parseCidr(text: string): Cidr | undefined {
 
 export function cidrContains(cidr: Cidr, ip: string): boolean {
   const value = ipv4ToInt(ip);
-  return value !== undefined && ((value & mask(cidr.prefix)) >>> 0) === cidr.network;
+  return value !== undefined && (value & mask(cidr.prefix)) >>> 0 === cidr.network;
 }
 
 /** Host count of a block as probed: network and broadcast addresses are skipped below /31. */

@@ -77,7 +77,12 @@ describe.skipIf(!isRoot)('onvif across a network namespace (peers)', () => {
 
   it('multicast discovery, Bye → removed at once, Hello → back, silence → removed after missed probes', async () => {
     const cams = await startCameras(link, 'cameras-mc', [link.peerAddress, `${prefix()}.3`], port);
-    const { sink, stop } = runHandler({ interfaces: [link.hostIf], probeIntervalSeconds: 0.5, discoveryTimeoutSeconds: 0.3, offlineAfterMissedProbes: 3 });
+    const { sink, stop } = runHandler({
+      interfaces: [link.hostIf],
+      probeIntervalSeconds: 0.5,
+      discoveryTimeoutSeconds: 0.3,
+      offlineAfterMissedProbes: 3,
+    });
     const [a, b] = cams.cameras as [Cameras['cameras'][0], Cameras['cameras'][0]];
     await sink.waitFor(() => sink.current.size === 2, 10_000, 'two cameras across the link');
     const props = sink.current.get(a.uuid)!.properties;
@@ -104,7 +109,12 @@ describe.skipIf(!isRoot)('onvif across a network namespace (peers)', () => {
   it('unicast Probe to the remote /24 finds a camera with multicast off, without stalling on empty addresses', async () => {
     // The last address of the sweep: Probes to ~250 addresses nobody answers ARP for come first.
     const cams = await startCameras(link, 'cameras-uc', [`${prefix()}.254`], port);
-    const { sink, stop } = runHandler({ multicast: false, unicastTargets: [`${prefix()}.0/24:${port}`], probeIntervalSeconds: 30, discoveryTimeoutSeconds: 1 });
+    const { sink, stop } = runHandler({
+      multicast: false,
+      unicastTargets: [`${prefix()}.0/24:${port}`],
+      probeIntervalSeconds: 30,
+      discoveryTimeoutSeconds: 1,
+    });
     // One socket would stall ~3 s per ~90 unanswered Probes (ARP timeout holds its send buffer).
     await sink.waitFor(() => sink.current.has(cams.cameras[0]!.uuid), 4_500, 'camera by unicast');
     await stop();

@@ -59,7 +59,10 @@ function rig(): Rig {
 const CREDENTIALS = { username: 'operator', password: 'pa55-w0rd!' };
 
 /** An HTTP server on `address` (all addresses when omitted) recording what reaches it. */
-async function httpServer(address: string | undefined, answer: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end()) {
+async function httpServer(
+  address: string | undefined,
+  answer: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end(),
+) {
   const requests: { url: string; authorized: boolean; body: string }[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -111,7 +114,11 @@ describe('onvif handler with simulated cameras', () => {
   it('finds cameras by multicast Probe and reports identity, MAC and stream URIs — without credentials', async () => {
     const r = rig();
     // A camera whose clock is 2 h ahead only accepts tokens stamped with its own time.
-    const skewed = await r.camera({ credentials: CREDENTIALS, clockOffsetMs: 2 * 3_600_000, identity: { manufacturer: 'ACME', model: 'Eye 2' } });
+    const skewed = await r.camera({
+      credentials: CREDENTIALS,
+      clockOffsetMs: 2 * 3_600_000,
+      identity: { manufacturer: 'ACME', model: 'Eye 2' },
+    });
     const legacy = await r.camera({ credentials: CREDENTIALS, legacy: true, auth: 'http-digest', credentialsInStreamUri: true });
     await r.start({ probeIntervalSeconds: 30 }, { ONVIF_USERNAME: CREDENTIALS.username, ONVIF_PASSWORD: CREDENTIALS.password });
     await r.sink.waitFor(() => r.sink.current.size === 2, 5_000, 'both cameras');
@@ -191,7 +198,11 @@ describe('onvif handler with simulated cameras', () => {
     const r = rig();
     const cameras = [await r.camera({ helloOnStart: false }), await r.camera({ helloOnStart: false })];
     const first = cameras[0]!.address.split('.').map(Number);
-    await r.start({ multicast: false, unicastTargets: [`${first.slice(0, 3).join('.')}.${first[3]! & ~7}/29:${r.port}`], probeIntervalSeconds: 30 });
+    await r.start({
+      multicast: false,
+      unicastTargets: [`${first.slice(0, 3).join('.')}.${first[3]! & ~7}/29:${r.port}`],
+      probeIntervalSeconds: 30,
+    });
     await r.sink.waitFor(() => cameras.every((c) => r.sink.current.has(c.uuid)), 5_000, 'cameras by unicast');
     expect(r.sink.calls.find((c) => c.op === 'replaceAll')).toBeDefined();
   });
@@ -221,9 +232,18 @@ describe('onvif handler with simulated cameras', () => {
     const b = await r.camera({ helloOnStart: false, credentials: { username: 'root', password: 'bravo-456' } });
     await r.start(
       { probeIntervalSeconds: 30 },
-      { ONVIF_USERNAME: 'admin', ONVIF_PASSWORD: 'alpha-123', [`ONVIF_USERNAME_${b.uuid.toUpperCase()}`]: 'root', [`ONVIF_PASSWORD_urn:uuid:${b.uuid}`]: 'bravo-456' },
+      {
+        ONVIF_USERNAME: 'admin',
+        ONVIF_PASSWORD: 'alpha-123',
+        [`ONVIF_USERNAME_${b.uuid.toUpperCase()}`]: 'root',
+        [`ONVIF_PASSWORD_urn:uuid:${b.uuid}`]: 'bravo-456',
+      },
     );
-    await r.sink.waitFor(() => [a, b].every((c) => r.sink.current.get(c.uuid)?.properties['ONVIF_STREAM_URI'] !== undefined), 5_000, 'both with streams');
+    await r.sink.waitFor(
+      () => [a, b].every((c) => r.sink.current.get(c.uuid)?.properties['ONVIF_STREAM_URI'] !== undefined),
+      5_000,
+      'both with streams',
+    );
     expect(a.stats.authFailures + b.stats.authFailures).toBe(0);
   });
 
@@ -283,7 +303,10 @@ describe('onvif handler with simulated cameras', () => {
     const abort = new AbortController();
     const context = r.sink.context(abort.signal);
     const sink = { replaceAll: () => abort.abort(), upsert: () => undefined, remove: () => undefined };
-    const running = handler.run(handler.parseDetails({ interfaces: ['lo'], discoveryTimeoutSeconds: 0.1, probeIntervalSeconds: 3600 }), { ...context, sink });
+    const running = handler.run(handler.parseDetails({ interfaces: ['lo'], discoveryTimeoutSeconds: 0.1, probeIntervalSeconds: 3600 }), {
+      ...context,
+      sink,
+    });
     await expect(running).resolves.toBeUndefined();
   });
 
@@ -301,7 +324,11 @@ describe('onvif handler with simulated cameras', () => {
       const r = rig();
       const victim = await httpServer(undefined); // every local address, 127.0.0.1 included
       const elsewhere = freshAddress();
-      const stranger = await probeResponder(r, freshAddress(), `http://${elsewhere}:${victim.port}/onvif/device_service http://127.0.0.1:${victim.port}/onvif/device_service`);
+      const stranger = await probeResponder(
+        r,
+        freshAddress(),
+        `http://${elsewhere}:${victim.port}/onvif/device_service http://127.0.0.1:${victim.port}/onvif/device_service`,
+      );
       const camera = await r.camera({ helloOnStart: false, credentials: CREDENTIALS });
       await r.start({ probeIntervalSeconds: 30 }, { ONVIF_USERNAME: 'admin', ONVIF_PASSWORD: CREDENTIALS.password });
       await r.sink.waitFor(() => (r.sink.counts.get('unsafe_service_url') ?? 0) >= 1, 5_000, 'refusal counted');
@@ -322,12 +349,25 @@ describe('onvif handler with simulated cameras', () => {
         ...onvifCalls,
         // First round: Media on the node loopback; later rounds: Media on the camera, streams elsewhere.
         mediaService: async (url, options) => (call++ === 0 ? steered('127.0.0.1') : onvifCalls.mediaService(url, options)),
-        streamUri: async (url, token, options) => (token === 'profile_main' ? `rtsp://169.254.169.254:554/${token}` : onvifCalls.streamUri(url, token, options)),
+        streamUri: async (url, token, options) =>
+          token === 'profile_main' ? `rtsp://169.254.169.254:554/${token}` : onvifCalls.streamUri(url, token, options),
       };
-      await r.start({ probeIntervalSeconds: 0.3, discoveryTimeoutSeconds: 0.05 }, { ONVIF_USERNAME: CREDENTIALS.username, ONVIF_PASSWORD: CREDENTIALS.password }, { calls });
-      await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] !== undefined, 5_000, 'camera with identity');
+      await r.start(
+        { probeIntervalSeconds: 0.3, discoveryTimeoutSeconds: 0.05 },
+        { ONVIF_USERNAME: CREDENTIALS.username, ONVIF_PASSWORD: CREDENTIALS.password },
+        { calls },
+      );
+      await r.sink.waitFor(
+        () => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] !== undefined,
+        5_000,
+        'camera with identity',
+      );
       expect(r.sink.current.get(camera.uuid)?.properties['ONVIF_MEDIA_SERVICE_URL']).toBeUndefined();
-      await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_MEDIA_SERVICE_URL'] === camera.mediaUrl, 5_000, 'retried with the real media service');
+      await r.sink.waitFor(
+        () => r.sink.current.get(camera.uuid)?.properties['ONVIF_MEDIA_SERVICE_URL'] === camera.mediaUrl,
+        5_000,
+        'retried with the real media service',
+      );
       const props = r.sink.current.get(camera.uuid)!.properties;
       expect(props['ONVIF_PROFILE_0_TOKEN']).toBe('profile_main');
       expect(props['ONVIF_PROFILE_0_STREAM_URI']).toBeUndefined();
@@ -362,7 +402,9 @@ describe('onvif handler with simulated cameras', () => {
     await r.start({ probeIntervalSeconds: 30 });
     await r.sink.waitFor(() => r.sink.current.has(stranger.uuid), 5_000, 'camera from WS-Discovery facts');
     const elapsed = performance.now() - firstRequestAt;
-    expect(r.sink.current.get(stranger.uuid)!.properties['ONVIF_DEVICE_SERVICE_URL']).toBe(`http://${address}:${huge.port}/onvif/device_service`);
+    expect(r.sink.current.get(stranger.uuid)!.properties['ONVIF_DEVICE_SERVICE_URL']).toBe(
+      `http://${address}:${huge.port}/onvif/device_service`,
+    );
     expect(r.sink.counts.get('soap_response_too_large')).toBe(1);
     expect(r.sink.logText).toContain('an answer was larger than maxResponseBytes and was refused unread');
     // The default cap (64 KiB) stops reading long before the megabyte: no parse, no 1 MiB buffer.
@@ -396,11 +438,19 @@ describe('onvif handler with simulated cameras', () => {
       },
     };
     await r.start({ probeIntervalSeconds: 3600 }, {}, { calls });
-    await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MAC_ADDRESS'] === camera.identity.mac, 5_000, 'camera with its MAC');
+    await r.sink.waitFor(
+      () => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MAC_ADDRESS'] === camera.identity.mac,
+      5_000,
+      'camera with its MAC',
+    );
     locked = true; // e.g. its password was changed
     await camera.goOnline({ changed: true }); // a Hello with a new MetadataVersion: asked again
     await r.sink.waitFor(() => (r.sink.counts.get('soap_auth_failed') ?? 0) >= 1, 5_000, 'failed login');
-    await r.sink.waitFor(() => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] === undefined, 5_000, 'device information gone');
+    await r.sink.waitFor(
+      () => r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MANUFACTURER'] === undefined,
+      5_000,
+      'device information gone',
+    );
     expect(r.sink.current.get(camera.uuid)?.properties['ONVIF_DEVICE_MAC_ADDRESS']).toBe(camera.identity.mac);
   });
 });

@@ -479,12 +479,26 @@ class OnvifSession {
         this.#warnOnce('limit', { maxCameras: this.#details.maxCameras }, 'Camera limit reached; ignoring further cameras');
         return;
       }
-      camera = { id: endpoint.id, endpoint, serviceUrl, ip, source, lastSeen: now, info: undefined, fetchedAt: 0, failures: 0, retryAt: 0, inFlight: undefined, device: undefined };
+      camera = {
+        id: endpoint.id,
+        endpoint,
+        serviceUrl,
+        ip,
+        source,
+        lastSeen: now,
+        info: undefined,
+        fetchedAt: 0,
+        failures: 0,
+        retryAt: 0,
+        inFlight: undefined,
+        device: undefined,
+      };
       this.#cameras.set(camera.id, camera);
       this.#log.debug({ camera: camera.id, ip, serviceUrl }, 'Found camera');
     } else {
       const moved = camera.serviceUrl !== serviceUrl;
-      const changed = endpoint.metadataVersion !== camera.endpoint.metadataVersion || endpoint.scopes.join(' ') !== camera.endpoint.scopes.join(' ');
+      const changed =
+        endpoint.metadataVersion !== camera.endpoint.metadataVersion || endpoint.scopes.join(' ') !== camera.endpoint.scopes.join(' ');
       if (moved || changed) {
         camera.fetchedAt = 0;
         camera.retryAt = 0;
@@ -515,7 +529,12 @@ class OnvifSession {
     try {
       info = await interrogate(camera.serviceUrl, ip, {
         credentials: this.#credentials.forCamera(camera.id),
-        soap: { timeoutMs: details.soapTimeoutMs, maxResponseBytes: details.maxResponseBytes, signal: this.#signal, tlsInsecureSkipVerify: details.tlsInsecureSkipVerify },
+        soap: {
+          timeoutMs: details.soapTimeoutMs,
+          maxResponseBytes: details.maxResponseBytes,
+          signal: this.#signal,
+          tlsInsecureSkipVerify: details.tlsInsecureSkipVerify,
+        },
         streamUris: details.streamUris,
         lookupMac: this.#options.lookupMac,
         allowUrl: (url) => allowedServiceUrl(url, camera.source, this.#urlPolicy),

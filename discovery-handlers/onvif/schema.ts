@@ -15,7 +15,11 @@ export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024;
 export const DEFAULT_DISCOVERY_TIMEOUT_SECONDS = 1;
 
 const items = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
-  Type.Array(Type.String({ maxLength: 1024, pattern: '\\S', errorMessage: 'must be a non-empty string' }), { description, maxItems: 1024, default: [] });
+  Type.Array(Type.String({ maxLength: 1024, pattern: '\\S', errorMessage: 'must be a non-empty string' }), {
+    description,
+    maxItems: 1024,
+    default: [],
+  });
 
 const IncludeExcludeSchema = closedObject({
   include: items('Keep only cameras matching one of these (a camera whose value is unknown fails).'),
@@ -27,8 +31,12 @@ const AkriFilterSchema = closedObject({
   items: items('The values.'),
 });
 
-const filter = (description: string): ReturnType<typeof Type.Optional<ReturnType<typeof Type.Union<[typeof IncludeExcludeSchema, typeof AkriFilterSchema]>>>> =>
-  Type.Optional(Type.Union([IncludeExcludeSchema, AkriFilterSchema], { description: `${description} {include, exclude} or Akri's {action, items}.` }));
+const filter = (
+  description: string,
+): ReturnType<typeof Type.Optional<ReturnType<typeof Type.Union<[typeof IncludeExcludeSchema, typeof AkriFilterSchema]>>>> =>
+  Type.Optional(
+    Type.Union([IncludeExcludeSchema, AkriFilterSchema], { description: `${description} {include, exclude} or Akri's {action, items}.` }),
+  );
 
 export const OnvifDetailsSchema = closedObject(
   {
@@ -40,7 +48,8 @@ export const OnvifDetailsSchema = closedObject(
     ),
     multicast: Type.Boolean({ description: 'Multicast Probe and the Hello/Bye listener; false needs unicastTargets.', default: true }),
     unicastTargets: Type.Array(Type.String({ minLength: 1, maxLength: 260 }), {
-      description: 'Probed by unicast: 10.1.0.5, 10.1.0.0/24 (at most /20), cam.example.com, each optionally :port; at most 4096 hosts in all.',
+      description:
+        'Probed by unicast: 10.1.0.5, 10.1.0.0/24 (at most /20), cam.example.com, each optionally :port; at most 4096 hosts in all.',
       maxItems: 256,
       default: [],
     }),
@@ -52,22 +61,40 @@ export const OnvifDetailsSchema = closedObject(
         maximum: 60,
       }),
     ),
-    offlineAfterMissedProbes: Type.Integer({ description: 'Consecutive unanswered probe rounds before a silent camera is reported gone.', minimum: 1, maximum: 1000, default: 3 }),
-    refreshIntervalSeconds: Type.Number({ description: 'How often the SOAP answers of a known camera are re-read.', minimum: 1, maximum: 86_400, default: 300 }),
+    offlineAfterMissedProbes: Type.Integer({
+      description: 'Consecutive unanswered probe rounds before a silent camera is reported gone.',
+      minimum: 1,
+      maximum: 1000,
+      default: 3,
+    }),
+    refreshIntervalSeconds: Type.Number({
+      description: 'How often the SOAP answers of a known camera are re-read.',
+      minimum: 1,
+      maximum: 86_400,
+      default: 300,
+    }),
     soapTimeoutSeconds: Type.Number({ description: 'Per SOAP call.', minimum: 0.05, maximum: 120, default: 5 }),
     // Real answers are 1–20 KiB (16 profiles ≈ 16 KiB); 64 KiB parses in ~10 ms.
-    maxResponseBytes: Type.Integer({ description: 'Per SOAP answer (parsed synchronously, so kept small).', minimum: 4096, maximum: MAX_RESPONSE_BYTES_LIMIT, default: 64 * 1024 }),
+    maxResponseBytes: Type.Integer({
+      description: 'Per SOAP answer (parsed synchronously, so kept small).',
+      minimum: 4096,
+      maximum: MAX_RESPONSE_BYTES_LIMIT,
+      default: 64 * 1024,
+    }),
     maxCameras: Type.Integer({ description: 'Cameras tracked.', minimum: 1, maximum: 100_000, default: 1024 }),
     maxConcurrentRequests: Type.Integer({ description: 'Cameras interrogated at once.', minimum: 1, maximum: 256, default: 32 }),
     streamUris: Type.Boolean({ description: 'Read profiles and RTSP stream URIs (GetServices/GetProfiles/GetStreamUri).', default: true }),
     tlsInsecureSkipVerify: Type.Boolean({ description: 'Accept self-signed certificates on https:// device services.', default: false }),
     shared: Type.Boolean({ description: 'A camera is the same device from every node that sees it.', default: true }),
-    allowedServiceCidrs: Type.Array(Type.String({ maxLength: 64, pattern: '\\S', errorMessage: 'must be an IPv4 address or CIDR block (a.b.c.d/n)' }), {
-      description:
-        'Where service URLs (device service, media service, stream URIs) may point besides the address the camera answered from: for cameras behind NAT or with a separate media host. Loopback, link-local, multicast, unspecified and broadcast addresses stay refused.',
-      maxItems: 256,
-      default: [],
-    }),
+    allowedServiceCidrs: Type.Array(
+      Type.String({ maxLength: 64, pattern: '\\S', errorMessage: 'must be an IPv4 address or CIDR block (a.b.c.d/n)' }),
+      {
+        description:
+          'Where service URLs (device service, media service, stream URIs) may point besides the address the camera answered from: for cameras behind NAT or with a separate media host. Loopback, link-local, multicast, unspecified and broadcast addresses stay refused.',
+        maxItems: 256,
+        default: [],
+      },
+    ),
     ipAddresses: filter('IPv4 addresses and CIDR blocks.'),
     macAddresses: filter('MAC addresses, any common spelling.'),
     scopes: filter('Scope URIs; an item matches a scope equal to it or below it.'),

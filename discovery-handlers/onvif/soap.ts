@@ -47,7 +47,9 @@ const NS = {
 
 /** Base64(SHA-1(nonce ‖ created ‖ password)), per the WS-Security UsernameToken profile. */
 export function passwordDigest(nonce: Buffer, created: string, password: string): string {
-  return createHash('sha1').update(Buffer.concat([nonce, Buffer.from(created, 'utf8'), Buffer.from(password, 'utf8')])).digest('base64');
+  return createHash('sha1')
+    .update(Buffer.concat([nonce, Buffer.from(created, 'utf8'), Buffer.from(password, 'utf8')]))
+    .digest('base64');
 }
 
 /** ISO-8601 UTC without milliseconds, the form cameras accept most widely. */
@@ -88,7 +90,8 @@ function post(url: URL, payload: string, headers: Record<string, string>, option
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const fail = (error: unknown): void => {
-      if (signal.aborted && !options.signal.aborted) reject(new SoapError('timeout', `no answer within ${options.timeoutMs} ms`, { cause: error }));
+      if (signal.aborted && !options.signal.aborted)
+        reject(new SoapError('timeout', `no answer within ${options.timeoutMs} ms`, { cause: error }));
       else if (error instanceof SoapError) reject(error);
       else reject(new SoapError('network', (error as Error).message, { cause: error }));
     };
@@ -110,7 +113,8 @@ function post(url: URL, payload: string, headers: Record<string, string>, option
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > options.maxResponseBytes) req.destroy(new SoapError('too-large', `response exceeds ${options.maxResponseBytes} bytes`));
+          if (size > options.maxResponseBytes)
+            req.destroy(new SoapError('too-large', `response exceeds ${options.maxResponseBytes} bytes`));
           else chunks.push(chunk);
         });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
@@ -134,7 +138,13 @@ export function parseDigestChallenge(header: string): Record<string, string> | u
 }
 
 /** The Authorization header answering an HTTP Digest challenge (RFC 7616; MD5 or SHA-256, qop=auth). */
-export function digestAuthorization(challenge: Record<string, string>, credentials: Credentials, method: string, uri: string, cnonce = randomBytes(8).toString('hex')): string {
+export function digestAuthorization(
+  challenge: Record<string, string>,
+  credentials: Credentials,
+  method: string,
+  uri: string,
+  cnonce = randomBytes(8).toString('hex'),
+): string {
   const algorithm = (challenge['algorithm'] ?? 'MD5').toUpperCase();
   const hashName = algorithm.startsWith('SHA-256') ? 'sha256' : 'md5';
   const h = (s: string): string => createHash(hashName).update(s).digest('hex');
@@ -143,7 +153,13 @@ export function digestAuthorization(challenge: Record<string, string>, credentia
   let ha1 = h(`${credentials.username}:${realm}:${credentials.password}`);
   if (algorithm.endsWith('-SESS')) ha1 = h(`${ha1}:${nonce}:${cnonce}`);
   const ha2 = h(`${method}:${uri}`);
-  const qop = challenge['qop']?.split(',').map((q) => q.trim()).includes('auth') === true ? 'auth' : undefined;
+  const qop =
+    challenge['qop']
+      ?.split(',')
+      .map((q) => q.trim())
+      .includes('auth') === true
+      ? 'auth'
+      : undefined;
   const nc = '00000001';
   const response = qop === undefined ? h(`${ha1}:${nonce}:${ha2}`) : h(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`);
   const quote = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
@@ -204,7 +220,13 @@ function bodyOf(answer: HttpAnswer, maxBytes: number): XmlNode {
  * Calls `action` at `url` with `body` (using prefixes declared in `namespaces`) and
  * returns the parsed Body element. Throws SoapError.
  */
-export async function soapCall(url: string, action: string, body: string, namespaces: Readonly<Record<string, string>>, options: SoapOptions): Promise<XmlNode> {
+export async function soapCall(
+  url: string,
+  action: string,
+  body: string,
+  namespaces: Readonly<Record<string, string>>,
+  options: SoapOptions,
+): Promise<XmlNode> {
   let target: URL;
   try {
     target = new URL(url);

@@ -77,15 +77,23 @@ describe('parseWsDiscovery', () => {
   });
 
   it('counts an empty ProbeMatches as malformed', () => {
-    expect(parseWsDiscovery(envelope('<d:ProbeMatches></d:ProbeMatches>'))).toMatchObject({ kind: 'probe-matches', matches: [], malformed: 1 });
+    expect(parseWsDiscovery(envelope('<d:ProbeMatches></d:ProbeMatches>'))).toMatchObject({
+      kind: 'probe-matches',
+      matches: [],
+      malformed: 1,
+    });
   });
 
   it('reads Hello (XAddrs optional) and Bye', () => {
     const hello = parseWsDiscovery(
-      envelope(`<d:Hello><wsa:EndpointReference><wsa:Address>${UUID}</wsa:Address></wsa:EndpointReference><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Hello>`),
+      envelope(
+        `<d:Hello><wsa:EndpointReference><wsa:Address>${UUID}</wsa:Address></wsa:EndpointReference><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Hello>`,
+      ),
     );
     expect(hello).toMatchObject({ kind: 'hello', endpoint: { id: '1419d68a-1dd2-11b2-a105-f0000000ab01', xaddrs: [] } });
-    expect(parseWsDiscovery(envelope(`<d:Bye><wsa:EndpointReference><wsa:Address>${UUID}</wsa:Address></wsa:EndpointReference></d:Bye>`))).toEqual({
+    expect(
+      parseWsDiscovery(envelope(`<d:Bye><wsa:EndpointReference><wsa:Address>${UUID}</wsa:Address></wsa:EndpointReference></d:Bye>`)),
+    ).toEqual({
       kind: 'bye',
       id: '1419d68a-1dd2-11b2-a105-f0000000ab01',
     });
@@ -97,12 +105,17 @@ describe('parseWsDiscovery', () => {
   });
 
   it('decodes predefined entities in values but never expands declared ones', () => {
-    const msg = parseWsDiscovery(envelope(`<d:ProbeMatches>${match({ address: UUID, xaddrs: 'http://10.0.0.7/a?x=1&amp;y=2' })}</d:ProbeMatches>`));
+    const msg = parseWsDiscovery(
+      envelope(`<d:ProbeMatches>${match({ address: UUID, xaddrs: 'http://10.0.0.7/a?x=1&amp;y=2' })}</d:ProbeMatches>`),
+    );
     expect(msg).toMatchObject({ matches: [{ xaddrs: ['http://10.0.0.7/a?x=1&y=2'] }] });
   });
 
   it.each([
-    ['a DOCTYPE with an external entity (XXE)', '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>' + envelope('<d:Bye>&xxe;</d:Bye>')],
+    [
+      'a DOCTYPE with an external entity (XXE)',
+      '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>' + envelope('<d:Bye>&xxe;</d:Bye>'),
+    ],
     [
       'an entity expansion bomb',
       '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">' +
@@ -140,9 +153,25 @@ describe('endpoint helpers', () => {
   ])('endpointId(%j) = %s', (address, id) => expect(endpointId(address)).toBe(id));
 
   it('a ProbeMatch, Hello or Bye whose address is not an acceptable identity is malformed', () => {
-    expect(parseWsDiscovery(envelope(`<d:ProbeMatches>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' })}</d:ProbeMatches>`))).toMatchObject({ matches: [], malformed: 1 });
-    expect(parseWsDiscovery(envelope(`<d:Hello>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' }).replace(/<\/?d:ProbeMatch>/g, '')}</d:Hello>`))).toEqual({ kind: 'malformed' });
-    expect(parseWsDiscovery(envelope('<d:Bye><wsa:EndpointReference><wsa:Address>urn:uuid:not-a-uuid</wsa:Address></wsa:EndpointReference></d:Bye>'))).toEqual({ kind: 'malformed' });
+    expect(
+      parseWsDiscovery(
+        envelope(
+          `<d:ProbeMatches>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' })}</d:ProbeMatches>`,
+        ),
+      ),
+    ).toMatchObject({ matches: [], malformed: 1 });
+    expect(
+      parseWsDiscovery(
+        envelope(
+          `<d:Hello>${match({ address: 'urn:uuid:not-a-uuid', xaddrs: 'http://10.0.0.7/onvif/device_service' }).replace(/<\/?d:ProbeMatch>/g, '')}</d:Hello>`,
+        ),
+      ),
+    ).toEqual({ kind: 'malformed' });
+    expect(
+      parseWsDiscovery(
+        envelope('<d:Bye><wsa:EndpointReference><wsa:Address>urn:uuid:not-a-uuid</wsa:Address></wsa:EndpointReference></d:Bye>'),
+      ),
+    ).toEqual({ kind: 'malformed' });
   });
 
   it.each([

@@ -61,7 +61,12 @@ export interface Endpoint {
 }
 
 export type WsDiscoveryMessage =
-  | { readonly kind: 'probe-matches'; readonly relatesTo: string | undefined; readonly matches: readonly Endpoint[]; readonly malformed: number }
+  | {
+      readonly kind: 'probe-matches';
+      readonly relatesTo: string | undefined;
+      readonly matches: readonly Endpoint[];
+      readonly malformed: number;
+    }
   | { readonly kind: 'hello'; readonly endpoint: Endpoint }
   | { readonly kind: 'bye'; readonly id: string }
   /** A Hello or Bye Tether cannot use (no address, bad XAddrs…). */

@@ -107,10 +107,7 @@ export class Registrar extends EventEmitter {
       }
       if (error !== null) {
         client.close();
-        this.#options.log.warn(
-          { err: error, agentSocket, failures: this.#failures + 1 },
-          'Failed to register with the agent',
-        );
+        this.#options.log.warn({ err: error, agentSocket, failures: this.#failures + 1 }, 'Failed to register with the agent');
         this.emit('registration_failed', error, this.#retryLater());
         return;
       }

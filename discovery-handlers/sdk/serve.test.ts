@@ -44,7 +44,10 @@ interface EchoDetails {
 }
 
 /** A handler: details `{prefix}`; every world device with its id prefixed, plus the SITE property. */
-function echoHandler(world: World, overrides: Partial<DiscoveryHandlerDefinition<EchoDetails>> = {}): DiscoveryHandlerDefinition<EchoDetails> {
+function echoHandler(
+  world: World,
+  overrides: Partial<DiscoveryHandlerDefinition<EchoDetails>> = {},
+): DiscoveryHandlerDefinition<EchoDetails> {
   return {
     name: 'sdkEcho',
     shared: false,
@@ -75,7 +78,10 @@ interface Setup {
   dir: string;
   socket: string;
   registry: ExternalHandlerRegistry;
-  serve: (definition: DiscoveryHandlerDefinition<EchoDetails>, listen?: HandlerListen | string) => Promise<ServedDiscoveryHandler<EchoDetails>>;
+  serve: (
+    definition: DiscoveryHandlerDefinition<EchoDetails>,
+    listen?: HandlerListen | string,
+  ) => Promise<ServedDiscoveryHandler<EchoDetails>>;
   run: (name: string, details: unknown, properties?: ReadonlyMap<string, string>) => TestRun;
   waitRegistered: (name: string, registry?: ExternalHandlerRegistry) => Promise<void>;
   newRegistry: () => Promise<ExternalHandlerRegistry>;
@@ -285,7 +291,10 @@ describe('serveDiscoveryHandler with the agent registry', () => {
 });
 
 describe('the SDK server on the wire (as an Akri agent sees it)', () => {
-  function discover(socket: string, request: DiscoverRequest): { call: ClientReadableStream<DiscoverResponse>; messages: DiscoverResponse[]; events: EventEmitter } {
+  function discover(
+    socket: string,
+    request: DiscoverRequest,
+  ): { call: ClientReadableStream<DiscoverResponse>; messages: DiscoverResponse[]; events: EventEmitter } {
     const protos = loadDiscoveryProtos();
     const client = new protos.DiscoveryHandler(`unix://${socket}`, credentials.createInsecure());
     cleanups.push(() => Promise.resolve(client.close()));

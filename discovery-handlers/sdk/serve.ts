@@ -264,7 +264,9 @@ export class ServedDiscoveryHandler<Details = unknown> extends EventEmitter {
  * Serves a discovery handler and registers it with the agent. Resolves once the server is
  * listening; registration proceeds in the background and is retried until `stop()`.
  */
-export async function serveDiscoveryHandler<Details>(options: ServeDiscoveryHandlerOptions<Details>): Promise<ServedDiscoveryHandler<Details>> {
+export async function serveDiscoveryHandler<Details>(
+  options: ServeDiscoveryHandlerOptions<Details>,
+): Promise<ServedDiscoveryHandler<Details>> {
   const served = new ServedDiscoveryHandler(options);
   await served.start();
   return served;

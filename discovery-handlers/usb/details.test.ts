@@ -16,7 +16,13 @@ describe('parseUsbDetails', () => {
   });
 
   it('parses matchers: ids in any case, class names and hex, patterns', () => {
-    const d = parseUsbDetails({ match: [{ vendorId: '0x0403', productId: '6001' }, { class: 'video' }, { class: '02', subclass: 2, protocol: '0x01', driver: 'cdc_*' }] });
+    const d = parseUsbDetails({
+      match: [
+        { vendorId: '0x0403', productId: '6001' },
+        { class: 'video' },
+        { class: '02', subclass: 2, protocol: '0x01', driver: 'cdc_*' },
+      ],
+    });
     expect(d.match[0]).toMatchObject({ vendorId: '0403', productId: '6001', classes: undefined });
     expect(d.match[1]!.classes).toEqual({ class: 0x0e, subclass: undefined, protocol: undefined });
     expect(d.match[2]!.classes).toEqual({ class: 2, subclass: 2, protocol: 1 });

@@ -68,7 +68,10 @@ function classByte(raw: number | string | undefined, path: string, names: boolea
   if (raw === undefined || typeof raw === 'number') return raw;
   if (/^(0x)?[0-9a-fA-F]{1,2}$/.test(raw)) return parseInt(raw.replace(/^0x/, ''), 16);
   if (names && CLASS_NAMES[raw.toLowerCase()] !== undefined) return CLASS_NAMES[raw.toLowerCase()];
-  throw new DetailsError(path, `must be a byte (0-255 or hex like "0e")${names ? ` or one of ${Object.keys(CLASS_NAMES).join(', ')}` : ''}`);
+  throw new DetailsError(
+    path,
+    `must be a byte (0-255 or hex like "0e")${names ? ` or one of ${Object.keys(CLASS_NAMES).join(', ')}` : ''}`,
+  );
 }
 
 function pattern(raw: string | undefined, path: string): TextPattern | undefined {
@@ -79,7 +82,8 @@ function matcher(raw: Static<typeof UsbMatcherSchema>, path: string): UsbMatcher
   const cls = classByte(raw.class, `${path}.class`, true);
   const subclass = classByte(raw.subclass, `${path}.subclass`, false);
   const protocol = classByte(raw.protocol, `${path}.protocol`, false);
-  if (cls === undefined && (subclass !== undefined || protocol !== undefined)) throw new DetailsError(`${path}.class`, 'is required with subclass or protocol');
+  if (cls === undefined && (subclass !== undefined || protocol !== undefined))
+    throw new DetailsError(`${path}.class`, 'is required with subclass or protocol');
   return {
     vendorId: raw.vendorId?.slice(-4).toLowerCase(),
     productId: raw.productId?.slice(-4).toLowerCase(),

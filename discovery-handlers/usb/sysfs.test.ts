@@ -21,7 +21,16 @@ async function fixture(): Promise<UsbSysfsFixture> {
 describe('scanUsbDevices', () => {
   it('reads devices (not root hubs or interfaces) with attributes, interfaces, drivers and child nodes', async () => {
     const f = await fixture();
-    await f.add({ bus: 1, ports: [1], devnum: 2, vendorId: '05e3', productId: '0610', deviceClass: 0x09, product: 'USB2.0 Hub', interfaces: [{ class: 0x09, driver: 'hub' }] });
+    await f.add({
+      bus: 1,
+      ports: [1],
+      devnum: 2,
+      vendorId: '05e3',
+      productId: '0610',
+      deviceClass: 0x09,
+      product: 'USB2.0 Hub',
+      interfaces: [{ class: 0x09, driver: 'hub' }],
+    });
     await f.add({
       bus: 1,
       ports: [1, 3],
@@ -31,7 +40,9 @@ describe('scanUsbDevices', () => {
       serial: 'A50285BI',
       manufacturer: 'FTDI',
       product: 'FT232R USB UART',
-      interfaces: [{ class: 0xff, subclass: 0xff, protocol: 0xff, driver: 'ftdi_sio', nodes: [{ kind: 'tty-usb-serial', name: 'ttyUSB0' }] }],
+      interfaces: [
+        { class: 0xff, subclass: 0xff, protocol: 0xff, driver: 'ftdi_sio', nodes: [{ kind: 'tty-usb-serial', name: 'ttyUSB0' }] },
+      ],
     });
     await f.add({
       bus: 2,
@@ -41,7 +52,15 @@ describe('scanUsbDevices', () => {
       productId: '0825',
       deviceClass: 0xef,
       interfaces: [
-        { class: 0x0e, subclass: 1, driver: 'uvcvideo', nodes: [{ kind: 'video', name: 'video0' }, { kind: 'video', name: 'video1' }] },
+        {
+          class: 0x0e,
+          subclass: 1,
+          driver: 'uvcvideo',
+          nodes: [
+            { kind: 'video', name: 'video0' },
+            { kind: 'video', name: 'video1' },
+          ],
+        },
         { class: 0x0e, subclass: 2, driver: 'uvcvideo' },
         { class: 0x03, driver: 'usbhid', nodes: [{ kind: 'hidraw', name: 'hidraw2' }] },
       ],
@@ -61,7 +80,16 @@ describe('scanUsbDevices', () => {
       product: 'FT232R USB UART',
       deviceClass: 0,
       node: { subsystem: 'usb', devname: 'bus/usb/001/005' },
-      interfaces: [{ name: '1-1.3:1.0', class: 0xff, subclass: 0xff, protocol: 0xff, driver: 'ftdi_sio', nodes: [{ subsystem: 'tty', devname: 'ttyUSB0' }] }],
+      interfaces: [
+        {
+          name: '1-1.3:1.0',
+          class: 0xff,
+          subclass: 0xff,
+          protocol: 0xff,
+          driver: 'ftdi_sio',
+          nodes: [{ subsystem: 'tty', devname: 'ttyUSB0' }],
+        },
+      ],
     });
     expect(devices[2]!.interfaces.map((i) => i.nodes)).toEqual([
       [
@@ -85,7 +113,14 @@ describe('scanUsbDevices', () => {
 
   it('ignores an unsafe DEVNAME', async () => {
     const f = await fixture();
-    await f.add({ bus: 1, ports: [2], devnum: 9, vendorId: '1234', productId: '5678', interfaces: [{ class: 2, nodes: [{ kind: 'tty-acm', name: 'ttyACM0' }] }] });
+    await f.add({
+      bus: 1,
+      ports: [2],
+      devnum: 9,
+      vendorId: '1234',
+      productId: '5678',
+      interfaces: [{ class: 2, nodes: [{ kind: 'tty-acm', name: 'ttyACM0' }] }],
+    });
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(f.deviceDir(1, [2]), '1-2:1.0/tty/ttyACM0/uevent'), 'MAJOR=166\nMINOR=0\nDEVNAME=../sda\n');
     const [device] = await scanUsbDevices(f.root);

@@ -44,11 +44,27 @@ const WEBCAM: FixtureDevice = {
   product: 'Webcam C270',
   deviceClass: 0xef,
   interfaces: [
-    { class: 0x0e, subclass: 1, driver: 'uvcvideo', nodes: [{ kind: 'video', name: 'video0' }, { kind: 'video', name: 'video1' }] },
+    {
+      class: 0x0e,
+      subclass: 1,
+      driver: 'uvcvideo',
+      nodes: [
+        { kind: 'video', name: 'video0' },
+        { kind: 'video', name: 'video1' },
+      ],
+    },
     { class: 0x01, subclass: 1, driver: 'snd-usb-audio' },
   ],
 };
-const HUB: FixtureDevice = { bus: 1, ports: [3], devnum: 3, vendorId: '05e3', productId: '0610', deviceClass: 0x09, interfaces: [{ class: 0x09, driver: 'hub' }] };
+const HUB: FixtureDevice = {
+  bus: 1,
+  ports: [3],
+  devnum: 3,
+  vendorId: '05e3',
+  productId: '0610',
+  deviceClass: 0x09,
+  interfaces: [{ class: 0x09, driver: 'hub' }],
+};
 
 async function fixture(devices: readonly FixtureDevice[] = []): Promise<UsbSysfsFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'usb-'));
@@ -87,7 +103,9 @@ const device = (over: Partial<UsbDevice>): UsbDevice => ({
   deviceProtocol: 0,
   speed: '12',
   node: { subsystem: 'usb', devname: 'bus/usb/001/004' },
-  interfaces: [{ name: '1-2:1.0', class: 0xff, subclass: 0xff, protocol: 0xff, driver: 'ftdi_sio', nodes: [{ subsystem: 'tty', devname: 'ttyUSB0' }] }],
+  interfaces: [
+    { name: '1-2:1.0', class: 0xff, subclass: 0xff, protocol: 0xff, driver: 'ftdi_sio', nodes: [{ subsystem: 'tty', devname: 'ttyUSB0' }] },
+  ],
   ...over,
 });
 
@@ -143,7 +161,11 @@ describe('identity', () => {
     ]);
     expect(usbIdentities([a], 'port').get(a)).toBe('usb:0403:6001:port:0000:00:14.0-2');
     // Same device, re-enumerated: new devnum and tty, same id.
-    const again = device({ serial: 'S1', devnum: 9, interfaces: [{ ...a.interfaces[0]!, nodes: [{ subsystem: 'tty', devname: 'ttyUSB3' }] }] });
+    const again = device({
+      serial: 'S1',
+      devnum: 9,
+      interfaces: [{ ...a.interfaces[0]!, nodes: [{ subsystem: 'tty', devname: 'ttyUSB3' }] }],
+    });
     expect(usbIdentities([again], 'auto').get(again)).toBe('usb:0403:6001:serial:S1');
   });
 
@@ -159,13 +181,37 @@ describe('device nodes and properties', () => {
     const webcam = device({
       serial: 'W1',
       interfaces: [
-        { name: '1-2:1.0', class: 0x0e, subclass: 1, protocol: 0, driver: 'uvcvideo', nodes: [{ subsystem: 'video4linux', devname: 'video0' }, { subsystem: 'video4linux', devname: 'video1' }] },
-        { name: '1-2:1.2', class: 0x03, subclass: 0, protocol: 0, driver: 'usbhid', nodes: [{ subsystem: 'hidraw', devname: 'hidraw0' }, { subsystem: 'input', devname: 'input/event5' }] },
+        {
+          name: '1-2:1.0',
+          class: 0x0e,
+          subclass: 1,
+          protocol: 0,
+          driver: 'uvcvideo',
+          nodes: [
+            { subsystem: 'video4linux', devname: 'video0' },
+            { subsystem: 'video4linux', devname: 'video1' },
+          ],
+        },
+        {
+          name: '1-2:1.2',
+          class: 0x03,
+          subclass: 0,
+          protocol: 0,
+          driver: 'usbhid',
+          nodes: [
+            { subsystem: 'hidraw', devname: 'hidraw0' },
+            { subsystem: 'input', devname: 'input/event5' },
+          ],
+        },
       ],
     });
     const [d] = usbDevices([webcam], parseUsbDetails({ permissions: 'r' }), '/dev');
     expect(d!.deviceNodes).toEqual(
-      ['/dev/bus/usb/001/004', '/dev/video0', '/dev/video1', '/dev/hidraw0'].map((p) => ({ containerPath: p, hostPath: p, permissions: 'r' })),
+      ['/dev/bus/usb/001/004', '/dev/video0', '/dev/video1', '/dev/hidraw0'].map((p) => ({
+        containerPath: p,
+        hostPath: p,
+        permissions: 'r',
+      })),
     );
     expect(d!.properties).toEqual({
       USB_VENDOR_ID: '0403',
@@ -186,7 +232,9 @@ describe('device nodes and properties', () => {
       USB_HIDRAW: '/dev/hidraw0',
     });
     const [inputs] = usbDevices([webcam], parseUsbDetails({ nodes: ['input'] }), '/host/dev');
-    expect(inputs!.deviceNodes).toEqual([{ containerPath: '/host/dev/input/event5', hostPath: '/host/dev/input/event5', permissions: 'rw' }]);
+    expect(inputs!.deviceNodes).toEqual([
+      { containerPath: '/host/dev/input/event5', hostPath: '/host/dev/input/event5', permissions: 'rw' },
+    ]);
   });
 });
 
@@ -196,7 +244,10 @@ describe('usb handler on a sysfs fixture', () => {
     const sink = start(f, { pollIntervalSeconds: 60 });
     await sink.waitFor(() => sink.replaceAlls > 0, 5_000, 'first scan');
     expect([...sink.current.keys()]).toEqual(['usb:0403:6001:serial:A50285BI']);
-    expect(sink.current.get('usb:0403:6001:serial:A50285BI')!.deviceNodes!.map((n) => n.hostPath)).toEqual(['/dev/bus/usb/001/004', '/dev/ttyUSB0']);
+    expect(sink.current.get('usb:0403:6001:serial:A50285BI')!.deviceNodes!.map((n) => n.hostPath)).toEqual([
+      '/dev/bus/usb/001/004',
+      '/dev/ttyUSB0',
+    ]);
 
     await f.add(CH340);
     await sink.waitFor(() => sink.current.has('usb:1a86:7523:port:0000:00:14.0-3.1'), 2_000, 'hot-added CH340 (no serial: port identity)');
@@ -213,7 +264,10 @@ describe('usb handler on a sysfs fixture', () => {
     const sink = start(f, { pollIntervalSeconds: 60 });
     const id = 'usb:0403:6001:serial:A50285BI';
     await sink.waitFor(() => sink.current.has(id), 5_000, 'FTDI');
-    await f.reenumerate(1, [2], { devnum: 11, interfaces: [{ ...FTDI.interfaces![0]!, nodes: [{ kind: 'tty-usb-serial', name: 'ttyUSB4' }] }] });
+    await f.reenumerate(1, [2], {
+      devnum: 11,
+      interfaces: [{ ...FTDI.interfaces![0]!, nodes: [{ kind: 'tty-usb-serial', name: 'ttyUSB4' }] }],
+    });
     await sink.waitFor(() => sink.current.get(id)?.properties['USB_TTY'] === '/dev/ttyUSB4', 2_000, 'new tty');
     expect(sink.current.get(id)!.deviceNodes!.map((n) => n.hostPath)).toEqual(['/dev/bus/usb/001/011', '/dev/ttyUSB4']);
     expect(sink.current.size).toBe(1);
@@ -254,7 +308,10 @@ describe('usb handler on a sysfs fixture', () => {
     const sink = new RecordingSink();
     const abort = new AbortController();
     const context = sink.context(abort.signal);
-    const running = handler.run(handler.parseDetails({}), { ...context, sink: { ...context.sink, replaceAll: () => abort.abort(), upsert: () => undefined, remove: () => undefined } });
+    const running = handler.run(handler.parseDetails({}), {
+      ...context,
+      sink: { ...context.sink, replaceAll: () => abort.abort(), upsert: () => undefined, remove: () => undefined },
+    });
     await expect(running).resolves.toBeUndefined();
   });
 

@@ -52,7 +52,8 @@ function portChain(device: UsbDevice): string {
 export function matchesUsb(device: UsbDevice, m: UsbMatcher): boolean {
   if (m.vendorId !== undefined && m.vendorId !== device.vendorId) return false;
   if (m.productId !== undefined && m.productId !== device.productId) return false;
-  const text = (pattern: UsbMatcher['serial'], value: string | undefined): boolean => pattern === undefined || (value !== undefined && pattern.test(value));
+  const text = (pattern: UsbMatcher['serial'], value: string | undefined): boolean =>
+    pattern === undefined || (value !== undefined && pattern.test(value));
   if (!text(m.serial, device.serial) || !text(m.manufacturer, device.manufacturer) || !text(m.product, device.product)) return false;
   if (m.portPath !== undefined && !m.portPath.test(device.name)) return false;
   if (m.driver !== undefined && !device.interfaces.some((i) => i.driver !== undefined && m.driver!.test(i.driver))) return false;
@@ -220,7 +221,9 @@ async function run(details: UsbDetails, context: HandlerContext, options: UsbHan
   }, details.pollIntervalMs);
   try {
     // The signal may already be aborted (e.g. `tether discover` stops after the first report).
-    const aborted = signal.aborted ? Promise.resolve() : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    const aborted = signal.aborted
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await Promise.race([aborted, failed]);
   } finally {
     clearInterval(timer);

@@ -66,7 +66,8 @@ export function serviceRecords(service: MockService, ttlOverride?: number): { pt
   const ttl = ttlOverride ?? service.ttl ?? 120;
   const ptrTtl = ttlOverride ?? service.ptrTtl ?? 4500;
   const ptr: Answer[] = [{ name: `${service.type}.local`, type: 'PTR', ttl: ptrTtl, data: full }];
-  for (const subtype of service.subtypes ?? []) ptr.push({ name: `${subtype}._sub.${service.type}.local`, type: 'PTR', ttl: ptrTtl, data: full });
+  for (const subtype of service.subtypes ?? [])
+    ptr.push({ name: `${subtype}._sub.${service.type}.local`, type: 'PTR', ttl: ptrTtl, data: full });
   const unique: Answer[] = [
     { name: full, type: 'SRV', ttl, flush: true, data: { port: service.port, target: `${service.host}.local`, priority: 0, weight: 0 } },
     { name: full, type: 'TXT', ttl, flush: true, data: txtData(service.txt) },
@@ -150,7 +151,11 @@ export class MockResponder {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     await new Promise<void>((resolve) => socket.bind(0, this.#address, resolve));
     socket.setMulticastInterface(this.#address);
-    const packets = [Buffer.from([0x00]), Buffer.from('not a dns packet at all'), Buffer.from([0, 0, 0x84, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0xc0, 0xff])];
+    const packets = [
+      Buffer.from([0x00]),
+      Buffer.from('not a dns packet at all'),
+      Buffer.from([0, 0, 0x84, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0xc0, 0xff]),
+    ];
     for (const packet of packets) await new Promise((resolve) => socket.send(packet, 5353, '224.0.0.251', resolve));
     socket.close();
   }
@@ -158,8 +163,21 @@ export class MockResponder {
   /** Decodable but hostile: control characters, binary and duplicate TXT keys, many bogus records. */
   async hostile(type: string, host: string): Promise<void> {
     const full = `Evil\u0007\n Name.${type}.local`;
-    const txt = [Buffer.from('path=/ok\u0000\nx'), Buffer.from([0x62, 0x69, 0x6e, 0x3d, 0xff, 0xfe, 0x00]), Buffer.from('dup=first'), Buffer.from('DUP=second'), Buffer.from('=novalue'), Buffer.from([0x01, 0x02]), Buffer.from('flag')];
-    const flood: Answer[] = Array.from({ length: 300 }, (_, i) => ({ name: `noise-${i}.${type}.local`, type: 'TXT', ttl: 120, data: [Buffer.from(`k=${i}`)] }));
+    const txt = [
+      Buffer.from('path=/ok\u0000\nx'),
+      Buffer.from([0x62, 0x69, 0x6e, 0x3d, 0xff, 0xfe, 0x00]),
+      Buffer.from('dup=first'),
+      Buffer.from('DUP=second'),
+      Buffer.from('=novalue'),
+      Buffer.from([0x01, 0x02]),
+      Buffer.from('flag'),
+    ];
+    const flood: Answer[] = Array.from({ length: 300 }, (_, i) => ({
+      name: `noise-${i}.${type}.local`,
+      type: 'TXT',
+      ttl: 120,
+      data: [Buffer.from(`k=${i}`)],
+    }));
     await this.#send([
       { name: `${type}.local`, type: 'PTR', ttl: 4500, data: full },
       { name: full, type: 'SRV', ttl: 120, flush: true, data: { port: 8080, target: `${host}.local`, priority: 0, weight: 0 } },

@@ -153,7 +153,11 @@ export class HomieDevice extends MockDevice {
   readonly domain: string;
   readonly description: Readonly<Record<string, unknown>>;
 
-  constructor(connection: MockConnection, id: string, options: { domain?: string; name?: string; nodes?: Readonly<Record<string, HomieNode>> } = {}) {
+  constructor(
+    connection: MockConnection,
+    id: string,
+    options: { domain?: string; name?: string; nodes?: Readonly<Record<string, HomieNode>> } = {},
+  ) {
     super(connection);
     this.id = id;
     this.domain = options.domain ?? 'homie';
@@ -161,7 +165,12 @@ export class HomieDevice extends MockDevice {
       homie: '5.0',
       version: 1,
       name: options.name ?? id,
-      nodes: options.nodes ?? { sensor: { name: 'Sensor', properties: { temperature: { datatype: 'float', unit: '°C' }, led: { datatype: 'boolean', settable: true } } } },
+      nodes: options.nodes ?? {
+        sensor: {
+          name: 'Sensor',
+          properties: { temperature: { datatype: 'float', unit: '°C' }, led: { datatype: 'boolean', settable: true } },
+        },
+      },
     };
   }
 
@@ -220,7 +229,11 @@ export class SparkplugEdgeNode extends MockDevice {
 
   async start(): Promise<void> {
     const death = encodeSparkplugPayload({ metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: this.#bdSeq }] });
-    const client = await this.connect(`sparkplug-${this.group}-${this.node}`, { topic: this.#topic('NDEATH'), payload: death, retain: false });
+    const client = await this.connect(`sparkplug-${this.group}-${this.node}`, {
+      topic: this.#topic('NDEATH'),
+      payload: death,
+      retain: false,
+    });
     await client.subscribeAsync(this.#topic('NCMD'), { qos: 0 });
     client.on('message', (topic, payload) => {
       if (topic !== this.#topic('NCMD')) return;
@@ -242,7 +255,11 @@ export class SparkplugEdgeNode extends MockDevice {
     await this.publish(this.#topic('NBIRTH'), encodeSparkplugPayload({ timestamp: BigInt(Date.now()), seq: 0n, metrics }), false);
     let seq = 1n;
     for (const device of this.devices) {
-      const payload = encodeSparkplugPayload({ timestamp: BigInt(Date.now()), seq: seq++, metrics: [{ name: 'Temperature', datatype: DataType.Double, value: 20.5 }] });
+      const payload = encodeSparkplugPayload({
+        timestamp: BigInt(Date.now()),
+        seq: seq++,
+        metrics: [{ name: 'Temperature', datatype: DataType.Double, value: 20.5 }],
+      });
       await this.publish(this.#topic('DBIRTH', device), payload, false);
     }
   }
@@ -252,14 +269,21 @@ export class SparkplugEdgeNode extends MockDevice {
   }
 
   async data(device?: string): Promise<void> {
-    const payload = encodeSparkplugPayload({ timestamp: BigInt(Date.now()), metrics: [{ name: 'Temperature', datatype: DataType.Double, value: 21 }] });
+    const payload = encodeSparkplugPayload({
+      timestamp: BigInt(Date.now()),
+      metrics: [{ name: 'Temperature', datatype: DataType.Double, value: 21 }],
+    });
     await this.publish(device === undefined ? this.#topic('NDATA') : this.#topic('DDATA', device), payload, false);
   }
 
   /** A clean shutdown publishes NDEATH itself (the will is not sent on DISCONNECT). */
   async stop(): Promise<void> {
     if (this.client === undefined) return;
-    await this.publish(this.#topic('NDEATH'), encodeSparkplugPayload({ metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: this.#bdSeq }] }), false);
+    await this.publish(
+      this.#topic('NDEATH'),
+      encodeSparkplugPayload({ metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: this.#bdSeq }] }),
+      false,
+    );
     await this.disconnect();
   }
 }

@@ -83,7 +83,13 @@ const NS = {
   ter: 'http://www.onvif.org/ver10/error',
 };
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', removeNSPrefix: false, parseTagValue: false, processEntities: false });
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  removeNSPrefix: false,
+  parseTagValue: false,
+  processEntities: false,
+});
 
 type Node = Record<string, unknown>;
 
@@ -243,15 +249,15 @@ export class SimulatedCamera {
   }
 
   sendHello(): Promise<void> {
-    return this.#multicast(
-      'Hello',
-      `<d:Hello>${this.#endpointXml()}</d:Hello>`,
-      `<d:AppSequence InstanceId="1" MessageNumber="1"/>`,
-    );
+    return this.#multicast('Hello', `<d:Hello>${this.#endpointXml()}</d:Hello>`, `<d:AppSequence InstanceId="1" MessageNumber="1"/>`);
   }
 
   sendBye(): Promise<void> {
-    return this.#multicast('Bye', `<d:Bye><a:EndpointReference><a:Address>urn:uuid:${this.uuid}</a:Address></a:EndpointReference></d:Bye>`, '');
+    return this.#multicast(
+      'Bye',
+      `<d:Bye><a:EndpointReference><a:Address>urn:uuid:${this.uuid}</a:Address></a:EndpointReference></d:Bye>`,
+      '',
+    );
   }
 
   #endpointXml(): string {

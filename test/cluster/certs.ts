@@ -61,10 +61,21 @@ function newKey(path: string): void {
 function newCa(certs: ClusterCerts): void {
   newKey(certs.caKey);
   openssl([
-    'req', '-x509', '-new', '-key', certs.caKey, '-out', certs.caCert, '-days', '3650',
-    '-subj', '/CN=tether-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    certs.caKey,
+    '-out',
+    certs.caCert,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=tether-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
   ]);
 }
 
@@ -72,10 +83,24 @@ function newCa(certs: ClusterCerts): void {
 function issue(certs: ClusterCerts, out: ClientCert, subject: string, extensions: string[]): void {
   newKey(out.key);
   openssl([
-    'req', '-new', '-key', out.key, '-out', out.cert, '-days', '3650', '-subj', subject,
-    '-CA', certs.caCert, '-CAkey', certs.caKey,
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment',
+    'req',
+    '-new',
+    '-key',
+    out.key,
+    '-out',
+    out.cert,
+    '-days',
+    '3650',
+    '-subj',
+    subject,
+    '-CA',
+    certs.caCert,
+    '-CAkey',
+    certs.caKey,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
     ...extensions.flatMap((extension) => ['-addext', extension]),
   ]);
 }

@@ -139,9 +139,11 @@ async function ensureBinaries(context: Context): Promise<string> {
       else if (marker[3] !== undefined) {
         // The stale count includes the main package, which may only need linking (a minute for kubernetes).
         const stale = Number(marker[3]);
-        state = stale === 1 ? { phase: `building ${part}: linking` } : { phase: `building ${part}: compiling`, done: 0, ...(stale === 0 ? {} : { total: stale - 1 }) };
-      }
-      else {
+        state =
+          stale === 1
+            ? { phase: `building ${part}: linking` }
+            : { phase: `building ${part}: compiling`, done: 0, ...(stale === 0 ? {} : { total: stale - 1 }) };
+      } else {
         built.push(part);
         state = { phase: `building ${part}: resolving Go modules` };
       }
@@ -154,7 +156,13 @@ async function ensureBinaries(context: Context): Promise<string> {
     if (state === undefined || progress === undefined) return;
     if (PACKAGE_LINE.test(line) && state.done !== undefined) {
       const done = state.done + 1;
-      state = { ...state, done, ...(state.total !== undefined && done >= state.total ? { phase: state.phase.replace(/compiling$/, 'compiling the main package and linking') } : {}) };
+      state = {
+        ...state,
+        done,
+        ...(state.total !== undefined && done >= state.total
+          ? { phase: state.phase.replace(/compiling$/, 'compiling the main package and linking') }
+          : {}),
+      };
       progress.update({ ...state, detail: line });
     } else if (line.startsWith('go: downloading ')) {
       progress.update({ ...state, detail: line.slice('go: '.length) });
@@ -180,7 +188,10 @@ async function ensureBinaries(context: Context): Promise<string> {
     pending = lines.pop() ?? '';
     for (const line of lines) onLine(line);
   });
-  const [code, signal] = (await once(child, 'close').finally(() => context.signal?.removeEventListener('abort', stop))) as [number | null, NodeJS.Signals | null];
+  const [code, signal] = (await once(child, 'close').finally(() => context.signal?.removeEventListener('abort', stop))) as [
+    number | null,
+    NodeJS.Signals | null,
+  ];
   if (pending !== '') onLine(pending);
   if (context.signal?.aborted === true) {
     progress?.done('build stopped');
@@ -324,7 +335,9 @@ function controllerManagerSpec(context: Context, binDir: string, certs: ClusterC
       `--cluster-signing-cert-file=${certs.caCert}`,
       `--cluster-signing-key-file=${certs.caKey}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
-      ...(context.nodeMonitorGraceSeconds === undefined ? [] : [`--node-monitor-grace-period=${context.nodeMonitorGraceSeconds}s`, '--node-monitor-period=1s']),
+      ...(context.nodeMonitorGraceSeconds === undefined
+        ? []
+        : [`--node-monitor-grace-period=${context.nodeMonitorGraceSeconds}s`, '--node-monitor-period=1s']),
       // One instance: leader election would only delay start after a restart.
       '--leader-elect=false',
       '--profiling=false',
@@ -442,7 +455,11 @@ export function kubectl(kubeconfig: string, args: string[], options: ClusterOpti
  */
 export function applyCrds(kubeconfig: string, options: ClusterOptions = {}): string[] {
   const context = contextOf(options);
-  const files = existsSync(context.crdDir) ? readdirSync(context.crdDir).filter((file) => file.endsWith('.yaml')).sort() : [];
+  const files = existsSync(context.crdDir)
+    ? readdirSync(context.crdDir)
+        .filter((file) => file.endsWith('.yaml'))
+        .sort()
+    : [];
   if (files.length === 0) {
     context.log(`no CRDs in ${context.crdDir} yet`);
     return [];
@@ -512,7 +529,9 @@ export async function clusterDown(options: ClusterOptions = {}): Promise<void> {
 }
 
 /** Per-component liveness and apiserver readiness, for `main.ts status`. */
-export async function clusterStatus(options: ClusterOptions = {}): Promise<{ info?: ClusterInfo; running: Record<string, boolean>; ready: boolean }> {
+export async function clusterStatus(
+  options: ClusterOptions = {},
+): Promise<{ info?: ClusterInfo; running: Record<string, boolean>; ready: boolean }> {
   const context = contextOf(options);
   const state = readState(context);
   if (state === undefined) return { running: {}, ready: false };

@@ -61,7 +61,12 @@ export function formatBar(done: number | undefined, total: number | undefined, w
 /** The text of one progress line (no escape codes), cut to `columns`. */
 export function formatProgressLine(label: string, state: ProgressState, elapsedMs: number, columns = 200): string {
   // Elapsed time, bar and count first: a narrow terminal cuts the end of the line, not them.
-  const count = state.done !== undefined && state.total !== undefined ? `${state.done}/${state.total}` : state.done !== undefined ? `${state.done}` : '';
+  const count =
+    state.done !== undefined && state.total !== undefined
+      ? `${state.done}/${state.total}`
+      : state.done !== undefined
+        ? `${state.done}`
+        : '';
   const bar = formatBar(state.done, state.total);
   const head = [`[${label}]`, formatElapsed(elapsedMs).padStart(6), bar, count].filter((part) => part !== '').join(' ');
   const line = [head, state.phase, ...(state.detail === undefined ? [] : [state.detail])].join(' · ');

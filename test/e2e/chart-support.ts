@@ -116,7 +116,10 @@ export async function leaderPod(timeoutMs = 30_000): Promise<V1Pod> {
 
 /** Broker pods of a discovery (not terminating). */
 export async function brokerPods(namespace: string, discovery: string): Promise<V1Pod[]> {
-  const list = await api().core.listNamespacedPod({ namespace, labelSelector: `tether.dev/component=broker,tether.dev/discovery=${discovery}` });
+  const list = await api().core.listNamespacedPod({
+    namespace,
+    labelSelector: `tether.dev/component=broker,tether.dev/discovery=${discovery}`,
+  });
   return list.items.filter((pod) => pod.metadata?.deletionTimestamp == null);
 }
 
@@ -125,14 +128,22 @@ export async function brokerPods(namespace: string, discovery: string): Promise<
  * all Running with ready containers (count 0: none left in the API, terminating
  * ones included). `at`: when the watch saw it.
  */
-export async function waitBrokers(namespace: string, discovery: string, count: number, timeoutMs = 60_000): Promise<{ pods: V1Pod[]; at: number }> {
+export async function waitBrokers(
+  namespace: string,
+  discovery: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<{ pods: V1Pod[]; at: number }> {
   const { objects, at } = await watchSetUntil<V1Pod>(api().kc, {
     path: `/api/v1/namespaces/${namespace}/pods`,
     labelSelector: `tether.dev/component=broker,tether.dev/discovery=${discovery}`,
     predicate: (pods) => {
       if (count === 0) return pods.length === 0;
       const live = pods.filter((pod) => pod.metadata?.deletionTimestamp == null);
-      return live.length === count && live.every((pod) => pod.status?.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready));
+      return (
+        live.length === count &&
+        live.every((pod) => pod.status?.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready))
+      );
     },
     timeoutMs,
     description: `${count} Running broker(s) of ${discovery}`,
@@ -142,7 +153,13 @@ export async function waitBrokers(namespace: string, discovery: string, count: n
 }
 
 /** Waits until a pod's log (main container) contains all `lines` (whole lines). */
-export async function waitLogLines(namespace: string, pod: string, container: string, lines: readonly string[], timeoutMs = 30_000): Promise<string> {
+export async function waitLogLines(
+  namespace: string,
+  pod: string,
+  container: string,
+  lines: readonly string[],
+  timeoutMs = 30_000,
+): Promise<string> {
   let log = '';
   try {
     return await waitFor(
@@ -160,12 +177,19 @@ export async function waitLogLines(namespace: string, pod: string, container: st
 
 /** The Device objects of a discovery. */
 export async function devicesOf(namespace: string, discovery: string): Promise<Device[]> {
-  const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as { items: Device[] };
+  const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as {
+    items: Device[];
+  };
   return list.items.filter((d) => d.spec.discovery === discovery || d.metadata?.labels?.['tether.dev/discovery'] === discovery);
 }
 
 /** Watches a Node until `predicate` accepts it. */
-export async function waitNodeState(node: string, predicate: (n: V1Node) => boolean, description: string, timeoutMs = 60_000): Promise<V1Node> {
+export async function waitNodeState(
+  node: string,
+  predicate: (n: V1Node) => boolean,
+  description: string,
+  timeoutMs = 60_000,
+): Promise<V1Node> {
   return watchUntil<V1Node>(api().kc, {
     path: '/api/v1/nodes',
     fieldSelector: `metadata.name=${node}`,
@@ -196,7 +220,12 @@ export class ChangeRecorder {
   }
 
   async start(): Promise<void> {
-    const devices = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: 'devices' })) as {
+    const devices = (await api().custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: this.namespace,
+      plural: 'devices',
+    })) as {
       metadata?: { resourceVersion?: string };
     };
     const pods = await api().core.listNamespacedPod({ namespace: this.namespace });
@@ -217,7 +246,10 @@ export class ChangeRecorder {
         const was = before.get(device.metadata?.name ?? '');
         return event.type !== 'MODIFIED' || was === undefined || specKey(was) !== specKey(device);
       })
-      .map((event) => `${event.type} ${event.object.metadata?.name ?? '?'} ${JSON.stringify((event.object as unknown as Device).spec?.nodes ?? {})}`);
+      .map(
+        (event) =>
+          `${event.type} ${event.object.metadata?.name ?? '?'} ${JSON.stringify((event.object as unknown as Device).spec?.nodes ?? {})}`,
+      );
   }
 
   /** Broker pods created, deleted or restarted. */
@@ -240,6 +272,8 @@ function specKey(device: Device): string {
 
 /** Devices of a namespace by name, as they are now. */
 export async function deviceSnapshot(namespace: string): Promise<Map<string, Device>> {
-  const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as { items: Device[] };
+  const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as {
+    items: Device[];
+  };
   return new Map(list.items.map((d) => [d.metadata?.name ?? '', d]));
 }

@@ -72,7 +72,12 @@ function uids(pods: V1Pod[]): string[] {
 
 /** What a user passes on this cluster: its values file (the apiserver's address), a short node-loss grace. */
 function installValues(): string[] {
-  return ['-f', writeE2eChartValues(layout1, inject('e2eNodeServer')), '--set-json', `controller.extraArgs=["--node-loss-grace=${NODE_LOSS_GRACE_S}"]`];
+  return [
+    '-f',
+    writeE2eChartValues(layout1, inject('e2eNodeServer')),
+    '--set-json',
+    `controller.extraArgs=["--node-loss-grace=${NODE_LOSS_GRACE_S}"]`,
+  ];
 }
 
 /** The Device a discovery made for `deviceId` (found by its spec, not by recomputing its name). */
@@ -82,7 +87,13 @@ async function device(discovery: string, deviceId: string): Promise<Device> {
   return found;
 }
 
-async function waitDeviceState(discovery: string, deviceId: string, predicate: (d: Device) => boolean, description: string, timeoutMs = 60_000): Promise<Device> {
+async function waitDeviceState(
+  discovery: string,
+  deviceId: string,
+  predicate: (d: Device) => boolean,
+  description: string,
+  timeoutMs = 60_000,
+): Promise<Device> {
   let last: Device | undefined;
   try {
     return await waitFor(
@@ -93,7 +104,9 @@ async function waitDeviceState(discovery: string, deviceId: string, predicate: (
       { timeoutMs, description },
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; Device: ${JSON.stringify(last?.spec ?? 'none')} ${JSON.stringify(last?.status ?? {})}`, { cause: error });
+    throw new Error(`${(error as Error).message}; Device: ${JSON.stringify(last?.spec ?? 'none')} ${JSON.stringify(last?.status ?? {})}`, {
+      cause: error,
+    });
   }
 }
 
@@ -108,7 +121,9 @@ const EXAMPLE_NAMESPACE = 'tether-demo';
 
 /** `kubectl apply -f`, as the README has users do. */
 async function kubectlApply(file: string): Promise<void> {
-  await execFileAsync(join(inject('clusterBinDir'), 'kubectl'), ['apply', '-f', file], { env: { ...process.env, KUBECONFIG: inject('kubeconfig'), KUBERC: 'off' } });
+  await execFileAsync(join(inject('clusterBinDir'), 'kubectl'), ['apply', '-f', file], {
+    env: { ...process.env, KUBECONFIG: inject('kubeconfig'), KUBERC: 'off' },
+  });
 }
 
 async function deleteTetherCrds(): Promise<void> {
@@ -122,7 +137,14 @@ async function deleteTetherCrds(): Promise<void> {
   }
   await waitFor(
     async () => {
-      const left = await Promise.all(CRDS.map((name) => ext.readCustomResourceDefinition({ name }).then(() => name, () => undefined)));
+      const left = await Promise.all(
+        CRDS.map((name) =>
+          ext.readCustomResourceDefinition({ name }).then(
+            () => name,
+            () => undefined,
+          ),
+        ),
+      );
       return left.every((name) => name === undefined);
     },
     { timeoutMs: 60_000, description: 'the Tether CRDs deleted' },
@@ -137,18 +159,24 @@ beforeAll(async () => {
   // A release left by an interrupted run would block the install.
   await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
   // …and so would a Lease an older chart's controllers left (not the release's).
-  await api().coordination.deleteNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' }).catch(() => undefined);
+  await api()
+    .coordination.deleteNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' })
+    .catch(() => undefined);
   // A fresh cluster, as a user's: the chart installs the CRDs (the e2e control plane applied its own).
   await deleteTetherCrds();
   try {
-    await api().core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
+    await api().core.createNamespace({
+      body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
+    });
   } catch (error) {
     if (!isApiError(error, 409)) throw error;
   }
 }, 900_000);
 
 afterAll(async () => {
-  await api().core.deleteNamespace({ name: EXAMPLE_NAMESPACE }).catch(() => undefined);
+  await api()
+    .core.deleteNamespace({ name: EXAMPLE_NAMESPACE })
+    .catch(() => undefined);
   await helm?.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m').catch(() => undefined);
   await lan?.stop();
   helm?.close();
@@ -214,8 +242,12 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     // Both slots held, one per node.
     const held = await waitDeviceState('shared-echo', 'shared-1', (x) => Object.keys(x.spec.slots ?? {}).length === 2, 'both slots held');
     expect(Object.values(held.spec.slots ?? {}).sort()).toEqual([node1, node2].sort());
-    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: `${name}-svc` })).spec?.selector, { description: 'the device Service' });
-    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: 'shared-echo-svc' })).spec?.selector, { description: 'the discovery Service' });
+    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: `${name}-svc` })).spec?.selector, {
+      description: 'the device Service',
+    });
+    await waitFor(async () => (await api().core.readNamespacedService({ namespace: ns.name, name: 'shared-echo-svc' })).spec?.selector, {
+      description: 'the discovery Service',
+    });
   });
 
   it('MQTT: a Home Assistant device on Mosquitto → broker with its env; last will → gone; back → Running', async () => {
@@ -228,7 +260,11 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       broker: brokerTemplate,
     });
     const { pods } = await waitBrokers(ns.name, 'ha', 1, 90_000);
-    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`MQTT_BROKER_URL=${lan.mqttUrl}`, `HA_DEVICE_ID=${lan.ha.node}`, 'HA_MANUFACTURER=espressif']);
+    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [
+      `MQTT_BROKER_URL=${lan.mqttUrl}`,
+      `HA_DEVICE_ID=${lan.ha.node}`,
+      'HA_MANUFACTURER=espressif',
+    ]);
     let started = Date.now();
     await lan.ha.dieAbruptly();
     await waitBrokers(ns.name, 'ha', 0);
@@ -256,7 +292,10 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       broker: brokerTemplate,
     });
     const { pods } = await waitBrokers(ns.name, 'cameras', 1, 90_000);
-    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [`ONVIF_STREAM_URI=${lan.camera.streamUri}`, `ONVIF_DEVICE_UUID=${lan.camera.uuid}`]);
+    await waitLogLines(ns.name, pods[0]?.metadata?.name ?? '', 'broker', [
+      `ONVIF_STREAM_URI=${lan.camera.streamUri}`,
+      `ONVIF_DEVICE_UUID=${lan.camera.uuid}`,
+    ]);
     let started = Date.now();
     await lan.camera.bye();
     await waitBrokers(ns.name, 'cameras', 0);
@@ -282,7 +321,12 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     await createPod(ns.name, devicePod('consumer-3', resource, 'true'));
     const reason = await waitPodUnschedulable(ns.name, 'consumer-3');
     expect(reason).toContain(`Insufficient ${resource}`);
-    const held = await waitDeviceState('cap', 'cap-1', (x) => Object.keys(x.spec.slots ?? {}).length === 2, 'both slots held by the consumers');
+    const held = await waitDeviceState(
+      'cap',
+      'cap-1',
+      (x) => Object.keys(x.spec.slots ?? {}).length === 2,
+      'both slots held by the consumers',
+    );
     expect(Object.values(held.spec.slots ?? {})).toEqual([node1, node1]);
   });
 
@@ -290,9 +334,13 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     await createDiscovery(ns.name, 'race', { handler: 'debug-echo', details: { descriptions: ['race-1'], shared: true }, capacity: 1 });
     const d = await waitDeviceState('race', 'race-1', (x) => nodesOf(x).length === 2, 'the shared Device on both nodes');
     const resource = deviceResourceName(d.metadata?.name ?? '');
-    for (const node of [node1, node2]) await waitNodeState(node, (n) => n.status?.allocatable?.[resource] === '1', `${resource} allocatable on ${node}`);
+    for (const node of [node1, node2])
+      await waitNodeState(node, (n) => n.status?.allocatable?.[resource] === '1', `${resource} allocatable on ${node}`);
     // Bound to their nodes directly (no scheduler): both kubelets admit and Allocate at once.
-    const pods = [node1, node2].map((node, i) => ({ ...devicePod(`racer-${i + 1}`, resource, 'true'), spec: { ...devicePod(`racer-${i + 1}`, resource, 'true').spec!, nodeName: node } }));
+    const pods = [node1, node2].map((node, i) => ({
+      ...devicePod(`racer-${i + 1}`, resource, 'true'),
+      spec: { ...devicePod(`racer-${i + 1}`, resource, 'true').spec!, nodeName: node },
+    }));
     await Promise.all(pods.map((pod) => createPod(ns.name, pod)));
     const settled = await waitFor(
       async () => {
@@ -311,7 +359,9 @@ describe('Tether installed by its Helm chart on two nodes', () => {
 
   it('agent pod deleted: the DaemonSet recreates it; no Device deleted or changed, no broker restarted, slots kept', async () => {
     const before = await deviceSnapshot(ns.name);
-    const brokersBefore = uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')));
+    const brokersBefore = uids(
+      (await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')),
+    );
     const recorder = new ChangeRecorder(ns.name);
     await recorder.start();
     try {
@@ -330,10 +380,13 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       timings['agent pod deleted → new agent Ready'] = (Date.now() - deleted) / 1_000;
       // It serves the kubelet again: the shared device is allocatable through its fresh plugin.
       const shared = await device('shared-echo', 'shared-1');
-      await waitFor(async () => (await kubeletAllocatableIds(layout1.podResourcesSocket, deviceResourceName(shared.metadata?.name ?? ''))).length > 0, {
-        timeoutMs: 30_000,
-        description: 'the shared device registered by the new agent',
-      });
+      await waitFor(
+        async () => (await kubeletAllocatableIds(layout1.podResourcesSocket, deviceResourceName(shared.metadata?.name ?? ''))).length > 0,
+        {
+          timeoutMs: 30_000,
+          description: 'the shared device registered by the new agent',
+        },
+      );
       expect(fresh.metadata?.name).not.toBe(old.metadata?.name);
       expect(recorder.deviceChurn(before)).toEqual([]);
       expect(recorder.brokerChurn()).toEqual([]);
@@ -342,7 +395,9 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     }
     const after = await deviceSnapshot(ns.name);
     for (const [name, d] of before) expect(after.get(name)?.spec.slots ?? {}).toEqual(d.spec.slots ?? {});
-    expect(uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras')))).toEqual(brokersBefore);
+    expect(
+      uids((await brokerPods(ns.name, 'shared-echo')).concat(await brokerPods(ns.name, 'ha'), await brokerPods(ns.name, 'cameras'))),
+    ).toEqual(brokersBefore);
   });
 
   it('controller leader pod deleted: the standby leads within the lease; brokers untouched', async () => {
@@ -379,10 +434,13 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     const restart = await restartKubelet({ layout: layout1 });
     // The restarted kubelet starts with no devices (it deletes every plugin socket): the
     // device back in its own view means the agent re-registered on fresh sockets.
-    await waitFor(async () => JSON.stringify(await kubeletAllocatableIds(layout1.podResourcesSocket, resource)) === JSON.stringify(idsBefore), {
-      timeoutMs: 30_000,
-      description: `${resource} allocatable again in the restarted kubelet`,
-    });
+    await waitFor(
+      async () => JSON.stringify(await kubeletAllocatableIds(layout1.podResourcesSocket, resource)) === JSON.stringify(idsBefore),
+      {
+        timeoutMs: 30_000,
+        description: `${resource} allocatable again in the restarted kubelet`,
+      },
+    );
     timings['kubelet restart → Ready'] = restart.readyMs / 1_000;
     timings['kubelet restart → device allocatable'] = (Date.now() - restart.startedAt) / 1_000;
     const after = await brokerPods(ns.name, 'shared-echo');
@@ -415,10 +473,17 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       await startKubeletAgain({ layout: layout2 });
     }
     await waitNodeState(node2, isReady, `${node2} Ready again`, 90_000);
-    const rejoined = await waitDeviceState('shared-echo', 'shared-1', (x) => nodesOf(x).includes(node2), `${node2} back in the shared Device`, 90_000);
+    const rejoined = await waitDeviceState(
+      'shared-echo',
+      'shared-1',
+      (x) => nodesOf(x).includes(node2),
+      `${node2} back in the shared Device`,
+      90_000,
+    );
     expect(nodesOf(rejoined)).toEqual([node1, node2].sort());
     await waitFor(
-      async () => (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node2 && p.status?.phase === 'Running').length === 1,
+      async () =>
+        (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node2 && p.status?.phase === 'Running').length === 1,
       { timeoutMs: 90_000, description: `a Running broker on ${node2} again` },
     );
     await waitAgentsReady();
@@ -430,7 +495,19 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     const recorder = new ChangeRecorder(ns.name);
     await recorder.start();
     try {
-      await helm.run('upgrade', RELEASE, CHART, '-n', SYSTEM_NAMESPACE, ...installValues(), '--set', 'logLevel=debug', '--wait', '--timeout', '3m');
+      await helm.run(
+        'upgrade',
+        RELEASE,
+        CHART,
+        '-n',
+        SYSTEM_NAMESPACE,
+        ...installValues(),
+        '--set',
+        'logLevel=debug',
+        '--wait',
+        '--timeout',
+        '3m',
+      );
       await waitAgentsReady();
       await waitControllersReady();
       const agentsAfter = await componentPods('agent');
@@ -446,7 +523,10 @@ describe('Tether installed by its Helm chart on two nodes', () => {
   it('helm uninstall removes everything it installed and keeps the CRDs', async () => {
     await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', '--timeout', '2m');
     const selector = `app.kubernetes.io/instance=${RELEASE}`;
-    await waitFor(async () => (await componentPods('agent')).length === 0 && (await componentPods('controller')).length === 0, { timeoutMs: 60_000, description: 'chart pods gone' });
+    await waitFor(async () => (await componentPods('agent')).length === 0 && (await componentPods('controller')).length === 0, {
+      timeoutMs: 60_000,
+      description: 'chart pods gone',
+    });
     const apps = api().kc.makeApiClient(AppsV1Api);
     const rbac = api().kc.makeApiClient(RbacAuthorizationV1Api);
     expect((await apps.listNamespacedDaemonSet({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items).toEqual([]);
@@ -457,10 +537,20 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     expect((await rbac.listClusterRoleBinding({ labelSelector: selector })).items).toEqual([]);
     const ext = api().kc.makeApiClient(ApiextensionsV1Api);
     // The controllers' Lease goes with the release: a reinstall leads at once.
-    await waitFor(async () => (await leaseHolder()) === undefined && (await api().coordination.readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' }).then(() => false, () => true)), {
-      timeoutMs: 30_000,
-      description: 'the controller Lease deleted',
-    });
+    await waitFor(
+      async () =>
+        (await leaseHolder()) === undefined &&
+        (await api()
+          .coordination.readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' })
+          .then(
+            () => false,
+            () => true,
+          )),
+      {
+        timeoutMs: 30_000,
+        description: 'the controller Lease deleted',
+      },
+    );
     for (const crd of CRDS) expect((await ext.readCustomResourceDefinition({ name: crd })).metadata?.name).toBe(crd);
   });
 });

@@ -72,7 +72,10 @@ function expectedEnvLines(): string[] {
 /** Waits for the pod's env lines, and that it got no other Tether variables. */
 async function expectDeviceEnv(pod: string): Promise<void> {
   const log = await waitPodLogLines(ns.name, pod, expectedEnvLines());
-  const printed = log.split('\n').filter((line) => line !== '').sort();
+  const printed = log
+    .split('\n')
+    .filter((line) => line !== '')
+    .sort();
   expect(printed).toEqual([...expectedEnvLines()].sort());
 }
 
@@ -101,7 +104,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Pods first (the kubelet stops them), then the agent: it removes its sockets.
-  await api().core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 }).catch(() => undefined);
+  await api()
+    .core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 })
+    .catch(() => undefined);
   await agent?.stop();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
@@ -158,15 +163,16 @@ describe('a Tether device on a real kubelet', () => {
       { timeoutMs: 30_000, description: 'the restarted kubelet lists the device again' },
     );
     expect(ids).toEqual(before);
-    console.info(`kubelet restart: old process stopped in ${restart.stoppedMs} ms; new one Ready after ${restart.readyMs} ms; device allocatable again ${Date.now() - restart.startedAt} ms after start`);
-    const since = Math.floor(restart.startedAt / 1_000) * 1_000;
-    await waitNode(
-      (n) => {
-        const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
-        return ready?.status === 'True' && new Date(ready.lastHeartbeatTime ?? 0).getTime() >= since && allocatable(n, deviceResource) === '2';
-      },
-      `Node status from the restarted kubelet with allocatable ${deviceResource}=2`,
+    console.info(
+      `kubelet restart: old process stopped in ${restart.stoppedMs} ms; new one Ready after ${restart.readyMs} ms; device allocatable again ${Date.now() - restart.startedAt} ms after start`,
     );
+    const since = Math.floor(restart.startedAt / 1_000) * 1_000;
+    await waitNode((n) => {
+      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+      return (
+        ready?.status === 'True' && new Date(ready.lastHeartbeatTime ?? 0).getTime() >= since && allocatable(n, deviceResource) === '2'
+      );
+    }, `Node status from the restarted kubelet with allocatable ${deviceResource}=2`);
     for (const name of ['pod-b', 'pod-c']) {
       const pod = await api().core.readNamespacedPod({ namespace: ns.name, name });
       expect(pod.status?.phase).toBe('Running');

@@ -24,11 +24,15 @@ const PLATFORMS = ['linux/amd64'] as const;
 export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Promise<BuiltTetherImage> {
   const progress = startProgress({ label: 'image' }, { phase: 'building Tether image (linux/amd64): starting' });
   // Own process group, so a stop reaches npm ci, tsc and tar below it too.
-  const child = spawn(join(REPO, 'node_modules/.bin/node'), ['deploy/image/tether-image.ts', ...PLATFORMS.flatMap((p) => ['--platform', p])], {
-    cwd: REPO,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    join(REPO, 'node_modules/.bin/node'),
+    ['deploy/image/tether-image.ts', ...PLATFORMS.flatMap((p) => ['--platform', p])],
+    {
+      cwd: REPO,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const stop = (): void => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
@@ -54,7 +58,10 @@ export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Pro
     if (options.signal?.aborted === true) {
       await groupGone(child.pid);
       // A stopped build cannot clean up after itself: its staging dir is named by its pid.
-      await rm(join(process.env.TETHER_CACHE ?? join(homedir(), '.cache', 'tether'), 'image', `stage-${child.pid}`), { recursive: true, force: true });
+      await rm(join(process.env.TETHER_CACHE ?? join(homedir(), '.cache', 'tether'), 'image', `stage-${child.pid}`), {
+        recursive: true,
+        force: true,
+      });
       progress.done('image build stopped');
       throw new Error('stopped');
     }
@@ -70,10 +77,13 @@ export async function buildE2eImage(options: { signal?: AbortSignal } = {}): Pro
   const image = await buildTetherImage({
     platforms: PLATFORMS,
     log: (message) => {
-      if (!message.startsWith('Unchanged inputs')) progress.update({ phase: `building Tether image again (the checkout changed meanwhile): ${message}` });
+      if (!message.startsWith('Unchanged inputs'))
+        progress.update({ phase: `building Tether image again (the checkout changed meanwhile): ${message}` });
     },
   });
-  progress.done(`${reused && image.cached ? 'reusing cached' : 'built'} image ${image.reference} ${image.indexDigest.slice(0, 19)} (${image.out})`);
+  progress.done(
+    `${reused && image.cached ? 'reusing cached' : 'built'} image ${image.reference} ${image.indexDigest.slice(0, 19)} (${image.out})`,
+  );
   return image;
 }
 

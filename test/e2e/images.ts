@@ -12,7 +12,19 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildOciImage, type BuiltOciImage } from '../../deploy/image/build-oci.ts';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE, type NodeLayout } from './layout.ts';
@@ -21,7 +33,6 @@ import { startProgress } from '../cluster/progress.ts';
 
 const PAUSE_SOURCE = resolve(import.meta.dirname, '../../deploy/image/pause.c');
 const BUSYBOX = '/bin/busybox';
-
 
 /** True when the ELF file at `path` has no PT_INTERP segment (is statically linked). */
 export function isStaticElf(path: string): boolean {
@@ -75,7 +86,9 @@ function busyboxRootfs(layout: NodeLayout): string {
   chmodSync(join(rootfs, 'tmp'), 0o1777);
   copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
   chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-  const applets = runCommand(BUSYBOX, ['--list']).split('\n').filter((name) => /^[\w.[-]+$/.test(name) && name !== 'busybox');
+  const applets = runCommand(BUSYBOX, ['--list'])
+    .split('\n')
+    .filter((name) => /^[\w.[-]+$/.test(name) && name !== 'busybox');
   for (const applet of applets) symlinkSync('busybox', join(rootfs, 'bin', applet));
   writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
@@ -95,12 +108,18 @@ function importedDigest(layout: NodeLayout, name: string): string | undefined {
  */
 function ctrImport(layout: NodeLayout, tarball: string, name: string, digest: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', tarball], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
-      if (error !== null) return reject(new Error(`ctr images import ${tarball} into ${layout.nodeName} failed: ${stderr.trim()}`, { cause: error }));
-      const listed = importedDigest(layout, name);
-      if (listed !== digest) return reject(new Error(`imported ${name} but containerd lists digest ${listed ?? 'none'}, not ${digest}`));
-      resolve();
-    });
+    execFile(
+      'ctr',
+      ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', tarball],
+      { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+      (error, _stdout, stderr) => {
+        if (error !== null)
+          return reject(new Error(`ctr images import ${tarball} into ${layout.nodeName} failed: ${stderr.trim()}`, { cause: error }));
+        const listed = importedDigest(layout, name);
+        if (listed !== digest) return reject(new Error(`imported ${name} but containerd lists digest ${listed ?? 'none'}, not ${digest}`));
+        resolve();
+      },
+    );
   });
 }
 
@@ -154,7 +173,9 @@ export async function ensureImages(layout: NodeLayout): Promise<ImagesResult> {
     out: join(layout.imageDir, 'busybox.tar'),
     config: { cmd: ['sh'] },
   });
-  const imported = await importMissing([pause, busybox].map((image) => ({ layout, name: image.name, out: image.out, digest: image.manifestDigest })));
+  const imported = await importMissing(
+    [pause, busybox].map((image) => ({ layout, name: image.name, out: image.out, digest: image.manifestDigest })),
+  );
   return { pause, busybox, imported: imported.map((job) => job.name) };
 }
 
@@ -176,7 +197,8 @@ export function importTetherImage(layout: NodeLayout, image: TetherImageTarball)
   if (importedDigest(layout, image.reference) === image.indexDigest) return false;
   runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const digest = importedDigest(layout, image.reference);
-  if (digest !== image.indexDigest) throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);
+  if (digest !== image.indexDigest)
+    throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);
   return true;
 }
 
@@ -186,6 +208,8 @@ export function importTetherImage(layout: NodeLayout, image: TetherImageTarball)
  * already held this digest).
  */
 export async function loadTetherImage(layouts: readonly NodeLayout[], image: TetherImageTarball): Promise<string[]> {
-  const imported = await importMissing(layouts.map((layout) => ({ layout, name: image.reference, out: image.out, digest: image.indexDigest })));
+  const imported = await importMissing(
+    layouts.map((layout) => ({ layout, name: image.reference, out: image.out, digest: image.indexDigest })),
+  );
   return imported.map((job) => job.layout.nodeName);
 }

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import type { NodeIsolation, NodeLayout, NodeMountNamespace } from './layout.ts';
 import { runCommand } from '../../deploy/image/exec.ts';
 
-
 /** `command args` as it must be started to run on `layout`'s node. */
 export function nodeCommand(layout: NodeLayout, command: string, args: string[]): { command: string; args: string[] } {
   const net = layout.isolation === undefined ? [] : [`--net=/run/netns/${layout.isolation.netns}`];
@@ -51,7 +50,8 @@ function ensureNetwork(layout: NodeLayout, isolation: NodeIsolation): void {
   }
   runCommand('ip', ['link', 'set', isolation.hostIf, 'master', isolation.hostBridge, 'up']);
   const addresses = runCommand('ip', ['-n', isolation.netns, '-4', '-o', 'addr', 'show', 'dev', isolation.nodeIf]);
-  if (!addresses.includes(` ${layout.nodeIp}/`)) runCommand('ip', ['-n', isolation.netns, 'addr', 'add', `${layout.nodeIp}/24`, 'dev', isolation.nodeIf]);
+  if (!addresses.includes(` ${layout.nodeIp}/`))
+    runCommand('ip', ['-n', isolation.netns, 'addr', 'add', `${layout.nodeIp}/24`, 'dev', isolation.nodeIf]);
   runCommand('ip', ['-n', isolation.netns, 'link', 'set', isolation.nodeIf, 'up']);
   // The node routes its pods' traffic to the apiserver; sysctls are per network namespace.
   runCommand('ip', ['netns', 'exec', isolation.netns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);

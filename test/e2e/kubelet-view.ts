@@ -14,8 +14,11 @@ export async function kubeletAllocatable(podResourcesSocket: string, timeoutMs =
   try {
     const call = (client as unknown as Record<string, (...args: unknown[]) => void>)['GetAllocatableResources']!;
     const response = await new Promise<AllocatableResourcesResponse>((resolve, reject) => {
-      call.call(client, {}, { deadline: new Date(Date.now() + timeoutMs) }, (error: ServiceError | null, value: AllocatableResourcesResponse) =>
-        error ? reject(error) : resolve(value),
+      call.call(
+        client,
+        {},
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error: ServiceError | null, value: AllocatableResourcesResponse) => (error ? reject(error) : resolve(value)),
       );
     });
     const ids = new Map<string, string[]>();

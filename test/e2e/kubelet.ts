@@ -39,12 +39,26 @@ export function writeNodeCredentials(layout: NodeLayout, server: string, caCert:
   const key = join(layout.kubeletCertDir, 'node-client.key');
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
   openssl([
-    'req', '-new', '-key', key, '-out', cert, '-days', '365',
-    '-subj', `/O=system:nodes/CN=system:node:${layout.nodeName}`,
-    '-CA', caCert, '-CAkey', caKey,
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment',
-    '-addext', 'extendedKeyUsage=clientAuth',
+    'req',
+    '-new',
+    '-key',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '365',
+    '-subj',
+    `/O=system:nodes/CN=system:node:${layout.nodeName}`,
+    '-CA',
+    caCert,
+    '-CAkey',
+    caKey,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    '-addext',
+    'extendedKeyUsage=clientAuth',
   ]);
   writeKubeconfig(layout.kubeletKubeconfig, server, caCert, { cert, key }, `system:node:${layout.nodeName}`);
 }
@@ -126,7 +140,11 @@ export function startKubelet(layout: NodeLayout, binDir: string, endpoints: Kube
 function readyCondition(node: V1Node): { status: string; heartbeat: number; reason: string } | undefined {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
   if (ready === undefined) return undefined;
-  return { status: ready.status, heartbeat: new Date(ready.lastHeartbeatTime ?? 0).getTime(), reason: `${ready.reason ?? ''}: ${ready.message ?? ''}` };
+  return {
+    status: ready.status,
+    heartbeat: new Date(ready.lastHeartbeatTime ?? 0).getTime(),
+    reason: `${ready.reason ?? ''}: ${ready.message ?? ''}`,
+  };
 }
 
 /**
@@ -156,7 +174,8 @@ export async function waitKubeletReady(
     },
     timeoutMs: Math.max(deadline - Date.now(), 1_000),
     description: `Node ${layout.nodeName} Ready`,
-    abortIf: () => (isRunning(component) ? undefined : `kubelet exited. Log tail (${component.logFile}):\n${logTail(component.logFile, 60)}`),
+    abortIf: () =>
+      isRunning(component) ? undefined : `kubelet exited. Log tail (${component.logFile}):\n${logTail(component.logFile, 60)}`,
     describe: (node) => JSON.stringify(node.status?.conditions ?? []),
   });
 }

@@ -49,7 +49,9 @@ type Where = string | undefined;
 
 function tetherCommand(where: Where, args: readonly string[]): { command: string; args: string[] } {
   const tether = [NODE, 'bin/tether.ts', ...args];
-  return where === undefined ? { command: tether[0]!, args: tether.slice(1) } : { command: 'ip', args: ['netns', 'exec', where, ...tether] };
+  return where === undefined
+    ? { command: tether[0]!, args: tether.slice(1) }
+    : { command: 'ip', args: ['netns', 'exec', where, ...tether] };
 }
 
 /** One-shot `tether discover <handler> -o json` (stdout parsed; stderr only in errors). */
@@ -128,8 +130,13 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
       HA_SWITCH_LAN_ESP32_RELAY_COMMAND_TOPIC: 'lan-esp32/switch/relay/command',
       HA_SENSOR_LAN_ESP32_TEMPERATURE_STATE_TOPIC: 'lan-esp32/sensor/temperature/state',
     };
-    for (const devices of await Promise.all([discover(probe, 'mqtt', MQTT_DETAILS(peers.mqttUrl)), discover(undefined, 'mqtt', MQTT_DETAILS(peers.mqttUrl))])) {
-      expect(devices, fail('mqtt devices')).toEqual([expect.objectContaining({ id: peers.ha.deviceId, online: true, properties: expect.objectContaining(expected) })]);
+    for (const devices of await Promise.all([
+      discover(probe, 'mqtt', MQTT_DETAILS(peers.mqttUrl)),
+      discover(undefined, 'mqtt', MQTT_DETAILS(peers.mqttUrl)),
+    ])) {
+      expect(devices, fail('mqtt devices')).toEqual([
+        expect.objectContaining({ id: peers.ha.deviceId, online: true, properties: expect.objectContaining(expected) }),
+      ]);
     }
   });
 
@@ -140,7 +147,9 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
       ONVIF_DEVICE_IP_ADDRESS: LAN.address,
     };
     for (const devices of await Promise.all([discover(probe, 'onvif', ONVIF_DETAILS), discover(undefined, 'onvif', ONVIF_DETAILS)])) {
-      expect(devices, fail('onvif devices')).toEqual([expect.objectContaining({ id: peers.camera.uuid, online: true, properties: expect.objectContaining(expected) })]);
+      expect(devices, fail('onvif devices')).toEqual([
+        expect.objectContaining({ id: peers.camera.uuid, online: true, properties: expect.objectContaining(expected) }),
+      ]);
       expect(devices[0]!.properties).not.toHaveProperty('ONVIF_STREAM_URI'); // SOAP refused without credentials
     }
   });
@@ -149,12 +158,22 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
     const dir = await mkdtemp(join(tmpdir(), 'tether-cli-props-'));
     try {
       const file = join(dir, 'camera.env');
-      await writeFile(file, `# the camera's login\nONVIF_USERNAME=${peers.camera.username}\nONVIF_PASSWORD=${peers.camera.password}\n`, { mode: 0o600 });
+      await writeFile(file, `# the camera's login\nONVIF_USERNAME=${peers.camera.username}\nONVIF_PASSWORD=${peers.camera.password}\n`, {
+        mode: 0o600,
+      });
       const devices = await discover(probe, 'onvif', ONVIF_DETAILS, ['--property-file', file]);
       expect(devices, fail('onvif devices with credentials')).toEqual([
-        expect.objectContaining({ id: peers.camera.uuid, properties: expect.objectContaining({ ONVIF_STREAM_URI: peers.camera.streamUri, ONVIF_DEVICE_MODEL: 'SimCam 1000' }) }),
+        expect.objectContaining({
+          id: peers.camera.uuid,
+          properties: expect.objectContaining({ ONVIF_STREAM_URI: peers.camera.streamUri, ONVIF_DEVICE_MODEL: 'SimCam 1000' }),
+        }),
       ]);
-      const wrong = await discover(probe, 'onvif', ONVIF_DETAILS, ['-p', `ONVIF_USERNAME=${peers.camera.username}`, '-p', 'ONVIF_PASSWORD=not-the-password']);
+      const wrong = await discover(probe, 'onvif', ONVIF_DETAILS, [
+        '-p',
+        `ONVIF_USERNAME=${peers.camera.username}`,
+        '-p',
+        'ONVIF_PASSWORD=not-the-password',
+      ]);
       expect(wrong[0]?.properties).not.toHaveProperty('ONVIF_STREAM_URI');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -167,9 +186,12 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
       ['ONVIF_PASSWORD', peers.camera.password],
     ]);
     const good = runHandler(createOnvifHandler(), ONVIF_DETAILS, { properties });
-    const wrong = runHandler(createOnvifHandler(), ONVIF_DETAILS, { properties: new Map([...properties, ['ONVIF_PASSWORD', 'not-the-password']]) });
+    const wrong = runHandler(createOnvifHandler(), ONVIF_DETAILS, {
+      properties: new Map([...properties, ['ONVIF_PASSWORD', 'not-the-password']]),
+    });
     try {
-      const interrogated = (): boolean => good.sink.devices.get(peers.camera.uuid)?.properties['ONVIF_STREAM_URI'] === peers.camera.streamUri;
+      const interrogated = (): boolean =>
+        good.sink.devices.get(peers.camera.uuid)?.properties['ONVIF_STREAM_URI'] === peers.camera.streamUri;
       await good.sink.waitFor(interrogated, 10_000, 'the camera with its stream URI');
       expect(good.sink.devices.get(peers.camera.uuid)!.properties).toMatchObject({
         ONVIF_DEVICE_MANUFACTURER: 'Tether Simulated',
@@ -177,7 +199,11 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
         ONVIF_PROFILE_TOKEN: 'profile_main',
         ONVIF_MEDIA_SERVICE_URL: peers.camera.serviceUrl.replace('device_service', 'media_service'),
       });
-      await wrong.sink.waitFor(() => wrong.sink.counted('soap_auth_failed') > 0 && wrong.sink.devices.has(peers.camera.uuid), 10_000, 'an auth failure');
+      await wrong.sink.waitFor(
+        () => wrong.sink.counted('soap_auth_failed') > 0 && wrong.sink.devices.has(peers.camera.uuid),
+        10_000,
+        'an auth failure',
+      );
       expect(wrong.sink.devices.get(peers.camera.uuid)!.properties).not.toHaveProperty('ONVIF_STREAM_URI');
 
       await peers.camera.bye();
@@ -190,17 +216,30 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
   });
 
   it('reports the HA device offline on its last will (watching from the throwaway namespace) and online again when it re-announces', async () => {
-    const { command, args } = tetherCommand(probe, ['discover', 'mqtt', '--watch', '-o', 'json', '--details', JSON.stringify(MQTT_DETAILS(peers.mqttUrl))]);
+    const { command, args } = tetherCommand(probe, [
+      'discover',
+      'mqtt',
+      '--watch',
+      '-o',
+      'json',
+      '--details',
+      JSON.stringify(MQTT_DETAILS(peers.mqttUrl)),
+    ]);
     const watch = startPeer(group, 'tether discover mqtt --watch', command, args, { cwd: REPO });
     try {
-      const last = (output: string): CliDevice | undefined => snapshots(output).at(-1)?.find((d) => d.id === peers.ha.deviceId);
+      const last = (output: string): CliDevice | undefined =>
+        snapshots(output)
+          .at(-1)
+          ?.find((d) => d.id === peers.ha.deviceId);
       await watch.waitFor((output) => last(output)?.online === true, 15_000, 'the device online');
       await peers.ha.dieAbruptly();
       await watch.waitFor((output) => last(output)?.online !== true, 5_000, 'the device offline after its will');
       expect(await discover(undefined, 'mqtt', MQTT_DETAILS(peers.mqttUrl)), fail('one-shot after the will')).toEqual([]);
       await peers.ha.announce();
       await watch.waitFor((output) => last(output)?.online === true, 5_000, 'the device online again');
-      expect(await discover(undefined, 'mqtt', MQTT_DETAILS(peers.mqttUrl))).toEqual([expect.objectContaining({ id: peers.ha.deviceId, online: true })]);
+      expect(await discover(undefined, 'mqtt', MQTT_DETAILS(peers.mqttUrl))).toEqual([
+        expect.objectContaining({ id: peers.ha.deviceId, online: true }),
+      ]);
     } finally {
       await watch.stop();
     }
@@ -227,14 +266,18 @@ describe.skipIf(!isRoot || inE2eProject)('e2e device LAN (lan.ts) with Tether ha
       MDNS_ADDRESS: LAN.address,
       MDNS_TXT_TY: 'Tether LAN Printer',
     };
-    const both = (): Promise<CliDevice[][]> => Promise.all([discover(probe, 'mdns', MDNS_DETAILS), discover(undefined, 'mdns', MDNS_DETAILS)]);
+    const both = (): Promise<CliDevice[][]> =>
+      Promise.all([discover(probe, 'mdns', MDNS_DETAILS), discover(undefined, 'mdns', MDNS_DETAILS)]);
     for (const devices of await both()) {
-      expect(devices, fail('mdns devices')).toEqual([expect.objectContaining({ id: printer.fullName, online: true, properties: expect.objectContaining(expected) })]);
+      expect(devices, fail('mdns devices')).toEqual([
+        expect.objectContaining({ id: printer.fullName, online: true, properties: expect.objectContaining(expected) }),
+      ]);
     }
     await printer.withdraw();
     expect(printer.published).toBe(false);
     for (const devices of await both()) expect(devices, fail('mdns devices after the goodbyes')).toEqual([]);
     await printer.publish();
-    for (const devices of await both()) expect(devices, fail('mdns devices published again')).toEqual([expect.objectContaining({ id: printer.fullName, online: true })]);
+    for (const devices of await both())
+      expect(devices, fail('mdns devices published again')).toEqual([expect.objectContaining({ id: printer.fullName, online: true })]);
   });
 });

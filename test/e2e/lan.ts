@@ -37,13 +37,18 @@ import type { NetnsLink } from '../peers/netns.ts';
 import { PeerGroup, run, startPeer, type PeerProcess } from '../peers/process.ts';
 import { ip } from './network.ts';
 
-export const LAN = { netns: 'tether-e2e-lan', bridge: 'tlan0', subnet: '10.250.90.0/24', address: '10.250.90.1', ifName: 'te2e-lan' } as const;
+export const LAN = {
+  netns: 'tether-e2e-lan',
+  bridge: 'tlan0',
+  subnet: '10.250.90.0/24',
+  address: '10.250.90.1',
+  ifName: 'te2e-lan',
+} as const;
 
 const PORT_PREFIX = 'tl-';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** Node 24 (the machine's `node` may be older). */
 const NODE = join(REPO, 'node_modules/.bin/node');
-
 
 interface IpLink {
   ifname: string;
@@ -102,13 +107,15 @@ export interface LanAttachment {
 export function attachToLan(target: LanAttachment): void {
   if (!/^[a-z0-9][a-z0-9-]{0,11}$/.test(target.tag)) throw new Error(`LAN tag must be [a-z0-9-], at most 12 characters: ${target.tag}`);
   const octets = /^10\.250\.90\.(\d{1,3})$/.exec(target.address);
-  if (octets === null || Number(octets[1]) < 2 || Number(octets[1]) > 254) throw new Error(`LAN address must be 10.250.90.2–254: ${target.address}`);
+  if (octets === null || Number(octets[1]) < 2 || Number(octets[1]) > 254)
+    throw new Error(`LAN address must be 10.250.90.2–254: ${target.address}`);
   if (target.netns !== undefined && !netnsExists(target.netns)) throw new Error(`network namespace ${target.netns} does not exist`);
   ensureLan();
   const port = `${PORT_PREFIX}${target.tag}`;
   const end = findLink(LAN.ifName, target.netns);
   const bridgePort = findLink(port, LAN.netns);
-  const paired = end !== undefined && bridgePort !== undefined && end.link_index === bridgePort.ifindex && bridgePort.link_index === end.ifindex;
+  const paired =
+    end !== undefined && bridgePort !== undefined && end.link_index === bridgePort.ifindex && bridgePort.link_index === end.ifindex;
   if (!paired) {
     // Deleting one end of a veth deletes the other, synchronously.
     if (end !== undefined) ip(['link', 'del', LAN.ifName], target.netns);
@@ -331,17 +338,32 @@ function haDevice(peers: Peers, broker: PeerProcess, node: string): LanHaDevice 
 }
 
 async function startCamera(peers: Peers, options: CameraOptions): Promise<LanCamera> {
-  const args = ['mocks/onvif-camera/main.ts', '--address', LAN.address, '--uuid', options.cameraUuid, '--username', options.username, '--password', options.password, '--auth', options.auth];
+  const args = [
+    'mocks/onvif-camera/main.ts',
+    '--address',
+    LAN.address,
+    '--uuid',
+    options.cameraUuid,
+    '--username',
+    options.username,
+    '--password',
+    options.password,
+    '--auth',
+    options.auth,
+  ];
   const camera = inLan(peers, 'lan ONVIF camera', NODE, args);
   await camera.waitForOutput(/"event":"ready"/, READY_TIMEOUT_MS);
   const ready = jsonLines(camera.output).find((e) => e['event'] === 'ready') as { cameras: { uuid: string; serviceUrl: string }[] };
   const serviceUrl = ready.cameras[0]!.serviceUrl;
   const command = async (line: string): Promise<void> => {
-    const acknowledged = (): number => jsonLines(camera.output).filter((e) => e['line'] === line && (e['event'] === 'done' || e['event'] === 'error')).length;
+    const acknowledged = (): number =>
+      jsonLines(camera.output).filter((e) => e['line'] === line && (e['event'] === 'done' || e['event'] === 'error')).length;
     const before = acknowledged();
     camera.child.stdin!.write(`${line}\n`);
     await camera.waitFor(() => acknowledged() > before, READY_TIMEOUT_MS, `acknowledging "${line}"`);
-    const last = jsonLines(camera.output).filter((e) => e['line'] === line).at(-1);
+    const last = jsonLines(camera.output)
+      .filter((e) => e['line'] === line)
+      .at(-1);
     if (last?.['event'] === 'error') throw new Error(`camera refused "${line}": ${String(last['message'])}`);
   };
   return {
@@ -387,7 +409,14 @@ async function startMdns(peers: Peers): Promise<LanMdnsService> {
     },
     publish: async () => {
       if (current?.running === true) return;
-      const args = ['DBUS_SYSTEM_BUS_ADDRESS=' + avahi.busAddress, 'avahi-publish-service', service.name, service.type, String(service.port), ...service.txt];
+      const args = [
+        'DBUS_SYSTEM_BUS_ADDRESS=' + avahi.busAddress,
+        'avahi-publish-service',
+        service.name,
+        service.type,
+        String(service.port),
+        ...service.txt,
+      ];
       current = inLan(peers, `lan avahi-publish-service ${service.name}`, 'env', args);
       await current.waitForOutput(/Established under name/, READY_TIMEOUT_MS);
     },

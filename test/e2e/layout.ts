@@ -155,7 +155,28 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
 }
 
 /** A node's own files: state and logs under `nodeDir` (cache), runtime state under `runDir` (tmpfs). */
-function nodeFiles(nodeDir: string, runDir: string): Pick<NodeLayout, 'nodeDir' | 'stateFile' | 'logDir' | 'runDir' | 'containerdConfig' | 'containerdRoot' | 'containerdState' | 'containerdSocket' | 'cniConfDir' | 'cniIpamDir' | 'imageDir' | 'kubeletDir' | 'kubeletConfig' | 'kubeletKubeconfig' | 'kubeletCertDir' | 'podLogsDir'> {
+function nodeFiles(
+  nodeDir: string,
+  runDir: string,
+): Pick<
+  NodeLayout,
+  | 'nodeDir'
+  | 'stateFile'
+  | 'logDir'
+  | 'runDir'
+  | 'containerdConfig'
+  | 'containerdRoot'
+  | 'containerdState'
+  | 'containerdSocket'
+  | 'cniConfDir'
+  | 'cniIpamDir'
+  | 'imageDir'
+  | 'kubeletDir'
+  | 'kubeletConfig'
+  | 'kubeletKubeconfig'
+  | 'kubeletCertDir'
+  | 'podLogsDir'
+> {
   const kubeletDir = join(nodeDir, 'kubelet');
   return {
     nodeDir,
@@ -226,7 +247,14 @@ export function busyboxBroker(envPattern?: string): { pod: { spec: Record<string
         automountServiceAccountToken: false,
         enableServiceLinks: false,
         terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'broker', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', `${print}trap 'exit 0' TERM; sleep 86400 & wait`] }],
+        containers: [
+          {
+            name: 'broker',
+            image: BUSYBOX_IMAGE,
+            imagePullPolicy: 'Never',
+            command: ['sh', '-c', `${print}trap 'exit 0' TERM; sleep 86400 & wait`],
+          },
+        ],
       },
     },
   };

@@ -32,7 +32,9 @@ async function up(): Promise<void> {
   const cluster = await e2eClusterUp(layouts[0]);
   for (const layout of layouts) {
     const node = await nodeUp(cluster, { layout });
-    process.stderr.write(`[e2e] node ${node.name} ${node.reused ? 'reused' : 'started'}; ${((Date.now() - started) / 1000).toFixed(1)} s ${JSON.stringify(node.timings)}\n`);
+    process.stderr.write(
+      `[e2e] node ${node.name} ${node.reused ? 'reused' : 'started'}; ${((Date.now() - started) / 1000).toFixed(1)} s ${JSON.stringify(node.timings)}\n`,
+    );
   }
   attachToLan({ address: LAN_NODE_ADDRESSES[0], tag: 'n1' });
   attachToLan({ netns: layouts[1].isolation?.netns, address: LAN_NODE_ADDRESSES[1], tag: 'n2' });
@@ -80,10 +82,18 @@ async function importImage(): Promise<void> {
 async function restart(which?: string): Promise<void> {
   const layout = which === '2' ? layouts[1] : layouts[0];
   const result = await restartKubelet({ layout });
-  process.stdout.write(`kubelet of ${layout.nodeName} restarted: stopped in ${result.stoppedMs} ms, Ready ${result.readyMs} ms after start\n`);
+  process.stdout.write(
+    `kubelet of ${layout.nodeName} restarted: stopped in ${result.stoppedMs} ms, Ready ${result.readyMs} ms after start\n`,
+  );
 }
 
-const commands: Record<string, (arg?: string) => Promise<void>> = { up, down, status, 'import-image': importImage, 'restart-kubelet': restart };
+const commands: Record<string, (arg?: string) => Promise<void>> = {
+  up,
+  down,
+  status,
+  'import-image': importImage,
+  'restart-kubelet': restart,
+};
 const name = process.argv[2] ?? '';
 const command = commands[name];
 if (command === undefined) {

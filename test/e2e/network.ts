@@ -18,7 +18,10 @@ import type { NodeLayout } from './layout.ts';
 /** `ip [-n netns] …`; throws with ip's stderr. */
 export function ip(args: readonly string[], netns?: string): string {
   try {
-    return execFileSync('ip', [...(netns === undefined ? [] : ['-n', netns]), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('ip', [...(netns === undefined ? [] : ['-n', netns]), ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim() ?? '';
     throw new Error(`ip ${args.join(' ')} failed: ${stderr}`, { cause: error });
@@ -55,9 +58,16 @@ function overlaps(a: string, b: string): boolean {
 export function ensureBridge(layout: NodeLayout): void {
   const netns = layout.isolation?.netns;
   const routes = JSON.parse(ip(['-j', '-4', 'route', 'show', 'table', 'main'], netns)) as IpRoute[];
-  const clash = routes.find((route) => route.dev !== layout.bridge && route.dst !== 'default' && overlaps(route.dst.includes('/') ? route.dst : `${route.dst}/32`, layout.podSubnet));
+  const clash = routes.find(
+    (route) =>
+      route.dev !== layout.bridge &&
+      route.dst !== 'default' &&
+      overlaps(route.dst.includes('/') ? route.dst : `${route.dst}/32`, layout.podSubnet),
+  );
   if (clash !== undefined) {
-    throw new Error(`pod subnet ${layout.podSubnet} overlaps route ${clash.dst} on ${clash.dev ?? '?'}: set TETHER_E2E_POD_SUBNET to a free /24`);
+    throw new Error(
+      `pod subnet ${layout.podSubnet} overlaps route ${clash.dst} on ${clash.dev ?? '?'}: set TETHER_E2E_POD_SUBNET to a free /24`,
+    );
   }
   const links = JSON.parse(ip(['-j', '-4', 'addr', 'show'], netns)) as IpAddress[];
   const existing = links.find((link) => link.ifname === layout.bridge);

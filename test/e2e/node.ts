@@ -107,7 +107,17 @@ function which(command: string): boolean {
 function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root (the kubelet, containerd and CNI need it)');
-  for (const [command, pkg] of [['containerd', 'containerd'], ['ctr', 'containerd'], ['runc', 'runc'], ['gcc', 'gcc'], ['tar', 'tar'], ['openssl', 'openssl'], ['ip', 'iproute2'], ['nsenter', 'util-linux'], ['unshare', 'util-linux']]) {
+  for (const [command, pkg] of [
+    ['containerd', 'containerd'],
+    ['ctr', 'containerd'],
+    ['runc', 'runc'],
+    ['gcc', 'gcc'],
+    ['tar', 'tar'],
+    ['openssl', 'openssl'],
+    ['ip', 'iproute2'],
+    ['nsenter', 'util-linux'],
+    ['unshare', 'util-linux'],
+  ]) {
     if (!which(command!)) missing.push(`${command} (apt: ${pkg})`);
   }
   for (const plugin of ['bridge', 'host-local', 'loopback']) {
@@ -131,7 +141,8 @@ function socketAnswers(path: string): Promise<boolean> {
 }
 
 async function isNodeHealthy(layout: NodeLayout, state: NodeState, cluster: ClusterInfo): Promise<boolean> {
-  if (state.server !== cluster.server || state.containerd === undefined || state.kubelet === undefined || state.endpoints === undefined) return false;
+  if (state.server !== cluster.server || state.containerd === undefined || state.kubelet === undefined || state.endpoints === undefined)
+    return false;
   if (!isRunning(state.containerd) || !isRunning(state.kubelet)) return false;
   try {
     const health = await httpGet(`http://${layout.healthzAddress}:${state.endpoints.healthzPort}/healthz`);
@@ -165,7 +176,10 @@ export async function nodeUp(cluster: ClusterInfo, options: NodeOptions = {}): P
       return { name: layout.nodeName, layout, reused: false, timings, kubeletLog };
     } catch (error) {
       const state = readState(layout);
-      if (state !== undefined) await teardown(layout, state, log).catch((cleanupError: unknown) => log(`cleanup after failed start failed: ${String(cleanupError)}`));
+      if (state !== undefined)
+        await teardown(layout, state, log).catch((cleanupError: unknown) =>
+          log(`cleanup after failed start failed: ${String(cleanupError)}`),
+        );
       throw error;
     }
   });
@@ -222,7 +236,9 @@ async function start(layout: NodeLayout, cluster: ClusterInfo, log: (message: st
   writeState(layout, state);
   await waitKubeletReady(kubeConfigOf(cluster.kubeconfig), layout, state.kubelet, healthzPort, started);
   phase('kubelet');
-  log(`node ${layout.nodeName} Ready (containerd ${timings['containerd']} s, images ${timings['images']} s, kubelet ${timings['kubelet']} s)`);
+  log(
+    `node ${layout.nodeName} Ready (containerd ${timings['containerd']} s, images ${timings['images']} s, kubelet ${timings['kubelet']} s)`,
+  );
   return timings;
 }
 
@@ -331,7 +347,9 @@ async function removeSandboxes(layout: NodeLayout, log: (message: string) => voi
   try {
     const sandboxes = await cri.sandboxes();
     for (const sandbox of sandboxes) {
-      await cri.removeSandbox(sandbox.id).catch((error: unknown) => log(`could not remove sandbox ${sandbox.id}: ${(error as Error).message}`));
+      await cri
+        .removeSandbox(sandbox.id)
+        .catch((error: unknown) => log(`could not remove sandbox ${sandbox.id}: ${(error as Error).message}`));
     }
     if (sandboxes.length > 0) log(`removed ${sandboxes.length} pod sandboxes`);
   } finally {
@@ -375,7 +393,8 @@ async function teardown(layout: NodeLayout, state: NodeState, log: (message: str
   }
   // The node's own mounts live in its mount namespace (gone with its last process); this
   // catches only what an older layout left on the host. Node 2's kubelet root is not the host's.
-  const ownMounts = layout.isolation === undefined ? [layout.runDir, layout.containerdRoot, layout.kubeletRootDir] : [layout.runDir, layout.containerdRoot];
+  const ownMounts =
+    layout.isolation === undefined ? [layout.runDir, layout.containerdRoot, layout.kubeletRootDir] : [layout.runDir, layout.containerdRoot];
   for (const mount of mountsUnder(ownMounts).filter((m) => m !== layout.mountNs.dir && m !== layout.mountNs.file)) {
     try {
       execFileSync('umount', ['-l', mount], { stdio: 'ignore' });

@@ -63,10 +63,25 @@ function missingPackages(): string[] {
 /** The sample DeviceDiscoveries: one per handler the LAN has a device for, and a shared debug-echo device. */
 function discoveries(lan: LanPeers): DeviceDiscovery[] {
   const make = (name: string, spec: Record<string, unknown>): DeviceDiscovery =>
-    ({ apiVersion: `${GROUP}/${VERSION}`, kind: 'DeviceDiscovery', metadata: { name, namespace: NAMESPACE }, spec: { offlineGracePeriodSeconds: 1, ...spec } }) as DeviceDiscovery;
+    ({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'DeviceDiscovery',
+      metadata: { name, namespace: NAMESPACE },
+      spec: { offlineGracePeriodSeconds: 1, ...spec },
+    }) as DeviceDiscovery;
   return [
-    make('echo', { handler: 'debug-echo', details: { descriptions: ['shared-cam'], shared: true }, capacity: 2, broker: busyboxBroker('DEBUG_ECHO_|TETHER_') }),
-    make('ha', { handler: 'mqtt', details: { broker: lan.mqttUrl, homeAssistant: true }, capacity: 1, broker: busyboxBroker('MQTT_|HA_DEVICE') }),
+    make('echo', {
+      handler: 'debug-echo',
+      details: { descriptions: ['shared-cam'], shared: true },
+      capacity: 2,
+      broker: busyboxBroker('DEBUG_ECHO_|TETHER_'),
+    }),
+    make('ha', {
+      handler: 'mqtt',
+      details: { broker: lan.mqttUrl, homeAssistant: true },
+      capacity: 1,
+      broker: busyboxBroker('MQTT_|HA_DEVICE'),
+    }),
     make('cameras', {
       handler: 'onvif',
       details: { interfaces: ['te2e-lan'] },
@@ -78,7 +93,12 @@ function discoveries(lan: LanPeers): DeviceDiscovery[] {
       broker: busyboxBroker('ONVIF_STREAM|ONVIF_DEVICE_UUID'),
     }),
     // Only the LAN: the nodes' other interfaces may see real printers.
-    make('printers', { handler: 'mdns', details: { serviceTypes: ['_ipp._tcp'], interfaces: ['te2e-lan'] }, capacity: 1, broker: busyboxBroker('MDNS_') }),
+    make('printers', {
+      handler: 'mdns',
+      details: { serviceTypes: ['_ipp._tcp'], interfaces: ['te2e-lan'] },
+      capacity: 1,
+      broker: busyboxBroker('MDNS_'),
+    }),
   ];
 }
 
@@ -101,12 +121,17 @@ interface ClusterView {
 async function fetchView(kc: KubeConfig): Promise<ClusterView> {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const list = <T>(plural: string): Promise<T[]> =>
-    custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural }).then((r) => (r as { items: T[] }).items);
+    custom
+      .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural })
+      .then((r) => (r as { items: T[] }).items);
   const [discoveries, devices, pods, agents] = await Promise.all([
     list<DeviceDiscovery>('devicediscoveries'),
     list<Device>('devices'),
     kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'tether.dev/component=broker' }),
-    kc.makeApiClient(AppsV1Api).readNamespacedDaemonSet({ namespace: SYSTEM, name: 'tether-agent' }).catch(() => undefined),
+    kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDaemonSet({ namespace: SYSTEM, name: 'tether-agent' })
+      .catch(() => undefined),
   ]);
   const agentsReady = agents?.status === undefined ? '?' : `${agents.status.numberReady}/${agents.status.desiredNumberScheduled}`;
   return { discoveries, devices, brokers: pods.items, agentsReady };
@@ -117,12 +142,21 @@ const brokerPhase = (pod: V1Pod): string => (pod.metadata?.deletionTimestamp ? '
 /** The tables of the live view (pure). */
 function renderView(view: ClusterView): string {
   const { devices } = view;
-  const discoveryRows = view.discoveries.map((d) => [d.metadata?.name ?? '', d.spec.handler, String(devices.filter((x) => x.spec.discovery === d.metadata?.name).length)]);
+  const discoveryRows = view.discoveries.map((d) => [
+    d.metadata?.name ?? '',
+    d.spec.handler,
+    String(devices.filter((x) => x.spec.discovery === d.metadata?.name).length),
+  ]);
   const deviceRows = devices.map((d) => {
     // A node without a nodeStates entry sees the device (agents write Offline transitions).
     const offline = new Set((d.status?.nodeStates ?? []).filter((s) => s.state === 'Offline').map((s) => s.node));
-    const states = [...(d.spec.nodes ?? [])].sort().map((node) => (offline.has(node) ? `${node}:Offline` : `${node}:Online`)).join(' ');
-    const slots = Object.entries(d.spec.slots ?? {}).map(([slot, node]) => `${slot}→${node}`).join(' ');
+    const states = [...(d.spec.nodes ?? [])]
+      .sort()
+      .map((node) => (offline.has(node) ? `${node}:Offline` : `${node}:Online`))
+      .join(' ');
+    const slots = Object.entries(d.spec.slots ?? {})
+      .map(([slot, node]) => `${slot}→${node}`)
+      .join(' ');
     return [d.metadata?.name ?? '', d.spec.deviceId.slice(0, 40), states || '-', `${slots || '-'} (of ${d.spec.capacity})`];
   });
   const podRows = view.brokers.map((p) => [p.metadata?.name ?? '', p.spec?.nodeName ?? '-', brokerPhase(p)]);
@@ -136,7 +170,8 @@ function renderView(view: ClusterView): string {
 /** What changed between two views, as event lines (pure): Devices and brokers that came, went or changed phase. */
 function viewChanges(before: ClusterView, after: ClusterView): string[] {
   const devices = (view: ClusterView): Map<string, string> => new Map(view.devices.map((d) => [d.metadata?.name ?? '', d.spec.deviceId]));
-  const brokers = (view: ClusterView): Map<string, string> => new Map(view.brokers.map((p) => [p.metadata?.name ?? '', `${brokerPhase(p)}${p.spec?.nodeName ? ` on ${p.spec.nodeName}` : ''}`]));
+  const brokers = (view: ClusterView): Map<string, string> =>
+    new Map(view.brokers.map((p) => [p.metadata?.name ?? '', `${brokerPhase(p)}${p.spec?.nodeName ? ` on ${p.spec.nodeName}` : ''}`]));
   const changes: string[] = [];
   const [d0, d1] = [devices(before), devices(after)];
   for (const [name, id] of d1) if (!d0.has(name)) changes.push(`Device ${name} created (${id})`);
@@ -177,7 +212,9 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 class Stopped extends Error {}
 
 async function main(): Promise<number> {
-  const { values: flags } = parseArgs({ options: { rounds: { type: 'string', default: '0' }, 'period-ms': { type: 'string', default: '10000' } } });
+  const { values: flags } = parseArgs({
+    options: { rounds: { type: 'string', default: '0' }, 'period-ms': { type: 'string', default: '10000' } },
+  });
   const rounds = Number(flags.rounds);
   const periodMs = Number(flags['period-ms']);
   if (!Number.isInteger(rounds) || rounds < 0 || !(periodMs >= 1000)) {
@@ -193,7 +230,9 @@ async function main(): Promise<number> {
   }
   const missing = missingPackages();
   if (missing.length > 0) {
-    process.stderr.write(`npm start needs these Debian packages: ${missing.join(' ')} — install them with \`sudo npm run prerequisites\` (or apt-get install).\n`);
+    process.stderr.write(
+      `npm start needs these Debian packages: ${missing.join(' ')} — install them with \`sudo npm run prerequisites\` (or apt-get install).\n`,
+    );
     return 1;
   }
   const layouts = [nodeLayout(), nodeLayout(process.env, 2)] as const;
@@ -229,7 +268,9 @@ async function main(): Promise<number> {
   /** A control plane that already ran before this start (the e2e suite keeps its own) is left running. */
   let keepControlPlane = false;
   try {
-    say('bringing up a control plane, two real kubelets, Tether by its Helm chart and a device LAN (first run: builds Kubernetes, ~15 min on 2 cores; then cached)');
+    say(
+      'bringing up a control plane, two real kubelets, Tether by its Helm chart and a device LAN (first run: builds Kubernetes, ~15 min on 2 cores; then cached)',
+    );
     ensureE2eCacheDir(layouts[0]);
     const cluster = await timed('control plane', () => e2eClusterUp(layouts[0], { signal: stop.signal }));
     keepControlPlane = cluster.reused;
@@ -250,7 +291,9 @@ async function main(): Promise<number> {
       attachToLan({ netns: layouts[1].isolation?.netns, address: '10.250.90.12', tag: 'n2' });
       return startLanPeers({ mdns: true });
     });
-    say(`device LAN up (netns tether-e2e-lan): Mosquitto ${lan.mqttUrl} with Home Assistant device ${lan.ha.node}, ONVIF camera ${lan.camera.uuid}, mDNS printer "${lan.mdns!.fullName}" on ${lan.mdns!.host}`);
+    say(
+      `device LAN up (netns tether-e2e-lan): Mosquitto ${lan.mqttUrl} with Home Assistant device ${lan.ha.node}, ONVIF camera ${lan.camera.uuid}, mDNS printer "${lan.mdns!.fullName}" on ${lan.mdns!.host}`,
+    );
     const kc = new KubeConfig();
     kc.loadFromFile(cluster.kubeconfig);
     const core = kc.makeApiClient(CoreV1Api);
@@ -258,18 +301,43 @@ async function main(): Promise<number> {
     helm = helmFor(cluster.binDir, cluster.kubeconfig);
     const chart = helm;
     await timed('helm install', async () => {
-      await ignoreConflict(core.createNamespace({ body: { metadata: { name: SYSTEM, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } }));
+      await ignoreConflict(
+        core.createNamespace({ body: { metadata: { name: SYSTEM, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } }),
+      );
       // The e2e control plane applies its own CRDs; the chart installs them itself when they are not there.
-      await chart.run('upgrade', '--install', 'tether', CHART, '-n', SYSTEM, '-f', writeE2eChartValues(layouts[0], cluster.nodeServer), '--set', 'crds.install=false', '--wait', '--timeout', '3m');
+      await chart.run(
+        'upgrade',
+        '--install',
+        'tether',
+        CHART,
+        '-n',
+        SYSTEM,
+        '-f',
+        writeE2eChartValues(layouts[0], cluster.nodeServer),
+        '--set',
+        'crds.install=false',
+        '--wait',
+        '--timeout',
+        '3m',
+      );
     });
     say('Tether installed by its chart: an agent on each node, two controllers');
     await ignoreConflict(core.createNamespace({ body: { metadata: { name: NAMESPACE } } }));
-    await ignoreConflict(core.createNamespacedSecret({ namespace: NAMESPACE, body: { metadata: { name: 'camera-login' }, stringData: { username: lan.camera.username, password: lan.camera.password } } }));
+    await ignoreConflict(
+      core.createNamespacedSecret({
+        namespace: NAMESPACE,
+        body: { metadata: { name: 'camera-login' }, stringData: { username: lan.camera.username, password: lan.camera.password } },
+      }),
+    );
     for (const body of discoveries(lan)) {
-      await ignoreConflict(custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural: 'devicediscoveries', body }));
+      await ignoreConflict(
+        custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural: 'devicediscoveries', body }),
+      );
     }
     say(`ready in ${formatElapsed(performance.now() - started)} (${timings.join(', ')})`);
-    say(`look around from another terminal: export KUBECONFIG=${cluster.kubeconfig} PATH=${cluster.binDir}:$PATH; kubectl get devicediscoveries,devices,pods -n ${NAMESPACE}`);
+    say(
+      `look around from another terminal: export KUBECONFIG=${cluster.kubeconfig} PATH=${cluster.binDir}:$PATH; kubectl get devicediscoveries,devices,pods -n ${NAMESPACE}`,
+    );
     checkpoint();
 
     // The live view: on a terminal, redrawn in place every second; otherwise printed when it changes.
@@ -337,9 +405,14 @@ async function main(): Promise<number> {
     await attempt('node 2', () => nodeDown({ layout: layouts[1] }));
     await attempt('node 1', () => nodeDown({ layout: layouts[0] }));
     await attempt('device LAN', () => removeLan());
-    if (keepControlPlane) say(`the control plane was running before npm start, so it is left running (TETHER_CACHE=${layouts[0].e2eDir} npm run cluster:down stops it)`);
+    if (keepControlPlane)
+      say(
+        `the control plane was running before npm start, so it is left running (TETHER_CACHE=${layouts[0].e2eDir} npm run cluster:down stops it)`,
+      );
     else await attempt('control plane', () => clusterDown({ cacheDir: layouts[0].e2eDir }));
-    say(`stopped in ${formatElapsed(performance.now() - stopping)}; nothing this run started is left running. Builds and images stay cached in ${layouts[0].cacheDir}: the next start reuses them.`);
+    say(
+      `stopped in ${formatElapsed(performance.now() - stopping)}; nothing this run started is left running. Builds and images stay cached in ${layouts[0].cacheDir}: the next start reuses them.`,
+    );
   }
 }
 

@@ -54,14 +54,24 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   const httpPort = await freePort();
   const log = openSync(options.logFile, 'w');
   const args = [
-    cli, '--log-level', 'debug', 'agent',
-    '--node-name', options.node,
-    '--namespace', options.namespace,
-    '--kubeconfig', inject('kubeconfig'),
-    '--device-plugin-dir', options.devicePluginDir,
-    '--pod-resources-socket', options.podResourcesSocket,
-    '--registration-socket', '',
-    '--http-address', `127.0.0.1:${httpPort}`,
+    cli,
+    '--log-level',
+    'debug',
+    'agent',
+    '--node-name',
+    options.node,
+    '--namespace',
+    options.namespace,
+    '--kubeconfig',
+    inject('kubeconfig'),
+    '--device-plugin-dir',
+    options.devicePluginDir,
+    '--pod-resources-socket',
+    options.podResourcesSocket,
+    '--registration-socket',
+    '',
+    '--http-address',
+    `127.0.0.1:${httpPort}`,
     ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess;
@@ -72,7 +82,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   }
   const assertRunning = (): void => {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`tether agent exited (${child.exitCode ?? child.signalCode}). Log tail (${options.logFile}):\n${logTail(options.logFile)}`);
+      throw new Error(
+        `tether agent exited (${child.exitCode ?? child.signalCode}). Log tail (${options.logFile}):\n${logTail(options.logFile)}`,
+      );
     }
   };
   const stop = async (): Promise<void> => {
@@ -156,7 +168,13 @@ export async function deletePod(namespace: string, name: string, timeoutMs = 60_
 }
 
 function podSummary(pod: V1Pod): string {
-  return JSON.stringify({ phase: pod.status?.phase, reason: pod.status?.reason, message: pod.status?.message, conditions: pod.status?.conditions, containerStatuses: pod.status?.containerStatuses });
+  return JSON.stringify({
+    phase: pod.status?.phase,
+    reason: pod.status?.reason,
+    message: pod.status?.message,
+    conditions: pod.status?.conditions,
+    containerStatuses: pod.status?.containerStatuses,
+  });
 }
 
 /** Waits for a pod to run; fails at once if it fails (e.g. UnexpectedAdmissionError from Allocate). */
@@ -230,7 +248,13 @@ export async function waitNode(predicate: (node: V1Node) => boolean, description
 }
 
 /** Watches a Device until `predicate` accepts it (DELETED events pass `undefined`-free objects with type). */
-export async function waitDevice(namespace: string, name: string, predicate: (device: Device, type: string) => boolean, description: string, timeoutMs = 30_000): Promise<Device> {
+export async function waitDevice(
+  namespace: string,
+  name: string,
+  predicate: (device: Device, type: string) => boolean,
+  description: string,
+  timeoutMs = 30_000,
+): Promise<Device> {
   return watchUntil<Device>(api().kc, {
     path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/devices`,
     fieldSelector: `metadata.name=${name}`,

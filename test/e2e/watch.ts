@@ -99,13 +99,10 @@ export function watchUntil<T extends KubernetesObject>(kc: KubeConfig, options: 
         fieldSelector: options.fieldSelector,
         labelSelector: options.labelSelector,
       };
-      watch.watch(options.path, query, onEvent, reconnect).then(
-        (started) => {
-          controller = started;
-          if (finished) started.abort();
-        },
-        reconnect,
-      );
+      watch.watch(options.path, query, onEvent, reconnect).then((started) => {
+        controller = started;
+        if (finished) started.abort();
+      }, reconnect);
     };
     connect();
   });
@@ -129,7 +126,10 @@ export interface WatchSetOptions<T> {
  * first set `predicate` accepts. The time is taken when the event arrives,
  * so benches can use it as "when the world changed, as a client saw it".
  */
-export async function watchSetUntil<T extends KubernetesObject>(kc: KubeConfig, options: WatchSetOptions<T>): Promise<{ objects: T[]; at: number }> {
+export async function watchSetUntil<T extends KubernetesObject>(
+  kc: KubeConfig,
+  options: WatchSetOptions<T>,
+): Promise<{ objects: T[]; at: number }> {
   const objects = new Map<string, T>();
   const describe = options.describe ?? ((set: T[]) => set.map((o) => o.metadata?.name ?? '?').join(', '));
   const key = (o: T): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;

@@ -21,7 +21,18 @@ import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { startAgentNode, type AgentNode } from './agent-node.ts';
-import { api, API_VERSION, GROUP, kubeconfigPath, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, VERSION, waitFor } from './support.ts';
+import {
+  api,
+  API_VERSION,
+  GROUP,
+  kubeconfigPath,
+  loadKubeConfig,
+  ResilientWatch,
+  uniqueSuffix,
+  useTestNamespace,
+  VERSION,
+  waitFor,
+} from './support.ts';
 
 const ns = useTestNamespace('agent');
 const log = pino({ level: process.env['TETHER_TEST_LOG'] ?? 'silent' });
@@ -48,7 +59,10 @@ function handlers(): Map<string, AnyDiscoveryHandler> {
 
 type Node = AgentNode;
 
-async function startNode(name: string, options: { startupTimeoutMs?: number; externalHandler?: (name: string) => AnyDiscoveryHandler | undefined } = {}): Promise<Node> {
+async function startNode(
+  name: string,
+  options: { startupTimeoutMs?: number; externalHandler?: (name: string) => AnyDiscoveryHandler | undefined } = {},
+): Promise<Node> {
   const node = await startAgentNode({ name, namespace: ns.name, handlers: handlers(), log, ...options });
   cleanups.push(() => node.stop());
   return node;
@@ -63,7 +77,13 @@ async function createDiscovery(name: string, spec: Record<string, unknown>): Pro
     body: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name }, spec },
   });
   cleanups.push(async () => {
-    await api().custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name });
+    await api().custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns.name,
+      plural: 'devicediscoveries',
+      name,
+    });
   });
 }
 
@@ -84,8 +104,18 @@ async function setNodeReady(name: string, ready: boolean): Promise<void> {
   }
   const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
   const now = new Date().toISOString();
-  const condition = { type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'KubeletReady' : 'KubeletNotReady', message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now };
-  await api().core.patchNodeStatus({ name, body: { status: { conditions: [condition] } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+  const condition = {
+    type: 'Ready',
+    status: ready ? 'True' : 'False',
+    reason: ready ? 'KubeletReady' : 'KubeletNotReady',
+    message: 'set by the test',
+    lastHeartbeatTime: now,
+    lastTransitionTime: now,
+  };
+  await api().core.patchNodeStatus(
+    { name, body: { status: { conditions: [condition] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
 }
 
 /** Server-side apply of a Device `body` under `fieldManager` (never forced). */
@@ -99,21 +129,28 @@ async function applyAs(fieldManager: string, body: object, subresource?: string)
 }
 
 async function devices(discovery?: string): Promise<Device[]> {
-  const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as { items: Device[] };
+  const list = (await api().custom.listNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns.name,
+    plural: 'devices',
+  })) as { items: Device[] };
   return list.items.filter((d) => discovery === undefined || d.spec.discovery === discovery);
 }
 
 const healthy = (kubelet: MockKubelet, resource: string): string[] =>
-  (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID).sort();
+  (kubelet.resource(resource)?.devices ?? [])
+    .filter((d) => d.health === 'Healthy')
+    .map((d) => d.ID)
+    .sort();
 
 describe('cluster agent', () => {
   it('a shared device seen by two nodes is one Device listing both', async () => {
     await createDiscovery('shared-cams', { handler: 'debug-echo', details: { descriptions: ['cam-1'], shared: true }, capacity: 2 });
     const [a, b] = await Promise.all([startNode('node-a'), startNode('node-b')]);
-    const device = await waitFor(
-      async () => (await devices('shared-cams')).find((d) => (d.spec.nodes ?? []).length === 2),
-      { description: 'Device with both nodes' },
-    );
+    const device = await waitFor(async () => (await devices('shared-cams')).find((d) => (d.spec.nodes ?? []).length === 2), {
+      description: 'Device with both nodes',
+    });
     expect(device.spec.nodes?.sort()).toEqual(['node-a', 'node-b']);
     expect(device.metadata.name).toBe(deviceName({ namespace: ns.name, discovery: 'shared-cams', deviceId: 'cam-1' }));
     expect(device.spec.properties).toEqual({ DEBUG_ECHO_DESCRIPTION: 'cam-1' });
@@ -143,7 +180,11 @@ describe('cluster agent', () => {
     const device = await waitFor(async () => (await devices('race')).find((d) => d.spec.slots?.['0'] !== undefined));
     expect(device.spec.slots).toEqual({ '0': winner });
     await loser.kubelet.waitFor(() => healthy(loser.kubelet, resource).length === 0, 10_000, 'slot Unhealthy on the loser');
-    await loser.kubelet.waitFor(() => !healthy(loser.kubelet, discoveryResourceName('race')).includes(`${name}-0`), 10_000, 'hidden from the discovery resource too');
+    await loser.kubelet.waitFor(
+      () => !healthy(loser.kubelet, discoveryResourceName('race')).includes(`${name}-0`),
+      10_000,
+      'hidden from the discovery resource too',
+    );
   });
 
   it('rejoins a Device the controller released for node loss, once its Node is Ready again', async () => {
@@ -154,7 +195,9 @@ describe('cluster agent', () => {
     });
     await createDiscovery('rejoin', { handler: 'debug-echo', details: { descriptions: ['cam-r'], shared: true } });
     await startNode(nodeName);
-    const listed = await waitFor(async () => (await devices('rejoin')).find((d) => (d.spec.nodes ?? []).includes(nodeName)), { description: 'the Device listing the node' });
+    const listed = await waitFor(async () => (await devices('rejoin')).find((d) => (d.spec.nodes ?? []).includes(nodeName)), {
+      description: 'the Device listing the node',
+    });
     // The node drops out (NotReady) and the controller releases it, as its node-loss cleanup
     // does: the agent's own entry removed under the agent's field manager.
     await setNodeReady(nodeName, false);
@@ -163,14 +206,20 @@ describe('cluster agent', () => {
     cleanups.push(() => Promise.resolve(watch.stop()));
     const current = (await devices('rejoin')).find((d) => d.metadata.name === listed.metadata.name)!;
     for (const release of planNodeRelease(current, nodeName)) await applyAs(release.fieldManager, release.body, release.subresource);
-    await watch.next((e) => e.type === 'MODIFIED' && !((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), { description: 'the release' });
+    await watch.next((e) => e.type === 'MODIFIED' && !((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), {
+      description: 'the release',
+    });
     const released = watch.events.findIndex((e) => !((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName));
     // Ready again: the agent writes its entry anew (while NotReady it left the release alone).
     const beforeReady = watch.events.length;
     await setNodeReady(nodeName, true);
-    const back = await watch.next((e) => e.type === 'MODIFIED' && ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), { description: 'the node back in the Device' });
+    const back = await watch.next((e) => e.type === 'MODIFIED' && ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName), {
+      description: 'the node back in the Device',
+    });
     expect(watch.events.indexOf(back)).toBeGreaterThan(released);
-    expect(watch.events.slice(released, beforeReady).filter((e) => ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName))).toEqual([]);
+    expect(
+      watch.events.slice(released, beforeReady).filter((e) => ((e.object as unknown as Device).spec.nodes ?? []).includes(nodeName)),
+    ).toEqual([]);
   });
 
   it('kubelet restart: every plugin re-registers', async () => {
@@ -179,7 +228,11 @@ describe('cluster agent', () => {
     const resource = discoveryResourceName('restart-kubelet');
     await n.kubelet.waitFor(() => healthy(n.kubelet, resource).length === 2, 10_000, 'initial');
     await n.kubelet.restart();
-    await n.kubelet.waitFor(() => healthy(n.kubelet, resource).length === 2 && n.kubelet.resourceNames().length === 3, 1_000, 're-registration within 1 s');
+    await n.kubelet.waitFor(
+      () => healthy(n.kubelet, resource).length === 2 && n.kubelet.resourceNames().length === 3,
+      1_000,
+      're-registration within 1 s',
+    );
   });
 
   it('frees the slot of a deleted pod and adopts a slot the kubelet holds, on the Device', async () => {
@@ -232,7 +285,11 @@ describe('cluster agent', () => {
     });
     await startNode('secret-node');
     await waitFor(async () => (await devices('secret-echo'))[0]?.spec.properties?.['TOKEN'] === 'v1', { description: 'TOKEN v1' });
-    await api().core.replaceNamespacedSecret({ name: 'token', namespace: ns.name, body: { metadata: { name: 'token' }, stringData: { value: 'v2' } } });
+    await api().core.replaceNamespacedSecret({
+      name: 'token',
+      namespace: ns.name,
+      body: { metadata: { name: 'token' }, stringData: { value: 'v2' } },
+    });
     await waitFor(async () => (await devices('secret-echo'))[0]?.spec.properties?.['TOKEN'] === 'v2', { description: 'TOKEN v2' });
   });
 
@@ -257,12 +314,19 @@ describe('cluster agent', () => {
       listen: { socket: join(dir, 'thermo.sock') },
     });
     cleanups.push(() => served.stop());
-    const found = await waitFor(async () => {
-      const list = await devices('remote');
-      return list.length === 2 ? list : undefined;
-    }, { description: 'two Devices from the external handler' });
+    const found = await waitFor(
+      async () => {
+        const list = await devices('remote');
+        return list.length === 2 ? list : undefined;
+      },
+      { description: 'two Devices from the external handler' },
+    );
     expect(found.map((d) => d.spec.properties?.['SENSOR']).sort()).toEqual(['t1', 't2']);
-    await n.kubelet.waitFor(() => healthy(n.kubelet, discoveryResourceName('remote')).length === 2, 10_000, 'external devices at the kubelet');
+    await n.kubelet.waitFor(
+      () => healthy(n.kubelet, discoveryResourceName('remote')).length === 2,
+      10_000,
+      'external devices at the kubelet',
+    );
   });
 
   it('bad details surface as a Warning Event naming the field; fixing them starts discovery', async () => {
@@ -287,7 +351,11 @@ describe('cluster agent', () => {
     const dir = await mkdtemp(join(tmpdir(), 'tf-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'availability');
-    await createDiscovery('flappy', { handler: 'debug-echo', details: { descriptions: ['f'], availabilityFile: file }, offlineGracePeriodSeconds: 3 });
+    await createDiscovery('flappy', {
+      handler: 'debug-echo',
+      details: { descriptions: ['f'], availabilityFile: file },
+      offlineGracePeriodSeconds: 3,
+    });
     const n = await startNode('flap-node');
     const name = deviceName({ namespace: ns.name, discovery: 'flappy', deviceId: 'f', node: 'flap-node' });
     const resource = deviceResourceName(name);
@@ -307,8 +375,13 @@ describe('cluster agent', () => {
     expect(writes).toBeLessThanOrEqual(10); // one status write per transition, nothing else
     expect((await devices('flappy'))[0]!.metadata.uid).toBe(uid);
     await writeFile(file, 'OFFLINE');
-    await waitFor(async () => (await devices('flappy'))[0]?.status?.nodeStates?.[0]?.state === 'Offline', { description: 'status Offline' });
-    await waitFor(async () => (await devices('flappy')).length === 0, { description: 'Device deleted after the grace period', timeoutMs: 15_000 });
+    await waitFor(async () => (await devices('flappy'))[0]?.status?.nodeStates?.[0]?.state === 'Offline', {
+      description: 'status Offline',
+    });
+    await waitFor(async () => (await devices('flappy')).length === 0, {
+      description: 'Device deleted after the grace period',
+      timeoutMs: 15_000,
+    });
     await n.kubelet.waitFor(() => n.kubelet.resource(resource)?.connected === false, 5_000, 'plugin removed');
   });
 });
@@ -327,14 +400,38 @@ function spawnAgent(node: string, pluginDir: string, podResources: string, port:
   const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
   return spawn(
     process.execPath,
-    [cli, 'agent', '--node-name', node, '--namespace', ns.name, '--device-plugin-dir', pluginDir, '--pod-resources-socket', podResources, '--registration-socket', '', '--http-address', `127.0.0.1:${port}`, '--startup-timeout', '3000'],
-    { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'ignore', process.env['TETHER_TEST_LOG'] ? 'inherit' : 'ignore'] },
+    [
+      cli,
+      'agent',
+      '--node-name',
+      node,
+      '--namespace',
+      ns.name,
+      '--device-plugin-dir',
+      pluginDir,
+      '--pod-resources-socket',
+      podResources,
+      '--registration-socket',
+      '',
+      '--http-address',
+      `127.0.0.1:${port}`,
+      '--startup-timeout',
+      '3000',
+    ],
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+      stdio: ['ignore', 'ignore', process.env['TETHER_TEST_LOG'] ? 'inherit' : 'ignore'],
+    },
   );
 }
 
 describe('agent restart (tether agent, SIGKILL)', () => {
   it('deletes and recreates nothing, and writes nothing, when killed and restarted', async () => {
-    await createDiscovery('survivor', { handler: 'debug-echo', details: { descriptions: ['s1', 's2', 's3'] }, offlineGracePeriodSeconds: 1 });
+    await createDiscovery('survivor', {
+      handler: 'debug-echo',
+      details: { descriptions: ['s1', 's2', 's3'] },
+      offlineGracePeriodSeconds: 1,
+    });
     const dir = await mkdtemp(join(tmpdir(), 'tr-'));
     const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
     await kubelet.start();
@@ -345,13 +442,20 @@ describe('agent restart (tether agent, SIGKILL)', () => {
       await kubelet.stop();
       await rm(dir, { recursive: true, force: true });
     });
-    const before = await waitFor(async () => {
-      const list = await devices('survivor');
-      return list.length === 3 ? list : undefined;
-    }, { description: 'three Devices', timeoutMs: 30_000 });
+    const before = await waitFor(
+      async () => {
+        const list = await devices('survivor');
+        return list.length === 3 ? list : undefined;
+      },
+      { description: 'three Devices', timeoutMs: 30_000 },
+    );
     await kubelet.waitFor(() => healthy(kubelet, discoveryResourceName('survivor')).length === 3, 10_000, 'plugins');
     const watch = new ResilientWatch(api().kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns.name}/devices`);
-    const rv = ((await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    const rv = (
+      (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as {
+        metadata: { resourceVersion: string };
+      }
+    ).metadata.resourceVersion;
     await watch.start(rv);
     cleanups.push(() => Promise.resolve(watch.stop()));
 
@@ -359,16 +463,28 @@ describe('agent restart (tether agent, SIGKILL)', () => {
     await once(child, 'exit');
     const registrations = kubelet.registrations;
     child = spawnAgent('kill-node', join(dir, 'dp'), kubelet.podResourcesSocket!, port);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { description: 'restarted agent ready', timeoutMs: 30_000 });
-    await kubelet.waitFor(() => kubelet.registrations >= registrations + 4 && healthy(kubelet, discoveryResourceName('survivor')).length === 3, 10_000, 're-registered plugins');
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
+      description: 'restarted agent ready',
+      timeoutMs: 30_000,
+    });
+    await kubelet.waitFor(
+      () => kubelet.registrations >= registrations + 4 && healthy(kubelet, discoveryResourceName('survivor')).length === 3,
+      10_000,
+      're-registered plugins',
+    );
     // Past the startup timeout and the grace period: anything that would churn has churned.
-    const metrics = await waitFor(async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return /tether_devices\{discovery="[^"]+\/survivor",state="online"\} 3/.test(text) ? text : undefined;
-    }, { description: 'agent reports 3 online devices' });
+    const metrics = await waitFor(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return /tether_devices\{discovery="[^"]+\/survivor",state="online"\} 3/.test(text) ? text : undefined;
+      },
+      { description: 'agent reports 3 online devices' },
+    );
     expect(metrics).not.toMatch(/tether_apiserver_writes_total\{kind="[a-z]+"\} [1-9]/);
     const after = await devices('survivor');
-    expect(after.map((d) => [d.metadata.uid, d.metadata.resourceVersion]).sort()).toEqual(before.map((d) => [d.metadata.uid, d.metadata.resourceVersion]).sort());
+    expect(after.map((d) => [d.metadata.uid, d.metadata.resourceVersion]).sort()).toEqual(
+      before.map((d) => [d.metadata.uid, d.metadata.resourceVersion]).sort(),
+    );
     expect(watch.events.filter((e) => e.type === 'DELETED' || e.type === 'ADDED')).toEqual([]);
   });
 });

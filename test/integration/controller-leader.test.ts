@@ -105,12 +105,15 @@ async function exited(replica: Replica): Promise<number | null> {
 }
 
 async function leaderAmong(candidates: Replica[]): Promise<Replica> {
-  return waitFor(async () => {
-    const states = await Promise.all(candidates.map(isLeader));
-    const leaders = candidates.filter((_, i) => states[i] === true);
-    const followers = candidates.filter((_, i) => states[i] === false);
-    return leaders.length === 1 && followers.length === candidates.length - 1 && leaders[0];
-  }, { description: 'exactly one leader among the replicas', timeoutMs: 30_000 });
+  return waitFor(
+    async () => {
+      const states = await Promise.all(candidates.map(isLeader));
+      const leaders = candidates.filter((_, i) => states[i] === true);
+      const followers = candidates.filter((_, i) => states[i] === false);
+      return leaders.length === 1 && followers.length === candidates.length - 1 && leaders[0];
+    },
+    { description: 'exactly one leader among the replicas', timeoutMs: 30_000 },
+  );
 }
 
 /** A device whose broker proves a leader is working. */
@@ -118,10 +121,14 @@ async function expectBrokerFor(deviceId: string): Promise<void> {
   const discovery = `leader-${suffix}`;
   const name = deviceName({ namespace: namespace.name, discovery, deviceId });
   await applyAsAgent(admin, { namespace: namespace.name, name, discovery, deviceId, shared: true, capacity: 1, node });
-  await waitFor(async () => (await admin.list(RESOURCES.pods, { namespace: namespace.name, labelSelector: `tether.dev/device=${name}` })).items.length === 1, {
-    description: `a broker for ${deviceId}`,
-    timeoutMs: 15_000,
-  });
+  await waitFor(
+    async () =>
+      (await admin.list(RESOURCES.pods, { namespace: namespace.name, labelSelector: `tether.dev/device=${name}` })).items.length === 1,
+    {
+      description: `a broker for ${deviceId}`,
+      timeoutMs: 15_000,
+    },
+  );
 }
 
 beforeAll(async () => {
@@ -139,7 +146,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } });
+  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, {
+    verb: 'delete',
+    resource: 'pods',
+    query: { gracePeriodSeconds: 0 },
+  });
   await admin?.delete(RESOURCES.leases, namespace.name, LEASE).catch(() => undefined);
   await nodes?.close();
 });

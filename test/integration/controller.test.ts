@@ -40,7 +40,12 @@ beforeAll(async () => {
   nodes = new FakeNodes(admin);
   const account = await controllerServiceAccount(kc, admin, namespace.name, `tether-controller-${suffix}`);
   cleanupRbac = account.cleanup;
-  kubelet = new FakeKubelet(admin.client, log, namespace.name, (pod) => fates.get(pod.metadata?.labels?.['tether.dev/device'] ?? '') ?? 'run');
+  kubelet = new FakeKubelet(
+    admin.client,
+    log,
+    namespace.name,
+    (pod) => fates.get(pod.metadata?.labels?.['tether.dev/device'] ?? '') ?? 'run',
+  );
   await kubelet.start();
   controllerKubeConfig = account.kubeConfig;
   controller = await startTestController();
@@ -67,7 +72,11 @@ async function startTestController(): Promise<Controller> {
 afterAll(async () => {
   await controller?.stop();
   // Pods bound to fake nodes never finish terminating on their own: let the namespace go.
-  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, { verb: 'delete', resource: 'pods', query: { gracePeriodSeconds: 0 } });
+  await admin?.client.request('DELETE', `/api/v1/namespaces/${namespace.name}/pods`, {
+    verb: 'delete',
+    resource: 'pods',
+    query: { gracePeriodSeconds: 0 },
+  });
   await kubelet?.stop();
   await nodes?.close();
   await cleanupRbac();
@@ -77,7 +86,10 @@ afterAll(async () => {
 // Helpers
 
 /** waitFor, adding the controller's view (informers, queues, reconciles) to a timeout. */
-async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, options: WaitForOptions = {}): Promise<T> {
+async function waitFor<T>(
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  options: WaitForOptions = {},
+): Promise<T> {
   try {
     return await waitForState(probe, options);
   } catch (error) {
@@ -91,8 +103,17 @@ async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T 
 
 const podBroker = { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } };
 
-async function createDiscovery(name: string, spec: Partial<DeviceDiscovery['spec']>, annotations: Record<string, string> = {}): Promise<DeviceDiscovery> {
-  const body = { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name, namespace: namespace.name, annotations }, spec: { handler: 'debug-echo', ...spec } };
+async function createDiscovery(
+  name: string,
+  spec: Partial<DeviceDiscovery['spec']>,
+  annotations: Record<string, string> = {},
+): Promise<DeviceDiscovery> {
+  const body = {
+    apiVersion: API_VERSION,
+    kind: 'DeviceDiscovery',
+    metadata: { name, namespace: namespace.name, annotations },
+    spec: { handler: 'debug-echo', ...spec },
+  };
   return admin.create(RESOURCES.deviceDiscoveries, namespace.name, body as never);
 }
 
@@ -109,7 +130,16 @@ function testDevice(discovery: string, deviceId: string): TestDevice {
 }
 
 async function see(device: TestDevice, node: string, capacity: number, slots?: number[]): Promise<void> {
-  await applyAsAgent(admin, { namespace: namespace.name, name: device.name, discovery: device.discovery, deviceId: device.deviceId, shared: true, capacity, node, ...(slots === undefined ? {} : { slots }) });
+  await applyAsAgent(admin, {
+    namespace: namespace.name,
+    name: device.name,
+    discovery: device.discovery,
+    deviceId: device.deviceId,
+    shared: true,
+    capacity,
+    node,
+    ...(slots === undefined ? {} : { slots }),
+  });
 }
 
 function getDevice(name: string): Promise<Device> {
@@ -148,7 +178,10 @@ async function findService(name: string): Promise<V1Service | undefined> {
   }
 }
 
-function condition(object: { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } }, type: string): { status: string; reason: string; message: string } | undefined {
+function condition(
+  object: { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } },
+  type: string,
+): { status: string; reason: string; message: string } | undefined {
   return object.status?.conditions?.find((c) => c.type === type);
 }
 
@@ -182,15 +215,20 @@ describe('brokers', () => {
     await see(device, a!, 2);
     await see(device, b!, 2);
 
-    const pods = await waitFor(async () => {
-      const live = await livePods(device.name);
-      return live.length === 2 && live.every((p) => p.spec?.nodeName !== undefined) && live;
-    }, { description: 'two scheduled brokers' });
+    const pods = await waitFor(
+      async () => {
+        const live = await livePods(device.name);
+        return live.length === 2 && live.every((p) => p.spec?.nodeName !== undefined) && live;
+      },
+      { description: 'two scheduled brokers' },
+    );
     const owner = await getDevice(device.name);
     expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual([a, b].sort());
     for (const pod of pods) {
       const node = pod.spec!.nodeName!;
-      expect(pod.metadata?.ownerReferences).toEqual([{ apiVersion: API_VERSION, kind: 'Device', name: device.name, uid: owner.metadata.uid, controller: true }]);
+      expect(pod.metadata?.ownerReferences).toEqual([
+        { apiVersion: API_VERSION, kind: 'Device', name: device.name, uid: owner.metadata.uid, controller: true },
+      ]);
       expect(pod.metadata?.labels).toMatchObject({ 'tether.dev/discovery': dd, 'tether.dev/device': device.name, 'tether.dev/node': node });
       expect(pod.metadata?.name).toMatch(new RegExp(`^${device.name}-[0-9a-f]{5,10}$`));
       expect(pod.spec?.containers[0]?.resources?.limits).toEqual({ [device.resource]: '1' });
@@ -201,22 +239,36 @@ describe('brokers', () => {
     }
 
     // The fake kubelet runs them: the Device and the DeviceDiscovery report ready brokers.
-    const ready = await waitFor(async () => {
-      const d = await getDevice(device.name);
-      return condition(d, 'BrokersReady')?.status === 'True' && d;
-    }, { description: 'Device BrokersReady=True' });
+    const ready = await waitFor(
+      async () => {
+        const d = await getDevice(device.name);
+        return condition(d, 'BrokersReady')?.status === 'True' && d;
+      },
+      { description: 'Device BrokersReady=True' },
+    );
     expect(condition(ready, 'BrokersReady')?.message).toBe('2/2 brokers ready');
-    const status = await waitFor(async () => {
-      const s = (await getDiscovery(dd)).status;
-      return s?.brokers === 2 && s;
-    }, { description: 'DeviceDiscovery status with 2 brokers' });
+    const status = await waitFor(
+      async () => {
+        const s = (await getDiscovery(dd)).status;
+        return s?.brokers === 2 && s;
+      },
+      { description: 'DeviceDiscovery status with 2 brokers' },
+    );
     expect(status).toMatchObject({ observedGeneration: 1, devices: 1, brokers: 2 });
     expect(status.nodes).toBeGreaterThanOrEqual(2);
-    expect(Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c.status]))).toEqual({ Discovering: 'True', DevicesAvailable: 'True', BrokersReady: 'True', HandlersHealthy: 'True' });
-    const recorded = await waitFor(async () => {
-      const all = await events();
-      return all.filter((e) => e.reason === 'BrokerCreated' && e.note?.includes(device.name)).length === 2 && all;
-    }, { description: 'BrokerCreated events' });
+    expect(Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c.status]))).toEqual({
+      Discovering: 'True',
+      DevicesAvailable: 'True',
+      BrokersReady: 'True',
+      HandlersHealthy: 'True',
+    });
+    const recorded = await waitFor(
+      async () => {
+        const all = await events();
+        return all.filter((e) => e.reason === 'BrokerCreated' && e.note?.includes(device.name)).length === 2 && all;
+      },
+      { description: 'BrokerCreated events' },
+    );
     expect(recorded.some((e) => e.reason === 'DeviceOnline' && e.regarding?.name === device.name)).toBe(true);
   });
 
@@ -226,10 +278,13 @@ describe('brokers', () => {
     const device = testDevice(dd, 'cam-1');
     const names = await nodesFor('cap', 3, [device], 1);
     for (const n of names) await see(device, n, 1);
-    const settled = await waitFor(async () => {
-      const d = await getDevice(device.name);
-      return (d.spec.nodes ?? []).length === 3 && condition(d, 'BrokersReady')?.status === 'True' && d;
-    }, { description: 'the device seen by 3 nodes, its broker ready' });
+    const settled = await waitFor(
+      async () => {
+        const d = await getDevice(device.name);
+        return (d.spec.nodes ?? []).length === 3 && condition(d, 'BrokersReady')?.status === 'True' && d;
+      },
+      { description: 'the device seen by 3 nodes, its broker ready' },
+    );
     expect(condition(settled, 'BrokersReady')?.message).toBe('1/1 brokers ready');
     expect(await livePods(device.name)).toHaveLength(1);
     // Status is written after every reconcile of the device, so the count above is settled.
@@ -239,22 +294,35 @@ describe('brokers', () => {
 
   it('runs a Job per node when the broker is a Job', async () => {
     const dd = `jobs-${suffix}`;
-    const job = { job: { spec: { backoffLimit: 1, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'once', image: 'example.com/once:1' }] } } } } };
+    const job = {
+      job: {
+        spec: {
+          backoffLimit: 1,
+          template: { spec: { restartPolicy: 'Never', containers: [{ name: 'once', image: 'example.com/once:1' }] } },
+        },
+      },
+    };
     await createDiscovery(dd, { capacity: 2, broker: job });
     const device = testDevice(dd, 'usb-1');
     const [n] = await nodesFor('job', 1, [device], 2);
     await see(device, n!, 2);
-    const jobs = await waitFor(async () => {
-      const list = await admin.list<V1Job>(RESOURCES.jobs, { namespace: namespace.name, labelSelector: `tether.dev/device=${device.name}` });
-      return list.items.length === 1 && list.items;
-    }, { description: 'a broker Job' });
+    const jobs = await waitFor(
+      async () => {
+        const list = await admin.list<V1Job>(RESOURCES.jobs, {
+          namespace: namespace.name,
+          labelSelector: `tether.dev/device=${device.name}`,
+        });
+        return list.items.length === 1 && list.items;
+      },
+      { description: 'a broker Job' },
+    );
     const spec = jobs[0]!.spec!;
     expect(jobs[0]!.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Device', name: device.name, controller: true });
     expect(spec.template.metadata?.labels).toMatchObject({ 'tether.dev/device': device.name, 'tether.dev/node': n });
     expect(spec.template.spec?.containers[0]?.resources?.limits).toEqual({ [device.resource]: '1' });
-    expect(spec.template.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchFields).toEqual([
-      { key: 'metadata.name', operator: 'In', values: [n] },
-    ]);
+    expect(
+      spec.template.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchFields,
+    ).toEqual([{ key: 'metadata.name', operator: 'In', values: [n] }]);
   });
 
   it('reports a broker template the apiserver refuses, without retrying it in a loop, and recovers when fixed', async () => {
@@ -263,15 +331,22 @@ describe('brokers', () => {
     const device = testDevice(dd, 'cam-1');
     const [n] = await nodesFor('invalid', 1, [device], 1);
     await see(device, n!, 1);
-    const refused = await waitFor(async () => {
-      const d = await getDevice(device.name);
-      return condition(d, 'BrokersReady')?.reason === 'InvalidTemplate' && d;
-    }, { description: 'Device BrokersReady=False/InvalidTemplate' });
+    const refused = await waitFor(
+      async () => {
+        const d = await getDevice(device.name);
+        return condition(d, 'BrokersReady')?.reason === 'InvalidTemplate' && d;
+      },
+      { description: 'Device BrokersReady=False/InvalidTemplate' },
+    );
     expect(condition(refused, 'BrokersReady')?.message).toContain('Not_A_DNS_Label');
-    await waitFor(async () => condition(await getDiscovery(dd), 'BrokersReady')?.reason === 'InvalidTemplate', { description: 'discovery InvalidTemplate' });
+    await waitFor(async () => condition(await getDiscovery(dd), 'BrokersReady')?.reason === 'InvalidTemplate', {
+      description: 'discovery InvalidTemplate',
+    });
     const creates = controller.requests.snapshot()['create pods'] ?? 0;
     await see(device, n!, 1); // any event on the device: reconciled again, but the refused template is not retried
-    await waitFor(async () => (await events()).some((e) => e.reason === 'InvalidBrokerTemplate'), { description: 'InvalidBrokerTemplate event' });
+    await waitFor(async () => (await events()).some((e) => e.reason === 'InvalidBrokerTemplate'), {
+      description: 'InvalidBrokerTemplate event',
+    });
     expect(controller.requests.snapshot()['create pods'] ?? 0).toBe(creates);
 
     await patchDiscoverySpec(dd, { broker: podBroker });
@@ -282,7 +357,10 @@ describe('brokers', () => {
 describe('offline and online', () => {
   it('removes brokers and Services within 1 s of the Device going away, and restores them when it returns', async () => {
     const dd = `offline-${suffix}`;
-    const services = { deviceService: { ports: [{ name: 'rtsp', port: 554 }] }, discoveryService: { ports: [{ name: 'rtsp', port: 554 }] } };
+    const services = {
+      deviceService: { ports: [{ name: 'rtsp', port: 554 }] },
+      discoveryService: { ports: [{ name: 'rtsp', port: 554 }] },
+    };
     await createDiscovery(dd, { capacity: 1, broker: podBroker, ...services });
     const device = testDevice(dd, 'cam-1');
     const [n] = await nodesFor('offline', 1, [device], 1);
@@ -297,23 +375,36 @@ describe('offline and online', () => {
 
     const started = Date.now();
     await admin.delete(RESOURCES.devices, namespace.name, device.name);
-    await waitFor(async () => (await livePods(device.name)).length === 0 && (await findService(`${device.name}-svc`)) === undefined && (await findService(`${dd}-svc`)) === undefined, {
-      description: 'brokers deleted and Services removed',
-      timeoutMs: 5_000,
-    });
+    await waitFor(
+      async () =>
+        (await livePods(device.name)).length === 0 &&
+        (await findService(`${device.name}-svc`)) === undefined &&
+        (await findService(`${dd}-svc`)) === undefined,
+      {
+        description: 'brokers deleted and Services removed',
+        timeoutMs: 5_000,
+      },
+    );
     const elapsed = Date.now() - started;
     expect(elapsed).toBeLessThanOrEqual(1_000);
-    await waitFor(async () => (await events()).some((e) => e.reason === 'DeviceOffline' && e.note?.includes(device.name)), { description: 'DeviceOffline event' });
+    await waitFor(async () => (await events()).some((e) => e.reason === 'DeviceOffline' && e.note?.includes(device.name)), {
+      description: 'DeviceOffline event',
+    });
 
     // The device comes back: a new Device (new uid) gets its broker and Services again.
     await see(device, n!, 1);
     const back = await getDevice(device.name);
-    const pods = await waitFor(async () => {
-      const live = await livePods(device.name);
-      return live.length === 1 && live;
-    }, { description: 'broker restored' });
+    const pods = await waitFor(
+      async () => {
+        const live = await livePods(device.name);
+        return live.length === 1 && live;
+      },
+      { description: 'broker restored' },
+    );
     expect(pods[0]!.metadata?.ownerReferences?.[0]?.uid).toBe(back.metadata.uid);
-    await waitFor(async () => (await findService(`${device.name}-svc`)) !== undefined && (await findService(`${dd}-svc`)) !== undefined, { description: 'Services restored' });
+    await waitFor(async () => (await findService(`${device.name}-svc`)) !== undefined && (await findService(`${dd}-svc`)) !== undefined, {
+      description: 'Services restored',
+    });
   });
 
   it('evicts pods that consume an offline device when the DeviceDiscovery opts in — and only then', async () => {
@@ -335,22 +426,34 @@ describe('offline and online', () => {
       await see(d, n!, 2);
       await admin.create(RESOURCES.pods, namespace.name, consumer(pod, d.resource));
     }
-    await waitFor(async () => condition(await getDevice(evicted.name), 'BrokersReady') !== undefined && condition(await getDevice(kept.name), 'BrokersReady') !== undefined, {
-      description: 'both devices reconciled',
-    });
+    await waitFor(
+      async () =>
+        condition(await getDevice(evicted.name), 'BrokersReady') !== undefined &&
+        condition(await getDevice(kept.name), 'BrokersReady') !== undefined,
+      {
+        description: 'both devices reconciled',
+      },
+    );
     await admin.delete(RESOURCES.devices, namespace.name, evicted.name);
     await admin.delete(RESOURCES.devices, namespace.name, kept.name);
     // The wait is the assertion: it fails unless the pod is deleted or terminating. Only a 404
     // counts as deleted; any other error fails the test rather than passing it.
-    await waitFor(async () => {
-      const pod = await admin.get<V1Pod>(RESOURCES.pods, namespace.name, 'consumer-evicted').catch((error: unknown) => {
-        if (isApiError(error, 404)) return undefined;
-        throw error;
-      });
-      return pod === undefined || pod.metadata?.deletionTimestamp != null;
-    }, { description: 'the consumer of the opted-in device evicted' });
-    await waitFor(async () => (await events()).some((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name === 'consumer-evicted'), { description: 'ConsumerEvicted event' });
-    await waitFor(async () => (await events()).some((e) => e.reason === 'DeviceOffline' && e.note?.includes(kept.name)), { description: 'the other device handled' });
+    await waitFor(
+      async () => {
+        const pod = await admin.get<V1Pod>(RESOURCES.pods, namespace.name, 'consumer-evicted').catch((error: unknown) => {
+          if (isApiError(error, 404)) return undefined;
+          throw error;
+        });
+        return pod === undefined || pod.metadata?.deletionTimestamp != null;
+      },
+      { description: 'the consumer of the opted-in device evicted' },
+    );
+    await waitFor(async () => (await events()).some((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name === 'consumer-evicted'), {
+      description: 'ConsumerEvicted event',
+    });
+    await waitFor(async () => (await events()).some((e) => e.reason === 'DeviceOffline' && e.note?.includes(kept.name)), {
+      description: 'the other device handled',
+    });
     const untouched = await admin.get<V1Pod>(RESOURCES.pods, namespace.name, 'consumer-kept');
     expect(untouched.metadata?.deletionTimestamp).toBeUndefined();
   });
@@ -383,10 +486,15 @@ describe('offline and online', () => {
     };
     // The waits are the assertions: they fail unless both consumers are evicted.
     await waitFor(() => evicted('restart-device-consumer'), { description: 'the device consumer evicted by the new controller' });
-    await waitFor(() => evicted('restart-any-consumer'), { description: 'the discovery-wide consumer evicted (no device left on its node)' });
-    await waitFor(async () => (await events()).filter((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name?.startsWith('restart-')).length === 2, {
-      description: 'two ConsumerEvicted events',
+    await waitFor(() => evicted('restart-any-consumer'), {
+      description: 'the discovery-wide consumer evicted (no device left on its node)',
     });
+    await waitFor(
+      async () => (await events()).filter((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name?.startsWith('restart-')).length === 2,
+      {
+        description: 'two ConsumerEvicted events',
+      },
+    );
     expect(await evicted('restart-bystander')).toBe(false);
   });
 });
@@ -401,13 +509,19 @@ describe('failed brokers', () => {
     await see(device, n!, 1);
 
     // Driven by the fake kubelet failing every broker at once; wait until the 3rd recreation.
-    const third = await waitFor(async () => {
-      const d = await getDevice(device.name);
-      const c = condition(d, 'BrokersReady');
-      return c?.reason === 'BackOff' && c.message.includes('recreation 4') && c;
-    }, { description: 'backoff before the 4th recreation', timeoutMs: 30_000 });
+    const third = await waitFor(
+      async () => {
+        const d = await getDevice(device.name);
+        const c = condition(d, 'BrokersReady');
+        return c?.reason === 'BackOff' && c.message.includes('recreation 4') && c;
+      },
+      { description: 'backoff before the 4th recreation', timeoutMs: 30_000 },
+    );
     expect(third.status).toBe('False');
-    const created = [...kubelet.seen.values()].filter((s) => s.name.startsWith(device.name)).map((s) => s.at).sort((a, b) => a - b);
+    const created = [...kubelet.seen.values()]
+      .filter((s) => s.name.startsWith(device.name))
+      .map((s) => s.at)
+      .sort((a, b) => a - b);
     // First broker + 3 recreations, spaced by at least 1 s, 2 s, 4 s (capped at 4 s).
     expect(created).toHaveLength(4);
     const gaps = created.slice(1).map((t, i) => t - created[i]!);
@@ -426,7 +540,10 @@ describe('failed brokers', () => {
 
     // The broker stops failing: the next recreation runs and the Device reports it ready.
     fates.set(device.name, 'run');
-    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', { description: 'BrokersReady after recovery', timeoutMs: 15_000 });
+    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', {
+      description: 'BrokersReady after recovery',
+      timeoutMs: 15_000,
+    });
   });
 });
 
@@ -438,7 +555,9 @@ describe('template changes', () => {
     const [a, b] = await nodesFor('roll', 2, [device], 2);
     await see(device, a!, 2);
     await see(device, b!, 2);
-    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', { description: 'two ready brokers' });
+    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', {
+      description: 'two ready brokers',
+    });
     const before = await livePods(device.name);
     const oldHash = before[0]!.metadata?.labels?.['tether.dev/template-hash'];
 
@@ -453,17 +572,24 @@ describe('template changes', () => {
       }
     })();
     await patchDiscoverySpec(dd, { broker: { pod: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:2' }] } } } });
-    const after = await waitFor(async () => {
-      const live = await livePods(device.name);
-      const ok = live.length === 2 && live.every((p) => p.metadata?.labels?.['tether.dev/template-hash'] !== oldHash && p.status?.phase === 'Running');
-      return ok && live;
-    }, { description: 'both brokers rolled and running' });
+    const after = await waitFor(
+      async () => {
+        const live = await livePods(device.name);
+        const ok =
+          live.length === 2 &&
+          live.every((p) => p.metadata?.labels?.['tether.dev/template-hash'] !== oldHash && p.status?.phase === 'Running');
+        return ok && live;
+      },
+      { description: 'both brokers rolled and running' },
+    );
     sampling = false;
     await sampler;
     expect(after.map((p) => p.spec?.containers[0]?.image)).toEqual(['example.com/broker:2', 'example.com/broker:2']);
     expect(after.map((p) => p.metadata?.uid)).not.toContain(before[0]!.metadata?.uid);
     expect(minServing).toBeGreaterThanOrEqual(1);
-    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', { description: 'ready after the roll' });
+    await waitFor(async () => condition(await getDevice(device.name), 'BrokersReady')?.status === 'True', {
+      description: 'ready after the roll',
+    });
   });
 });
 
@@ -477,15 +603,20 @@ describe('node loss', () => {
     await see(shared, a!, 3, [0]);
     await see(shared, b!, 3, [1, 2]);
     await see(local, b!, 3, [0]);
-    await waitFor(async () => (await livePods(shared.name)).length === 2 && (await livePods(local.name)).length === 1, { description: 'brokers on both nodes' });
+    await waitFor(async () => (await livePods(shared.name)).length === 2 && (await livePods(local.name)).length === 1, {
+      description: 'brokers on both nodes',
+    });
     const before = await getDevice(shared.name);
     expect(before.spec.slots).toEqual({ '0': a, '1': b, '2': b });
 
     await nodes.delete(b!);
-    const after = await waitFor(async () => {
-      const d = await getDevice(shared.name);
-      return (d.spec.nodes ?? []).length === 1 && (d.status?.nodeStates ?? []).length === 1 && d;
-    }, { description: 'node b released from the shared device' });
+    const after = await waitFor(
+      async () => {
+        const d = await getDevice(shared.name);
+        return (d.spec.nodes ?? []).length === 1 && (d.status?.nodeStates ?? []).length === 1 && d;
+      },
+      { description: 'node b released from the shared device' },
+    );
     expect(after.spec.nodes).toEqual([a]);
     expect(after.spec.slots).toEqual({ '0': a });
     expect((after.status?.nodeStates ?? []).map((s) => s.node)).toEqual([a]);
@@ -499,19 +630,27 @@ describe('node loss', () => {
       expect(owned).not.toContain('nodeStates');
     }
     // The device only node b saw is gone, and so are the brokers on b.
-    await waitFor(async () => {
-      try {
-        await getDevice(local.name);
-        return false;
-      } catch (error) {
-        return isApiError(error, 404);
-      }
-    }, { description: 'the device only b saw is deleted' });
-    await waitFor(async () => {
-      const live = await livePods(shared.name);
-      return live.length === 1 && live[0]!.metadata?.annotations?.['tether.dev/node'] === a;
-    }, { description: 'only the broker on a remains' });
-    await waitFor(async () => (await events()).some((e) => e.reason === 'NodeLost' && e.note?.includes(b!)), { description: 'NodeLost event' });
+    await waitFor(
+      async () => {
+        try {
+          await getDevice(local.name);
+          return false;
+        } catch (error) {
+          return isApiError(error, 404);
+        }
+      },
+      { description: 'the device only b saw is deleted' },
+    );
+    await waitFor(
+      async () => {
+        const live = await livePods(shared.name);
+        return live.length === 1 && live[0]!.metadata?.annotations?.['tether.dev/node'] === a;
+      },
+      { description: 'only the broker on a remains' },
+    );
+    await waitFor(async () => (await events()).some((e) => e.reason === 'NodeLost' && e.note?.includes(b!)), {
+      description: 'NodeLost event',
+    });
   });
 
   it('releases a node only after it has been NotReady for the grace period', async () => {
@@ -528,10 +667,13 @@ describe('node loss', () => {
     // Within the grace period the node keeps its entries and its broker.
     await waitFor(async () => (await getDevice(device.name)).spec.nodes?.length === 2, { description: 'still two nodes' });
     expect((await livePods(device.name)).length).toBe(2);
-    const released = await waitFor(async () => {
-      const d = await getDevice(device.name);
-      return (d.spec.nodes ?? []).length === 1 && d;
-    }, { description: 'NotReady node released after the grace period', timeoutMs: 20_000 });
+    const released = await waitFor(
+      async () => {
+        const d = await getDevice(device.name);
+        return (d.spec.nodes ?? []).length === 1 && d;
+      },
+      { description: 'NotReady node released after the grace period', timeoutMs: 20_000 },
+    );
     // Node conditions have seconds precision: the grace runs from the recorded transition time.
     expect(Date.now() - Math.floor(since / 1000) * 1000).toBeGreaterThanOrEqual(NODE_LOSS_GRACE_MS);
     expect(released.spec.nodes).toEqual([a]);
@@ -547,20 +689,33 @@ describe('node reports', () => {
     // As the agent of `node` applies it (agent/cluster/node-reports.ts); no reason: no entry.
     const report = (node: string, reason: string, message: string) => {
       const nodeReports = reason === '' ? [] : [{ node, reason, message, since: '2026-12-06T10:00:00Z' }];
-      const body = { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name: dd, namespace: namespace.name }, status: { nodeReports } };
+      const body = {
+        apiVersion: API_VERSION,
+        kind: 'DeviceDiscovery',
+        metadata: { name: dd, namespace: namespace.name },
+        status: { nodeReports },
+      };
       return admin.apply(RESOURCES.deviceDiscoveries, body, { fieldManager: agentManager(node), force: true, subresource: 'status' });
     };
     await report(ready!, 'InvalidDetails', 'Rejected discovery details: details.descriptions: must be a list');
     // A report from a node the cluster does not have is stale: not counted.
     await report('gone-node', 'HandlerUnavailable', 'no debug-echo handler');
-    const failing = await waitFor(async () => {
-      const c = condition(await getDiscovery(dd), 'HandlersHealthy');
-      return c?.status === 'False' ? c : undefined;
-    }, { description: 'HandlersHealthy False' });
-    expect(failing).toMatchObject({ reason: 'InvalidDetails', message: `1 node cannot run the discovery: ${ready!}: InvalidDetails: Rejected discovery details: details.descriptions: must be a list` });
+    const failing = await waitFor(
+      async () => {
+        const c = condition(await getDiscovery(dd), 'HandlersHealthy');
+        return c?.status === 'False' ? c : undefined;
+      },
+      { description: 'HandlersHealthy False' },
+    );
+    expect(failing).toMatchObject({
+      reason: 'InvalidDetails',
+      message: `1 node cannot run the discovery: ${ready!}: InvalidDetails: Rejected discovery details: details.descriptions: must be a list`,
+    });
 
     await report(ready!, '', '');
-    await waitFor(async () => condition(await getDiscovery(dd), 'HandlersHealthy')?.status === 'True', { description: 'HandlersHealthy True again' });
+    await waitFor(async () => condition(await getDiscovery(dd), 'HandlersHealthy')?.status === 'True', {
+      description: 'HandlersHealthy True again',
+    });
   });
 });
 
@@ -570,7 +725,13 @@ describe('operations', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    for (const name of ['tether_controller_reconciles_total', 'tether_controller_queue_depth', 'tether_controller_brokers', 'tether_controller_api_requests_total', 'tether_controller_broker_actions_total']) {
+    for (const name of [
+      'tether_controller_reconciles_total',
+      'tether_controller_queue_depth',
+      'tether_controller_brokers',
+      'tether_controller_api_requests_total',
+      'tether_controller_broker_actions_total',
+    ]) {
       expect(metrics).toContain(name);
     }
     expect(metrics).toMatch(/tether_controller_reconciles_total\{controller="device",result="success"\} [1-9]/);

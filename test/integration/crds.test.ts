@@ -62,7 +62,11 @@ const invalidDiscoveries: InvalidCase[] = [
   { what: 'no handler', spec: specWith('handler', undefined), path: 'spec.handler' },
   { what: 'a handler that is not a DNS label', spec: specWith('handler', 'USB_Handler'), path: 'spec.handler' },
   { what: 'a negative offline grace period', spec: specWith('offlineGracePeriodSeconds', -1), path: 'spec.offlineGracePeriodSeconds' },
-  { what: 'a property name that is not env-like', spec: specWith('properties', [{ name: '1-bad name', value: 'x' }]), path: 'spec.properties[0].name' },
+  {
+    what: 'a property name that is not env-like',
+    spec: specWith('properties', [{ name: '1-bad name', value: 'x' }]),
+    path: 'spec.properties[0].name',
+  },
   {
     what: 'a property with both value and valueFrom',
     spec: specWith('properties', [{ name: 'PASSWORD', value: 'x', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }]),
@@ -71,12 +75,17 @@ const invalidDiscoveries: InvalidCase[] = [
   { what: 'a property with neither value nor valueFrom', spec: specWith('properties', [{ name: 'PASSWORD' }]), path: 'spec.properties[0]' },
   {
     what: 'a property source with both secretKeyRef and configMapKeyRef',
-    spec: specWith('properties', [{ name: 'P', valueFrom: { secretKeyRef: { name: 's', key: 'k' }, configMapKeyRef: { name: 'c', key: 'k' } } }]),
+    spec: specWith('properties', [
+      { name: 'P', valueFrom: { secretKeyRef: { name: 's', key: 'k' }, configMapKeyRef: { name: 'c', key: 'k' } } },
+    ]),
     path: 'spec.properties[0].valueFrom',
   },
   {
     what: 'two properties with the same name',
-    spec: specWith('properties', [{ name: 'P', value: 'a' }, { name: 'P', value: 'b' }]),
+    spec: specWith('properties', [
+      { name: 'P', value: 'a' },
+      { name: 'P', value: 'b' },
+    ]),
     path: 'spec.properties[1]',
   },
   {
@@ -126,7 +135,12 @@ describe('DeviceDiscovery validation', () => {
         offlineGracePeriodSeconds: 0,
         nodeSelector: {
           nodeSelectorTerms: [
-            { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a', 'b'] }, { key: 'gpu', operator: 'DoesNotExist' }] },
+            {
+              matchExpressions: [
+                { key: 'zone', operator: 'In', values: ['a', 'b'] },
+                { key: 'gpu', operator: 'DoesNotExist' },
+              ],
+            },
             { matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['edge-0'] }] },
           ],
         },
@@ -154,7 +168,14 @@ describe('DeviceDiscovery validation', () => {
     const created = await createCustom(DISCOVERIES, namespace.name, discovery(name, specWith('capacity', 1)));
     const changed = { ...created, spec: { ...created.spec, handler: 'onvif' } };
     const failure = await apiFailure(
-      api().custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, plural: DISCOVERIES, namespace: namespace.name, name, body: changed }),
+      api().custom.replaceNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: DISCOVERIES,
+        namespace: namespace.name,
+        name,
+        body: changed,
+      }),
     );
     expect(failure.code).toBe(422);
     expect(failure.message).toContain('spec.handler');
@@ -197,12 +218,18 @@ describe('Device validation', () => {
     { what: 'a slot index with a leading zero', spec: (d) => ({ ...identity(d), slots: { '01': 'node-a' } }), path: 'spec.slots' },
     { what: 'a node name that is not a DNS subdomain', spec: (d) => ({ ...identity(d), nodes: ['Node_A'] }), path: 'spec.nodes[0]' },
     { what: 'a name not prefixed by its discovery', name: () => `other-${HASH}`, spec: (d) => identity(d), path: 'metadata.name' },
-    { what: 'a relative mount path', spec: (d) => ({ ...identity(d), mounts: [{ containerPath: 'dev', hostPath: '/dev' }] }), path: 'spec.mounts[0].containerPath' },
+    {
+      what: 'a relative mount path',
+      spec: (d) => ({ ...identity(d), mounts: [{ containerPath: 'dev', hostPath: '/dev' }] }),
+      path: 'spec.mounts[0].containerPath',
+    },
   ];
 
   it.each(cases)('rejects $what, naming $path', async ({ name, spec, path }) => {
     const ids = newDeviceName();
-    const failure = await apiFailure(createCustom(DEVICES, namespace.name, device(name?.(ids.discoveryName) ?? ids.name, spec(ids.discoveryName))));
+    const failure = await apiFailure(
+      createCustom(DEVICES, namespace.name, device(name?.(ids.discoveryName) ?? ids.name, spec(ids.discoveryName))),
+    );
     expect(failure.code).toBe(422);
     expect(failure.message).toContain(path);
   });
@@ -265,18 +292,37 @@ describe('Device status subresource', () => {
 
     const status = {
       observedGeneration: generation,
-      conditions: [{ type: 'Ready', status: 'True', reason: 'Seen', message: 'seen by node-a', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Seen',
+          message: 'seen by node-a',
+          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      ],
       nodeStates: [{ node: 'node-a', state: 'Online' }],
     };
-    const withStatus = await serverSideApply(DEVICES, { ...device(name, {}), spec: undefined, status }, { fieldManager: 'tether-agent/node-a', status: true });
+    const withStatus = await serverSideApply(
+      DEVICES,
+      { ...device(name, {}), spec: undefined, status },
+      { fieldManager: 'tether-agent/node-a', status: true },
+    );
     expect(withStatus.metadata?.generation).toBe(generation);
     expect(withStatus.status).toMatchObject({ observedGeneration: 1, nodeStates: [{ node: 'node-a', state: 'Online' }] });
 
     // Status sent to the main resource is ignored.
-    const ignored = await serverSideApply(DEVICES, { ...device(name, identity(discoveryName)), status: { observedGeneration: 99 } }, { fieldManager: 'sneaky' });
+    const ignored = await serverSideApply(
+      DEVICES,
+      { ...device(name, identity(discoveryName)), status: { observedGeneration: 99 } },
+      { fieldManager: 'sneaky' },
+    );
     expect(ignored.status?.observedGeneration).toBe(1);
 
-    const resized = await serverSideApply(DEVICES, device(name, identity(discoveryName, 3)), { fieldManager: 'tether-agent/node-a', force: true });
+    const resized = await serverSideApply(DEVICES, device(name, identity(discoveryName, 3)), {
+      fieldManager: 'tether-agent/node-a',
+      force: true,
+    });
     expect(resized.metadata?.generation).toBe(2);
   });
 });
@@ -304,7 +350,12 @@ describe('printer columns', () => {
 describe('watches across an apiserver restart', () => {
   it('observes an object created after the apiserver came back', async () => {
     const { custom, kc } = api();
-    const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: namespace.name, plural: DISCOVERIES })) as {
+    const list = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: namespace.name,
+      plural: DISCOVERIES,
+    })) as {
       metadata?: { resourceVersion?: string };
     };
     const watch = new ResilientWatch(kc, `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${DISCOVERIES}`);
@@ -319,7 +370,9 @@ describe('watches across an apiserver restart', () => {
       const after = `after-${uniqueSuffix()}`;
       await createCustom(DISCOVERIES, namespace.name, discovery(after, specWith('capacity', 1)));
 
-      const event = await watch.next((candidate) => candidate.type === 'ADDED' && candidate.object.metadata?.name === after, { timeoutMs: 60_000 });
+      const event = await watch.next((candidate) => candidate.type === 'ADDED' && candidate.object.metadata?.name === after, {
+        timeoutMs: 60_000,
+      });
       expect(event.object.spec?.handler).toBe('usb');
       expect(watch.reconnects).toBeGreaterThan(reconnectsBefore);
     } finally {

@@ -30,7 +30,13 @@ afterAll(async () => {
 /** One real agent (node edge-1) for the tests that need one, started by the first of them. */
 let node: Promise<AgentNode> | undefined;
 function agentNode(): Promise<AgentNode> {
-  node ??= startAgentNode({ name: 'edge-1', namespace: ns.name, handlers: builtinHandlers(), log: pino({ level: 'silent' }), startupTimeoutMs: 1_000 }).then((started) => {
+  node ??= startAgentNode({
+    name: 'edge-1',
+    namespace: ns.name,
+    handlers: builtinHandlers(),
+    log: pino({ level: 'silent' }),
+    startupTimeoutMs: 1_000,
+  }).then((started) => {
     cleanups.push(() => started.stop());
     return started;
   });
@@ -59,12 +65,19 @@ function explainUntil(target: string, expected: string, description: string): Pr
 }
 
 async function explain(target: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [cli, 'explain', target, '-n', ns.name, '--kubeconfig', kubeconfigPath()], { timeout: 30_000 });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [cli, 'explain', target, '-n', ns.name, '--kubeconfig', kubeconfigPath()],
+    { timeout: 30_000 },
+  );
   return stdout;
 }
 
 function viewer(name: string, resource: string): object {
-  return { metadata: { name }, spec: { containers: [{ name: 'main', image: 'example.com/viewer:1', resources: { limits: { [resource]: '1' } } }] } };
+  return {
+    metadata: { name },
+    spec: { containers: [{ name: 'main', image: 'example.com/viewer:1', resources: { limits: { [resource]: '1' } } }] },
+  };
 }
 
 describe('tether explain', () => {
@@ -75,12 +88,20 @@ describe('tether explain', () => {
       version: VERSION,
       namespace: ns.name,
       plural: 'devices',
-      body: { apiVersion: API_VERSION, kind: 'Device', metadata: { name }, spec: { discovery: 'cams', deviceId: 'cam-1', shared: true, capacity: 1, nodes: ['edge-1'], slots: { '0': 'edge-1' } } },
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'Device',
+        metadata: { name },
+        spec: { discovery: 'cams', deviceId: 'cam-1', shared: true, capacity: 1, nodes: ['edge-1'], slots: { '0': 'edge-1' } },
+      },
     });
     await api().core.createNamespacedPod({ namespace: ns.name, body: viewer('viewer', `tether.dev/${name}`) });
     // The scheduler's verdict is there before we ask (this cluster has no nodes: its own words).
     const verdict = await waitFor(
-      async () => (await api().core.readNamespacedPod({ namespace: ns.name, name: 'viewer' })).status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False')?.message,
+      async () =>
+        (await api().core.readNamespacedPod({ namespace: ns.name, name: 'viewer' })).status?.conditions?.find(
+          (c) => c.type === 'PodScheduled' && c.status === 'False',
+        )?.message,
       { description: 'viewer unschedulable' },
     );
     const out = await explain('pod/viewer');
@@ -120,12 +141,25 @@ describe('tether explain', () => {
     expect(reported).toMatch(/ {2}edge-1: InvalidDetails: Rejected discovery details: details\.descriptions.* \(since /);
     // …and gone once the details are fixed.
     await api().custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'hallway', body: { spec: { details: { descriptions: ['hall-cam'] } } } },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: ns.name,
+        plural: 'devicediscoveries',
+        name: 'hallway',
+        body: { spec: { details: { descriptions: ['hall-cam'] } } },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     await waitFor(
       async () => {
-        const d = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'hallway' })) as DeviceDiscovery;
+        const d = (await api().custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: ns.name,
+          plural: 'devicediscoveries',
+          name: 'hallway',
+        })) as DeviceDiscovery;
         return (d.status?.nodeReports ?? []).length === 0;
       },
       { timeoutMs: 30_000, description: 'the node report removed after the fix' },
@@ -135,14 +169,27 @@ describe('tether explain', () => {
   it('a device that went offline under a real agent: offline within its grace period, and who wants it', async () => {
     const availabilityFile = join(mkdtempSync(join(tmpdir(), 'tether-explain-')), 'door-cam');
     writeFileSync(availabilityFile, 'ONLINE\n');
-    await createDiscovery('doorbell', { handler: 'debug-echo', details: { descriptions: ['door-cam'], shared: true, availabilityFile }, offlineGracePeriodSeconds: 600 });
+    await createDiscovery('doorbell', {
+      handler: 'debug-echo',
+      details: { descriptions: ['door-cam'], shared: true, availabilityFile },
+      offlineGracePeriodSeconds: 600,
+    });
     await agentNode();
     const name = deviceName({ namespace: ns.name, discovery: 'doorbell', deviceId: 'door-cam' });
     const online = await explainUntil(`device/${name}`, 'seen by edge-1', 'the agent’s Device in explain');
     expect(online).not.toContain('offline');
     // A new Device never sits with an empty status: the agent writes its Online entry at once.
     const nodeStates = await waitFor(
-      async () => ((await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices', name })) as Device).status?.nodeStates,
+      async () =>
+        (
+          (await api().custom.getNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace: ns.name,
+            plural: 'devices',
+            name,
+          })) as Device
+        ).status?.nodeStates,
       { description: 'the new Device’s status' },
     );
     expect(nodeStates).toEqual([expect.objectContaining({ node: 'edge-1', state: 'Online' })]);

@@ -171,7 +171,9 @@ async function selfAllowed(kc: KubeConfig, a: Access): Promise<boolean> {
   if (a.subresource !== undefined) attributes.subresource = a.subresource;
   if (a.namespace !== undefined) attributes.namespace = a.namespace;
   if (a.name !== undefined) attributes.name = a.name;
-  const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
+  const review = await kc
+    .makeApiClient(AuthorizationV1Api)
+    .createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
   return review.status?.allowed === true;
 }
 
@@ -182,7 +184,9 @@ async function kubectlCanI(user: string, a: Access): Promise<boolean> {
   if (a.subresource !== undefined) args.push(`--subresource=${a.subresource}`);
   args.push(...(a.namespace === undefined ? ['--all-namespaces'] : ['--namespace', a.namespace]));
   try {
-    const { stdout } = await execFileAsync(join(inject('clusterBinDir'), 'kubectl'), args, { env: { ...process.env, KUBECONFIG: kubeconfigPath(), KUBERC: 'off' } });
+    const { stdout } = await execFileAsync(join(inject('clusterBinDir'), 'kubectl'), args, {
+      env: { ...process.env, KUBECONFIG: kubeconfigPath(), KUBERC: 'off' },
+    });
     return stdout.trim() === 'yes';
   } catch (error) {
     // can-i exits 1 for "no".
@@ -198,8 +202,14 @@ async function accessMismatches(kc: KubeConfig, user: string, table: readonly (r
     table.map(async ([access, expected]) => {
       const [self, impersonated] = await Promise.all([selfAllowed(kc, access), kubectlCanI(user, access)]);
       const problems: string[] = [];
-      if (self !== expected) problems.push(`SelfSubjectAccessReview: ${describeAccess(access)} is ${self ? 'allowed' : 'denied'}, expected ${expected ? 'allowed' : 'denied'}`);
-      if (impersonated !== expected) problems.push(`kubectl auth can-i: ${describeAccess(access)} is ${impersonated ? 'yes' : 'no'}, expected ${expected ? 'yes' : 'no'}`);
+      if (self !== expected)
+        problems.push(
+          `SelfSubjectAccessReview: ${describeAccess(access)} is ${self ? 'allowed' : 'denied'}, expected ${expected ? 'allowed' : 'denied'}`,
+        );
+      if (impersonated !== expected)
+        problems.push(
+          `kubectl auth can-i: ${describeAccess(access)} is ${impersonated ? 'yes' : 'no'}, expected ${expected ? 'yes' : 'no'}`,
+        );
       return problems;
     }),
   );
@@ -284,7 +294,11 @@ describe('chart', () => {
     const controller = find(objects, 'Deployment', 'r-tether-controller') as unknown as V1Deployment;
     expect(controller.spec?.replicas).toBe(2);
     expect(controller.spec?.template.spec?.containers[0]?.args).toEqual(
-      expect.arrayContaining(['controller', '--leader-election-namespace=tether-system', `--leader-election-id=${DEFAULT_LEADER_ELECTION.name}`]),
+      expect.arrayContaining([
+        'controller',
+        '--leader-election-namespace=tether-system',
+        `--leader-election-id=${DEFAULT_LEADER_ELECTION.name}`,
+      ]),
     );
     expect(objects.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
   });
@@ -304,7 +318,10 @@ describe('chart', () => {
 
   it('grants the controller exactly the rules of controller/runtime/rbac.ts', async () => {
     const objects = await render('r', 'tether-system');
-    const clusterRules = [...find(objects, 'ClusterRole', 'r-tether-controller').rules!, ...find(objects, 'ClusterRole', 'r-tether-controller-nodes').rules!];
+    const clusterRules = [
+      ...find(objects, 'ClusterRole', 'r-tether-controller').rules!,
+      ...find(objects, 'ClusterRole', 'r-tether-controller-nodes').rules!,
+    ];
     expect(grants(clusterRules)).toEqual(grants(CONTROLLER_RULES));
     expect(grants(find(objects, 'Role', 'r-tether-controller-leader-election').rules!)).toEqual(grants(LEADER_ELECTION_RULES));
     // Without eviction, that one rule goes.
@@ -337,7 +354,12 @@ describe('chart', () => {
     const roles = narrow.filter((m) => m.kind === 'Role' && m.metadata.name === 'r-tether-agent-properties');
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['cams', 'plant']);
     for (const role of roles) {
-      expect(grants(role.rules!, true)).toEqual(['/configmaps:list', '/configmaps:watch', '/secrets:list names=onvif-creds', '/secrets:watch names=onvif-creds']);
+      expect(grants(role.rules!, true)).toEqual([
+        '/configmaps:list',
+        '/configmaps:watch',
+        '/secrets:list names=onvif-creds',
+        '/secrets:watch names=onvif-creds',
+      ]);
     }
     const oneNamespace = await render('r', 'tether-system', 'agent.watchNamespace=cams');
     const binding = oneNamespace.find((m) => m.metadata.name === 'r-tether-agent' && m.kind.endsWith('Binding'));
@@ -348,11 +370,20 @@ describe('chart', () => {
 
   it('renders ServiceMonitors only when asked, and refuses several controllers without leader election', async () => {
     const objects = await render('r', 'tether-system', 'metrics.serviceMonitor.enabled=true');
-    expect(objects.filter((m) => m.kind === 'ServiceMonitor').map((m) => m.metadata.name).sort()).toEqual(['r-tether-agent-metrics', 'r-tether-controller-metrics']);
-    await expect(render('r', 'tether-system', 'controller.leaderElection.enabled=false')).rejects.toThrow(/needs controller.leaderElection.enabled/);
+    expect(
+      objects
+        .filter((m) => m.kind === 'ServiceMonitor')
+        .map((m) => m.metadata.name)
+        .sort(),
+    ).toEqual(['r-tether-agent-metrics', 'r-tether-controller-metrics']);
+    await expect(render('r', 'tether-system', 'controller.leaderElection.enabled=false')).rejects.toThrow(
+      /needs controller.leaderElection.enabled/,
+    );
     const single = await render('r', 'tether-system', 'controller.leaderElection.enabled=false', 'controller.replicas=1');
     expect(single.some((m) => m.kind === 'Role')).toBe(false);
-    expect((find(single, 'Deployment', 'r-tether-controller') as unknown as V1Deployment).spec?.template.spec?.containers[0]?.args).toContain('--no-leader-elect');
+    expect(
+      (find(single, 'Deployment', 'r-tether-controller') as unknown as V1Deployment).spec?.template.spec?.containers[0]?.args,
+    ).toContain('--no-leader-elect');
   });
 
   it('is accepted by the real apiserver (kubectl apply --dry-run=server), CRDs included', async () => {
@@ -361,7 +392,12 @@ describe('chart', () => {
     try {
       await writeFile(join(dir, 'all.yaml'), text);
       const out = await kubectl('apply', '--dry-run=server', '--namespace', ns.name, '-f', join(dir, 'all.yaml'));
-      for (const expected of ['daemonset.apps/dry-tether-agent', 'deployment.apps/dry-tether-controller', 'clusterrole.rbac.authorization.k8s.io/dry-tether-agent', 'customresourcedefinition.apiextensions.k8s.io/devices.tether.dev']) {
+      for (const expected of [
+        'daemonset.apps/dry-tether-agent',
+        'deployment.apps/dry-tether-controller',
+        'clusterrole.rbac.authorization.k8s.io/dry-tether-agent',
+        'customresourcedefinition.apiextensions.k8s.io/devices.tether.dev',
+      ]) {
         expect(out).toContain(expected);
       }
     } finally {
@@ -400,29 +436,52 @@ describe('installed release', () => {
   beforeAll(async () => {
     other.name = `helm-other-${uniqueSuffix()}`;
     await createNamespace(other.name);
-    await helm('install', release, CHART, '--namespace', ns.name, '--set', 'crds.install=false', '--set', 'image.repository=tether.invalid/tether');
+    await helm(
+      'install',
+      release,
+      CHART,
+      '--namespace',
+      ns.name,
+      '--set',
+      'crds.install=false',
+      '--set',
+      'image.repository=tether.invalid/tether',
+    );
     installed = true;
     // The node the in-process agents run as (no kubelet: only the Node object), and the
     // Secret and ConfigMap that DeviceDiscovery properties reference.
     await api().core.createNode({ body: { metadata: { name: node, labels: { 'tether.dev/helm-test': 'edge' } } } });
-    await api().core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'cam-creds' }, stringData: { password: 's3cret', token: 'tok-1' } } });
+    await api().core.createNamespacedSecret({
+      namespace: ns.name,
+      body: { metadata: { name: 'cam-creds' }, stringData: { password: 's3cret', token: 'tok-1' } },
+    });
     await api().core.createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'site' }, data: { zone: 'north' } } });
   });
 
   afterAll(async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
     if (installed) await helm('uninstall', release, '--namespace', ns.name).catch(() => undefined);
-    await api().core.deleteNode({ name: node }).catch(() => undefined);
+    await api()
+      .core.deleteNode({ name: node })
+      .catch(() => undefined);
     await deleteNamespace(other.name);
   });
 
   async function devices(namespace: string): Promise<Device[]> {
-    const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as { items: Device[] };
+    const list = (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devices' })) as {
+      items: Device[];
+    };
     return list.items;
   }
 
   async function createDiscovery(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
-    await api().custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'devicediscoveries', body: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name }, spec } });
+    await api().custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'devicediscoveries',
+      body: { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name }, spec },
+    });
   }
 
   /** The real agent on `node`, with its own mock kubelet; returns its stop function. */
@@ -480,7 +539,9 @@ describe('installed release', () => {
     await rbac.readNamespacedRole({ name: `${fullname}-controller-leader-election`, namespace: ns.name });
     await api().core.readNamespacedService({ name: `${fullname}-agent-metrics`, namespace: ns.name });
     await api().core.readNamespacedService({ name: `${fullname}-controller-metrics`, namespace: ns.name });
-    await api().kc.makeApiClient(PolicyV1Api).readNamespacedPodDisruptionBudget({ name: `${fullname}-controller`, namespace: ns.name });
+    await api()
+      .kc.makeApiClient(PolicyV1Api)
+      .readNamespacedPodDisruptionBudget({ name: `${fullname}-controller`, namespace: ns.name });
     const status = await helm('status', release, '--namespace', ns.name);
     expect(status).toMatch(/STATUS: deployed/);
     // NOTES.txt: how to follow the rollout, and that CRDs were left to the operator.
@@ -491,29 +552,67 @@ describe('installed release', () => {
   it('pod templates pass admission: the agent in its (privileged) namespace, the controller under the restricted Pod Security level', async () => {
     const apps = api().kc.makeApiClient(AppsV1Api);
     const agentTemplate = (await apps.readNamespacedDaemonSet({ name: `${fullname}-agent`, namespace: ns.name })).spec!.template;
-    const agentPod: V1Pod = { metadata: { name: 'agent-dry-run', labels: agentTemplate.metadata?.labels ?? {} }, spec: { ...agentTemplate.spec!, nodeName: node } };
+    const agentPod: V1Pod = {
+      metadata: { name: 'agent-dry-run', labels: agentTemplate.metadata?.labels ?? {} },
+      spec: { ...agentTemplate.spec!, nodeName: node },
+    };
     const acceptedAgent = await api().core.createNamespacedPod({ namespace: ns.name, body: agentPod, dryRun: 'All' });
     expect(acceptedAgent.spec?.priorityClassName).toBe('system-node-critical');
 
     await api().core.patchNamespace(
-      { name: other.name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } } },
+      {
+        name: other.name,
+        body: {
+          metadata: {
+            labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' },
+          },
+        },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const controllerTemplate = (await apps.readNamespacedDeployment({ name: `${fullname}-controller`, namespace: ns.name })).spec!.template;
-    const controllerPod: V1Pod = { metadata: { name: 'controller-dry-run' }, spec: { ...controllerTemplate.spec!, serviceAccountName: 'default' } };
+    const controllerPod: V1Pod = {
+      metadata: { name: 'controller-dry-run' },
+      spec: { ...controllerTemplate.spec!, serviceAccountName: 'default' },
+    };
     await api().core.createNamespacedPod({ namespace: other.name, body: controllerPod, dryRun: 'All' });
     // The same check rejects the agent there (host paths, host network): the check is real.
-    const refused = await apiFailure(api().core.createNamespacedPod({ namespace: other.name, body: { ...agentPod, spec: { ...agentPod.spec!, serviceAccountName: 'default' } }, dryRun: 'All' }));
+    const refused = await apiFailure(
+      api().core.createNamespacedPod({
+        namespace: other.name,
+        body: { ...agentPod, spec: { ...agentPod.spec!, serviceAccountName: 'default' } },
+        dryRun: 'All',
+      }),
+    );
     expect(refused.message).toMatch(/violates PodSecurity "restricted.*hostPath/);
     await api().core.patchNamespace(
-      { name: other.name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': null, 'pod-security.kubernetes.io/enforce-version': null } } } },
+      {
+        name: other.name,
+        body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': null, 'pod-security.kubernetes.io/enforce-version': null } } },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   });
 
   it('the agent and the controller do their whole job under the chart ServiceAccounts', async () => {
     await api().core.patchNodeStatus(
-      { name: node, body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date(), lastTransitionTime: new Date() }] } } },
+      {
+        name: node,
+        body: {
+          status: {
+            conditions: [
+              {
+                type: 'Ready',
+                status: 'True',
+                reason: 'KubeletReady',
+                message: 'test node',
+                lastHeartbeatTime: new Date(),
+                lastTransitionTime: new Date(),
+              },
+            ],
+          },
+        },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const edgeOnly = { nodeSelectorTerms: [{ matchExpressions: [{ key: 'tether.dev/helm-test', operator: 'In', values: ['edge'] }] }] };
@@ -551,23 +650,44 @@ describe('installed release', () => {
     expect(published.token.spec.properties?.['TOKEN']).toBe('tok-1');
     expect(published.cams.map((d) => d.spec.nodes)).toEqual([[node], [node]]);
     // Agent: events (a Warning about the bad details).
-    const warning = await waitFor(async () => (await warningEvents(ns.name, 'broken')).find((e) => e.reason === 'InvalidDetails'), { description: 'InvalidDetails event' });
+    const warning = await waitFor(async () => (await warningEvents(ns.name, 'broken')).find((e) => e.reason === 'InvalidDetails'), {
+      description: 'InvalidDetails event',
+    });
     expect(warning.source?.component).toBe('tether-agent');
 
     // Agent: a device that goes away is marked Offline in its status (status patch), then
     // deleted after the grace period (delete, with a precondition).
     const watch = new ResilientWatch(api().kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns.name}/devices`);
-    await watch.start(((await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as { metadata: { resourceVersion: string } }).metadata.resourceVersion);
+    await watch.start(
+      (
+        (await api().custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devices' })) as {
+          metadata: { resourceVersion: string };
+        }
+      ).metadata.resourceVersion,
+    );
     try {
       await api().custom.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'cams', body: { spec: { details: { descriptions: ['cam-1'] } } } },
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: ns.name,
+          plural: 'devicediscoveries',
+          name: 'cams',
+          body: { spec: { details: { descriptions: ['cam-1'] } } },
+        },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      const offline = await watch.next((e) => e.type === 'MODIFIED' && (e.object as Device).status?.nodeStates?.some((s) => s.node === node && s.state === 'Offline') === true, {
-        description: 'cam-2 Offline in status.nodeStates',
-      });
+      const offline = await watch.next(
+        (e) =>
+          e.type === 'MODIFIED' && (e.object as Device).status?.nodeStates?.some((s) => s.node === node && s.state === 'Offline') === true,
+        {
+          description: 'cam-2 Offline in status.nodeStates',
+        },
+      );
       expect((offline.object as Device).spec.deviceId).toBe('cam-2');
-      await watch.next((e) => e.type === 'DELETED' && (e.object as Device).spec.deviceId === 'cam-2', { description: 'agent deleted cam-2' });
+      await watch.next((e) => e.type === 'DELETED' && (e.object as Device).spec.deviceId === 'cam-2', {
+        description: 'agent deleted cam-2',
+      });
     } finally {
       watch.stop();
     }
@@ -579,7 +699,14 @@ describe('installed release', () => {
         namespace: ns.name,
         httpPort: -1,
         nodeLossGraceMs: 1_000,
-        leaderElection: { ...DEFAULT_LEADER_ELECTION, namespace: ns.name, identity, leaseDurationSeconds: 5, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
+        leaderElection: {
+          ...DEFAULT_LEADER_ELECTION,
+          namespace: ns.name,
+          identity,
+          leaseDurationSeconds: 5,
+          renewDeadlineMs: 2_000,
+          retryPeriodMs: 500,
+        },
       },
       { kubeConfig: await serviceAccountKubeConfig(ns.name, controllerSa), log: log.child({ component: 'controller' }) },
     );
@@ -587,26 +714,47 @@ describe('installed release', () => {
 
     // Controller: the Lease (create, then get+update on renewals).
     const leaseApi = api().coordination;
-    const first = await waitFor(async () => {
-      const lease = await leaseApi.readNamespacedLease({ name: DEFAULT_LEADER_ELECTION.name, namespace: ns.name });
-      return lease.spec?.holderIdentity === identity ? lease : undefined;
-    }, { description: 'controller holds the Lease' });
-    await waitFor(async () => {
-      const lease = await leaseApi.readNamespacedLease({ name: DEFAULT_LEADER_ELECTION.name, namespace: ns.name });
-      return lease.spec?.holderIdentity === identity && String(lease.spec.renewTime) !== String(first.spec?.renewTime);
-    }, { description: 'controller renews the Lease' });
+    const first = await waitFor(
+      async () => {
+        const lease = await leaseApi.readNamespacedLease({ name: DEFAULT_LEADER_ELECTION.name, namespace: ns.name });
+        return lease.spec?.holderIdentity === identity ? lease : undefined;
+      },
+      { description: 'controller holds the Lease' },
+    );
+    await waitFor(
+      async () => {
+        const lease = await leaseApi.readNamespacedLease({ name: DEFAULT_LEADER_ELECTION.name, namespace: ns.name });
+        return lease.spec?.holderIdentity === identity && String(lease.spec.renewTime) !== String(first.spec?.renewTime);
+      },
+      { description: 'controller renews the Lease' },
+    );
     // Controller: broker Pod (create), discovery Service (apply), DeviceDiscovery status (apply).
     const brokerSelector = `app.kubernetes.io/managed-by=tether-controller,tether.dev/discovery=token-echo`;
-    await waitFor(async () => (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1, { description: 'broker Pod' });
-    await waitFor(async () => (await api().core.listNamespacedService({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1, { description: 'discovery Service' });
+    await waitFor(
+      async () => (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1,
+      { description: 'broker Pod' },
+    );
+    await waitFor(
+      async () => (await api().core.listNamespacedService({ namespace: ns.name, labelSelector: brokerSelector })).items.length === 1,
+      { description: 'discovery Service' },
+    );
     // Controller: events.k8s.io Events.
     await waitFor(
-      async () => (await api().core.listNamespacedEvent({ namespace: ns.name })).items.some((e) => e.reason === 'BrokerCreated' && e.reportingComponent === REPORTING_CONTROLLER),
+      async () =>
+        (await api().core.listNamespacedEvent({ namespace: ns.name })).items.some(
+          (e) => e.reason === 'BrokerCreated' && e.reportingComponent === REPORTING_CONTROLLER,
+        ),
       { description: 'BrokerCreated event from the controller' },
     );
     await waitFor(
       async () => {
-        const discovery = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns.name, plural: 'devicediscoveries', name: 'token-echo' })) as { status?: { devices?: number } };
+        const discovery = (await api().custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: ns.name,
+          plural: 'devicediscoveries',
+          name: 'token-echo',
+        })) as { status?: { devices?: number } };
         return discovery.status?.devices === 1;
       },
       { description: 'DeviceDiscovery status written by the controller' },
@@ -617,13 +765,38 @@ describe('installed release', () => {
     // status patch), deletes the Devices no node sees (delete) and their brokers (pod delete).
     await stopAgent();
     await api().core.patchNodeStatus(
-      { name: node, body: { status: { conditions: [{ type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'test', lastHeartbeatTime: new Date(), lastTransitionTime: new Date() }] } } },
+      {
+        name: node,
+        body: {
+          status: {
+            conditions: [
+              {
+                type: 'Ready',
+                status: 'False',
+                reason: 'KubeletNotReady',
+                message: 'test',
+                lastHeartbeatTime: new Date(),
+                lastTransitionTime: new Date(),
+              },
+            ],
+          },
+        },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
-    await waitFor(async () => (await devices(ns.name)).length === 0, { description: 'controller deleted the lost node’s Devices', timeoutMs: 60_000 });
-    await waitFor(async () => (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: brokerSelector })).items.every((p) => p.metadata?.deletionTimestamp != null), {
-      description: 'broker Pod deleted',
+    await waitFor(async () => (await devices(ns.name)).length === 0, {
+      description: 'controller deleted the lost node’s Devices',
+      timeoutMs: 60_000,
     });
+    await waitFor(
+      async () =>
+        (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: brokerSelector })).items.every(
+          (p) => p.metadata?.deletionTimestamp != null,
+        ),
+      {
+        description: 'broker Pod deleted',
+      },
+    );
     await controller.stop();
   });
 
@@ -695,7 +868,18 @@ describe('installed release', () => {
   });
 
   it('narrowed by agent.rbac.secretsNamespaces/secretNames (helm upgrade): the agent reads only those Secrets', async () => {
-    await helm('upgrade', release, CHART, '--namespace', ns.name, '--reuse-values', '--set', `agent.rbac.secretsNamespaces={${ns.name}}`, '--set', 'agent.rbac.secretNames={cam-creds}');
+    await helm(
+      'upgrade',
+      release,
+      CHART,
+      '--namespace',
+      ns.name,
+      '--reuse-values',
+      '--set',
+      `agent.rbac.secretsNamespaces={${ns.name}}`,
+      '--set',
+      'agent.rbac.secretNames={cam-creds}',
+    );
     const kc = await serviceAccountKubeConfig(ns.name, agentSa);
     const here = ns.name;
     const table: (readonly [Access, boolean])[] = [
@@ -713,26 +897,53 @@ describe('installed release', () => {
 
     // The real agent still resolves the granted Secret (its metadata.name field-selector list
     // and watch pass the resourceNames rule) and follows a change of it.
-    await createDiscovery(ns.name, 'narrow-echo', { handler: 'property-echo', properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'cam-creds', key: 'token' } } }] });
-    await startAgent(kc, ns.name);
-    const tokenOf = async (): Promise<string | undefined> => (await devices(ns.name)).find((d) => d.spec.discovery === 'narrow-echo')?.spec.properties?.['TOKEN'];
-    await waitFor(async () => (await tokenOf()) === 'tok-1', { description: 'narrow-echo Device with the Secret read under the narrowed Role' });
-    await api().core.replaceNamespacedSecret({ name: 'cam-creds', namespace: ns.name, body: { metadata: { name: 'cam-creds' }, stringData: { password: 's3cret', token: 'tok-2' } } });
-    await waitFor(async () => (await tokenOf()) === 'tok-2', { description: 'narrow-echo Device after the Secret changed (watch allowed)' });
-    // A discovery elsewhere, whose Secret the agent may not read: no Devices, a Warning instead.
-    await api().core.createNamespacedSecret({ namespace: other.name, body: { metadata: { name: 'cam-creds' }, stringData: { token: 'elsewhere' } } });
-    await createDiscovery(other.name, 'token-echo', { handler: 'property-echo', properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'cam-creds', key: 'token' } } }] });
-    await startAgent(kc, other.name);
-    const refused = await waitFor(async () => (await warningEvents(other.name, 'token-echo')).find((e) => e.reason === 'PropertiesUnresolved'), {
-      description: 'PropertiesUnresolved event for the unreadable Secret',
+    await createDiscovery(ns.name, 'narrow-echo', {
+      handler: 'property-echo',
+      properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'cam-creds', key: 'token' } } }],
     });
+    await startAgent(kc, ns.name);
+    const tokenOf = async (): Promise<string | undefined> =>
+      (await devices(ns.name)).find((d) => d.spec.discovery === 'narrow-echo')?.spec.properties?.['TOKEN'];
+    await waitFor(async () => (await tokenOf()) === 'tok-1', {
+      description: 'narrow-echo Device with the Secret read under the narrowed Role',
+    });
+    await api().core.replaceNamespacedSecret({
+      name: 'cam-creds',
+      namespace: ns.name,
+      body: { metadata: { name: 'cam-creds' }, stringData: { password: 's3cret', token: 'tok-2' } },
+    });
+    await waitFor(async () => (await tokenOf()) === 'tok-2', {
+      description: 'narrow-echo Device after the Secret changed (watch allowed)',
+    });
+    // A discovery elsewhere, whose Secret the agent may not read: no Devices, a Warning instead.
+    await api().core.createNamespacedSecret({
+      namespace: other.name,
+      body: { metadata: { name: 'cam-creds' }, stringData: { token: 'elsewhere' } },
+    });
+    await createDiscovery(other.name, 'token-echo', {
+      handler: 'property-echo',
+      properties: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'cam-creds', key: 'token' } } }],
+    });
+    await startAgent(kc, other.name);
+    const refused = await waitFor(
+      async () => (await warningEvents(other.name, 'token-echo')).find((e) => e.reason === 'PropertiesUnresolved'),
+      {
+        description: 'PropertiesUnresolved event for the unreadable Secret',
+      },
+    );
     // Refused, not absent: the message says so (it used to say "not found").
     expect(refused.message).toMatch(/Secret .*\/cam-creds cannot be read: forbidden to the agent/);
     expect(await devices(other.name)).toEqual([]);
     // The agent's report on the discovery's status, under the same RBAC.
     await waitFor(
       async () => {
-        const d = (await api().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: other.name, plural: 'devicediscoveries', name: 'token-echo' })) as DeviceDiscovery;
+        const d = (await api().custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: other.name,
+          plural: 'devicediscoveries',
+          name: 'token-echo',
+        })) as DeviceDiscovery;
         return d.status?.nodeReports?.some((r) => r.reason === 'PropertiesUnresolved' && r.message.includes('cannot be read: forbidden'));
       },
       { description: 'the nodeReports entry for the unreadable Secret' },
@@ -761,10 +972,12 @@ describe('installed release', () => {
       ['agent metrics Service', () => api().core.readNamespacedService({ name: `${fullname}-agent-metrics`, namespace: ns.name })],
       ['leader-election Role', () => rbac.readNamespacedRole({ name: `${fullname}-controller-leader-election`, namespace: ns.name })],
       ['agent properties Role', () => rbac.readNamespacedRole({ name: `${fullname}-agent-properties`, namespace: ns.name })],
-      ...[`${fullname}-agent`, `${fullname}-agent-nodes`, `${fullname}-controller`, `${fullname}-controller-nodes`].flatMap((name): [string, () => Promise<unknown>][] => [
-        [`ClusterRole ${name}`, () => rbac.readClusterRole({ name })],
-        [`ClusterRoleBinding ${name}`, () => rbac.readClusterRoleBinding({ name })],
-      ]),
+      ...[`${fullname}-agent`, `${fullname}-agent-nodes`, `${fullname}-controller`, `${fullname}-controller-nodes`].flatMap(
+        (name): [string, () => Promise<unknown>][] => [
+          [`ClusterRole ${name}`, () => rbac.readClusterRole({ name })],
+          [`ClusterRoleBinding ${name}`, () => rbac.readClusterRoleBinding({ name })],
+        ],
+      ),
     ];
     const left: string[] = [];
     for (const [what, read] of checks) if (!(await gone(read()))) left.push(what);

@@ -79,7 +79,10 @@ export interface WaitForOptions {
  * false, and returns that. Exceptions from `probe` count as "not yet" (the
  * last one is reported on timeout). Polls fast at first, backing off to 500 ms.
  */
-export async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, options: WaitForOptions = {}): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  options: WaitForOptions = {},
+): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -335,8 +338,11 @@ export class ResilientWatch {
     this.lastError = error;
     this.reconnects++;
     // While the apiserver is down every attempt fails at once: back off a little.
-    setTimeout(() => {
-      this.connect().catch((connectError: unknown) => this.scheduleReconnect(connectError));
-    }, Math.min(100 * this.reconnects, 1_000));
+    setTimeout(
+      () => {
+        this.connect().catch((connectError: unknown) => this.scheduleReconnect(connectError));
+      },
+      Math.min(100 * this.reconnects, 1_000),
+    );
   }
 }

@@ -114,7 +114,12 @@ export interface AvahiOptions {
 }
 
 /** Starts avahi-daemon in `link.ns`; resolves once it completed startup (host name claimed). */
-export async function startAvahi(group: PeerGroup, link: NetnsLink, services: Record<string, AvahiService> = {}, options: AvahiOptions = {}): Promise<AvahiPeer> {
+export async function startAvahi(
+  group: PeerGroup,
+  link: NetnsLink,
+  services: Record<string, AvahiService> = {},
+  options: AvahiOptions = {},
+): Promise<AvahiPeer> {
   const dir = await mkdtemp(join(tmpdir(), 'tether-avahi-'));
   group.defer(`avahi dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
   const servicesDir = join(dir, 'services');

@@ -5,7 +5,10 @@
 import { pino, type Logger } from 'pino';
 import type { DeviceSink, DiscoveredDevice, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 
-export type SinkCall = { readonly kind: 'replaceAll'; readonly ids: readonly string[] } | { readonly kind: 'upsert'; readonly id: string } | { readonly kind: 'remove'; readonly id: string };
+export type SinkCall =
+  | { readonly kind: 'replaceAll'; readonly ids: readonly string[] }
+  | { readonly kind: 'upsert'; readonly id: string }
+  | { readonly kind: 'remove'; readonly id: string };
 
 /** A level-based view of what the handler reported, plus the call log and event counts. */
 export class RecordingSink implements DeviceSink {
@@ -67,7 +70,11 @@ export class RecordingSink implements DeviceSink {
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; devices: ${JSON.stringify(this.ids())}; calls: ${JSON.stringify(this.calls.slice(-20))}; counts: ${JSON.stringify([...this.counts])}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; devices: ${JSON.stringify(this.ids())}; calls: ${JSON.stringify(this.calls.slice(-20))}; counts: ${JSON.stringify([...this.counts])}`,
+          ),
+        );
       }, timeoutMs);
       this.#waiters.add(check);
       check();

@@ -132,7 +132,13 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** Starts a process and registers its stop with `group`. */
-export function startPeer(group: PeerGroup, name: string, command: string, args: readonly string[], options: SpawnOptions = {}): PeerProcess {
+export function startPeer(
+  group: PeerGroup,
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): PeerProcess {
   const peer = new PeerProcess(name, command, args, options);
   group.defer(name, () => peer.stop());
   return peer;
@@ -144,7 +150,9 @@ export async function run(command: string, args: readonly string[], options: Spa
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const [code] = (await Promise.race([once(child, 'exit'), once(child, 'error').then(([e]) => Promise.reject(e as Error))])) as [number | null];
+  const [code] = (await Promise.race([once(child, 'exit'), once(child, 'error').then(([e]) => Promise.reject(e as Error))])) as [
+    number | null,
+  ];
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${out.trim()}`);
   return out;
 }

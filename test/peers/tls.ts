@@ -25,8 +25,21 @@ async function issue(dir: string, name: string, subject: string, extensions: str
   const ext = join(dir, `${name}.ext`);
   await writeFile(ext, extensions);
   await run('openssl', [
-    'x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', join(dir, 'ca.crt'), '-CAkey', join(dir, 'ca.key'),
-    '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', join(dir, `${name}.crt`),
+    'x509',
+    '-req',
+    '-in',
+    join(dir, `${name}.csr`),
+    '-CA',
+    join(dir, 'ca.crt'),
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    join(dir, `${name}.crt`),
   ]);
 }
 
@@ -34,7 +47,19 @@ export async function createTestPki(group: PeerGroup): Promise<TestPki> {
   const dir = await mkdtemp(join(tmpdir(), 'tether-pki-'));
   group.defer(`pki ${dir}`, () => rm(dir, { recursive: true, force: true }));
   await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(dir, 'ca.key')]);
-  await run('openssl', ['req', '-x509', '-new', '-key', join(dir, 'ca.key'), '-subj', '/CN=tether-test-ca', '-days', '2', '-out', join(dir, 'ca.crt')]);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    join(dir, 'ca.key'),
+    '-subj',
+    '/CN=tether-test-ca',
+    '-days',
+    '2',
+    '-out',
+    join(dir, 'ca.crt'),
+  ]);
   await issue(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   await issue(dir, 'client', '/CN=tether-agent', 'extendedKeyUsage=clientAuth\n');
   return {

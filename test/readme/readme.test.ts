@@ -17,7 +17,12 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** What a new user's shell has: the system's PATH, without this checkout's node_modules/.bin. */
 const USER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const sh = (command: string, cwd: string, timeout = 300_000): Promise<{ stdout: string; stderr: string }> =>
-  promisify(execFile)('bash', ['-c', command], { cwd, timeout, env: { HOME: process.env['HOME'] ?? '/root', PATH: USER_PATH, LANG: 'C.UTF-8' }, maxBuffer: 16 * 1024 * 1024 });
+  promisify(execFile)('bash', ['-c', command], {
+    cwd,
+    timeout,
+    env: { HOME: process.env['HOME'] ?? '/root', PATH: USER_PATH, LANG: 'C.UTF-8' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
 
 let clone = '';
 let readme = '';
@@ -35,7 +40,10 @@ afterAll(async () => {
 
 /** The `| \`command\` |` cells of README rows that start with the given text. */
 function readmeCommand(prefix: string): string {
-  const match = readme.split('\n').map((line) => /^\| `([^`]+)` \|/.exec(line)?.[1]).find((command) => command?.startsWith(prefix));
+  const match = readme
+    .split('\n')
+    .map((line) => /^\| `([^`]+)` \|/.exec(line)?.[1])
+    .find((command) => command?.startsWith(prefix));
   if (match === undefined) throw new Error(`README.md has no command starting with ${prefix}`);
   return match;
 }

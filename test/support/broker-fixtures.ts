@@ -34,5 +34,15 @@ export function nodes(states: Record<string, NodeHealth | 'Cordoned'> = {}): Nod
 }
 
 export function broker(name: string, node: string, overrides: Partial<ObservedBroker> = {}): ObservedBroker {
-  return { kind: 'Pod', name, uid: `uid-${name}`, node, templateHash: undefined, ownerUid: DEVICE_UID, phase: 'ready', recreations: 0, ...overrides };
+  return {
+    kind: 'Pod',
+    name,
+    uid: `uid-${name}`,
+    node,
+    templateHash: undefined,
+    ownerUid: DEVICE_UID,
+    phase: 'ready',
+    recreations: 0,
+    ...overrides,
+  };
 }

@@ -21,7 +21,14 @@ import { microTime, rfc3339 } from '../../controller/runtime/time.ts';
 
 const MERGE_PATCH = 'application/merge-patch+json';
 
-async function mergePatch(client: KubeClient, type: (typeof RESOURCES)[keyof typeof RESOURCES], namespace: string | undefined, name: string, body: unknown, subresource?: string): Promise<void> {
+async function mergePatch(
+  client: KubeClient,
+  type: (typeof RESOURCES)[keyof typeof RESOURCES],
+  namespace: string | undefined,
+  name: string,
+  body: unknown,
+  subresource?: string,
+): Promise<void> {
   await client.request('PATCH', objectPath(type, namespace, name, subresource), {
     verb: 'patch',
     resource: subresource === undefined ? type.plural : `${type.plural}/${subresource}`,
@@ -54,7 +61,12 @@ export class FakeNodes {
 
   /** Creates (or resets) a Ready node with `allocatable` on top of cpu/memory/pods. */
   async add(name: string, allocatable: Record<string, string> = {}, labels: Record<string, string> = {}): Promise<void> {
-    await ignoring(this.#api.create(RESOURCES.nodes, undefined, { metadata: { name, labels: { 'kubernetes.io/hostname': name, 'tether.dev/test-node': 'true', ...labels } } }), 409);
+    await ignoring(
+      this.#api.create(RESOURCES.nodes, undefined, {
+        metadata: { name, labels: { 'kubernetes.io/hostname': name, 'tether.dev/test-node': 'true', ...labels } },
+      }),
+      409,
+    );
     this.#created.add(name);
     this.#names.add(name);
     await this.setStatus(name, 'True', allocatable);
@@ -63,15 +75,42 @@ export class FakeNodes {
   }
 
   /** Sets the Ready condition (and optionally allocatable/capacity). */
-  async setStatus(name: string, ready: 'True' | 'False' | 'Unknown', allocatable?: Record<string, string>, transitionAt = Date.now()): Promise<void> {
+  async setStatus(
+    name: string,
+    ready: 'True' | 'False' | 'Unknown',
+    allocatable?: Record<string, string>,
+    transitionAt = Date.now(),
+  ): Promise<void> {
     const now = rfc3339(Date.now());
-    const resources = allocatable === undefined ? {} : { allocatable: { cpu: '64', memory: '256Gi', pods: '1000', ...allocatable }, capacity: { cpu: '64', memory: '256Gi', pods: '1000', ...allocatable } };
-    await mergePatch(this.#api.client, RESOURCES.nodes, undefined, name, {
-      status: {
-        ...resources,
-        conditions: [{ type: 'Ready', status: ready, reason: ready === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: 'fake node', lastHeartbeatTime: now, lastTransitionTime: rfc3339(transitionAt) }],
+    const resources =
+      allocatable === undefined
+        ? {}
+        : {
+            allocatable: { cpu: '64', memory: '256Gi', pods: '1000', ...allocatable },
+            capacity: { cpu: '64', memory: '256Gi', pods: '1000', ...allocatable },
+          };
+    await mergePatch(
+      this.#api.client,
+      RESOURCES.nodes,
+      undefined,
+      name,
+      {
+        status: {
+          ...resources,
+          conditions: [
+            {
+              type: 'Ready',
+              status: ready,
+              reason: ready === 'True' ? 'KubeletReady' : 'KubeletNotReady',
+              message: 'fake node',
+              lastHeartbeatTime: now,
+              lastTransitionTime: rfc3339(transitionAt),
+            },
+          ],
+        },
       },
-    }, 'status');
+      'status',
+    );
   }
 
   /** Stops heartbeats for `name` and sets it NotReady since `since`. */
@@ -99,7 +138,10 @@ export class FakeNodes {
 
   async #renew(name: string): Promise<void> {
     const spec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: microTime(Date.now()) };
-    const created = await ignoring(this.#api.create(RESOURCES.leases, 'kube-node-lease', { metadata: { name, namespace: 'kube-node-lease' }, spec }), 409);
+    const created = await ignoring(
+      this.#api.create(RESOURCES.leases, 'kube-node-lease', { metadata: { name, namespace: 'kube-node-lease' }, spec }),
+      409,
+    );
     if (created === undefined) await mergePatch(this.#api.client, RESOURCES.leases, 'kube-node-lease', name, { spec });
   }
 }
@@ -123,7 +165,13 @@ export class FakeKubelet {
   constructor(client: KubeClient, log: Logger, namespace: string, fate: (pod: V1Pod) => PodFate) {
     this.#api = new Api(client);
     this.#fate = fate;
-    this.#informer = new Informer<V1Pod>({ client, type: RESOURCES.pods, namespace, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, log });
+    this.#informer = new Informer<V1Pod>({
+      client,
+      type: RESOURCES.pods,
+      namespace,
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      log,
+    });
     this.#informer.onEvent((e) => {
       if (e.type === 'deleted') return;
       void this.#handle(e.object).catch((error: unknown) => log.debug({ err: error }, 'fake kubelet'));
@@ -160,7 +208,14 @@ export class FakeKubelet {
     const uid = pod.metadata?.uid ?? '';
     if (this.#handled.has(`${uid}/deleted`)) return;
     this.#handled.add(`${uid}/deleted`);
-    await ignoring(this.#api.delete(RESOURCES.pods, pod.metadata?.namespace, pod.metadata?.name ?? '', { gracePeriodSeconds: 0, preconditions: { uid } }), 404, 409);
+    await ignoring(
+      this.#api.delete(RESOURCES.pods, pod.metadata?.namespace, pod.metadata?.name ?? '', {
+        gracePeriodSeconds: 0,
+        preconditions: { uid },
+      }),
+      404,
+      409,
+    );
   }
 }
 
@@ -172,13 +227,24 @@ function kubeletStatus(fate: 'run' | 'fail', container: string): Record<string, 
       phase: 'Running',
       startTime: now,
       conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
-      containerStatuses: [{ name: container, image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: now } } }],
+      containerStatuses: [
+        { name: container, image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: now } } },
+      ],
     };
   }
   return {
     phase: 'Failed',
     startTime: now,
-    containerStatuses: [{ name: container, image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', startedAt: now, finishedAt: now } } }],
+    containerStatuses: [
+      {
+        name: container,
+        image: 'x',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode: 1, reason: 'Error', startedAt: now, finishedAt: now } },
+      },
+    ],
   };
 }
 
@@ -198,19 +264,30 @@ export interface AgentView {
 export async function applyAsAgent(api: Api, view: AgentView): Promise<void> {
   const metadata = { name: view.name, namespace: view.namespace };
   const base = { apiVersion: API_VERSION, kind: 'Device', metadata };
-  await api.apply(RESOURCES.devices, { ...base, spec: { discovery: view.discovery, deviceId: view.deviceId, shared: view.shared, capacity: view.capacity, nodes: [view.node] } } as never, {
-    fieldManager: agentManager(view.node),
-    force: true,
-  });
+  await api.apply(
+    RESOURCES.devices,
+    {
+      ...base,
+      spec: { discovery: view.discovery, deviceId: view.deviceId, shared: view.shared, capacity: view.capacity, nodes: [view.node] },
+    } as never,
+    {
+      fieldManager: agentManager(view.node),
+      force: true,
+    },
+  );
   if (view.slots !== undefined) {
     const slots = Object.fromEntries(view.slots.map((s) => [String(s), view.node]));
     await api.apply(RESOURCES.devices, { ...base, spec: { slots } } as never, { fieldManager: agentSlotsManager(view.node), force: false });
   }
-  await api.apply(RESOURCES.devices, { ...base, status: { nodeStates: [{ node: view.node, state: 'Online', lastSeenTime: rfc3339(Date.now()) }] } } as never, {
-    fieldManager: agentManager(view.node),
-    force: true,
-    subresource: 'status',
-  });
+  await api.apply(
+    RESOURCES.devices,
+    { ...base, status: { nodeStates: [{ node: view.node, state: 'Online', lastSeenTime: rfc3339(Date.now()) }] } } as never,
+    {
+      fieldManager: agentManager(view.node),
+      force: true,
+      subresource: 'status',
+    },
+  );
 }
 
 /**
@@ -218,25 +295,59 @@ export async function applyAsAgent(api: Api, view: AgentView): Promise<void> {
  * `name`, plus a Role for Leases in `namespace`) and returns a kubeconfig using its token.
  * `cleanup` removes the cluster-scoped objects.
  */
-export async function controllerServiceAccount(admin: KubeConfig, api: Api, namespace: string, name: string): Promise<{ kubeConfig: KubeConfig; cleanup: () => Promise<void> }> {
-  const rbac = (kind: string, plural: string, namespaced: boolean) => ({ group: 'rbac.authorization.k8s.io', version: 'v1', plural, kind, namespaced });
-  const subject = [{ kind: 'ServiceAccount', name, namespace }];
-  await ignoring(api.create({ group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true }, namespace, { metadata: { name, namespace } }), 409);
-  await ignoring(api.create(rbac('ClusterRole', 'clusterroles', false), undefined, { metadata: { name }, rules: CONTROLLER_RULES } as never), 409);
-  await ignoring(
-    api.create(rbac('ClusterRoleBinding', 'clusterrolebindings', false), undefined, { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: subject } as never),
-    409,
-  );
-  await ignoring(api.create(rbac('Role', 'roles', true), namespace, { metadata: { name, namespace }, rules: LEADER_ELECTION_RULES } as never), 409);
-  await ignoring(
-    api.create(rbac('RoleBinding', 'rolebindings', true), namespace, { metadata: { name, namespace }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: subject } as never),
-    409,
-  );
-  const token = await api.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-    verb: 'create',
-    resource: 'serviceaccounts/token',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 7200 } },
+export async function controllerServiceAccount(
+  admin: KubeConfig,
+  api: Api,
+  namespace: string,
+  name: string,
+): Promise<{ kubeConfig: KubeConfig; cleanup: () => Promise<void> }> {
+  const rbac = (kind: string, plural: string, namespaced: boolean) => ({
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    plural,
+    kind,
+    namespaced,
   });
+  const subject = [{ kind: 'ServiceAccount', name, namespace }];
+  await ignoring(
+    api.create({ group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true }, namespace, {
+      metadata: { name, namespace },
+    }),
+    409,
+  );
+  await ignoring(
+    api.create(rbac('ClusterRole', 'clusterroles', false), undefined, { metadata: { name }, rules: CONTROLLER_RULES } as never),
+    409,
+  );
+  await ignoring(
+    api.create(rbac('ClusterRoleBinding', 'clusterrolebindings', false), undefined, {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: subject,
+    } as never),
+    409,
+  );
+  await ignoring(
+    api.create(rbac('Role', 'roles', true), namespace, { metadata: { name, namespace }, rules: LEADER_ELECTION_RULES } as never),
+    409,
+  );
+  await ignoring(
+    api.create(rbac('RoleBinding', 'rolebindings', true), namespace, {
+      metadata: { name, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: subject,
+    } as never),
+    409,
+  );
+  const token = await api.client.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      verb: 'create',
+      resource: 'serviceaccounts/token',
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 7200 } },
+    },
+  );
   const cluster = admin.getCurrentCluster()!;
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromOptions({

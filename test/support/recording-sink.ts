@@ -69,7 +69,9 @@ export class RecordingSink implements DeviceSink {
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; current: ${[...this.current.keys()].join(', ') || '(none)'}`));
+        reject(
+          new Error(`timed out after ${timeoutMs} ms waiting for ${what}; current: ${[...this.current.keys()].join(', ') || '(none)'}`),
+        );
       }, timeoutMs);
       this.#waiters.add(check);
     });

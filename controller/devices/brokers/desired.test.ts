@@ -20,7 +20,15 @@ describe('desiredBrokers placement', () => {
     { what: 'never more brokers than capacity', seeing: ['a', 'b', 'c', 'd'], capacity: 2, count: 2, reason: 'CapacityReached' },
     { what: 'capacity larger than nodes: one per node', seeing: ['a'], capacity: 8, count: 1 },
     { what: 'no nodes: no brokers', seeing: [], capacity: 2, count: 0, reason: 'NoNodes' },
-    { what: 'NotReady nodes get no new broker', seeing: ['a', 'b'], capacity: 2, health: { b: 'NotReady' }, count: 1, mustExclude: ['b'], reason: 'NoEligibleNode' },
+    {
+      what: 'NotReady nodes get no new broker',
+      seeing: ['a', 'b'],
+      capacity: 2,
+      health: { b: 'NotReady' },
+      count: 1,
+      mustExclude: ['b'],
+      reason: 'NoEligibleNode',
+    },
     { what: 'cordoned nodes get no new broker', seeing: ['a', 'b'], capacity: 2, health: { a: 'Cordoned' }, count: 1, mustExclude: ['a'] },
     { what: 'lost nodes get none', seeing: ['a', 'b'], capacity: 2, health: { a: 'Lost', b: 'Lost' }, count: 0, reason: 'NoEligibleNode' },
     {
@@ -50,7 +58,7 @@ describe('desiredBrokers placement', () => {
       mustInclude: ['c'],
     },
     {
-      what: "a broker of another Device uid (same name) does not hold a place",
+      what: 'a broker of another Device uid (same name) does not hold a place',
       seeing: ['a', 'b', 'c'],
       capacity: 3,
       existing: [broker(brokerName(DEVICE, 'c'), 'c', { ownerUid: 'old' })],
@@ -113,9 +121,17 @@ describe('broker objects', () => {
   it('a Pod broker: owner, labels, node pin, one slot of the device resource', () => {
     const d = device(['node-a']);
     const hash = templateHash(discovery())!;
-    const pod = brokerObject({ device: d, discovery: discovery(), placement: { node: 'node-a', name: 'x' }, templateHash: hash, recreations: 2 }) as V1Pod;
+    const pod = brokerObject({
+      device: d,
+      discovery: discovery(),
+      placement: { node: 'node-a', name: 'x' },
+      templateHash: hash,
+      recreations: 2,
+    }) as V1Pod;
     expect(pod.kind).toBe('Pod');
-    expect(pod.metadata?.ownerReferences).toEqual([{ apiVersion: 'tether.dev/v1alpha1', kind: 'Device', name: DEVICE, uid: DEVICE_UID, controller: true }]);
+    expect(pod.metadata?.ownerReferences).toEqual([
+      { apiVersion: 'tether.dev/v1alpha1', kind: 'Device', name: DEVICE, uid: DEVICE_UID, controller: true },
+    ]);
     expect(pod.metadata?.labels).toMatchObject({
       'tether.dev/discovery': 'cams',
       'tether.dev/device': DEVICE,
@@ -137,11 +153,17 @@ describe('broker objects', () => {
   it('ANDs the pin into every node-affinity term of the template and keeps other resources', () => {
     const spec = brokerPodSpec(
       {
-        containers: [{ name: 'c', image: 'i', resources: { limits: { cpu: '1' } } }, { name: 'side', image: 'i' }],
+        containers: [
+          { name: 'c', image: 'i', resources: { limits: { cpu: '1' } } },
+          { name: 'side', image: 'i' },
+        ],
         affinity: {
           nodeAffinity: {
             requiredDuringSchedulingIgnoredDuringExecution: {
-              nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['x'] }] }, { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['other'] }] }],
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'zone', operator: 'In', values: ['x'] }] },
+                { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['other'] }] },
+              ],
             },
           },
         },
@@ -151,7 +173,10 @@ describe('broker objects', () => {
     );
     const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
     expect(terms).toEqual([
-      { matchExpressions: [{ key: 'zone', operator: 'In', values: ['x'] }], matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }] },
+      {
+        matchExpressions: [{ key: 'zone', operator: 'In', values: ['x'] }],
+        matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }],
+      },
       { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }] },
     ]);
     expect(spec.containers[0]?.resources?.limits).toEqual({ cpu: '1', [`tether.dev/${DEVICE}`]: '1' });
@@ -159,8 +184,18 @@ describe('broker objects', () => {
   });
 
   it('a Job broker carries the labels and the pin on its pod template', () => {
-    const disc = discovery({ broker: { job: { spec: { backoffLimit: 2, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'j', image: 'i' }] } } } } } });
-    const job = brokerObject({ device: device(['n']), discovery: disc, placement: { node: 'n', name: 'j1' }, templateHash: 'h', recreations: 0 }) as V1Job;
+    const disc = discovery({
+      broker: {
+        job: { spec: { backoffLimit: 2, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'j', image: 'i' }] } } } },
+      },
+    });
+    const job = brokerObject({
+      device: device(['n']),
+      discovery: disc,
+      placement: { node: 'n', name: 'j1' },
+      templateHash: 'h',
+      recreations: 0,
+    }) as V1Job;
     expect(job.kind).toBe('Job');
     expect(job.spec?.backoffLimit).toBe(2);
     expect(job.spec?.template.metadata?.labels).toMatchObject({ 'tether.dev/device': DEVICE, 'tether.dev/component': 'broker' });
@@ -170,7 +205,13 @@ describe('broker objects', () => {
 
   it('omits the node label when the node name cannot be a label value', () => {
     const long = `n${'x'.repeat(70)}.example.com`;
-    const pod = brokerObject({ device: device([long]), discovery: discovery(), placement: { node: long, name: 'x' }, templateHash: 'h', recreations: 0 });
+    const pod = brokerObject({
+      device: device([long]),
+      discovery: discovery(),
+      placement: { node: long, name: 'x' },
+      templateHash: 'h',
+      recreations: 0,
+    });
     expect(pod.metadata?.labels?.['tether.dev/node']).toBeUndefined();
     expect(pod.metadata?.annotations?.['tether.dev/node']).toBe(long);
   });

@@ -55,7 +55,12 @@ export function templateHash(discovery: DeviceDiscovery): string | undefined {
 const PHASE_RANK: Record<string, number> = { ready: 0, running: 1, succeeded: 2, pending: 3, failed: 4, terminating: 5 };
 
 /** Which nodes get a broker, and their names. */
-export function desiredBrokers(device: Device, discovery: DeviceDiscovery | undefined, nodes: NodeLookup, observed: readonly ObservedBroker[]): DesiredBrokers {
+export function desiredBrokers(
+  device: Device,
+  discovery: DeviceDiscovery | undefined,
+  nodes: NodeLookup,
+  observed: readonly ObservedBroker[],
+): DesiredBrokers {
   const none = (reason: ShortfallReason): DesiredBrokers => ({ kind: undefined, templateHash: undefined, placements: [], reason });
   if (discovery === undefined) return none('DiscoveryNotFound');
   const broker = discovery.spec.broker;
@@ -71,7 +76,10 @@ export function desiredBrokers(device: Device, discovery: DeviceDiscovery | unde
   const deviceUid = device.metadata.uid;
   // Existing brokers keep their place (best phase first), as long as the node still qualifies.
   const existing = observed
-    .filter((b) => b.node !== undefined && keepable.has(b.node) && b.phase !== 'terminating' && (deviceUid === undefined || b.ownerUid === deviceUid))
+    .filter(
+      (b) =>
+        b.node !== undefined && keepable.has(b.node) && b.phase !== 'terminating' && (deviceUid === undefined || b.ownerUid === deviceUid),
+    )
     .sort((a, b) => (PHASE_RANK[a.phase] ?? 9) - (PHASE_RANK[b.phase] ?? 9) || a.name.localeCompare(b.name));
   const chosen: string[] = [];
   for (const b of existing) {
@@ -105,7 +113,12 @@ function freshCandidates(device: Device, seeing: readonly string[], chosen: read
       // A node that already holds one of the device's slots first: it can use that slot (say,
       // its last broker's, until its agent frees it), while on any other node the held slot is
       // Unhealthy and a new broker would wait Pending for it (seen on real nodes: 13–15 s).
-      .sort((a, b) => Number(holders.has(b)) - Number(holders.has(a)) || placementScore(deviceName, a).localeCompare(placementScore(deviceName, b)) || a.localeCompare(b))
+      .sort(
+        (a, b) =>
+          Number(holders.has(b)) - Number(holders.has(a)) ||
+          placementScore(deviceName, a).localeCompare(placementScore(deviceName, b)) ||
+          a.localeCompare(b),
+      )
   );
 }
 

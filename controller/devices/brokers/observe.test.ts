@@ -3,28 +3,40 @@ import { describe, expect, it } from 'vitest';
 import { observeJob, observePod } from './observe.ts';
 
 type Json = Record<string, unknown>;
-const pod = (status: Json, meta: Json = {}): V1Pod =>
-  ({
-    metadata: {
-      name: 'p',
-      uid: 'u',
-      labels: { 'tether.dev/template-hash': 'h' },
-      annotations: { 'tether.dev/node': 'n', 'tether.dev/recreations': '3' },
-      ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'Device', name: 'd', uid: 'dev', controller: true }],
-      ...meta,
-    },
-    status,
-  });
+const pod = (status: Json, meta: Json = {}): V1Pod => ({
+  metadata: {
+    name: 'p',
+    uid: 'u',
+    labels: { 'tether.dev/template-hash': 'h' },
+    annotations: { 'tether.dev/node': 'n', 'tether.dev/recreations': '3' },
+    ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'Device', name: 'd', uid: 'dev', controller: true }],
+    ...meta,
+  },
+  status,
+});
 
 describe('observePod', () => {
   it.each([
-    { what: 'unscheduled', status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] }, phase: 'pending', reason: 'Unschedulable: 0/3 nodes' },
+    {
+      what: 'unscheduled',
+      status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] },
+      phase: 'pending',
+      reason: 'Unschedulable: 0/3 nodes',
+    },
     { what: 'running, not ready', status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] }, phase: 'running' },
     { what: 'ready', status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] }, phase: 'ready' },
-    { what: 'refused at admission', status: { phase: 'Failed', reason: 'UnexpectedAdmissionError', message: 'no device' }, phase: 'failed', reason: 'UnexpectedAdmissionError: no device' },
+    {
+      what: 'refused at admission',
+      status: { phase: 'Failed', reason: 'UnexpectedAdmissionError', message: 'no device' },
+      phase: 'failed',
+      reason: 'UnexpectedAdmissionError: no device',
+    },
     {
       what: 'crashed',
-      status: { phase: 'Failed', containerStatuses: [{ name: 'c', state: { terminated: { exitCode: 2, reason: 'Error', finishedAt: '2026-01-01T00:00:05Z' } } }] },
+      status: {
+        phase: 'Failed',
+        containerStatuses: [{ name: 'c', state: { terminated: { exitCode: 2, reason: 'Error', finishedAt: '2026-01-01T00:00:05Z' } } }],
+      },
       phase: 'failed',
       reason: 'container exited with code 2 (Error)',
       failedAtMs: Date.parse('2026-01-01T00:00:05Z'),

@@ -84,7 +84,8 @@ function podReason(pod: V1Pod, phase: BrokerPhase): string | undefined {
     if (scheduled !== undefined) return joined(scheduled.reason, scheduled.message);
   }
   const terminated = status?.containerStatuses?.find((c) => c.state?.terminated !== undefined)?.state?.terminated;
-  if (terminated !== undefined) return `container exited with code ${terminated.exitCode}${terminated.reason ? ` (${terminated.reason})` : ''}`;
+  if (terminated !== undefined)
+    return `container exited with code ${terminated.exitCode}${terminated.reason ? ` (${terminated.reason})` : ''}`;
   return undefined;
 }
 
@@ -97,7 +98,8 @@ export function observePod(pod: V1Pod, firstSeenFailedAtMs?: number): ObservedBr
   const meta = pod.metadata ?? {};
   // The later of the container finish time (seconds precision) and when the controller first
   // saw the failure: a backoff is never shortened by timestamp truncation.
-  const finished = phase === 'failed' || phase === 'succeeded' ? [podFailedAt(pod), firstSeenFailedAtMs].filter((t) => t !== undefined) : [];
+  const finished =
+    phase === 'failed' || phase === 'succeeded' ? [podFailedAt(pod), firstSeenFailedAtMs].filter((t) => t !== undefined) : [];
   const failedAtMs = finished.length > 0 ? Math.max(...finished) : undefined;
   const startedAtMs = toMillis(pod.status?.startTime);
   const reason = podReason(pod, phase);
@@ -121,7 +123,8 @@ function jobPhase(job: V1Job): { phase: BrokerPhase; reason?: string } {
   const conditions = job.status?.conditions ?? [];
   const failed = conditions.find((c) => (c.type === 'Failed' || c.type === 'FailureTarget') && c.status === 'True');
   if (failed !== undefined) return { phase: 'failed', reason: [failed.reason, failed.message].filter(Boolean).join(': ') };
-  if (conditions.some((c) => (c.type === 'Complete' || c.type === 'SuccessCriteriaMet') && c.status === 'True')) return { phase: 'succeeded' };
+  if (conditions.some((c) => (c.type === 'Complete' || c.type === 'SuccessCriteriaMet') && c.status === 'True'))
+    return { phase: 'succeeded' };
   if ((job.status?.ready ?? 0) > 0) return { phase: 'ready' };
   if ((job.status?.active ?? 0) > 0) return { phase: 'running' };
   return { phase: 'pending' };

@@ -19,7 +19,8 @@ function plan(input: Partial<PlanInput> & { desired: DesiredBrokers; observed: O
   return planBrokers({ deviceUid: DEVICE_UID, nowMs: NOW, backoff: policy, ...input });
 }
 
-const names = (items: readonly { name?: string; placement?: { name: string } }[]): string[] => items.map((i) => i.name ?? i.placement!.name).sort();
+const names = (items: readonly { name?: string; placement?: { name: string } }[]): string[] =>
+  items.map((i) => i.name ?? i.placement!.name).sort();
 
 describe('planBrokers', () => {
   const cases: {
@@ -33,7 +34,13 @@ describe('planBrokers', () => {
   }[] = [
     { what: 'creates a broker per placement', desired: desired(['a', 'b']), observed: [], creates: ['b-a', 'b-b'], deletes: [] },
     { what: 'does nothing when the world matches', desired: desired(['a']), observed: [up('a')], creates: [], deletes: [] },
-    { what: 'deletes brokers of nodes that no longer get one', desired: desired(['a']), observed: [up('a'), up('b')], creates: [], deletes: [{ name: 'b-b', reason: 'Unwanted' }] },
+    {
+      what: 'deletes brokers of nodes that no longer get one',
+      desired: desired(['a']),
+      observed: [up('a'), up('b')],
+      creates: [],
+      deletes: [{ name: 'b-b', reason: 'Unwanted' }],
+    },
     {
       what: 'deletes a broker owned by an earlier Device of the same name, then waits for the name',
       desired: desired(['a']),
@@ -50,7 +57,14 @@ describe('planBrokers', () => {
       deletes: [],
       waits: [{ name: 'b-a', reason: 'Terminating' }],
     },
-    { what: 'replaces a Job by a Pod when the kind changes', desired: desired(['a']), observed: [up('a', { kind: 'Job' })], creates: [], deletes: [{ name: 'b-a', reason: 'KindChanged' }], waits: [{ name: 'b-a', reason: 'Replacing' }] },
+    {
+      what: 'replaces a Job by a Pod when the kind changes',
+      desired: desired(['a']),
+      observed: [up('a', { kind: 'Job' })],
+      creates: [],
+      deletes: [{ name: 'b-a', reason: 'KindChanged' }],
+      waits: [{ name: 'b-a', reason: 'Replacing' }],
+    },
     {
       what: 'rolls a not-ready outdated broker at once',
       desired: desired(['a', 'b'], 'h2'),
@@ -91,15 +105,30 @@ describe('planBrokers', () => {
         { name: 'b-b', reason: 'Outdated' },
       ],
     },
-    { what: 'leaves a failed Job alone (its backoffLimit retries)', desired: desired(['a'], 'h1', 'Job'), observed: [up('a', { kind: 'Job', phase: 'failed' })], creates: [], deletes: [] },
-    { what: 'creates nothing while the template is refused', desired: desired(['a']), observed: [], creates: [], deletes: [], templateBlocked: true, waits: [{ name: 'b-a', reason: 'InvalidTemplate' }] },
+    {
+      what: 'leaves a failed Job alone (its backoffLimit retries)',
+      desired: desired(['a'], 'h1', 'Job'),
+      observed: [up('a', { kind: 'Job', phase: 'failed' })],
+      creates: [],
+      deletes: [],
+    },
+    {
+      what: 'creates nothing while the template is refused',
+      desired: desired(['a']),
+      observed: [],
+      creates: [],
+      deletes: [],
+      templateBlocked: true,
+      waits: [{ name: 'b-a', reason: 'InvalidTemplate' }],
+    },
   ];
 
   it.each(cases)('$what', ({ desired: want, observed, creates, deletes, waits, templateBlocked }) => {
     const result = plan({ desired: want, observed, templateBlocked });
     expect(names(result.creates)).toEqual(creates);
     expect(result.deletes.map((d) => ({ name: d.name, reason: d.reason })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(deletes);
-    if (waits !== undefined) expect(result.waits.map((w) => ({ name: w.name, reason: w.reason })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(waits);
+    if (waits !== undefined)
+      expect(result.waits.map((w) => ({ name: w.name, reason: w.reason })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(waits);
   });
 
   it('waits out the backoff of a failed broker, then recreates it with the next count', () => {

@@ -32,7 +32,12 @@ const listen: HandlerListen =
     ? { host: values.host, port: Number(values.port), ...(values.advertise === undefined ? {} : { advertise: values.advertise }) }
     : { socket: values.socket ?? join(dirname(values['agent-socket']), `${values.name}.sock`) };
 
-const served = await serveDiscoveryHandler({ ...fileListHandler(values.name, values.shared), agentSocket: values['agent-socket'], listen, log });
+const served = await serveDiscoveryHandler({
+  ...fileListHandler(values.name, values.shared),
+  agentSocket: values['agent-socket'],
+  listen,
+  log,
+});
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     served.stop().then(
