@@ -64,17 +64,19 @@ interface Expected {
   readonly absent: readonly string[];
 }
 
-/** True when the Devices and brokers are exactly the expected ones. */
+/** When the Devices, and the brokers, were first seen as expected (ms since epoch). */
+const reached: { devices?: number; brokers?: number } = {};
+
+/** True when the Devices and brokers are exactly the expected ones (notes when each part was). */
 async function converged(expected: Expected): Promise<boolean> {
   const [devices, brokers] = await Promise.all([listDevices(scene), liveBrokers(scene)]);
-  const names = new Set(devices.map((d) => d.metadata.name));
-  if (devices.length !== expected.online.length) return false;
-  for (const name of expected.online) {
-    const device = devices.find((d) => d.metadata.name === name);
-    if (device === undefined || nodeState(device, node) !== 'Online' || (brokers.get(name) ?? []).length !== 1) return false;
-  }
-  for (const name of expected.absent) if (names.has(name) || brokers.has(name)) return false;
-  return [...brokers.keys()].every((name) => expected.online.includes(name));
+  const devicesOk =
+    devices.length === expected.online.length &&
+    expected.online.every((name) => devices.some((d) => d.metadata.name === name && nodeState(d, node) === 'Online'));
+  const brokersOk = brokers.size === expected.online.length && expected.online.every((name) => (brokers.get(name) ?? []).length === 1);
+  if (devicesOk) reached.devices ??= Date.now();
+  if (brokersOk) reached.brokers ??= Date.now();
+  return devicesOk && brokersOk;
 }
 
 /** Polls every 100 ms (for a precise figure) until `probe` holds; throws after `timeoutMs`. */
@@ -122,6 +124,8 @@ it('apiserver + etcd down while devices change: discovery goes on, and the clust
   const restartStarted = Date.now();
   await startEtcdAndApiserver(cacheDir());
   const returned = Date.now();
+  delete reached.devices;
+  delete reached.brokers;
   const after: Expected = { online: [name('steady'), name('back'), name('fresh')], absent: [name('gone')] };
   await until(() => converged(after), 120_000, 'the Devices and brokers after the outage');
   const convergedAt = Date.now();
@@ -135,7 +139,7 @@ it('apiserver + etcd down while devices change: discovery goes on, and the clust
   const backUid = (d: string): string | undefined => devices.find((x) => x.metadata.name === d)?.metadata.uid;
   figure(
     `apiserver+etcd down ${seconds(restartStarted - down)}, unreachable ${seconds(returned - down)} with the restart (changes seen by the kubelet within ${seconds(changedWithin)} of the stop) ` +
-      `→ converged ${seconds(convergedAt - returned)} after the apiserver returned; ${lost} transitions lost (back: offline past grace → online ⇒ Online + 1 broker; gone ⇒ deleted, no broker; fresh ⇒ Online + 1 broker; back's Device ${backUid(name('back')) === uidBefore ? 'kept' : 'recreated'})`,
+      `→ converged ${seconds(convergedAt - returned)} after the apiserver returned (Devices ${seconds((reached.devices ?? convergedAt) - returned)}, brokers ${seconds((reached.brokers ?? convergedAt) - returned)}); ${lost} transitions lost (back: offline past grace → online ⇒ Online + 1 broker; gone ⇒ deleted, no broker; fresh ⇒ Online + 1 broker; back's Device ${backUid(name('back')) === uidBefore ? 'kept' : 'recreated'})`,
   );
   await restartFaultControllers(cacheDir());
 });
