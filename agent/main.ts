@@ -56,13 +56,21 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     config.httpAddress === ''
       ? undefined
       : await startHttpServer(config.httpAddress, metrics.registry, { healthy: () => !signal.aborted, ready: () => agent.ready });
-  if (external !== undefined) {
-    await external.start();
-    // A newly registered handler may unblock a waiting discovery. (Unregistering stops
-    // nothing: the running session keeps its devices through the grace period.)
-    external.on('registered', () => void agent.rediscover());
+  try {
+    if (external !== undefined) {
+      await external.start();
+      // A newly registered handler may unblock a waiting discovery. (Unregistering stops
+      // nothing: the running session keeps its devices through the grace period.)
+      external.on('registered', () => void agent.rediscover());
+    }
+    await agent.start();
+  } catch (error) {
+    // A failed start is fatal: release everything (the HTTP server would keep a half-started
+    // agent alive and "healthy"), so the process exits and the kubelet restarts it.
+    await Promise.allSettled([agent.stop(), external?.stop()]);
+    await new Promise<void>((resolve) => (http === undefined ? resolve() : http.close(() => resolve())));
+    throw error;
   }
-  await agent.start();
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   log.info('Shutting down: deregistering plugins, deleting nothing');
   await agent.stop();

@@ -304,10 +304,20 @@ program
     await runController(config, { kubeConfig, log }, shutdownSignal());
   });
 
+/** An error's message and its causes' (`binding …/agent.sock: EROFS: read-only file system`). */
+function describeError(error: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = error; e instanceof Error && messages.length < 8; e = e.cause) {
+    if (!messages.some((m) => m.includes(e instanceof Error ? e.message : ''))) messages.push(e.message);
+  }
+  return messages.join(': ') || String(error);
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  const message = error instanceof DetailsError ? `invalid details: ${error.message}` : (error as Error).message;
+  const message = error instanceof DetailsError ? `invalid details: ${error.message}` : describeError(error);
   process.stderr.write(`tether: ${message}\n`);
-  process.exitCode = 1;
+  // Fatal: exit now, whatever is still open (a half-started agent must not linger).
+  process.exit(1);
 }

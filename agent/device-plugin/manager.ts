@@ -108,7 +108,12 @@ export class DevicePluginManager {
         this.#entries.delete(name);
         return entry.server.stop();
       });
-    await Promise.all([...starting, ...stopping]);
+    // One plugin that cannot serve must not hold up the others: the check retries it.
+    const started = await Promise.allSettled(starting);
+    for (const result of started) {
+      if (result.status === 'rejected') this.#options.log.error({ err: result.reason as unknown }, 'Cannot serve device plugin');
+    }
+    await Promise.all(stopping);
     if (this.#stopped) {
       // stop() ran while these servers were starting: close them too.
       await Promise.all([...this.#entries.values()].map((e) => e.server.stop()));
@@ -152,10 +157,17 @@ export class DevicePluginManager {
     if (this.#stopped) return this.#checking;
     if (this.#checkQueued) return this.#checking;
     this.#checkQueued = true;
-    this.#checking = this.#checking.then(async () => {
-      this.#checkQueued = false;
-      if (!this.#stopped) await this.#check();
-    });
+    this.#checking = this.#checking
+      .then(async () => {
+        this.#checkQueued = false;
+        if (!this.#stopped) await this.#check();
+      })
+      // A failed check must neither crash the agent (nobody awaits the poll) nor leave the
+      // chain rejected for every later check: log it and try again with backoff.
+      .catch((error: unknown) => {
+        this.#options.log.error({ err: error }, 'Device plugin check failed');
+        this.#scheduleRetry(true);
+      });
     return this.#checking;
   }
 
@@ -177,8 +189,18 @@ export class DevicePluginManager {
     for (const entry of this.#entries.values()) {
       if (this.#stopped) return;
       if ((await socketIdentity(entry.server.socketPath)) === undefined) {
-        // Our socket was wiped (kubelet restart): serve again and re-register.
-        await entry.server.serve();
+        // Our socket was wiped (kubelet restart): serve again and re-register. A socket that
+        // cannot be bound (read-only dir) costs this resource, never the agent: retried later.
+        try {
+          await entry.server.serve();
+        } catch (error) {
+          failed = true;
+          this.#options.log.error(
+            { err: error, resource: entry.server.resourceName, socket: entry.server.socketPath },
+            'Cannot serve device plugin',
+          );
+          continue;
+        }
         entry.registeredWith = undefined;
       }
       if (kubelet === undefined || entry.registeredWith === kubelet) continue;
