@@ -56,7 +56,8 @@ afterAll(async () => {
   await closeScene(scene);
 });
 
-const healthy = (kubelet: MockKubelet, resource: string): number => (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
+const healthy = (kubelet: MockKubelet, resource: string): number =>
+  (kubelet.resource(resource)?.devices ?? []).filter((d) => d.health === 'Healthy').length;
 const served = (kubelet: MockKubelet, resource: string): boolean => kubelet.resource(resource)?.connected === true;
 
 interface Expected {
@@ -89,57 +90,69 @@ async function until(probe: () => Promise<boolean>, timeoutMs: number, what: str
   }
 }
 
-it('apiserver + etcd down while devices change: discovery goes on, and the cluster converges to the expected state after', { timeout: 240_000 }, async () => {
-  const kubelet = agentNode.kubelet;
-  const name = (discovery: string): string => echoDeviceName(ns.name, discovery, 'd', node);
-  const files = {
-    steady: await createEchoDiscovery(scene, 'steady', { descriptions: ['d'] }),
-    back: await createEchoDiscovery(scene, 'back', { descriptions: ['d'] }),
-    gone: await createEchoDiscovery(scene, 'gone', { descriptions: ['d'] }),
-    fresh: await createEchoDiscovery(scene, 'fresh', { descriptions: ['d'], online: false }),
-  };
-  const before: Expected = { online: [name('steady'), name('back'), name('gone')], absent: [name('fresh')] };
-  await until(() => converged(before), 60_000, 'the initial Devices and brokers');
-  await agentNode.agent.settled();
-  await waitFor(() => controller.pending() === 0, { description: 'controller idle' });
-  const uidBefore = (await listDevices(scene)).find((d) => d.metadata.name === name('back'))?.metadata.uid;
+it(
+  'apiserver + etcd down while devices change: discovery goes on, and the cluster converges to the expected state after',
+  { timeout: 240_000 },
+  async () => {
+    const kubelet = agentNode.kubelet;
+    const name = (discovery: string): string => echoDeviceName(ns.name, discovery, 'd', node);
+    const files = {
+      steady: await createEchoDiscovery(scene, 'steady', { descriptions: ['d'] }),
+      back: await createEchoDiscovery(scene, 'back', { descriptions: ['d'] }),
+      gone: await createEchoDiscovery(scene, 'gone', { descriptions: ['d'] }),
+      fresh: await createEchoDiscovery(scene, 'fresh', { descriptions: ['d'], online: false }),
+    };
+    const before: Expected = { online: [name('steady'), name('back'), name('gone')], absent: [name('fresh')] };
+    await until(() => converged(before), 60_000, 'the initial Devices and brokers');
+    await agentNode.agent.settled();
+    await waitFor(() => controller.pending() === 0, { description: 'controller idle' });
+    const uidBefore = (await listDevices(scene)).find((d) => d.metadata.name === name('back'))?.metadata.uid;
 
-  const outageMs = outageSeconds() * 1000;
-  const down = Date.now();
-  await stopApiserverAndEtcd(cacheDir());
-  // Discovery goes on with the apiserver away: every change reaches the kubelet.
-  const resource = (discovery: string): string => deviceResourceName(name(discovery));
-  await Promise.all([setOnline(files.back, false), setOnline(files.gone, false), setOnline(files.fresh, true)]);
-  await kubelet.waitFor(() => healthy(kubelet, resource('back')) === 0 && healthy(kubelet, resource('gone')) === 0, 10_000, 'back and gone Unhealthy');
-  await kubelet.waitFor(() => healthy(kubelet, resource('fresh')) === 1, 10_000, 'fresh served and Healthy');
-  // Past the offline grace period: the agent withdraws the plugins of back and gone.
-  await kubelet.waitFor(() => !served(kubelet, resource('back')) && !served(kubelet, resource('gone')), 15_000, 'back and gone withdrawn after the grace period');
-  await setOnline(files.back, true);
-  await kubelet.waitFor(() => healthy(kubelet, resource('back')) === 1, 10_000, 'back served again');
-  expect(healthy(kubelet, resource('steady'))).toBe(1);
-  const changedWithin = Date.now() - down;
-  // The outage lasts its set length (a fault's duration, not a synchronisation).
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, outageMs - changedWithin)));
+    const outageMs = outageSeconds() * 1000;
+    const down = Date.now();
+    await stopApiserverAndEtcd(cacheDir());
+    // Discovery goes on with the apiserver away: every change reaches the kubelet.
+    const resource = (discovery: string): string => deviceResourceName(name(discovery));
+    await Promise.all([setOnline(files.back, false), setOnline(files.gone, false), setOnline(files.fresh, true)]);
+    await kubelet.waitFor(
+      () => healthy(kubelet, resource('back')) === 0 && healthy(kubelet, resource('gone')) === 0,
+      10_000,
+      'back and gone Unhealthy',
+    );
+    await kubelet.waitFor(() => healthy(kubelet, resource('fresh')) === 1, 10_000, 'fresh served and Healthy');
+    // Past the offline grace period: the agent withdraws the plugins of back and gone.
+    await kubelet.waitFor(
+      () => !served(kubelet, resource('back')) && !served(kubelet, resource('gone')),
+      15_000,
+      'back and gone withdrawn after the grace period',
+    );
+    await setOnline(files.back, true);
+    await kubelet.waitFor(() => healthy(kubelet, resource('back')) === 1, 10_000, 'back served again');
+    expect(healthy(kubelet, resource('steady'))).toBe(1);
+    const changedWithin = Date.now() - down;
+    // The outage lasts its set length (a fault's duration, not a synchronisation).
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, outageMs - changedWithin)));
 
-  const restartStarted = Date.now();
-  await startEtcdAndApiserver(cacheDir());
-  const returned = Date.now();
-  delete reached.devices;
-  delete reached.brokers;
-  const after: Expected = { online: [name('steady'), name('back'), name('fresh')], absent: [name('gone')] };
-  await until(() => converged(after), 120_000, 'the Devices and brokers after the outage');
-  const convergedAt = Date.now();
-  // And it stays so once everything has settled.
-  await agentNode.agent.settled();
-  await waitFor(() => controller.pending() === 0, { description: 'controller idle' });
-  expect(await converged(after)).toBe(true);
-  const devices = await listDevices(scene);
-  const lost = after.online.filter((n) => !devices.some((d) => d.metadata.name === n && nodeState(d, node) === 'Online')).length;
-  expect(lost).toBe(0);
-  const backUid = (d: string): string | undefined => devices.find((x) => x.metadata.name === d)?.metadata.uid;
-  figure(
-    `apiserver+etcd down ${seconds(restartStarted - down)}, unreachable ${seconds(returned - down)} with the restart (changes seen by the kubelet within ${seconds(changedWithin)} of the stop) ` +
-      `→ converged ${seconds(convergedAt - returned)} after the apiserver returned (Devices ${seconds((reached.devices ?? convergedAt) - returned)}, brokers ${seconds((reached.brokers ?? convergedAt) - returned)}); ${lost} transitions lost (back: offline past grace → online ⇒ Online + 1 broker; gone ⇒ deleted, no broker; fresh ⇒ Online + 1 broker; back's Device ${backUid(name('back')) === uidBefore ? 'kept' : 'recreated'})`,
-  );
-  await restartFaultControllers(cacheDir());
-});
+    const restartStarted = Date.now();
+    await startEtcdAndApiserver(cacheDir());
+    const returned = Date.now();
+    delete reached.devices;
+    delete reached.brokers;
+    const after: Expected = { online: [name('steady'), name('back'), name('fresh')], absent: [name('gone')] };
+    await until(() => converged(after), 120_000, 'the Devices and brokers after the outage');
+    const convergedAt = Date.now();
+    // And it stays so once everything has settled.
+    await agentNode.agent.settled();
+    await waitFor(() => controller.pending() === 0, { description: 'controller idle' });
+    expect(await converged(after)).toBe(true);
+    const devices = await listDevices(scene);
+    const lost = after.online.filter((n) => !devices.some((d) => d.metadata.name === n && nodeState(d, node) === 'Online')).length;
+    expect(lost).toBe(0);
+    const backUid = (d: string): string | undefined => devices.find((x) => x.metadata.name === d)?.metadata.uid;
+    figure(
+      `apiserver+etcd down ${seconds(restartStarted - down)}, unreachable ${seconds(returned - down)} with the restart (changes seen by the kubelet within ${seconds(changedWithin)} of the stop) ` +
+        `→ converged ${seconds(convergedAt - returned)} after the apiserver returned (Devices ${seconds((reached.devices ?? convergedAt) - returned)}, brokers ${seconds((reached.brokers ?? convergedAt) - returned)}); ${lost} transitions lost (back: offline past grace → online ⇒ Online + 1 broker; gone ⇒ deleted, no broker; fresh ⇒ Online + 1 broker; back's Device ${backUid(name('back')) === uidBefore ? 'kept' : 'recreated'})`,
+    );
+    await restartFaultControllers(cacheDir());
+  },
+);

@@ -63,7 +63,11 @@ export async function startEtcdAndApiserver(cacheDir: string): Promise<void> {
     state.components.etcd = startComponent(etcd);
     writeFileSync(stateFile(cacheDir), `${JSON.stringify(state, null, 2)}\n`);
     const client = etcd.args.find((a) => a.startsWith('--listen-client-urls='))!.slice('--listen-client-urls='.length);
-    await waitHealthy(state.components.etcd, { url: `${client}/health`, timeoutMs: 60_000, isHealthy: (body) => body.includes('"health":"true"') });
+    await waitHealthy(state.components.etcd, {
+      url: `${client}/health`,
+      timeoutMs: 60_000,
+      isHealthy: (body) => body.includes('"health":"true"'),
+    });
   }
   await startApiserver({ cacheDir });
 }

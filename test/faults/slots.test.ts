@@ -23,7 +23,17 @@ import { deviceResourceName, parseSlotId, slotId } from '../../api/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { freePort } from '../cluster/processes.ts';
 import { kubeconfigPath, loadKubeConfig, uniqueSuffix, useTestNamespace } from '../integration/support.ts';
-import { closeScene, createEchoDiscovery, echoDeviceName, figure, listDevices, openScene, seconds, waitFor, type Scene } from './support.ts';
+import {
+  closeScene,
+  createEchoDiscovery,
+  echoDeviceName,
+  figure,
+  listDevices,
+  openScene,
+  seconds,
+  waitFor,
+  type Scene,
+} from './support.ts';
 
 const ns = useTestNamespace('fault-slots');
 const log = pino({ level: process.env.TETHER_TEST_LOG ?? 'silent' });
@@ -45,7 +55,9 @@ afterAll(async () => {
 /** Slots per Device name as the kubelet's PodResources reports them held. */
 function heldByKubelet(kubelet: MockKubelet): Map<string, Set<number>> {
   const held = new Map<string, Set<number>>();
-  const ids = kubelet.listPods().flatMap((pod) => pod.containers.flatMap((container) => container.devices.flatMap((device) => device.device_ids)));
+  const ids = kubelet
+    .listPods()
+    .flatMap((pod) => pod.containers.flatMap((container) => container.devices.flatMap((device) => device.device_ids)));
   for (const id of ids) {
     const ref = parseSlotId(id);
     if (ref !== undefined) held.set(ref.deviceName, (held.get(ref.deviceName) ?? new Set()).add(ref.index));
@@ -89,7 +101,10 @@ async function untilNoLeak(kubelet: MockKubelet, node: string, timeoutMs: number
 
 /** The restarted agent's /readyz answers 200 (its Devices read back, its slots mirrored). */
 async function agentReady(port: number): Promise<void> {
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000, description: 'restarted agent ready' });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
+    timeoutMs: 30_000,
+    description: 'restarted agent ready',
+  });
 }
 
 /**
@@ -97,7 +112,11 @@ async function agentReady(port: number): Promise<void> {
  * (as the kubelet admits pods); `midway` resolves once a quarter of them completed, so the
  * fault lands in the middle of the burst. Counts outcomes.
  */
-function burst(kubelet: MockKubelet, names: readonly string[], tag: string): { all: Promise<{ ok: number; failed: number; cut: { name: string; slot: number }[] }>; midway: Promise<void> } {
+function burst(
+  kubelet: MockKubelet,
+  names: readonly string[],
+  tag: string,
+): { all: Promise<{ ok: number; failed: number; cut: { name: string; slot: number }[] }>; midway: Promise<void> } {
   const LANES = 4;
   const work = names.flatMap((name) => Array.from({ length: CAPACITY }, (_, slot) => ({ name, slot })));
   let done = 0;
@@ -108,7 +127,9 @@ function burst(kubelet: MockKubelet, names: readonly string[], tag: string): { a
     for (let i = index; i < work.length; i += LANES) {
       const { name, slot } = work[i]!;
       try {
-        await kubelet.allocateIds({ namespace: 'consumers', name: `${tag}-${name.slice(-6)}-${slot}` }, deviceResourceName(name), [slotId(name, slot)]);
+        await kubelet.allocateIds({ namespace: 'consumers', name: `${tag}-${name.slice(-6)}-${slot}` }, deviceResourceName(name), [
+          slotId(name, slot),
+        ]);
         outcome.ok++;
       } catch {
         outcome.failed++;
@@ -136,7 +157,11 @@ async function readmit(kubelet: MockKubelet, tag: string, cut: readonly { name: 
     async () => {
       const left: typeof pending = [];
       for (const item of pending) {
-        await kubelet.allocateIds({ namespace: 'consumers', name: `${tag}-${item.name.slice(-6)}-${item.slot}` }, deviceResourceName(item.name), [slotId(item.name, item.slot)]).catch(() => left.push(item));
+        await kubelet
+          .allocateIds({ namespace: 'consumers', name: `${tag}-${item.name.slice(-6)}-${item.slot}` }, deviceResourceName(item.name), [
+            slotId(item.name, item.slot),
+          ])
+          .catch(() => left.push(item));
       }
       refusedFirst ??= left.length;
       pending = left;
@@ -148,7 +173,11 @@ async function readmit(kubelet: MockKubelet, tag: string, cut: readonly { name: 
 }
 
 const allHealthy = (kubelet: MockKubelet, names: readonly string[]): boolean =>
-  names.every((name) => (kubelet.resource(deviceResourceName(name))?.devices ?? []).filter((d) => d.health === 'Healthy').length === CAPACITY && kubelet.resource(deviceResourceName(name))?.connected === true);
+  names.every(
+    (name) =>
+      (kubelet.resource(deviceResourceName(name))?.devices ?? []).filter((d) => d.health === 'Healthy').length === CAPACITY &&
+      kubelet.resource(deviceResourceName(name))?.connected === true,
+  );
 
 it('kubelet restart during a burst of Allocates: afterwards 0 leaked slots', async () => {
   const node = `fs-k-${suffix}`;
@@ -184,7 +213,11 @@ it('kubelet restart during a burst of Allocates: afterwards 0 leaked slots', asy
   const restartAt = Date.now();
   await kubelet.restart();
   const outcome = await all;
-  await kubelet.waitFor(() => names.every((name) => kubelet.resource(deviceResourceName(name))?.connected === true), 15_000, 'plugins re-registered');
+  await kubelet.waitFor(
+    () => names.every((name) => kubelet.resource(deviceResourceName(name))?.connected === true),
+    15_000,
+    'plugins re-registered',
+  );
   const leakedAtReturn = (await slotDiff(kubelet, node)).leaked;
   const refused = await readmit(kubelet, 'k', outcome.cut);
   const { at } = await untilNoLeak(kubelet, node, 30_000);
@@ -223,7 +256,10 @@ function spawnAgent(node: string, pluginDir: string, podResources: string, port:
       '--slot-grace',
       String(SLOT_GRACE_MS),
     ],
-    { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'ignore', process.env.TETHER_TEST_LOG ? 'inherit' : 'ignore'] },
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+      stdio: ['ignore', 'ignore', process.env.TETHER_TEST_LOG ? 'inherit' : 'ignore'],
+    },
   );
 }
 
@@ -252,7 +288,13 @@ it('agent SIGKILLed mid-Allocate and started again: afterwards 0 leaked slots', 
   const outcome = await all;
   const registrations = kubelet.registrations;
   child = spawnAgent(node, join(dir, 'dp'), kubelet.podResourcesSocket!, port);
-  await kubelet.waitFor(() => kubelet.registrations >= registrations + names.length && names.every((name) => kubelet.resource(deviceResourceName(name))?.connected === true), 60_000, 'plugins of the restarted agent');
+  await kubelet.waitFor(
+    () =>
+      kubelet.registrations >= registrations + names.length &&
+      names.every((name) => kubelet.resource(deviceResourceName(name))?.connected === true),
+    60_000,
+    'plugins of the restarted agent',
+  );
   await agentReady(port);
   const leakedAtReturn = (await slotDiff(kubelet, node)).leaked;
   const refused = await readmit(kubelet, 'a', outcome.cut);

@@ -55,7 +55,10 @@ export async function openScene(namespace: string): Promise<Scene> {
   const admin = new Api(new KubeClient(loadKubeConfig()));
   const dir = await mkdtemp(join(tmpdir(), 'tfault-'));
   const scene: Scene = { admin, namespace, nodes: new FakeNodes(admin), dir, cleanups: [] };
-  scene.cleanups.push(() => rm(dir, { recursive: true, force: true }), () => scene.nodes.close());
+  scene.cleanups.push(
+    () => rm(dir, { recursive: true, force: true }),
+    () => scene.nodes.close(),
+  );
   return scene;
 }
 
@@ -65,7 +68,12 @@ export async function closeScene(scene: Scene | undefined): Promise<void> {
 }
 
 /** The controller in-process under a ServiceAccount bound to exactly the chart's rules. */
-export async function startTestController(scene: Scene, log: Logger, counter?: RequestCounter, config: Partial<ControllerConfig> = {}): Promise<Controller> {
+export async function startTestController(
+  scene: Scene,
+  log: Logger,
+  counter?: RequestCounter,
+  config: Partial<ControllerConfig> = {},
+): Promise<Controller> {
   const account = await controllerServiceAccount(loadKubeConfig(), scene.admin, scene.namespace, `tether-controller-${uniqueSuffix()}`);
   scene.cleanups.push(account.cleanup);
   const controller = await startController(
@@ -81,7 +89,14 @@ export async function startTestController(scene: Scene, log: Logger, counter?: R
 export async function createEchoDiscovery(
   scene: Scene,
   name: string,
-  options: { descriptions: string[]; online?: boolean; graceS?: number; capacity?: number; broker?: boolean; annotations?: Record<string, string> },
+  options: {
+    descriptions: string[];
+    online?: boolean;
+    graceS?: number;
+    capacity?: number;
+    broker?: boolean;
+    annotations?: Record<string, string>;
+  },
 ): Promise<string> {
   const file = join(scene.dir, `${name}.availability`);
   await writeFile(file, options.online === false ? 'OFFLINE' : 'ONLINE');
@@ -92,7 +107,12 @@ export async function createEchoDiscovery(
     capacity: options.capacity ?? 1,
     ...(options.broker === false ? {} : { broker: podBroker }),
   };
-  const body = { apiVersion: API_VERSION, kind: 'DeviceDiscovery', metadata: { name, namespace: scene.namespace, annotations: options.annotations ?? {} }, spec };
+  const body = {
+    apiVersion: API_VERSION,
+    kind: 'DeviceDiscovery',
+    metadata: { name, namespace: scene.namespace, annotations: options.annotations ?? {} },
+    spec,
+  };
   await scene.admin.create(RESOURCES.deviceDiscoveries, scene.namespace, body as never);
   return file;
 }
