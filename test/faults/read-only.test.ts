@@ -61,6 +61,12 @@ async function readOnlyDir(name: string, prepare: (dir: string) => Promise<void>
   return dir;
 }
 
+/** Resolves true once `child` has exited (at once if it already has), false after `ms`. */
+function exitsWithin(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return Promise.race([once(child, 'exit').then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), ms))]);
+}
+
 interface Run {
   readonly child: ChildProcess;
   readonly output: string[];
@@ -126,16 +132,10 @@ it.skipIf(!isRoot).fails(
   { timeout: 60_000 },
   async () => {
     const { run } = await stateDirRun();
-    const exited = await Promise.race([
-      once(run.child, 'exit').then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000)),
-    ]);
+    const exited = await exitsWithin(run.child, 10_000);
     if (!exited) {
       run.child.kill('SIGTERM');
-      const stopped = await Promise.race([
-        once(run.child, 'exit').then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000)),
-      ]);
+      const stopped = await exitsWithin(run.child, 5_000);
       figure(
         `read-only state dir: the agent process was still running 10 s after its fatal error (/healthz 200); one SIGTERM ${stopped ? 'stopped it' : 'did not stop it within 5 s'}`,
       );
@@ -209,10 +209,7 @@ it.skipIf(!isRoot).fails(
       timeoutMs: 30_000,
     });
     // The directory stays read-only for a while (the fault's length), then becomes writable.
-    const diedEarly = await Promise.race([
-      once(run.child, 'exit').then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000)),
-    ]);
+    const diedEarly = await exitsWithin(run.child, 10_000);
     execFileSync('mount', ['-o', 'remount,rw,bind', dir]);
     const resource = deviceResourceName(echoDeviceName(ns.name, 'ro-plugins', 'r', node));
     const served = await (
