@@ -1,11 +1,11 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Device } from '../../api/schema.ts';
 import { ApplyConflictError, type DevicesApi } from './devices-api.ts';
 import type { DeviceName } from '../../api/names.ts';
 import type { ServedDevice } from '../device.ts';
 import { identityApply } from './device-object.ts';
-import { DevicePublisher } from './publisher.ts';
+import { DevicePublisher, STATUS_MIN_INTERVAL_MS } from './publisher.ts';
 
 interface Call {
   kind: 'apply' | 'status' | 'delete' | 'get';
@@ -91,15 +91,44 @@ describe('DevicePublisher', () => {
 
   it('offline and back cost one status apply each', async () => {
     const { api, calls } = fakeApi();
-    const publisher = new DevicePublisher({ node: 'n1', api, log, now: () => new Date('2026-01-01T00:00:00Z') });
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    // Transitions seconds apart (closer ones are coalesced: next test).
+    const publisher = new DevicePublisher({ node: 'n1', api, log, now: () => new Date((clock += 5_000) - 5_000) });
     await publisher.sync(one(true));
     await publisher.sync(one(false));
     await publisher.sync(one(false));
     await publisher.sync(one(true));
     expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status', 'status']);
     expect(calls[2]!.body).toMatchObject({
-      status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:00Z' }] },
+      status: { nodeStates: [{ node: 'n1', state: 'Offline', lastSeenTime: '2026-01-01T00:00:05Z' }] },
     });
+  });
+
+  it('a device flapping faster than the status interval costs one write per interval, with its latest state', async () => {
+    vi.useFakeTimers({ now: Date.parse('2026-01-01T00:00:00Z') });
+    try {
+      const { api, calls } = fakeApi();
+      const publisher = new DevicePublisher({ node: 'n1', api, log, now: () => new Date() });
+      await publisher.sync(one(true));
+      for (let flap = 0; flap < 10; flap++) {
+        await publisher.sync(one(false));
+        await publisher.sync(one(true));
+      }
+      await publisher.sync(one(false));
+      expect(calls.map((c) => c.kind)).toEqual(['apply', 'status']); // Online at once, the rest held back
+      await vi.advanceTimersByTimeAsync(STATUS_MIN_INTERVAL_MS);
+      await publisher.idle();
+      expect(calls.map((c) => c.kind)).toEqual(['apply', 'status', 'status']);
+      expect(calls[2]!.body).toMatchObject({ status: { nodeStates: [{ node: 'n1', state: 'Offline' }] } });
+      // Back to the state last written within the next interval: nothing more to write.
+      await publisher.sync(one(true));
+      await publisher.sync(one(false));
+      await vi.advanceTimersByTimeAsync(STATUS_MIN_INTERVAL_MS);
+      await publisher.idle();
+      expect(calls).toHaveLength(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a capacity change re-applies the identity', async () => {

@@ -4,7 +4,9 @@
  *   - a new device: one identity apply and one status apply (Online), so a Device never
  *     sits with an empty status — also when it is re-created after going away;
  *   - a changed device: one identity apply;
- *   - online → offline and back: one status apply each;
+ *   - online → offline and back: one status apply each, at most one per device every
+ *     STATUS_MIN_INTERVAL_MS (a flapping device costs one write per interval with its latest
+ *     state, not one per transition; the controller acts on Devices, not on this entry);
  *   - forgotten after the grace period: one departure apply (+ one guarded delete when no
  *     node sees the device any more);
  *   - after a restart, devices whose server state already matches cost nothing.
@@ -36,7 +38,14 @@ interface DeviceRecord {
   /** The server object as seen at startup, to skip writes that would change nothing. */
   server?: Device;
   published: boolean;
+  /** When this node last wrote the device's status entry (ms). */
+  statusWrittenAt?: number;
+  /** A status write held back by the interval, due at the end of it. */
+  statusTimer?: NodeJS.Timeout;
 }
+
+/** Fewest milliseconds between two status writes of one device. */
+export const STATUS_MIN_INTERVAL_MS = 2_000;
 
 export interface DevicePublisherOptions {
   readonly node: string;
@@ -51,6 +60,8 @@ export interface DevicePublisherOptions {
   readonly shouldDepart?: (key: string) => boolean;
   /** Most writes in flight at once (the apiserver sheds load beyond its in-flight limit). */
   readonly maxConcurrentWrites?: number;
+  /** Fewest milliseconds between two status writes of one device; default STATUS_MIN_INTERVAL_MS. */
+  readonly statusMinIntervalMs?: number;
 }
 
 export class DevicePublisher {
@@ -156,7 +167,6 @@ export class DevicePublisher {
   }
 
   async #publish(key: string, view: ServedDevice): Promise<void> {
-    const online = view.online;
     const { api, node } = this.#options;
     const record = this.#records.get(key) ?? { published: false };
     this.#records.set(key, record);
@@ -170,13 +180,34 @@ export class DevicePublisher {
       record.digest = digest;
       record.published = true;
     }
-    const wanted = online ? 'Online' : 'Offline';
-    if (wanted !== record.statusState) {
-      await this.#limited(() =>
-        api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, this.#now()), identityManager(node)),
-      );
-      record.statusState = wanted;
+    await this.#writeStatus(key, record);
+  }
+
+  /**
+   * Writes the device's status entry if it changed: now, or at the end of the interval (a
+   * record dropped meanwhile is not written).
+   */
+  async #writeStatus(key: string, record: DeviceRecord): Promise<void> {
+    const view = record.view;
+    if (view === undefined || this.#records.get(key) !== record) return;
+    const wanted = view.online ? 'Online' : 'Offline';
+    if (wanted === record.statusState || record.statusTimer !== undefined) return;
+    const now = this.#now().getTime();
+    const wait = (record.statusWrittenAt ?? -Infinity) + (this.#options.statusMinIntervalMs ?? STATUS_MIN_INTERVAL_MS) - now;
+    if (wait > 0) {
+      record.statusTimer = setTimeout(() => {
+        record.statusTimer = undefined;
+        void this.#enqueue(key, () => this.#writeStatus(key, record));
+      }, wait);
+      record.statusTimer.unref();
+      return;
     }
+    const { api, node } = this.#options;
+    await this.#limited(() =>
+      api.applyStatus(nodeStateApply(view.name, view.namespace, node, wanted, new Date(now)), identityManager(node)),
+    );
+    record.statusState = wanted;
+    record.statusWrittenAt = now;
   }
 
   async #depart(key: string): Promise<void> {
