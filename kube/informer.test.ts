@@ -198,6 +198,28 @@ describe('Informer', () => {
     await until(() => informer!.get('ns', 'late') !== undefined);
   });
 
+  it('onRecovered fires when the apiserver answers again after failures, and not on a healthy start', async () => {
+    await setup();
+    let recovered = 0;
+    informer!.onRecovered(() => recovered++);
+    fake.listPlan = [503, 503];
+    informer!.start();
+    await informer!.synced();
+    expect(recovered).toBe(1);
+    await until(() => fake.watches.length === 1);
+    expect(recovered).toBe(1);
+
+    await informer!.stop();
+    await fake.stop();
+    await setup();
+    let healthy = 0;
+    informer!.onRecovered(() => healthy++);
+    informer!.start();
+    await informer!.synced();
+    await until(() => fake.watches.length === 1);
+    expect(healthy).toBe(0);
+  });
+
   it('lists and watches with the field selector (one object, as a resourceNames RBAC rule allows)', async () => {
     await setup({ fieldSelector: 'metadata.name=a' });
     informer!.start();

@@ -86,6 +86,7 @@ export class Informer<T extends KubeObject> {
   #attempted = false;
   #resourceVersion = '';
   #failures = 0;
+  readonly #recoveredHandlers: (() => void)[] = [];
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
   /** Listing, watching, or retrying. */
@@ -144,6 +145,21 @@ export class Informer<T extends KubeObject> {
     const error = this.#lastError;
     const lastError = error === undefined ? undefined : error instanceof Error ? error.message : JSON.stringify(error);
     return { state: this.#state, ...(lastError === undefined ? {} : { lastError }) };
+  }
+
+  /**
+   * Calls `handler` each time the apiserver answers again after failures (an outage ended):
+   * writers that backed off can retry now instead of at the end of their backoff.
+   */
+  onRecovered(handler: () => void): void {
+    this.#recoveredHandlers.push(handler);
+  }
+
+  #recovered(): void {
+    const wasFailing = this.#failures > 0;
+    this.#failures = 0;
+    this.#lastError = undefined;
+    if (wasFailing) for (const handler of this.#recoveredHandlers) handler();
   }
 
   /** The error of the last failed list or watch, until one succeeds (e.g. a 403 from RBAC). */
@@ -218,8 +234,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, object] of fresh) this.#upsert(key, object, initial);
     this.#resourceVersion = list.metadata?.resourceVersion ?? '';
-    this.#failures = 0;
-    this.#lastError = undefined;
+    this.#recovered();
     if (!this.#synced) {
       this.#synced = true;
       for (const resolve of this.#syncWaiters.splice(0)) resolve();
@@ -275,8 +290,7 @@ export class Informer<T extends KubeObject> {
       }
     }
     if (rv !== undefined && rv !== '') this.#resourceVersion = rv;
-    this.#failures = 0;
-    this.#lastError = undefined;
+    this.#recovered();
     return 'ok';
   }
 

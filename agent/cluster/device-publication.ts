@@ -45,6 +45,8 @@ export class DeviceObjects implements DevicePublication {
       transform: withoutManagedFields,
     });
     this.#informer.onEvent((event) => this.#onDevice(event));
+    // Writes that failed during an outage are retried as soon as the apiserver answers again.
+    this.#informer.onRecovered(() => this.#events?.republish());
     this.#publisher = new DevicePublisher({
       node: options.node,
       api: options.api,
