@@ -2,11 +2,11 @@
  * Fault 5: the agent's directories are read-only (a bind mount remounted `ro`; needs root),
  * `tether agent` as a child process.
  *   - the registration socket's directory (`/var/lib/tether` in a deployment): a clear error
- *     naming the path, never ready — and (it.fails, bugs) the process should exit and the
- *     error should say why;
+ *     naming the path and saying why (EROFS), never ready, and the process exits (no crash
+ *     loop of a half-started agent: the kubelet restarts it, each start fails the same clear way);
  *   - the kubelet's device-plugins directory (kubelet.sock in it) while a discovery has a
- *     device: the error names the socket and EROFS — and (it.fails, bug) the agent should
- *     not die of an unhandled rejection (a crash loop in a DaemonSet).
+ *     device: the error names the socket and EROFS, the agent keeps running (discovery and
+ *     Devices do not need the socket) and serves the plugin once the directory is writable.
  * Printed: what it reported and when.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -123,12 +123,10 @@ it.skipIf(!isRoot)(
   },
 );
 
-// PRODUCT BUG: after the fatal start error bin/tether.ts only sets process.exitCode; the agent's
-// HTTP server (started before the registration socket) keeps the process alive, answering
-// /healthz 200 and /readyz 503 forever: a liveness probe never restarts it and nothing says
-// why it is not ready. With --http-address "" it does exit 1. Remove `.fails` once it exits.
-it.skipIf(!isRoot).fails(
-  'read-only state dir: the agent process exits (bug: its HTTP server keeps it alive, /healthz 200)',
+// Was a product bug found here (fixed in ca315e9): the HTTP server kept an agent whose start
+// failed alive with /healthz 200 and /readyz 503, and one SIGTERM did not stop it.
+it.skipIf(!isRoot)(
+  'read-only state dir: the agent process exits (no half-started agent answering /healthz)',
   { timeout: 60_000 },
   async () => {
     const { run } = await stateDirRun();
@@ -144,20 +142,16 @@ it.skipIf(!isRoot).fails(
   },
 );
 
-// PRODUCT GAP: the CLI prints only "tether: binding <path>"; the reason (EROFS: read-only file
-// system) is in the error's cause and never shown. Remove `.fails` once the cause is printed.
-it.skipIf(!isRoot).fails(
-  'read-only state dir: the error says the directory is read-only (gap: the cause is not printed)',
-  { timeout: 60_000 },
-  async () => {
-    const { run, socket } = await stateDirRun();
-    await waitFor(() => run.output.join('').includes(`binding ${socket}`), {
-      description: 'the error naming the socket',
-      timeoutMs: 30_000,
-    });
-    expect(run.output.join('')).toMatch(/read-only|EROFS/i);
-  },
-);
+// Was a gap found here (fixed in ca315e9): the CLI printed only "tether: binding <path>", not the
+// cause (EROFS).
+it.skipIf(!isRoot)('read-only state dir: the error says the directory is read-only', { timeout: 60_000 }, async () => {
+  const { run, socket } = await stateDirRun();
+  await waitFor(() => run.output.join('').includes(`binding ${socket}`), {
+    description: 'the error naming the socket',
+    timeoutMs: 30_000,
+  });
+  expect(run.output.join('')).toMatch(/read-only|EROFS/i);
+});
 
 /** One agent run with a read-only device-plugins dir and one device to serve. */
 let pluginRun: Promise<{ run: Run; node: string; started: number; dir: string; kubelet: MockKubelet }> | undefined;
@@ -193,14 +187,10 @@ it.skipIf(!isRoot)('read-only device-plugins dir: the error names the socket and
   );
 });
 
-// PRODUCT BUG: a device-plugin server that cannot bind its socket: the plugin manager's check
-// (agent/device-plugin/manager.ts #check → server.serve(), started by `void this.#requestCheck()`
-// from its poll) retries the bind, and the first retry that fails rejects a promise nobody
-// handles: the agent dies with a stack trace, usually within half a second of the first error (a
-// DaemonSet crash-loops on one unwritable socket); made writable at once it sometimes recovers.
-// Remove `.fails` once the agent reports the failure and retries the bind with backoff.
-it.skipIf(!isRoot).fails(
-  'read-only device-plugins dir for 10 s: the agent keeps running and serves the plugin once it is writable (bug: unhandled rejection)',
+// Was a product bug found here (fixed in ca315e9): the plugin manager's retry of the bind rejected
+// a promise nobody handled, and the agent died of it within about half a second (a crash loop).
+it.skipIf(!isRoot)(
+  'read-only device-plugins dir for 10 s: the agent keeps running and serves the plugin once it is writable',
   { timeout: 90_000 },
   async () => {
     const { run, node, started, dir, kubelet } = await pluginDirRun();
