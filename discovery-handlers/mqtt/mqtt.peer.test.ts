@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HomeAssistantDevice, HomieDevice, SparkplugEdgeNode } from '../../mocks/mqtt-devices/devices.ts';
 import { runHandler, type RunningHandler } from '../../test/peers/handler-run.ts';
 import { mosquittoPub, startMosquitto, type Mosquitto } from '../../test/peers/mosquitto.ts';
-import { PeerGroup } from '../../test/peers/process.ts';
+import { createNetnsLink } from '../../test/peers/netns.ts';
+import { PeerGroup, run } from '../../test/peers/process.ts';
 import { createTestPki, type TestPki } from '../../test/peers/tls.ts';
 import { DEVICE_BASED, TASMOTA_RELAY, Z2M_TEMPERATURE } from '../../test/support/mqtt-firmware.ts';
 import { createMqttHandler } from './mqtt.ts';
@@ -295,5 +296,34 @@ describe('mqtt handler against Mosquitto', () => {
     perTest.defer('refused handler', () => refused.stop());
     await refused.sink.waitFor(() => refused.sink.counted('connect_error') >= 2, 5_000, 'refused connections, retried');
     expect(refused.sink.calls).toEqual([]);
+  });
+});
+
+describe('network partition (issue 13)', () => {
+  it('the broker a veth link away goes silent: devices stay through the grace, turn offline after it, and re-sync when the link is back', async () => {
+    const link = await createNetnsLink(perTest, 'mqtt');
+    const remote = await startMosquitto(perTest, { persistence: true, netns: link });
+    const handler = runHandler(createMqttHandler(), {
+      broker: remote.url,
+      homie: true,
+      keepaliveSeconds: 5,
+      brokerLossGraceSeconds: 3,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+    });
+    perTest.defer('handler', () => handler.stop());
+    const { sink } = handler;
+    await mosquittoPub(remote, 'homie/5/far/$state', 'ready', { retain: true });
+    await sink.waitFor(() => sink.devices.has('homie/far'), 5_000, 'device');
+
+    // Partition: no FIN, no RST — only the keepalive can tell the connection is dead.
+    await run('ip', ['link', 'set', link.hostIf, 'down']);
+    await sink.waitFor(() => sink.counted('connect_error') >= 1, 15_000, 'the lost connection noticed');
+    expect(sink.devices.has('homie/far')).toBe(true); // unreachable ≠ gone: within the grace
+    await sink.waitFor(() => !sink.devices.has('homie/far'), 10_000, 'offline after the grace');
+    expect(sink.counted('broker_lost')).toBe(1);
+
+    await run('ip', ['link', 'set', link.hostIf, 'up']);
+    await sink.waitFor(() => sink.devices.has('homie/far'), 15_000, 'back after the link returned');
+    expect(sink.calls.at(-1)).toEqual({ kind: 'replaceAll', ids: ['homie/far'] });
   });
 });

@@ -5,6 +5,7 @@
  *
  * Also `mosquittoPub()`: the real `mosquitto_pub` client, for publishing test messages.
  */
+import type { NetnsLink } from './netns.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,10 +24,14 @@ export interface MosquittoOptions {
   readonly persistence?: boolean;
   /** Extra lines appended to the listener config. */
   readonly extraConfig?: readonly string[];
+  /** Run inside this namespace, listening on its peer address (a veth link away: partitionable). */
+  readonly netns?: NetnsLink;
 }
 
 export interface Mosquitto {
   readonly port: number;
+  /** The address it listens on: 127.0.0.1, or the namespace's peer address. */
+  readonly host: string;
   /** `mqtt://127.0.0.1:<port>` or `mqtts://127.0.0.1:<port>` (the test certificate covers the IP). */
   readonly url: string;
   readonly dir: string;
@@ -54,6 +59,7 @@ export async function startMosquitto(group: PeerGroup, options: MosquittoOptions
   const dir = await mkdtemp(join(tmpdir(), 'tether-mosquitto-'));
   group.defer(`mosquitto dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
   const port = await freeLoopbackPort();
+  const host = options.netns?.peerAddress ?? '127.0.0.1';
   const tls = options.tls;
   const lines = [
     // Running as root: keep root, or mosquitto switches to a `mosquitto` user that cannot read the temp dir.
@@ -65,7 +71,7 @@ export async function startMosquitto(group: PeerGroup, options: MosquittoOptions
     'log_type notice',
     'log_type information',
     'connection_messages true',
-    `listener ${port} 127.0.0.1`,
+    `listener ${port} ${host}`,
     'max_keepalive 65535',
   ];
   if (options.users !== undefined) {
@@ -86,13 +92,17 @@ export async function startMosquitto(group: PeerGroup, options: MosquittoOptions
 
   let current: PeerProcess | undefined;
   const start = async (): Promise<void> => {
-    current = startPeer(group, `mosquitto :${port}`, 'mosquitto', ['-c', config]);
+    current =
+      options.netns === undefined
+        ? startPeer(group, `mosquitto :${port}`, 'mosquitto', ['-c', config])
+        : options.netns.spawn(`mosquitto ${host}:${port}`, 'mosquitto', ['-c', config]);
     await current.waitForOutput(/mosquitto version \S+ running/, 10_000);
   };
   await start();
   return {
     port,
-    url: `${tls === undefined ? 'mqtt' : 'mqtts'}://127.0.0.1:${port}`,
+    host,
+    url: `${tls === undefined ? 'mqtt' : 'mqtts'}://${host}:${port}`,
     dir,
     process: () => current!,
     stop: async () => {
@@ -115,7 +125,7 @@ export interface PubOptions {
 
 /** Publishes one message with the real `mosquitto_pub`; resolves when it exited successfully. */
 export async function mosquittoPub(broker: Mosquitto, topic: string, message: string, options: PubOptions = {}): Promise<void> {
-  const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-t', topic, '-q', String(options.qos ?? 1)];
+  const args = ['-h', broker.host, '-p', String(broker.port), '-t', topic, '-q', String(options.qos ?? 1)];
   if (options.retain === true) args.push('-r');
   if (options.empty === true) args.push('-n');
   else if (options.file !== undefined) args.push('-f', options.file);
