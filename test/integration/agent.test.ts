@@ -195,9 +195,15 @@ describe('cluster agent', () => {
     });
     await createDiscovery('rejoin', { handler: 'debug-echo', details: { descriptions: ['cam-r'], shared: true } });
     await startNode(nodeName);
-    const listed = await waitFor(async () => (await devices('rejoin')).find((d) => (d.spec.nodes ?? []).includes(nodeName)), {
-      description: 'the Device listing the node',
-    });
+    // Listed with its status entry too (written right after the Device), so the watch below
+    // starts after every write of the join.
+    const listed = await waitFor(
+      async () =>
+        (await devices('rejoin')).find(
+          (d) => (d.spec.nodes ?? []).includes(nodeName) && (d.status?.nodeStates ?? []).some((s) => s.node === nodeName),
+        ),
+      { description: 'the Device listing the node, with its status entry' },
+    );
     // The node drops out (NotReady) and the controller releases it, as its node-loss cleanup
     // does: the agent's own entry removed under the agent's field manager.
     await setNodeReady(nodeName, false);
