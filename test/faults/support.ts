@@ -26,9 +26,9 @@ export function cacheDir(): string {
   return inject('faultCacheDir');
 }
 
-/** Seconds of the apiserver + etcd outage (`TETHER_FAULT_OUTAGE_S`, default 30). */
+/** Seconds of the apiserver + etcd outage (`TETHER_FAULT_OUTAGE_S`, default 60). */
 export function outageSeconds(): number {
-  return Number(process.env.TETHER_FAULT_OUTAGE_S ?? 30);
+  return Number(process.env.TETHER_FAULT_OUTAGE_S ?? 60);
 }
 
 /** Prints one figure line, `faults: <text>`, to the test output. */

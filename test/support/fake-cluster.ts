@@ -7,7 +7,7 @@
  *
  * Not used by the controller itself.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../../api/schema.ts';
@@ -133,7 +133,23 @@ export class FakeNodes {
   }
 
   async #renewAll(): Promise<void> {
-    await Promise.all([...this.#names].map((n) => this.#renew(n).catch(() => undefined)));
+    await Promise.all(
+      [...this.#names].map((n) =>
+        this.#renew(n)
+          .then(() => this.#reportReady(n))
+          .catch(() => undefined),
+      ),
+    );
+  }
+
+  /**
+   * As a kubelet's status sync does: a live node whose Ready condition is no longer True (the
+   * node lifecycle controller set it Unknown, e.g. after an apiserver outage) posts Ready again.
+   */
+  async #reportReady(name: string): Promise<void> {
+    const node = await this.#api.get<V1Node>(RESOURCES.nodes, undefined, name);
+    const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    if (ready !== 'True' && this.#names.has(name)) await this.setStatus(name, 'True');
   }
 
   async #renew(name: string): Promise<void> {
