@@ -70,6 +70,19 @@ const key = 'ns/cams-00000000000000aa';
 const log = pino({ level: 'silent' });
 const one = (online: boolean, v: ServedDevice = view): Map<string, ServedDevice> => new Map([[key, { ...v, online }]]);
 
+/** The Device as this node published it for `view` (what an agent reads back after a restart). */
+function serverObject(status?: Device['status']): Device {
+  return {
+    ...identityApply(view, 'n1'),
+    metadata: {
+      name: view.name,
+      namespace: 'ns',
+      ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }],
+    },
+    ...(status === undefined ? {} : { status }),
+  } as unknown as Device;
+}
+
 describe('DevicePublisher', () => {
   it('a new device costs one forced identity apply and one Online status apply; repeating the same state costs nothing', async () => {
     const { api, calls } = fakeApi();
@@ -183,16 +196,7 @@ describe('DevicePublisher', () => {
   it('after a restart, a server object that already matches costs nothing', async () => {
     const { api, calls } = fakeApi();
     const publisher = new DevicePublisher({ node: 'n1', api, log });
-    const server = {
-      ...identityApply(view, 'n1'),
-      metadata: {
-        name: view.name,
-        namespace: 'ns',
-        ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }],
-      },
-      status: { nodeStates: [{ node: 'n1', state: 'Online' }] },
-    } as unknown as Device;
-    publisher.seed([server]);
+    publisher.seed([serverObject({ nodeStates: [{ node: 'n1', state: 'Online' }] })]);
     await publisher.sync(one(true));
     expect(calls).toEqual([]);
     await publisher.sync(one(true, { ...view, properties: { URL: 'rtsp://b' } }));
@@ -202,15 +206,7 @@ describe('DevicePublisher', () => {
   it('after a restart, a server object without this node’s status entry gets it, once', async () => {
     const { api, calls } = fakeApi();
     const publisher = new DevicePublisher({ node: 'n1', api, log });
-    const server = {
-      ...identityApply(view, 'n1'),
-      metadata: {
-        name: view.name,
-        namespace: 'ns',
-        ownerReferences: [{ apiVersion: 'tether.dev/v1alpha1', kind: 'DeviceDiscovery', name: 'cams', uid: 'uid-1' }],
-      },
-    } as unknown as Device;
-    publisher.seed([server]);
+    publisher.seed([serverObject()]);
     await publisher.sync(one(true));
     await publisher.sync(one(true));
     expect(calls.map((c) => c.kind)).toEqual(['status']);

@@ -10,7 +10,7 @@
  *     Devices do not need the socket) and serves the plugin once the directory is writable.
  * Printed: what it reported and when.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { deviceResourceName } from '../../api/names.ts';
 import { freePort } from '../cluster/processes.ts';
-import { kubeconfigPath, uniqueSuffix, useTestNamespace } from '../integration/support.ts';
+import { spawnAgentProcess } from '../integration/agent-node.ts';
+import { uniqueSuffix, useTestNamespace } from '../integration/support.ts';
 import {
   closeScene,
   createEchoDiscovery,
@@ -112,14 +113,19 @@ interface Run {
 }
 
 function runAgent(node: string, pluginDir: string, registrationSocket: string, port: number): Run {
-  const cli = join(import.meta.dirname, '../../bin/tether.ts');
-  const args = [cli, 'agent', '--node-name', node, '--namespace', ns.name, '--device-plugin-dir', pluginDir, '--pod-resources-socket', ''];
-  args.push('--registration-socket', registrationSocket, '--http-address', `127.0.0.1:${port}`, '--startup-timeout', '2000');
-  const child = spawn(process.execPath, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnAgentProcess({
+    node,
+    namespace: ns.name,
+    pluginDir,
+    registrationSocket,
+    port,
+    startupTimeoutMs: 2000,
+    output: 'pipe',
+  });
   children.push(child);
   const output: string[] = [];
-  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   return { child, output };
 }
 

@@ -9,20 +9,19 @@
  * when admitted again (retried while refused). Printed: Allocates that
  * succeeded/failed, the most slots seen leaked, and the time until none was.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
-import { createAgentMetrics } from '../../agent/metrics.ts';
 import { deviceResourceName, parseSlotId, slotId } from '../../api/names.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { freePort } from '../cluster/processes.ts';
-import { kubeconfigPath, loadKubeConfig, uniqueSuffix, useTestNamespace } from '../integration/support.ts';
+import { spawnAgentProcess, startAgentNode } from '../integration/agent-node.ts';
+import { uniqueSuffix, useTestNamespace } from '../integration/support.ts';
 import {
   closeScene,
   createEchoDiscovery,
@@ -182,28 +181,16 @@ const allHealthy = (kubelet: MockKubelet, names: readonly string[]): boolean =>
 it('kubelet restart during a burst of Allocates: afterwards 0 leaked slots', async () => {
   const node = `fs-k-${suffix}`;
   await scene.nodes.add(node);
-  const dir = await mkdtemp(join(tmpdir(), 'tfk-'));
-  const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
-  await kubelet.start();
-  const agent = new ClusterAgent({
-    node,
-    kc: loadKubeConfig(),
-    log: log.child({ node }),
-    pluginDir: join(dir, 'dp'),
-    podResourcesSocket: kubelet.podResourcesSocket!,
+  const agentNode = await startAgentNode({
+    name: node,
     namespace: ns.name,
     handlers: builtinHandlers(),
-    metrics: createAgentMetrics({ defaultMetrics: false }),
-    startupTimeoutMs: 2_000,
+    log,
     reconcileIntervalMs: RECONCILE_MS,
     slotGraceMs: SLOT_GRACE_MS,
   });
-  await agent.start();
-  scene.cleanups.push(async () => {
-    await agent.stop();
-    await kubelet.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  scene.cleanups.push(() => agentNode.stop());
+  const { kubelet, agent } = agentNode;
   await createEchoDiscovery(scene, 'kslots', { descriptions: DEVICES, capacity: CAPACITY, broker: false });
   const names = DEVICES.map((id) => echoDeviceName(ns.name, 'kslots', id, node));
   await kubelet.waitFor(() => allHealthy(kubelet, names), 30_000, 'every slot served');
@@ -230,37 +217,9 @@ it('kubelet restart during a burst of Allocates: afterwards 0 leaked slots', asy
   );
 });
 
-function spawnAgent(node: string, pluginDir: string, podResources: string, port: number): ChildProcess {
-  const cli = join(import.meta.dirname, '../../bin/tether.ts');
-  return spawn(
-    process.execPath,
-    [
-      cli,
-      'agent',
-      '--node-name',
-      node,
-      '--namespace',
-      ns.name,
-      '--device-plugin-dir',
-      pluginDir,
-      '--pod-resources-socket',
-      podResources,
-      '--registration-socket',
-      '',
-      '--http-address',
-      `127.0.0.1:${port}`,
-      '--startup-timeout',
-      '3000',
-      '--reconcile-interval',
-      String(RECONCILE_MS),
-      '--slot-grace',
-      String(SLOT_GRACE_MS),
-    ],
-    {
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-      stdio: ['ignore', 'ignore', process.env.TETHER_TEST_LOG ? 'inherit' : 'ignore'],
-    },
-  );
+function spawnAgent(node: string, pluginDir: string, podResourcesSocket: string, port: number): ChildProcess {
+  const extraArgs = ['--reconcile-interval', String(RECONCILE_MS), '--slot-grace', String(SLOT_GRACE_MS)];
+  return spawnAgentProcess({ node, namespace: ns.name, pluginDir, podResourcesSocket, port, extraArgs });
 }
 
 it('agent SIGKILLed mid-Allocate and started again: afterwards 0 leaked slots', async () => {

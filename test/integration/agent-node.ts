@@ -3,15 +3,17 @@
  * kubelet over real Unix sockets: a "node" for integration tests. No periodic reconcile and no
  * slot grace, so tests drive timing.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
-import { loadKubeConfig } from './support.ts';
+import { kubeconfigPath, loadKubeConfig } from './support.ts';
 
 export interface AgentNode {
   readonly name: string;
@@ -28,6 +30,10 @@ export interface AgentNodeOptions {
   readonly handlers: ReadonlyMap<string, AnyDiscoveryHandler>;
   readonly log: Logger;
   readonly startupTimeoutMs?: number;
+  /** Default 0: no periodic reconcile, tests drive timing. */
+  readonly reconcileIntervalMs?: number;
+  /** Default 0: no slot grace. */
+  readonly slotGraceMs?: number;
   readonly externalHandler?: (name: string) => AnyDiscoveryHandler | undefined;
 }
 
@@ -46,8 +52,8 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
     ...(options.externalHandler === undefined ? {} : { externalHandler: options.externalHandler }),
     metrics: createAgentMetrics({ defaultMetrics: false }),
     startupTimeoutMs: options.startupTimeoutMs ?? 2_000,
-    reconcileIntervalMs: 0,
-    slotGraceMs: 0,
+    reconcileIntervalMs: options.reconcileIntervalMs ?? 0,
+    slotGraceMs: options.slotGraceMs ?? 0,
   });
   await agent.start();
   return {
@@ -61,4 +67,39 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface AgentProcessOptions {
+  readonly node: string;
+  readonly namespace: string;
+  readonly pluginDir: string;
+  /** The kubelet's PodResources socket; '' turns slot reconciliation off. */
+  readonly podResourcesSocket?: string;
+  /** The external-handler registration socket; '' for none. */
+  readonly registrationSocket?: string;
+  /** Port of /healthz, /readyz and /metrics on 127.0.0.1. */
+  readonly port: number;
+  readonly startupTimeoutMs?: number;
+  readonly extraArgs?: readonly string[];
+  /** 'pipe': stdout and stderr readable by the test; default: stderr shown only with TETHER_TEST_LOG. */
+  readonly output?: 'pipe' | 'log';
+}
+
+/** `tether agent` as its own process (the real CLI), against the test cluster. */
+export function spawnAgentProcess(options: AgentProcessOptions): ChildProcess {
+  const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
+  const args = [cli, 'agent', '--node-name', options.node, '--namespace', options.namespace, '--device-plugin-dir', options.pluginDir];
+  args.push('--pod-resources-socket', options.podResourcesSocket ?? '', '--registration-socket', options.registrationSocket ?? '');
+  args.push(
+    '--http-address',
+    `127.0.0.1:${options.port}`,
+    '--startup-timeout',
+    String(options.startupTimeoutMs ?? 3000),
+    ...(options.extraArgs ?? []),
+  );
+  const stdio =
+    options.output === 'pipe'
+      ? (['ignore', 'pipe', 'pipe'] as const)
+      : (['ignore', 'ignore', process.env['TETHER_TEST_LOG'] ? 'inherit' : 'ignore'] as const);
+  return spawn(process.execPath, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: [...stdio] });
 }

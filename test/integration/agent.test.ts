@@ -2,13 +2,12 @@
  * The cluster agent against the real kube-apiserver, with several agents (different node
  * names) in one test, each with its own mock kubelet over real Unix sockets.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../cluster/processes.ts';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,19 +19,8 @@ import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-hand
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
 import { serveDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
-import { startAgentNode, type AgentNode } from './agent-node.ts';
-import {
-  api,
-  API_VERSION,
-  GROUP,
-  kubeconfigPath,
-  loadKubeConfig,
-  ResilientWatch,
-  uniqueSuffix,
-  useTestNamespace,
-  VERSION,
-  waitFor,
-} from './support.ts';
+import { spawnAgentProcess, startAgentNode, type AgentNode } from './agent-node.ts';
+import { api, API_VERSION, GROUP, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, VERSION, waitFor } from './support.ts';
 
 const ns = useTestNamespace('agent');
 const log = pino({ level: process.env['TETHER_TEST_LOG'] ?? 'silent' });
@@ -394,41 +382,8 @@ describe('cluster agent', () => {
 
 // ---- restart safety, through the real CLI and SIGKILL -----------------------------------
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function spawnAgent(node: string, pluginDir: string, podResources: string, port: number): ChildProcess {
-  const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
-  return spawn(
-    process.execPath,
-    [
-      cli,
-      'agent',
-      '--node-name',
-      node,
-      '--namespace',
-      ns.name,
-      '--device-plugin-dir',
-      pluginDir,
-      '--pod-resources-socket',
-      podResources,
-      '--registration-socket',
-      '',
-      '--http-address',
-      `127.0.0.1:${port}`,
-      '--startup-timeout',
-      '3000',
-    ],
-    {
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-      stdio: ['ignore', 'ignore', process.env['TETHER_TEST_LOG'] ? 'inherit' : 'ignore'],
-    },
-  );
+function spawnAgent(node: string, pluginDir: string, podResourcesSocket: string, port: number): ChildProcess {
+  return spawnAgentProcess({ node, namespace: ns.name, pluginDir, podResourcesSocket, port });
 }
 
 describe('agent restart (tether agent, SIGKILL)', () => {
