@@ -403,12 +403,14 @@ describe('agent restart (tether agent, SIGKILL)', () => {
       await kubelet.stop();
       await rm(dir, { recursive: true, force: true });
     });
+    // With their status entries too (written right after each Device): every write of the start is done.
     const before = await waitFor(
       async () => {
         const list = await devices('survivor');
-        return list.length === 3 ? list : undefined;
+        const complete = list.length === 3 && list.every((d) => (d.status?.nodeStates ?? []).some((n) => n.node === 'kill-node'));
+        return complete ? list : undefined;
       },
-      { description: 'three Devices', timeoutMs: 30_000 },
+      { description: 'three Devices with their status', timeoutMs: 30_000 },
     );
     await kubelet.waitFor(() => healthy(kubelet, discoveryResourceName('survivor')).length === 3, 10_000, 'plugins');
     const watch = new ResilientWatch(api().kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns.name}/devices`);
