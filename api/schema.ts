@@ -119,7 +119,15 @@ function opaqueList(description: string, maxItems: number): Record<string, unkno
   };
 }
 
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** Tether's names and Akri's (camelCase: debugEcho), as a handler may register them. */
+const HANDLER_NAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$';
+
+/** Where a DeviceDiscovery's handler comes from. */
+export const HANDLER_SOURCES = ['Auto', 'BuiltIn', 'External'] as const;
+export type HandlerSource = (typeof HANDLER_SOURCES)[number];
+
+/** `spec.details`: structured, or YAML text as Akri's Configurations carry it. */
+export type DiscoveryDetails = string | Record<string, unknown>;
 const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const ABSOLUTE_PATH = '^/';
 
@@ -336,13 +344,29 @@ function serviceSpec(description: string): ReturnType<typeof Type.Unsafe<V1Servi
 export const DeviceDiscoverySpecSchema = Type.Object(
   {
     handler: Type.String({
-      description: 'Name of the discovery handler (e.g. usb, onvif, mdns). Immutable.',
+      description:
+        "Name of the discovery handler: a built-in (usb, udev, onvif, mdns, mqtt, debug-echo; Akri's debugEcho names debug-echo) or an external handler as it registers. Immutable.",
       minLength: 1,
       maxLength: 63,
-      pattern: DNS_LABEL,
+      pattern: HANDLER_NAME_PATTERN,
       ...immutable('handler'),
     }),
-    details: Type.Optional(opaqueObject<Record<string, unknown>>('Handler-specific discovery settings; the handler validates them.')),
+    handlerSource: Type.Optional(
+      stringEnum(HANDLER_SOURCES, {
+        description:
+          'Where the handler comes from: BuiltIn, External (registered over the Akri v0 protocol), or Auto (the built-in of that name if there is one, else an external handler).',
+        default: 'Auto',
+      }),
+    ),
+    details: Type.Optional(
+      // Untyped: a structural schema cannot say "object or string", and CEL cannot see an
+      // untyped field. Handlers refuse anything else (InvalidDetails, with the field path).
+      Type.Unsafe<DiscoveryDetails>({
+        description:
+          "Handler-specific discovery settings, an object or a YAML string (Akri's discoveryDetails): built-in handlers parse and validate it; external handlers get it as YAML, a string unchanged.",
+        'x-kubernetes-preserve-unknown-fields': true,
+      }),
+    ),
     properties: Type.Optional(
       Type.Array(DiscoveryPropertySchema, {
         description: 'Named inputs for the handler, literal or from Secrets/ConfigMaps.',

@@ -10,6 +10,7 @@
 import type { Static, TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { DetailsError } from './contract.ts';
+import { detailsFromText } from './details-text.ts';
 
 type Json = Record<string, unknown>;
 
@@ -224,7 +225,8 @@ function failingPart(schema: TSchema, value: unknown, pointer = ''): { schema: T
  * returns it typed by the schema. Throws DetailsError at the first problem's field (`base` is
  * the path of `raw` itself, `details` unless a sub-schema is parsed).
  */
-export function parseWithSchema<const Schema extends TSchema>(schema: Schema, raw: unknown, base = 'details'): Static<Schema> {
+export function parseWithSchema<const Schema extends TSchema>(schema: Schema, text: unknown, base = 'details'): Static<Schema> {
+  const raw = detailsFromText(text, base);
   checkBounds(schema as Json, raw, base);
   const value = Value.Default(schema, raw === null || raw === undefined ? undefined : withoutNulls(Value.Clone(raw)));
   if (Value.Check(schema, value)) return value;

@@ -5,7 +5,7 @@
  * time: loading TypeBox (~700 modules) or a handler would cost the help more than its budget.
  */
 import { renderDetailsHelp, wrap, type JsonSchema } from './details-reference.ts';
-import { BUILTIN_HANDLER_NAMES, isBuiltinHandlerName, type BuiltinHandlerName } from './names.ts';
+import { BUILTIN_HANDLER_NAMES, builtinNameFor, type BuiltinHandlerName } from './names.ts';
 
 /** Loads one handler's serialised details schema. */
 export const DETAILS_JSON_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Promise<JsonSchema>>> = {
@@ -32,7 +32,8 @@ export async function discoverHelpText(handler: string | undefined): Promise<str
     }
     return `${lines.join('\n')}\n`;
   }
-  if (!isBuiltinHandlerName(handler))
+  const builtin = builtinNameFor(handler);
+  if (builtin === undefined)
     throw new Error(`unknown discovery handler "${handler}"; known: ${[...BUILTIN_HANDLER_NAMES].sort().join(', ')}`);
-  return renderDetailsHelp(handler, await DETAILS_JSON_SCHEMAS[handler]());
+  return renderDetailsHelp(builtin, await DETAILS_JSON_SCHEMAS[builtin]());
 }

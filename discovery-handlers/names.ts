@@ -10,3 +10,17 @@ export type BuiltinHandlerName = (typeof BUILTIN_HANDLER_NAMES)[number];
 export function isBuiltinHandlerName(name: string): name is BuiltinHandlerName {
   return (BUILTIN_HANDLER_NAMES as readonly string[]).includes(name);
 }
+
+/**
+ * Akri's names for its built-in handlers, and the Tether built-in that takes the same details
+ * and gives brokers the same properties (docs/migrating-from-akri.md). Akri's `opcua` has no
+ * built-in here yet: it resolves to Akri's own handler, registered as an external one.
+ */
+export const AKRI_HANDLER_ALIASES: Readonly<Record<string, string>> = { debugEcho: 'debug-echo', onvif: 'onvif', udev: 'udev' };
+
+/** The built-in a DeviceDiscovery's `handler` names, directly or by Akri's name; undefined if none. */
+export function builtinNameFor(name: string): BuiltinHandlerName | undefined {
+  if (isBuiltinHandlerName(name)) return name;
+  const alias = Object.hasOwn(AKRI_HANDLER_ALIASES, name) ? AKRI_HANDLER_ALIASES[name] : undefined;
+  return alias !== undefined && isBuiltinHandlerName(alias) ? alias : undefined;
+}

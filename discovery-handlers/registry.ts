@@ -7,6 +7,7 @@ import { createDebugEchoHandler } from './debug-echo/debug-echo.ts';
 import { createMdnsHandler } from './mdns/mdns.ts';
 import { createMqttHandler } from './mqtt/mqtt.ts';
 import { createOnvifHandler } from './onvif/onvif.ts';
+import { builtinNameFor } from './names.ts';
 import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
@@ -21,9 +22,9 @@ export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
   return new Map(handlers.map((h) => [h.name, h]));
 }
 
-/** Looks a handler up or throws an error listing the known names. */
+/** Looks a handler up, by its name or Akri's (debugEcho), or throws an error listing the known names. */
 export function findHandler(registry: ReadonlyMap<string, AnyDiscoveryHandler>, name: string): AnyDiscoveryHandler {
-  const handler = registry.get(name);
+  const handler = registry.get(builtinNameFor(name) ?? name);
   if (handler === undefined) {
     throw new Error(`unknown discovery handler "${name}"; known: ${[...registry.keys()].sort().join(', ')}`);
   }

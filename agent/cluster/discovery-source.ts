@@ -15,7 +15,8 @@ import { Api, RESOURCES } from '../../kube/resources.ts';
 import { Unreadable, type ObjectRef } from '../discovery/properties.ts';
 import type { SessionSpec } from '../discovery/session.ts';
 import type { DiscoverySource } from '../runtime/adapters.ts';
-import { desiredSessions, discoveryKey, type DesiredSession, type SessionProblem } from '../runtime/desired-sessions.ts';
+import { desiredSessions, discoveryKey, type DesiredSession, type DesiredSessions, type SessionProblem } from '../runtime/desired-sessions.ts';
+import { chooseHandler, shadowedMessage, type HandlerCatalog, type HandlerChoice } from '../runtime/handler-choice.ts';
 import type { DiscoveryEvents } from './events.ts';
 import { NodeReporter, type NodeProblem } from './node-reports.ts';
 
@@ -38,6 +39,11 @@ export interface ClusterDiscoveryOptions {
   readonly events: DiscoveryEvents;
 }
 
+function eventTarget(discovery: DeviceDiscovery): { namespace: string; name: string; uid?: string } {
+  const { namespace = '', name = '', uid } = discovery.metadata;
+  return { namespace, name, ...(uid === undefined ? {} : { uid }) };
+}
+
 const refKey = (ref: ObjectRef): string => `${ref.kind}/${ref.namespace}/${ref.name}`;
 
 function decodeSecret(secret: DataObject): Record<string, string> {
@@ -57,6 +63,8 @@ export class ClusterDiscoverySource implements DiscoverySource {
   readonly #refs = new Map<string, Informer<DataObject>>();
   /** The last problem reported per discovery, so a persisting problem is reported once. */
   readonly #warned = new Map<string, string>();
+  /** Discoveries told their external handler is shadowed, while it stays so. */
+  readonly #shadowed = new Set<string>();
   readonly #reporter: NodeReporter;
   #changed: () => void = () => undefined;
 
@@ -85,8 +93,16 @@ export class ClusterDiscoverySource implements DiscoverySource {
 
   async desired(running: (key: string) => AnyDiscoveryHandler | undefined): Promise<readonly DesiredSession[]> {
     const { handlers, externalHandler } = this.#options;
-    const handlerFor = (discovery: DeviceDiscovery): AnyDiscoveryHandler | undefined =>
-      handlers.get(discovery.spec.handler) ?? externalHandler?.(discovery.spec.handler) ?? running(discoveryKey(discovery));
+    const catalog: HandlerCatalog = { builtins: handlers, external: (name) => externalHandler?.(name) };
+    const builtins = new Set(handlers.values());
+    const handlerFor = (discovery: DeviceDiscovery): HandlerChoice => {
+      const choice = chooseHandler(discovery.spec, catalog);
+      if (choice.handler !== undefined || discovery.spec.handlerSource === 'BuiltIn') return choice;
+      // An external handler that went away keeps its session: its devices go offline through
+      // the grace period and come back when it registers again.
+      const keep = running(discoveryKey(discovery));
+      return keep === undefined || builtins.has(keep) ? choice : { handler: keep, source: 'External', shadowed: false };
+    };
     const compute = (): ReturnType<typeof desiredSessions> =>
       desiredSessions({
         node: this.#options.nodeFacts(),
@@ -102,6 +118,7 @@ export class ClusterDiscoverySource implements DiscoverySource {
       result = compute();
     }
     for (const problem of result.problems) this.#warnOnce(problem);
+    this.#notify(result.notices);
     for (const session of result.sessions) this.#warned.delete(session.key);
     const problems = new Map<string, NodeProblem>(
       result.problems.map((p) => [discoveryKey(p.discovery), { reason: p.reason, message: problemText(p) }]),
@@ -154,6 +171,21 @@ export class ClusterDiscoverySource implements DiscoverySource {
     await informer.attempted();
   }
 
+  /** Warns once per discovery, while an external handler is shadowed by a built-in, and again if it recurs. */
+  #notify(notices: DesiredSessions['notices']): void {
+    const now = new Set<string>();
+    for (const { discovery, handler } of notices) {
+      const key = discoveryKey(discovery);
+      now.add(key);
+      if (this.#shadowed.has(key)) continue;
+      const message = shadowedMessage(handler);
+      this.#options.log.warn({ discovery: key, handler }, 'Chose the built-in handler over an external one registered under the same name');
+      this.#options.events.warn(eventTarget(discovery), 'ExternalHandlerShadowed', message);
+    }
+    this.#shadowed.clear();
+    for (const key of now) this.#shadowed.add(key);
+  }
+
   #warnOnce(problem: SessionProblem): void {
     const { discovery, reason, message, error } = problem;
     const key = discoveryKey(discovery);
@@ -161,11 +193,6 @@ export class ClusterDiscoverySource implements DiscoverySource {
     if (this.#warned.get(key) === text) return;
     this.#warned.set(key, text);
     this.#options.log.warn({ discovery: key, reason, ...(error === undefined ? {} : { err: error }) }, message);
-    const uid = discovery.metadata.uid;
-    this.#options.events.warn(
-      { namespace: discovery.metadata.namespace ?? '', name: discovery.metadata.name ?? '', ...(uid === undefined ? {} : { uid }) },
-      reason,
-      text,
-    );
+    this.#options.events.warn(eventTarget(discovery), reason, text);
   }
 }

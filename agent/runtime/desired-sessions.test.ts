@@ -35,7 +35,8 @@ function input(discoveries: DeviceDiscovery[], overrides: Partial<DesiredSession
   return {
     node: { name: 'n1', labels: { zone: 'a' } },
     discoveries,
-    handlerFor: (d) => (d.spec.handler === 'echo' ? echo : undefined),
+    handlerFor: (d) =>
+      d.spec.handler === 'echo' ? { handler: echo, source: 'BuiltIn', shadowed: false } : { handler: undefined, reason: 'not here' },
     lookup: () => undefined,
     ...overrides,
   };
@@ -68,7 +69,7 @@ describe('desiredSessions', () => {
     ['a selector for another zone', discovery('x', { nodeSelector: zone('b') })],
     ['a discovery being deleted', discovery('x', {}, { deletionTimestamp: new Date(0) })],
   ])('skips %s silently', (_what, d) => {
-    expect(desiredSessions(input([d]))).toEqual({ sessions: [], problems: [], refs: [] });
+    expect(desiredSessions(input([d]))).toEqual({ sessions: [], problems: [], notices: [], refs: [] });
   });
 
   it('selects by node labels', () => {

@@ -1,21 +1,22 @@
 /**
  * Which discovery sessions this node runs: pure. From the DeviceDiscoveries, this node's
- * labels, the handlers it has and the Secret/ConfigMap data it can read, the sessions to run
+ * labels, the handlers it has (chosen by ./handler-choice.ts) and the Secret/ConfigMap data it can read, the sessions to run
  * (with a fingerprint: a session whose fingerprint changes is restarted) and the problems to
  * report for the discoveries that select this node but cannot run here.
  */
 import { createHash } from 'node:crypto';
 import { nodeMatches, type NodeFacts } from '../../api/node-selector.ts';
 import type { DeviceDiscovery } from '../../api/schema.ts';
-import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { referencedObjects, resolveProperties, type LookupData, type ObjectRef } from '../discovery/properties.ts';
+import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import type { SessionSpec } from '../discovery/session.ts';
+import type { HandlerChoice } from './handler-choice.ts';
 
 export interface DesiredSessionsInput {
   readonly node: NodeFacts;
   readonly discoveries: readonly DeviceDiscovery[];
-  /** The handler that runs `discovery` on this node, if any. */
-  readonly handlerFor: (discovery: DeviceDiscovery) => AnyDiscoveryHandler | undefined;
+  /** The handler that runs `discovery` on this node, or why there is none. */
+  readonly handlerFor: (discovery: DeviceDiscovery) => HandlerChoice;
   /** Data of a referenced Secret (decoded) or ConfigMap; undefined = absent or unreadable. */
   readonly lookup: LookupData;
 }
@@ -42,6 +43,8 @@ export interface SessionProblem {
 export interface DesiredSessions {
   readonly sessions: DesiredSession[];
   readonly problems: SessionProblem[];
+  /** Discoveries that run, with something to tell their owner (an external handler shadowed by a built-in). */
+  readonly notices: { readonly discovery: DeviceDiscovery; readonly reason: 'ExternalHandlerShadowed'; readonly handler: string }[];
   /** Every Secret/ConfigMap the selected discoveries reference (the caller watches exactly these). */
   readonly refs: ObjectRef[];
 }
@@ -50,29 +53,37 @@ export function discoveryKey(discovery: DeviceDiscovery): string {
   return `${discovery.metadata.namespace ?? ''}/${discovery.metadata.name ?? ''}`;
 }
 
+/** The chosen handler with the discovery's details parsed by it, or the problem that stops it here. */
+function handlerAndDetails(
+  discovery: DeviceDiscovery,
+  choice: HandlerChoice,
+): (HandlerChoice & { readonly handler: AnyDiscoveryHandler; readonly details: unknown }) | { readonly problem: SessionProblem } {
+  if (choice.handler === undefined) {
+    const message = `Discovery handler ${discovery.spec.handler} is not available on this node: ${choice.reason}`;
+    return { problem: { discovery, reason: 'HandlerUnavailable', message } };
+  }
+  try {
+    return { ...choice, details: choice.handler.parseDetails(discovery.spec.details ?? {}) };
+  } catch (error) {
+    return { problem: { discovery, reason: 'InvalidDetails', message: 'Rejected discovery details', error } };
+  }
+}
+
 export function desiredSessions(input: DesiredSessionsInput): DesiredSessions {
   const sessions: DesiredSession[] = [];
   const problems: SessionProblem[] = [];
+  const notices: DesiredSessions['notices'] = [];
   const refs = new Map<string, ObjectRef>();
   for (const discovery of input.discoveries) {
     if (discovery.metadata.deletionTimestamp !== undefined) continue;
     if (!nodeMatches(discovery.spec.nodeSelector, input.node)) continue;
-    const handler = input.handlerFor(discovery);
-    if (handler === undefined) {
-      problems.push({
-        discovery,
-        reason: 'HandlerUnavailable',
-        message: `Discovery handler ${discovery.spec.handler} is not available on this node`,
-      });
+    const parsed = handlerAndDetails(discovery, input.handlerFor(discovery));
+    if ('problem' in parsed) {
+      problems.push(parsed.problem);
       continue;
     }
-    let details: unknown;
-    try {
-      details = handler.parseDetails(discovery.spec.details ?? {});
-    } catch (error) {
-      problems.push({ discovery, reason: 'InvalidDetails', message: 'Rejected discovery details', error });
-      continue;
-    }
+    const { handler, source, shadowed, details } = parsed;
+    if (shadowed) notices.push({ discovery, reason: 'ExternalHandlerShadowed', handler: discovery.spec.handler });
     const namespace = discovery.metadata.namespace ?? '';
     const properties = discovery.spec.properties ?? [];
     for (const ref of referencedObjects(namespace, properties)) refs.set(`${ref.kind}/${ref.namespace}/${ref.name}`, ref);
@@ -84,7 +95,7 @@ export function desiredSessions(input: DesiredSessionsInput): DesiredSessions {
     const uid = discovery.metadata.uid;
     const offlineGraceMs = (discovery.spec.offlineGracePeriodSeconds ?? 60) * 1000;
     const fingerprint = createHash('sha256')
-      .update(JSON.stringify([handler.name, details, [...resolved.values].sort(), offlineGraceMs, uid]))
+      .update(JSON.stringify([source, handler.name, details, [...resolved.values].sort(), offlineGraceMs, uid]))
       .digest('hex');
     sessions.push({
       key: discoveryKey(discovery),
@@ -101,5 +112,5 @@ export function desiredSessions(input: DesiredSessionsInput): DesiredSessions {
       },
     });
   }
-  return { sessions, problems, refs: [...refs.values()] };
+  return { sessions, problems, notices, refs: [...refs.values()] };
 }

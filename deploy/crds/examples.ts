@@ -160,7 +160,12 @@ export function crdExamples(): CrdExample[] {
     dd('capacity above maximum', 'schema-invalid', 'spec.capacity', 1025),
     dd('capacity not an integer', 'schema-invalid', 'spec.capacity', 1.5),
     dd('negative grace period', 'schema-invalid', 'spec.offlineGracePeriodSeconds', -1),
-    dd('details not an object', 'schema-invalid', 'spec.details', 'descriptions: [a]'),
+    // Untyped on purpose (object or YAML text); the handler refuses anything else.
+    dd('details as YAML text', 'valid', 'spec.details', 'descriptions: [a]'),
+    dd("Akri's camelCase handler name", 'valid', 'spec.handler', 'debugEcho'),
+    dd('handler name with a space', 'schema-invalid', 'spec.handler', 'debug echo'),
+    dd('handlerSource External', 'valid', 'spec.handlerSource', 'External'),
+    dd('unknown handlerSource', 'schema-invalid', 'spec.handlerSource', 'Remote'),
     dd('property name with space', 'schema-invalid', 'spec.properties', [{ name: 'A B', value: 'x' }]),
     dd('property name starting with digit', 'schema-invalid', 'spec.properties', [{ name: '1A', value: 'x' }]),
     dd('property without name', 'schema-invalid', 'spec.properties', [{ value: 'x' }]),

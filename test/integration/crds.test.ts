@@ -60,7 +60,9 @@ const invalidDiscoveries: InvalidCase[] = [
   { what: 'capacity 0', spec: specWith('capacity', 0), path: 'spec.capacity' },
   { what: 'capacity above the maximum', spec: specWith('capacity', 100_000), path: 'spec.capacity' },
   { what: 'no handler', spec: specWith('handler', undefined), path: 'spec.handler' },
-  { what: 'a handler that is not a DNS label', spec: specWith('handler', 'USB_Handler'), path: 'spec.handler' },
+  { what: 'a handler name with a space', spec: specWith('handler', 'usb handler'), path: 'spec.handler' },
+  { what: 'a handler name ending in a dash', spec: specWith('handler', 'debugEcho-'), path: 'spec.handler' },
+  { what: 'an unknown handler source', spec: specWith('handlerSource', 'Remote'), path: 'spec.handlerSource' },
   { what: 'a negative offline grace period', spec: specWith('offlineGracePeriodSeconds', -1), path: 'spec.offlineGracePeriodSeconds' },
   {
     what: 'a property name that is not env-like',
@@ -121,6 +123,11 @@ describe('DeviceDiscovery validation', () => {
   const validDiscoveries: { what: string; spec: Spec }[] = [
     { what: 'a handler alone (no broker: devices only)', spec: { handler: 'mdns' } },
     { what: 'a pod broker', spec: specWith('capacity', 3) },
+    // Akri's Configurations, as they are: a camelCase handler name and YAML text details.
+    {
+      what: "Akri's handler name and YAML details text",
+      spec: { handler: 'debugEcho', handlerSource: 'External', details: 'descriptions:\n- foo0\n- foo1\n' },
+    },
     {
       what: 'everything set',
       spec: {
