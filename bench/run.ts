@@ -10,6 +10,8 @@ import { agentMeasures } from './measures/agent.ts';
 import { cliMeasures } from './measures/cli.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { foundationMeasures } from './measures/foundation.ts';
+import { idleMeasures } from './measures/idle.ts';
+import { importCostMeasures } from './measures/import-cost.ts';
 import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
@@ -22,6 +24,8 @@ const measures: Measure[] = [
   ...onvifUsbMeasures,
   ...cliMeasures,
   ...realNodeMeasures,
+  ...idleMeasures,
+  ...importCostMeasures,
 ];
 
 const wanted = process.argv.slice(2);

@@ -1,0 +1,231 @@
+/**
+ * Idle footprint (issue 15): the real `tether agent` (every built-in handler registered, no
+ * DeviceDiscovery, so no devices; its own mock kubelet over real sockets) and the real
+ * `tether controller` (leader-elected) against a real kube-apiserver, left alone. After they
+ * are ready and have settled, RSS is sampled every few seconds and CPU is read from
+ * /proc/<pid>/stat (utime + stime: CPU the process used, whatever else the machine is doing)
+ * over N idle minutes.
+ *
+ *   npm run bench -- idle          TETHER_BENCH_IDLE_MINUTES (default 2), TETHER_BENCH_IDLE_SETTLE_S (30),
+ *                                  TETHER_BENCH_IDLE_ENTRY=js|ts|both (default both)
+ *
+ * Two ways to run the same code side by side, both measured at once:
+ * - `js`: the JavaScript the image ships (tsc → dist/bench-app, as deploy/image/app-tree.ts
+ *   emits it), run as the image runs it (`node bin/tether.js`, NODE_ENV=production);
+ * - `ts`: `node bin/tether.mjs …` from the sources (type stripping + compile cache), as the
+ *   README's commands run it.
+ *
+ * The control plane is the bench's own (`${TETHER_BENCH_CACHE:-~/.cache/tether-bench}`, binaries
+ * linked from the shared build), never the integration suite's; it keeps running afterwards
+ * (TETHER_CLUSTER_DOWN=1 stops it).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
+import { clusterDown, clusterUp } from '../../test/cluster/cluster.ts';
+import { freePort, httpGet, logTail } from '../../test/cluster/processes.ts';
+import { linkSharedBinaries } from '../../test/faults/control-plane.ts';
+import { summarize, type Measure, type Measurement } from '../harness.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const SAMPLE_MS = 5_000;
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
+const say = (message: string): void => void process.stderr.write(`[idle bench] ${message}\n`);
+
+/** CPU seconds (user + system) a process has used so far. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state (field 3).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** VmRSS and VmHWM (peak) of a process, MiB. */
+export async function rssMiB(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+/** Emits the product's JavaScript as the image does (tsc, no type check) into dist/bench-app. */
+async function buildJavaScript(): Promise<string> {
+  const out = join(REPO, 'dist', 'bench-app');
+  await rm(out, { recursive: true, force: true });
+  say('emitting JavaScript (tsc -p deploy/image/tsconfig.build.json) into dist/bench-app');
+  const tsc = spawn(
+    process.execPath,
+    [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'deploy/image/tsconfig.build.json', '--outDir', out, '--noCheck'],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const [code] = (await once(tsc, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`tsc exited ${code}`);
+  await mkdir(join(out, 'proto'), { recursive: true });
+  for (const name of (await readdir(join(REPO, 'proto'))).filter((n) => n.endsWith('.proto')))
+    await copyFile(join(REPO, 'proto', name), join(out, 'proto', name));
+  return join(out, 'bin', 'tether.js');
+}
+
+interface Subject {
+  readonly label: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly logFile: string;
+}
+
+function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: number, dir: string): Subject {
+  const logFile = join(dir, `${label.replace(/\W+/g, '-')}.log`);
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, command, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  return { label, child, port, logFile };
+}
+
+async function waitReady(subject: Subject, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (subject.child.exitCode !== null) throw new Error(`${subject.label} exited ${subject.child.exitCode}:\n${logTail(subject.logFile)}`);
+    const ready = await httpGet(`http://127.0.0.1:${subject.port}/readyz`).catch(() => undefined);
+    if (ready?.status === 200) return;
+    await delay(250);
+  }
+  throw new Error(`${subject.label} not ready within ${timeoutMs} ms:\n${logTail(subject.logFile)}`);
+}
+
+async function stop(subject: Subject): Promise<void> {
+  if (subject.child.exitCode !== null || subject.child.signalCode !== null) return;
+  const exited = once(subject.child, 'exit');
+  subject.child.kill('SIGTERM');
+  await Promise.race([exited, delay(10_000).then(() => subject.child.kill('SIGKILL'))]);
+}
+
+async function idle(): Promise<Measurement[]> {
+  const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 2);
+  const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 30);
+  const entries = (process.env['TETHER_BENCH_IDLE_ENTRY'] ?? 'both') === 'both' ? ['js', 'ts'] : [process.env['TETHER_BENCH_IDLE_ENTRY']!];
+  const cacheDir = process.env['TETHER_BENCH_CACHE'] ?? join(homedir(), '.cache', 'tether-bench');
+  linkSharedBinaries(cacheDir);
+  const cluster = await clusterUp({ cacheDir, log: (m) => say(`cluster: ${m}`) });
+  const js = entries.includes('js') ? await buildJavaScript() : undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'tidle-'));
+  const kubelets: MockKubelet[] = [];
+  const subjects: Subject[] = [];
+  try {
+    for (const entry of entries) {
+      const cli = entry === 'js' ? [js!] : [join(REPO, 'bin', 'tether.mjs')];
+      const env = entry === 'js' ? { NODE_ENV: 'production' } : {};
+      const node = join(dir, entry);
+      const kubelet = new MockKubelet({ pluginDir: join(node, 'dp'), podResourcesDir: join(node, 'pr') });
+      await kubelet.start();
+      kubelets.push(kubelet);
+      const agentPort = await freePort();
+      subjects.push(
+        start(
+          `agent (${entry})`,
+          [
+            ...cli,
+            'agent',
+            '--node-name',
+            `bench-idle-${entry}`,
+            '--kubeconfig',
+            cluster.kubeconfig,
+            '--device-plugin-dir',
+            join(node, 'dp'),
+            '--pod-resources-socket',
+            kubelet.podResourcesSocket!,
+            '--registration-socket',
+            join(node, 'registration.sock'),
+            '--http-address',
+            `127.0.0.1:${agentPort}`,
+            '--log-format',
+            'json',
+          ],
+          env,
+          agentPort,
+          dir,
+        ),
+      );
+      const controllerPort = await freePort();
+      subjects.push(
+        start(
+          `controller (${entry})`,
+          [
+            ...cli,
+            'controller',
+            '--kubeconfig',
+            cluster.kubeconfig,
+            '--leader-election-namespace',
+            'default',
+            '--leader-election-id',
+            `bench-idle-${entry}`,
+            '--http-address',
+            `127.0.0.1:${controllerPort}`,
+            '--log-format',
+            'json',
+          ],
+          env,
+          controllerPort,
+          dir,
+        ),
+      );
+    }
+    await Promise.all(subjects.map((s) => waitReady(s)));
+    say(`ready; settling ${settleS} s, then sampling ${minutes} idle minute(s) every ${SAMPLE_MS / 1000} s`);
+    await delay(settleS * 1000);
+    const rss = subjects.map(() => [] as number[]);
+    const cpuPerMinute = subjects.map(() => [] as number[]);
+    const first = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
+    let minuteStart = [...first];
+    const started = Date.now();
+    const end = started + minutes * 60_000;
+    let nextMinute = started + 60_000;
+    while (Date.now() < end) {
+      await delay(Math.min(SAMPLE_MS, Math.max(0, end - Date.now())));
+      for (const [i, s] of subjects.entries()) {
+        if (s.child.exitCode !== null) throw new Error(`${s.label} exited while idle:\n${logTail(s.logFile)}`);
+        rss[i]!.push((await rssMiB(s.child.pid!)).rss);
+      }
+      if (Date.now() >= nextMinute - 100) {
+        const now = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
+        for (const i of subjects.keys()) cpuPerMinute[i]!.push(now[i]! - minuteStart[i]!);
+        minuteStart = now;
+        nextMinute += 60_000;
+      }
+    }
+    const last = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
+    const elapsedMin = (Date.now() - started) / 60_000;
+    const results: Measurement[] = [];
+    for (const [i, s] of subjects.entries()) {
+      const peak = (await rssMiB(s.child.pid!)).peak;
+      const total = (last[i]! - first[i]!) / elapsedMin;
+      results.push(summarize(`idle ${s.label} RSS`, 'MiB', rss[i]!, 1));
+      results.push(summarize(`idle ${s.label} peak RSS (VmHWM, incl. start-up)`, 'MiB', [peak], 1));
+      results.push(summarize(`idle ${s.label} CPU, per minute`, 'CPU-s/min', cpuPerMinute[i]!, 3));
+      results.push(summarize(`idle ${s.label} CPU, over ${elapsedMin.toFixed(1)} min`, 'CPU-s/min', [total], 3));
+    }
+    return results;
+  } finally {
+    await Promise.all(subjects.map(stop));
+    for (const kubelet of kubelets) await kubelet.stop();
+    await rm(dir, { recursive: true, force: true });
+    if (process.env['TETHER_CLUSTER_DOWN'] === '1') await clusterDown({ cacheDir });
+  }
+}
+
+export const idleMeasures: Measure[] = [
+  {
+    name: 'idle',
+    description: 'RSS and CPU-s per idle minute of the real agent (all handlers, no devices) and controller against a real apiserver',
+    onlyWhenNamed: true,
+    run: idle,
+  },
+];
