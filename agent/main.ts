@@ -6,6 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { builtinHandlers } from '../discovery-handlers/registry.ts';
 import { ClusterAgent } from './cluster-agent.ts';
+import { endpointsFile } from './external/endpoint-store.ts';
 import { ExternalHandlerRegistry } from './external/registry.ts';
 import { startHttpServer } from './http-server.ts';
 import { createAgentMetrics } from './metrics.ts';
@@ -22,6 +23,11 @@ export interface AgentConfig {
   readonly podResourcesSocket: string;
   /** Where external (Akri v0) handlers register; empty string disables. */
   readonly registrationSocket: string;
+  /**
+   * Where the agent keeps state across restarts (the external handler endpoints it
+   * remembers: `<stateDir>/external-handlers.json`); empty string disables.
+   */
+  readonly stateDir: string;
   /** host:port for /metrics, /healthz, /readyz; empty string disables. */
   readonly httpAddress: string;
   readonly startupTimeoutMs: number;
@@ -36,7 +42,13 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   else kc.loadFromCluster();
   const metrics = createAgentMetrics();
   const external =
-    config.registrationSocket === '' ? undefined : new ExternalHandlerRegistry({ socketPath: config.registrationSocket, log });
+    config.registrationSocket === ''
+      ? undefined
+      : new ExternalHandlerRegistry({
+          socketPath: config.registrationSocket,
+          log,
+          ...(config.stateDir === '' ? {} : { stateFile: endpointsFile(config.stateDir) }),
+        });
   const agent = new ClusterAgent({
     node: config.node,
     kc,

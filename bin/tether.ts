@@ -6,12 +6,14 @@
  * agent or the controller.
  */
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import type { OutputFormat } from '../agent/cli/discover.ts';
 import { FLAG_DEFAULTS, controllerConfig, type ControllerFlags } from '../controller/runtime/flags.ts';
 import { DetailsError } from '../discovery-handlers/contract.ts';
 import { BUILTIN_HANDLER_NAMES } from '../discovery-handlers/names.ts';
+import { HANDLER_SOURCE_CHOICES, IMPORT_AKRI_HELP } from '../agent/cli/import-akri-help.ts';
 
 /** Commander helper for repeatable options. */
 function collect(value: string, previous: string[]): string[] {
@@ -176,6 +178,30 @@ program
   });
 
 program
+  .command('import-akri')
+  .description('convert Akri Configurations (akri.sh/v0) into DeviceDiscoveries, printed for `kubectl apply -f -`')
+  .argument('<file>', 'YAML or JSON file of Akri Configurations, or - for stdin')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+  .addOption(
+    new Option(
+      '--handler-source <source>',
+      "set spec.handlerSource on every DeviceDiscovery (External: keep running Akri's handlers)",
+    ).choices(HANDLER_SOURCE_CHOICES),
+  )
+  .addHelpText('after', IMPORT_AKRI_HELP)
+  .action(async (file: string, opts: { output: 'yaml' | 'json'; handlerSource?: (typeof HANDLER_SOURCE_CHOICES)[number] }) => {
+    const { importAkri, readStream } = await import('../agent/cli/import-akri.ts');
+    await importAkri({
+      input: file,
+      output: opts.output,
+      ...(opts.handlerSource === undefined ? {} : { handlerSource: opts.handlerSource }),
+      readStdin: () => readStream(process.stdin),
+      write,
+      warn: (line) => void process.stderr.write(`${line}\n`),
+    });
+  });
+
+program
   .command('demo')
   .description('debug-echo devices served to a mock kubelet over real gRPC, shown as a live table')
   .option('--devices <n>', 'number of debug-echo devices', positiveInt, 3)
@@ -200,6 +226,7 @@ interface AgentFlags {
   devicePluginDir: string;
   podResourcesSocket: string;
   registrationSocket: string;
+  stateDir?: string;
   httpAddress: string;
   startupTimeout: number;
   reconcileInterval: number;
@@ -220,6 +247,11 @@ program
     '/var/lib/kubelet/pod-resources/kubelet.sock',
   )
   .option('--registration-socket <path>', 'socket for external (Akri v0) handlers ("" disables)', '/var/lib/tether/agent-registration.sock')
+  .option(
+    '--state-dir <dir>',
+    'state kept across restarts: remembered external handler endpoints, external-handlers.json ("" disables; ' +
+      "default: the registration socket's directory, /var/lib/tether)",
+  )
   .option('--http-address <host:port>', 'address for /metrics, /healthz, /readyz ("" disables)', ':8080')
   .option('--startup-timeout <ms>', 'longest wait for first handler reports after a restart', positiveInt, 30_000)
   .option('--reconcile-interval <ms>', 'slot ledger vs PodResources interval (0 = off)', positiveInt, 5_000)
@@ -242,6 +274,8 @@ program
         pluginDir: opts.devicePluginDir,
         podResourcesSocket: opts.podResourcesSocket,
         registrationSocket: opts.registrationSocket,
+        // By default beside the registration socket: the directory handlers already share.
+        stateDir: opts.stateDir ?? (opts.registrationSocket === '' ? '' : dirname(opts.registrationSocket)),
         httpAddress: opts.httpAddress,
         startupTimeoutMs: opts.startupTimeout,
         reconcileIntervalMs: opts.reconcileInterval,

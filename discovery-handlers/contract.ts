@@ -64,7 +64,10 @@ export interface HandlerContext {
 /**
  * A discovery handler. `parseDetails` is called once per discovery spec change and must
  * throw DetailsError for bad input. `run` is called once per session and resolves when
- * `signal` aborts; a rejection is a transient failure that the agent retries with backoff.
+ * `signal` aborts; a rejection is a transient failure that the agent retries with backoff,
+ * except a DetailsError: the details are wrong, so the same run would fail again. The agent
+ * reports it once and runs the handler again only when the spec changes (a new session) or
+ * when `untilRetryable` resolves.
  */
 export interface DiscoveryHandler<Details> {
   readonly name: string;
@@ -72,6 +75,15 @@ export interface DiscoveryHandler<Details> {
   /** Whether devices found with these details can be seen by several nodes. */
   isShared(details: Details): boolean;
   run(details: Details, context: HandlerContext): Promise<void>;
+  /**
+   * Optional, for handlers whose verdict on the details can change without a spec change
+   * (an external handler that registers again may be a new version). Called by the session
+   * right after `run` rejected with `error`, a DetailsError; resolves when something
+   * changed since that rejection that may make the details acceptable (at once if it
+   * already has), and then the session calls `run` again. It must also resolve when
+   * `signal` aborts (the session stops). Without it only a spec change runs the handler again.
+   */
+  untilRetryable?(error: DetailsError, signal: AbortSignal): Promise<void>;
 }
 
 /** Invalid handler details: `path` points at the offending field (e.g. `details.descriptions[2]`). */

@@ -4,10 +4,22 @@
  * The handler reports into a DeviceSet (grace periods applied there); the session turns
  * tracked devices into ServedDevices with their collision-safe names. A handler that
  * fails is restarted with capped exponential backoff; `stop()` aborts it.
+ *
+ * A DetailsError from `run` is not retried blindly: the same details would be refused
+ * again. It is reported like any failure (counted, `onError`, logged) and the handler runs
+ * again only when `handler.untilRetryable` says something changed (an external handler
+ * registered again); a spec change replaces the whole session (the node runtime restarts
+ * sessions whose fingerprint — handler, details, properties — changes).
  */
 import type { Logger } from 'pino';
 import { deviceName } from '../../api/names.ts';
-import { abortableDelay, type AnyDiscoveryHandler, type DiscoveredDevice } from '../../discovery-handlers/contract.ts';
+import {
+  abortableDelay,
+  DetailsError,
+  untilAborted,
+  type AnyDiscoveryHandler,
+  type DiscoveredDevice,
+} from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';
 import { DeviceSet } from '../inventory/device-set.ts';
 import { sanitizeForApi } from '../publish/device-object.ts';
@@ -167,6 +179,14 @@ export class DiscoverySession {
     this.#options.onDevices(this.servedDevices());
   }
 
+  /** Resolves when the handler may accept the details again, or when the session stops. */
+  async #untilRetryable(error: DetailsError, signal: AbortSignal): Promise<void> {
+    const { handler } = this.spec;
+    if (handler.untilRetryable === undefined) return untilAborted(signal);
+    // It resolves when `signal` aborts too (the contract); a broken one waits for the spec.
+    await handler.untilRetryable(error, signal).catch(() => untilAborted(signal));
+  }
+
   async #loop(): Promise<void> {
     const { initialMs, maxMs } = this.#options.backoff ?? { initialMs: 200, maxMs: 30_000 };
     const signal = this.#abort.signal;
@@ -187,6 +207,12 @@ export class DiscoverySession {
         this.#options.count?.('handler_error');
         this.lastError = error instanceof Error ? error : new Error(String(error));
         this.#options.onError?.(this.lastError);
+        if (error instanceof DetailsError) {
+          log.warn({ err: error, failures: this.failures }, 'Discovery handler refused the details; not retrying until they change');
+          await this.#untilRetryable(error, signal);
+          if (!signal.aborted) log.info({ failures: this.failures }, 'Retrying discovery handler: it may accept the details now');
+          continue;
+        }
         const delay = Math.min(initialMs * 2 ** (this.failures - 1), maxMs);
         log.warn({ err: error, failures: this.failures, retryInMs: delay }, 'Discovery handler failed');
         await abortableDelay(delay, signal);

@@ -12,7 +12,11 @@
  * A stream that breaks (error or end) takes its endpoint's devices out of the merged set
  * at once — the agent's grace period keeps them known but offline — and is reported to
  * the registry, which drops the endpoint until it registers again (Akri semantics).
- * `InvalidArgument` from a handler means bad details: `run` rejects with DetailsError.
+ * `InvalidArgument` from a handler means bad details: `run` rejects with DetailsError, and
+ * `untilRetryable` resolves once the handler's registration changed since (a new endpoint
+ * under the name, or the refusing endpoint registering again — perhaps a new version), so
+ * the session does not retry blindly. Other endpoints re-registering do not count: an SDK
+ * handler re-registers when the agent cancels its stream, which ending the run does.
  */
 import { status, type ClientReadableStream, type StatusObject } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -75,6 +79,42 @@ export function detailsErrorFrom(message: string, handler: string): DetailsError
   return new DetailsError('details', message.length > 0 ? message : `rejected by external handler ${handler}`);
 }
 
+/** What the registry held when an endpoint refused the details (InvalidArgument). */
+interface Refusal {
+  /** The endpoint that refused, and its generation then; undefined when unknown. */
+  readonly endpoint: LiveEndpoint | undefined;
+  readonly generation: number;
+  /** Every endpoint of the name at the refusal. */
+  readonly known: ReadonlySet<LiveEndpoint>;
+}
+
+/** Whether the name's registration changed since the refusal. Pure. */
+function registeredSince(refusal: Refusal, endpoints: readonly LiveEndpoint[]): boolean {
+  // A dropped endpoint that registers again is a new object, so it is not in `known`.
+  return endpoints.some((e) => !refusal.known.has(e) || (e === refusal.endpoint && e.generation !== refusal.generation));
+}
+
+/** Resolves once `registeredSince(refusal, …)` holds for `name`, or `signal` aborts. */
+function untilRegisteredSince(name: string, source: EndpointSource, refusal: Refusal, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || registeredSince(refusal, source.endpoints(name))) return resolve();
+    const done = (): void => {
+      unsubscribe();
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const unsubscribe = source.subscribe({
+      added: () => {
+        if (registeredSince(refusal, source.endpoints(name))) done();
+      },
+      removed: () => undefined,
+      // The agent is stopping: the session's signal ends the wait.
+      stopped: () => undefined,
+    });
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** One run of the adapter: the streams of one discovery session. */
 class ExternalRun {
   readonly #name: string;
@@ -98,11 +138,19 @@ class ExternalRun {
   #detach: (() => void) | undefined;
   #done = false;
   #settle: ((error?: Error) => void) | undefined;
+  readonly #onRefused: (error: DetailsError, refusal: Refusal) => void;
 
-  constructor(name: string, source: EndpointSource, details: ExternalDetails, context: HandlerContext) {
+  constructor(
+    name: string,
+    source: EndpointSource,
+    details: ExternalDetails,
+    context: HandlerContext,
+    onRefused: (error: DetailsError, refusal: Refusal) => void,
+  ) {
     this.#name = name;
     this.#source = source;
     this.#context = context;
+    this.#onRefused = onRefused;
     this.#request = discoverRequest(details, context.properties);
     this.#log = context.log.child({ handler: name });
   }
@@ -196,7 +244,10 @@ class ExternalRun {
     this.#streams.delete(endpoint);
     this.#awaitingFirst.delete(endpoint);
     if (s.code === status.INVALID_ARGUMENT) {
-      this.#finish(detailsErrorFrom(s.details, this.#name));
+      const error = detailsErrorFrom(s.details, this.#name);
+      const known = new Set(this.#source.endpoints(this.#name));
+      this.#onRefused(error, { endpoint, generation: endpoint.generation, known });
+      this.#finish(error);
       return;
     }
     if (state.devices === undefined) this.#failures.set(endpoint.address.key, (this.#failures.get(endpoint.address.key) ?? 0) + 1);
@@ -252,10 +303,17 @@ class ExternalRun {
  * object (sent as YAML) or a YAML string; the external handler validates them.
  */
 export function createExternalHandler(name: string, source: EndpointSource): DiscoveryHandler<ExternalDetails> {
+  const refusals = new WeakMap<DetailsError, Refusal>();
+  const remember = (error: DetailsError, refusal: Refusal): void => void refusals.set(error, refusal);
   return {
     name,
     parseDetails: parseExternalDetails,
     isShared: () => source.shared(name),
-    run: (details, context) => new ExternalRun(name, source, details, context).run(),
+    run: (details, context) => new ExternalRun(name, source, details, context, remember).run(),
+    untilRetryable: (error, signal) => {
+      // Not one of ours (cannot happen through a session): any registration from now on counts.
+      const refusal = refusals.get(error) ?? { endpoint: undefined, generation: 0, known: new Set(source.endpoints(name)) };
+      return untilRegisteredSince(name, source, refusal, signal);
+    },
   };
 }

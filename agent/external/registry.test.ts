@@ -2,103 +2,25 @@
  * The registry against hand-written v0 handlers: raw gRPC with the upstream protos, as a
  * Rust handler built on Akri's discovery-utils behaves (UDS and NETWORK endpoints).
  */
-import { EventEmitter } from 'node:events';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DetailsError } from '../../discovery-handlers/contract.ts';
-import { loadDiscoveryProtos } from '../../proto/load.ts';
-import type { AkriDevice, DiscoverRequest, DiscoverResponse, RegisterDiscoveryHandlerRequest } from '../../proto/types.ts';
+import type { AkriDevice } from '../../proto/types.ts';
 import { ExternalHandlerRegistry, type ExternalHandlerRegistryOptions } from './registry.ts';
 import { startRun, waitUntil, type TestRun } from '../../test/support/external-handler.ts';
+import { device, RawHandler, register, uds } from '../../test/support/raw-v0-handler.ts';
 
 const log = pino({ level: 'silent' });
-const protos = loadDiscoveryProtos();
 const cleanups: (() => Promise<unknown>)[] = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-type DiscoverCall = ServerWritableStream<DiscoverRequest, DiscoverResponse>;
-
-/** A v0 DiscoveryHandler written against the raw protos, like an Akri handler in Rust. */
-class RawHandler extends EventEmitter {
-  readonly requests: DiscoverRequest[] = [];
-  readonly calls = new Set<DiscoverCall>();
-  devices: AkriDevice[];
-  /** Answer Discover with this status instead of a stream. */
-  refuse: { code: status; details: string } | undefined;
-  /** Do not send the first list until release(). */
-  hold = false;
-  readonly #address: string;
-  #server: Server | undefined;
-  port = 0;
-
-  constructor(address: string, devices: AkriDevice[] = []) {
-    super();
-    this.#address = address;
-    this.devices = devices;
-  }
-
-  async start(): Promise<void> {
-    const server = new Server();
-    server.addService(protos.DiscoveryHandler.service, {
-      Discover: (call: DiscoverCall) => {
-        this.requests.push(call.request);
-        this.emit('request');
-        if (this.refuse !== undefined) {
-          call.emit('error', this.refuse);
-          return;
-        }
-        this.calls.add(call);
-        call.on('cancelled', () => {
-          this.calls.delete(call);
-          this.emit('cancelled');
-        });
-        if (!this.hold) call.write({ devices: this.devices });
-        this.emit('discover');
-      },
-    });
-    this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.#address, ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
-    );
-    this.#server = server;
-  }
-
-  setDevices(devices: AkriDevice[]): void {
-    this.devices = devices;
-    for (const call of this.calls) call.write({ devices });
-  }
-
-  release(): void {
-    this.hold = false;
-    this.setDevices(this.devices);
-  }
-
-  /** The process dies: connections drop without a status. */
-  kill(): void {
-    this.#server?.forceShutdown();
-    this.#server = undefined;
-    this.calls.clear();
-  }
-}
-
-const device = (id: string, properties: Record<string, string> = {}): AkriDevice => ({ id, properties, mounts: [], device_specs: [] });
-
-function register(agentSocket: string, request: RegisterDiscoveryHandlerRequest): Promise<void> {
-  const client = new protos.Registration(`unix://${agentSocket}`, credentials.createInsecure());
-  return new Promise<void>((resolve, reject) => {
-    (client as unknown as Record<string, (r: unknown, cb: (e: ServiceError | null) => void) => void>)['RegisterDiscoveryHandler']!(
-      request,
-      (error) => (error ? reject(error) : resolve()),
-    );
-  }).finally(() => client.close());
-}
 
 interface Setup {
   dir: string;
@@ -142,13 +64,6 @@ async function setup(options: Partial<ExternalHandlerRegistryOptions> = {}): Pro
     waitNames: (predicate, what) => waitUntil(registry, ['registered', 'unregistered'], () => predicate(registry.names()), 5_000, what),
   };
 }
-
-const uds = (name: string, endpoint: string, shared = false): RegisterDiscoveryHandlerRequest => ({
-  name,
-  endpoint,
-  endpoint_type: 'UDS',
-  shared,
-});
 
 describe('ExternalHandlerRegistry with a raw v0 handler', () => {
   it('registers, streams devices, sends details as YAML and properties as bytes', async () => {

@@ -13,6 +13,11 @@
  * Registering again with the same name+endpoint refreshes the endpoint in place: live
  * streams are kept (no rediscovery churn), sessions without a stream to it open one.
  *
+ * Persistence (optional `stateFile`, see ./endpoint-store.ts): every accepted registration
+ * is remembered; on start each remembered endpoint is dialled as if it had just
+ * registered, so handlers that only register when a stream breaks (Akri's) survive an
+ * agent restart. Dropped endpoints leave the file; stopping the registry keeps it.
+ *
  * Events: 'registered' (name) when a name gets its first live endpoint, 'unregistered'
  * (name) when its last one is dropped; for observability also 'endpoint-ready' (name,
  * endpoint) when the connection to an endpoint is up and 'endpoint-dropped' (name,
@@ -40,6 +45,7 @@ import type { DiscoverRequest, DiscoverResponse, Empty, RegisterDiscoveryHandler
 import { createExternalHandler, type EndpointListener, type EndpointSource, type LiveEndpoint } from './adapter.ts';
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from './devices.ts';
 import { MAX_SOCKET_PATH_BYTES, parseRegistration, type HandlerAddress } from './endpoint.ts';
+import { EndpointStore } from './endpoint-store.ts';
 
 /** Where Tether's agent serves registrations by default (Akri: /var/lib/akri/agent-registration.sock). */
 export const DEFAULT_REGISTRATION_SOCKET = '/var/lib/tether/agent-registration.sock';
@@ -56,6 +62,11 @@ export interface ExternalHandlerRegistryOptions {
   readonly limits?: Partial<WireLimits>;
   /** Most endpoints kept at once; further registrations are refused (default 1 024). */
   readonly maxEndpoints?: number;
+  /**
+   * The file remembering accepted registrations across restarts (see ./endpoint-store.ts),
+   * e.g. endpointsFile('/var/lib/tether'); nothing is remembered when absent.
+   */
+  readonly stateFile?: string;
   readonly protos?: DiscoveryProtos;
 }
 
@@ -111,6 +122,8 @@ export class ExternalHandlerRegistry extends EventEmitter {
   /** Last `shared` flag registered per name (kept when the name has no live endpoint). */
   readonly #shared = new Map<string, boolean>();
   readonly #source: EndpointSource;
+  readonly #maxEndpoints: number;
+  readonly #store: EndpointStore | undefined;
   #server: Server | undefined;
 
   constructor(options: ExternalHandlerRegistryOptions) {
@@ -120,6 +133,11 @@ export class ExternalHandlerRegistry extends EventEmitter {
     this.#protos = options.protos ?? loadDiscoveryProtos();
     this.#limits = { ...DEFAULT_WIRE_LIMITS, ...options.limits };
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.#maxEndpoints = options.maxEndpoints ?? 1_024;
+    this.#store =
+      options.stateFile === undefined
+        ? undefined
+        : new EndpointStore({ path: options.stateFile, log: this.#log, maxEntries: this.#maxEndpoints });
     this.#source = {
       endpoints: (name) => [...this.#endpoints.values()].filter((e) => e.address.name === name),
       shared: (name) => this.#shared.get(name) ?? false,
@@ -137,12 +155,17 @@ export class ExternalHandlerRegistry extends EventEmitter {
     return this.#options.socketPath;
   }
 
-  /** Serves Registration on the socket, removing a stale socket file first. */
+  /**
+   * Serves Registration on the socket, removing a stale socket file first, then dials the
+   * remembered endpoints (they are live at once, and dropped if unreachable within
+   * connectTimeoutMs, like fresh registrations).
+   */
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
     const path = this.#options.socketPath;
     if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)
       throw new Error(`registration socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${path}`);
+    const remembered = (await this.#store?.load()) ?? [];
     await rm(path, { force: true });
     const server = new Server();
     server.addService(this.#protos.Registration.service, {
@@ -156,14 +179,17 @@ export class ExternalHandlerRegistry extends EventEmitter {
     });
     this.#server = server;
     this.#log.info({ socket: path }, 'Serving external handler registration');
+    this.#restore(remembered);
   }
 
   /** Stops serving, ends every session's streams, closes handler connections, removes the socket. */
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    // #drop does not persist while #server is unset: the file keeps what the next start dials.
     for (const endpoint of [...this.#endpoints.values()]) this.#drop(endpoint, 'registry stopped');
     for (const listener of [...this.#listeners]) listener.stopped();
+    await this.#store?.flush();
     this.#listeners.clear();
     if (server !== undefined) {
       await new Promise<void>((resolve) => {
@@ -216,7 +242,7 @@ export class ExternalHandlerRegistry extends EventEmitter {
       return;
     }
     const existing = this.#endpoints.get(address.key);
-    if (existing === undefined && this.#endpoints.size >= (this.#options.maxEndpoints ?? 1_024)) {
+    if (existing === undefined && this.#endpoints.size >= this.#maxEndpoints) {
       this.#log.warn({ handler: address.name, endpoint: address.endpoint }, 'Refused external handler registration: too many endpoints');
       done({ code: status.RESOURCE_EXHAUSTED, details: 'too many external handler endpoints registered' });
       return;
@@ -231,10 +257,27 @@ export class ExternalHandlerRegistry extends EventEmitter {
     endpoint.generation++;
     endpoint.shared = address.shared;
     this.#log.debug({ handler: address.name, endpoint: address.endpoint }, 'Refreshed external handler registration');
+    this.#persist(); // writes only when `shared` changed
     for (const listener of [...this.#listeners]) listener.added(endpoint);
   }
 
-  #add(address: HandlerAddress): void {
+  /** Dials remembered endpoints as if they had just registered (skipping any that already did). */
+  #restore(remembered: readonly HandlerAddress[]): void {
+    for (const address of remembered) {
+      if (this.#endpoints.has(address.key) || this.#endpoints.size >= this.#maxEndpoints) continue;
+      this.#shared.set(address.name, address.shared);
+      this.#add(address, 'Restored external discovery handler endpoint');
+    }
+    this.#persist(); // rewrites a file that held invalid entries
+  }
+
+  /** Remembers the live endpoints (coalesced; an unchanged list writes nothing). */
+  #persist(): void {
+    if (this.#server === undefined) return;
+    this.#store?.save([...this.#endpoints.values()].map((e) => ({ ...e.address, shared: e.shared })));
+  }
+
+  #add(address: HandlerAddress, message = 'Registered external discovery handler'): void {
     const client = new this.#protos.DiscoveryHandler(
       address.target,
       credentials.createInsecure(),
@@ -243,10 +286,8 @@ export class ExternalHandlerRegistry extends EventEmitter {
     const endpoint = new Endpoint(address, client);
     const first = !this.names().includes(address.name);
     this.#endpoints.set(address.key, endpoint);
-    this.#log.info(
-      { handler: address.name, endpoint: address.endpoint, type: address.type, shared: address.shared },
-      'Registered external discovery handler',
-    );
+    this.#log.info({ handler: address.name, endpoint: address.endpoint, type: address.type, shared: address.shared }, message);
+    this.#persist();
     this.#watch(endpoint);
     for (const listener of [...this.#listeners]) listener.added(endpoint);
     if (first) this.emit('registered', address.name);
@@ -298,6 +339,7 @@ export class ExternalHandlerRegistry extends EventEmitter {
     endpoint.closed = true;
     const { name, endpoint: where, key } = endpoint.address;
     this.#endpoints.delete(key);
+    this.#persist();
     for (const listener of [...this.#listeners]) listener.removed(endpoint);
     endpoint.client.close();
     const level = reason === 'registry stopped' ? 'debug' : 'warn';
