@@ -19,6 +19,7 @@ export const DETAILS_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Promise<
   mdns: async () => (await import('./mdns/schema.ts')).MdnsDetailsSchema,
   onvif: async () => (await import('./onvif/schema.ts')).OnvifDetailsSchema,
   usb: async () => (await import('./usb/schema.ts')).UsbDetailsSchema,
+  udev: async () => (await import('./udev/schema.ts')).UdevDetailsSchema,
 };
 
 export const BEGIN_MARKER =

@@ -14,6 +14,7 @@ export const DETAILS_JSON_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Pro
   mdns: async () => (await import('./mdns/details.schema.json', { with: { type: 'json' } })).default,
   onvif: async () => (await import('./onvif/details.schema.json', { with: { type: 'json' } })).default,
   usb: async () => (await import('./usb/details.schema.json', { with: { type: 'json' } })).default,
+  udev: async () => (await import('./udev/details.schema.json', { with: { type: 'json' } })).default,
 };
 
 /**

@@ -3,7 +3,7 @@
  * and the agent's start-up path stays cheap. registry.test.ts keeps this in step with
  * the registry.
  */
-export const BUILTIN_HANDLER_NAMES = ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb'] as const;
+export const BUILTIN_HANDLER_NAMES = ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb', 'udev'] as const;
 
 export type BuiltinHandlerName = (typeof BUILTIN_HANDLER_NAMES)[number];
 

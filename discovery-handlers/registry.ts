@@ -8,6 +8,7 @@ import { createMdnsHandler } from './mdns/mdns.ts';
 import { createMqttHandler } from './mqtt/mqtt.ts';
 import { createOnvifHandler } from './onvif/onvif.ts';
 import { builtinNameFor } from './names.ts';
+import { createUdevHandler } from './udev/udev.ts';
 import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
@@ -18,6 +19,7 @@ export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
     createMdnsHandler(),
     createOnvifHandler(),
     createUsbHandler(),
+    createUdevHandler(),
   ];
   return new Map(handlers.map((h) => [h.name, h]));
 }
