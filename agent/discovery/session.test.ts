@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceName } from '../../api/names.ts';
-import type { DeviceSink, DiscoveredDevice, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
+import { DetailsError, type DeviceSink, type DiscoveredDevice, type DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';
 import { DiscoverySession, type SessionSpec } from './session.ts';
 
@@ -18,11 +18,21 @@ afterEach(async () => {
   await Promise.all(sessions.splice(0).map((s) => s.stop()));
 });
 
-/** A handler the test drives: it hands over its sink on every run, and fails when told to. */
-function drivenHandler(options: { shared?: boolean; failRuns?: number; returnEarly?: boolean } = {}) {
+/**
+ * A handler the test drives: it hands over its sink on every run, and fails when told to
+ * (`refuseRuns`: with a DetailsError). With `retryable`, it has `untilRetryable`, which
+ * resolves when the test calls `allowRetry()`.
+ */
+function drivenHandler(
+  options: { shared?: boolean; failRuns?: number; refuseRuns?: number; returnEarly?: boolean; retryable?: boolean } = {},
+) {
   const sinks: DeviceSink[] = [];
   const runs: AbortSignal[] = [];
   const waiters: (() => void)[] = [];
+  const retries: (() => void)[] = [];
+  const wake = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
   const handler: DiscoveryHandler<unknown> = {
     name: 'driven',
     parseDetails: (raw) => raw,
@@ -30,23 +40,50 @@ function drivenHandler(options: { shared?: boolean; failRuns?: number; returnEar
     run: async (_details, { sink, signal }) => {
       runs.push(signal);
       sinks.push(sink);
-      for (const wake of waiters.splice(0)) wake();
+      wake();
+      if (runs.length <= (options.refuseRuns ?? 0)) throw new DetailsError('details.x', `run ${runs.length} refused`);
       if (runs.length <= (options.failRuns ?? 0)) throw new Error(`run ${runs.length} failed`);
       if (options.returnEarly === true) return;
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
     },
+    ...(options.retryable === true
+      ? {
+          untilRetryable: (_error: DetailsError, signal: AbortSignal) =>
+            new Promise<void>((resolve) => {
+              retries.push(resolve);
+              signal.addEventListener('abort', () => resolve(), { once: true });
+              wake();
+            }),
+        }
+      : {}),
   };
-  const runCount = async (n: number, timeoutMs = 2_000): Promise<void> => {
+  const until = async (done: () => boolean, what: () => string, timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
-    while (runs.length < n) {
-      if (Date.now() > deadline) throw new Error(`handler ran ${runs.length} times, wanted ${n}`);
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(what());
       await Promise.race([
         new Promise<void>((resolve) => waiters.push(resolve)),
         new Promise((resolve) => setTimeout(resolve, deadline - Date.now())),
       ]);
     }
   };
-  return { handler, sinks, runs, runCount };
+  const runCount = (n: number, timeoutMs = 2_000): Promise<void> =>
+    until(
+      () => runs.length >= n,
+      () => `handler ran ${runs.length} times, wanted ${n}`,
+      timeoutMs,
+    );
+  /** Resolves once the session waits in untilRetryable. */
+  const waitingForRetry = (): Promise<void> =>
+    until(
+      () => retries.length > 0,
+      () => 'session never waited for a retry',
+      2_000,
+    );
+  const allowRetry = (): void => {
+    for (const retry of retries.splice(0)) retry();
+  };
+  return { handler, sinks, runs, runCount, waitingForRetry, allowRetry };
 }
 
 interface Harness {
@@ -171,6 +208,29 @@ describe('DiscoverySession', () => {
     driven.sinks[2]!.replaceAll([{ id: 'a', properties: {} }]);
     await h.report((d) => d.length === 1);
     expect(h.session.failures).toBe(0); // a report resets the backoff
+  });
+
+  it('a DetailsError from run is reported once and not retried: only a new spec (session) runs the handler again', async () => {
+    const driven = drivenHandler({ refuseRuns: 1 });
+    const h = start(driven.handler);
+    await driven.runCount(1);
+    // The session's backoff here is 5-20 ms: a blind retry would come well within 300 ms.
+    await expect(driven.runCount(2, 300)).rejects.toThrow('handler ran 1 times');
+    expect(h.errors.map((e) => e.message)).toEqual(['details.x: run 1 refused']);
+    expect(h.counts.filter((c) => c === 'handler_error')).toHaveLength(1);
+    await h.session.stop(); // ends the wait
+  });
+
+  it("a DetailsError is retried once the handler's untilRetryable resolves", async () => {
+    const driven = drivenHandler({ refuseRuns: 1, retryable: true });
+    const h = start(driven.handler);
+    await driven.waitingForRetry();
+    expect(driven.runs).toHaveLength(1);
+    driven.allowRetry();
+    await driven.runCount(2);
+    driven.sinks[1]!.replaceAll([{ id: 'a', properties: {} }]);
+    await h.report((d) => d.length === 1);
+    expect(h.errors).toHaveLength(1);
   });
 
   it('a handler that returns before the session stops counts as a failure and runs again', async () => {

@@ -1,15 +1,18 @@
 /**
  * An SDK-served external handler through the agent to the (mock) kubelet: the device
  * becomes an allocatable extended resource whose Allocate returns its properties as env
- * vars; a handler that goes away turns it Unhealthy (grace period), and back.
+ * vars; a handler that goes away turns it Unhealthy (grace period), and back; an idle
+ * handler that does not register again is found by a restarted agent (remembered endpoints).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveDiscoveryHandler, type DiscoveryHandlerDefinition, type ServedDiscoveryHandler } from '../../discovery-handlers/sdk/index.ts';
 import { startAgentWithHandler, startHandlerRegistry, waitForRegistered, type AgentWithHandler } from '../../test/support/handler-kit.ts';
+import { endpointsFile } from './endpoint-store.ts';
+import { ExternalHandlerRegistry } from './registry.ts';
 
 const log = pino({ level: 'silent' });
 const NODE = 'node-x';
@@ -78,5 +81,54 @@ describe('external handler → agent → kubelet', () => {
     served = await serve();
     await kit.waitForSlots(resource, { healthy: 2 });
     await kit.waitForSlots(kit.discoveryResource, { healthy: 3 });
+  });
+
+  it('an idle handler that does not register again serves a restarted agent: its endpoint is remembered', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tx-'));
+    const socket = join(dir, 'agent-registration.sock');
+    // The handler reaches the agent through a link the test removes: after its first
+    // registration it cannot register again, like an Akri handler that has no stream to
+    // lose (the SDK alone would notice the restart and register again).
+    const link = join(dir, 'registration-link.sock');
+    await symlink(socket, link);
+    const agentOn = async (): Promise<ExternalHandlerRegistry> => {
+      const registry = new ExternalHandlerRegistry({ socketPath: socket, log, connectTimeoutMs: 1_000, stateFile: endpointsFile(dir) });
+      await registry.start();
+      return registry;
+    };
+    const running: { kit?: AgentWithHandler; registry?: ExternalHandlerRegistry } = {};
+    const served = await serveDiscoveryHandler({ ...cameras, agentSocket: link, listen: { socket: join(dir, 'cam.sock') }, log });
+    cleanups.push(async () => {
+      await running.kit?.stop();
+      await running.registry?.stop();
+      await served.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const start = async (registry: ExternalHandlerRegistry): Promise<AgentWithHandler> => {
+      const handler = registry.handler('sdkCam');
+      if (handler === undefined) throw new Error(`sdkCam is not registered with the agent (names: [${registry.names().join(', ')}])`);
+      running.kit = await startAgentWithHandler({ handler, node: NODE, discovery: 'cams', details: { cameras: ['door'] } });
+      return running.kit;
+    };
+
+    running.registry = await agentOn();
+    await waitForRegistered(running.registry, 'sdkCam');
+    const before = await start(running.registry);
+    const resource = before.deviceResource('door', 'node');
+    await before.waitForSlots(resource, { healthy: 1 });
+
+    await rm(link);
+    await before.stop();
+    await running.registry.stop();
+    delete running.kit;
+    // (Its stream's cancellation may have made it register again with the old agent, over the
+    // connection it still had; from now on it cannot reach any agent.)
+    const registrations = served.registrations;
+
+    // A new agent on the same state dir and socket; the handler stays idle.
+    running.registry = await agentOn();
+    const after = await start(running.registry);
+    await after.waitForSlots(resource, { healthy: 1 });
+    expect(served.registrations).toBe(registrations);
   });
 });
