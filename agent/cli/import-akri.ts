@@ -54,7 +54,7 @@ export function parseDocuments(text: string): { documents: unknown[]; errors: st
       documents.push(document.toJS() as unknown);
       return;
     }
-    errors.push(`document ${i + 1}: not valid YAML or JSON: ${error.message.split('\n')[0] ?? ''}`);
+    errors.push(`document ${i + 1}: not valid YAML or JSON: ${(error.message.split('\n')[0] ?? '').replace(/:$/, '')}`);
     documents.push(undefined);
   });
   return { documents, errors };
@@ -70,6 +70,12 @@ export function formatDiscoveries(discoveries: readonly ImportedDiscovery[], out
   if (output === 'json')
     return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: discoveries.map((d) => d.discovery) }, null, 2)}\n`;
   return discoveries.map(yamlDocument).join('---\n');
+}
+
+/** Errors in document order (each starts with `document <n>`). */
+function byDocument(errors: readonly string[]): string[] {
+  const number = (error: string): number => Number(/^document (\d+)/.exec(error)?.[1] ?? 0);
+  return [...errors].sort((a, b) => number(a) - number(b));
 }
 
 function failure(result: AkriImport, input: string, documents: number): ImportAkriError | undefined {
@@ -102,7 +108,7 @@ export async function importAkri(options: ImportAkriOptions): Promise<void> {
     parsed.documents,
     options.handlerSource === undefined ? {} : { handlerSource: options.handlerSource },
   );
-  const result: AkriImport = { ...converted, errors: [...parsed.errors, ...converted.errors] };
+  const result: AkriImport = { ...converted, errors: byDocument([...parsed.errors, ...converted.errors]) };
   for (const warning of result.warnings) options.warn(`warning: ${warning}`);
   const documents = parsed.documents.filter((d) => d !== null && d !== undefined).length + parsed.errors.length;
   const error = failure(result, options.input, documents);
