@@ -33,7 +33,7 @@ function fromYaml(raw: string): unknown {
 
 /** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
 export function parseUdevDetails(raw: unknown): UdevDetails {
-  const input = parseWithSchema(UdevDetailsSchema, typeof raw === 'string' ? fromYaml(raw) : raw);
+  const input = parseWithSchema(UdevDetailsSchema, typeof raw === 'string' ? fromYaml(raw) : (raw ?? {}));
   return {
     udevRules: input.udevRules.map((rule, i) => parseUdevRule(rule, `details.udevRules[${i}]`)),
     groupRecursive: input.groupRecursive,
