@@ -219,6 +219,14 @@ describe('convertAkriConfiguration', () => {
     });
   });
 
+  it('warns that a Job broker runs per node, up to capacity, when capacity allows more than one', () => {
+    const job = { template: { spec: { containers: [container('a', '1')] } } };
+    const result = convertAkriConfiguration(configuration({ capacity: 2, brokerSpec: { brokerJobSpec: job } }));
+    expect(strip(result.warnings)).toEqual([
+      'spec.brokerSpec.brokerJobSpec: carried over with another count: Akri ran one Job per device; Tether runs one per node that sees the device, up to capacity (2)',
+    ]);
+  });
+
   it.each<{ what: string; properties: unknown[]; namespace?: string; expected: unknown[]; warnings: RegExp[] }>([
     {
       what: 'a value wins over a valueFrom (as in Akri)',

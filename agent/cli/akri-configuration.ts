@@ -266,14 +266,25 @@ function convertSpec(
   if (handler.properties !== undefined) spec.properties = handler.properties;
   // Type and range are the schema's to judge (Akri's default is 1, Tether's too).
   if (source['capacity'] !== undefined && source['capacity'] !== null) spec.capacity = source['capacity'] as number;
+  addWorkloads(source, spec, report);
+  warnBrokerProperties(source['brokerProperties'], report);
+  return spec;
+}
+
+/** Broker and Services: what the controller runs for each device. */
+function addWorkloads(source: Record<string, unknown>, spec: DeviceDiscoverySpec, report: ConversionReport): void {
   const broker = convertBrokerSpec(source['brokerSpec'], report);
   if (broker !== undefined) spec.broker = broker;
+  if (broker?.job !== undefined && typeof spec.capacity === 'number' && spec.capacity > 1)
+    report.warn(
+      'spec.brokerSpec.brokerJobSpec',
+      `carried over with another count: Akri ran one Job per device; Tether runs one per node that sees the device, ` +
+        `up to capacity (${spec.capacity})`,
+    );
   const deviceService = convertServiceSpec(source['instanceServiceSpec'], 'spec.instanceServiceSpec', report);
   if (deviceService !== undefined) spec.deviceService = deviceService;
   const discoveryService = convertServiceSpec(source['configurationServiceSpec'], 'spec.configurationServiceSpec', report);
   if (discoveryService !== undefined) spec.discoveryService = discoveryService;
-  warnBrokerProperties(source['brokerProperties'], report);
-  return spec;
 }
 
 function warnBrokerProperties(source: unknown, report: ConversionReport): void {

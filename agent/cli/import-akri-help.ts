@@ -36,7 +36,9 @@ Mapping (Akri Configuration -> Tether DeviceDiscovery):
                                        another one (Akri's default: "default") is a warning
   spec.capacity                        spec.capacity
   spec.brokerSpec.brokerPodSpec        spec.broker.pod.spec
-  spec.brokerSpec.brokerJobSpec        spec.broker.job.spec
+  spec.brokerSpec.brokerJobSpec        spec.broker.job.spec (Akri ran one Job per device,
+                                       Tether one per node that sees it, up to capacity: a
+                                       warning when capacity > 1)
                                        "{{PLACEHOLDER}}" in resources is dropped: Tether's
                                        controller adds tether.dev/<device>: "1" to the broker's
                                        FIRST container itself, so the container that had the
