@@ -8,8 +8,8 @@
  * A DetailsError from `run` is not retried blindly: the same details would be refused
  * again. It is reported like any failure (counted, `onError`, logged) and the handler runs
  * again only when `handler.untilRetryable` says something changed (an external handler
- * registered again); a spec change replaces the whole session (the node runtime restarts
- * sessions whose fingerprint — handler, details, properties — changes).
+ * registered again), after the usual backoff; a spec change replaces the whole session (the
+ * node runtime restarts sessions whose fingerprint — handler, details, properties — changes).
  */
 import type { Logger } from 'pino';
 import { deviceName } from '../../api/names.ts';
@@ -207,14 +207,16 @@ export class DiscoverySession {
         this.#options.count?.('handler_error');
         this.lastError = error instanceof Error ? error : new Error(String(error));
         this.#options.onError?.(this.lastError);
+        const delay = Math.min(initialMs * 2 ** (this.failures - 1), maxMs);
         if (error instanceof DetailsError) {
           log.warn({ err: error, failures: this.failures }, 'Discovery handler refused the details; not retrying until they change');
           await this.#untilRetryable(error, signal);
-          if (!signal.aborted) log.info({ failures: this.failures }, 'Retrying discovery handler: it may accept the details now');
-          continue;
+          if (!signal.aborted)
+            log.info({ failures: this.failures, retryInMs: delay }, 'Retrying discovery handler: it may accept the details now');
+        } else {
+          log.warn({ err: error, failures: this.failures, retryInMs: delay }, 'Discovery handler failed');
         }
-        const delay = Math.min(initialMs * 2 ** (this.failures - 1), maxMs);
-        log.warn({ err: error, failures: this.failures, retryInMs: delay }, 'Discovery handler failed');
+        // Also after a change: a handler that registers again after every refusal must not spin.
         await abortableDelay(delay, signal);
       }
     }

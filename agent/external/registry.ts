@@ -125,6 +125,8 @@ export class ExternalHandlerRegistry extends EventEmitter {
   readonly #maxEndpoints: number;
   readonly #store: EndpointStore | undefined;
   #server: Server | undefined;
+  /** Set while the remembered endpoints are added: one write for all of them, not one each. */
+  #restoring = false;
 
   constructor(options: ExternalHandlerRegistryOptions) {
     super();
@@ -263,17 +265,19 @@ export class ExternalHandlerRegistry extends EventEmitter {
 
   /** Dials remembered endpoints as if they had just registered (skipping any that already did). */
   #restore(remembered: readonly HandlerAddress[]): void {
+    this.#restoring = true;
     for (const address of remembered) {
       if (this.#endpoints.has(address.key) || this.#endpoints.size >= this.#maxEndpoints) continue;
       this.#shared.set(address.name, address.shared);
       this.#add(address, 'Restored external discovery handler endpoint');
     }
-    this.#persist(); // rewrites a file that held invalid entries
+    this.#restoring = false;
+    this.#persist(); // writes nothing unless the file held invalid entries
   }
 
   /** Remembers the live endpoints (coalesced; an unchanged list writes nothing). */
   #persist(): void {
-    if (this.#server === undefined) return;
+    if (this.#server === undefined || this.#restoring) return;
     this.#store?.save([...this.#endpoints.values()].map((e) => ({ ...e.address, shared: e.shared })));
   }
 
