@@ -139,8 +139,11 @@ export class Registrar extends EventEmitter {
 
   /** Re-registers when the connection to the agent is lost (the agent stopped or restarted). */
   #watch(client: RegistrationClient): void {
-    this.#watched?.close();
+    // Swap before closing: closing the previous channel fires its watch callback, which must
+    // see that it is no longer the watched one (else a refresh re-registers in a tight loop).
+    const previous = this.#watched;
     this.#watched = client;
+    previous?.close();
     const channel = client.getChannel();
     const state = channel.getConnectivityState(false);
     if (state !== connectivityState.READY) {
