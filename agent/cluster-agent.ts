@@ -4,7 +4,7 @@
  * node), devices published as Device objects by server-side apply. All Kubernetes I/O goes
  * through the shared plain-JSON client (kube/).
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfigSource } from '../kube/kubeconfig.ts';
 import type { Logger } from 'pino';
 import type { NodeFacts } from '../api/node-selector.ts';
 import type { AnyDiscoveryHandler } from '../discovery-handlers/contract.ts';
@@ -20,7 +20,7 @@ import { NodeRuntime } from './runtime/node-runtime.ts';
 
 export interface ClusterAgentOptions {
   readonly node: string;
-  readonly kc: KubeConfig;
+  readonly kc: KubeConfigSource;
   readonly log: Logger;
   /** The kubelet's device-plugins directory. */
   readonly pluginDir: string;

@@ -2,7 +2,7 @@
  * Composition root of `tether agent`: builds the pieces from a validated config, runs
  * until the signal aborts, then shuts down without deleting anything.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '../kube/kubeconfig.ts';
 import type { Logger } from 'pino';
 import { builtinHandlers } from '../discovery-handlers/registry.ts';
 import { ClusterAgent } from './cluster-agent.ts';

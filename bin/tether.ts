@@ -63,12 +63,6 @@ async function capturingLogger(level: string): Promise<{ log: Logger; warnings: 
   return { log: pino({ level: lowest, base: undefined }, pino.multistream(streams)), warnings: () => [...new Set(captured)].slice(-5) };
 }
 
-/** Talk HTTP/1.1 to the apiserver (kube/http1.ts says why); before any client is made. */
-async function kubernetesClientSetup(): Promise<void> {
-  const { useHttp1ForKubernetes } = await import('../kube/http1.ts');
-  useHttp1ForKubernetes();
-}
-
 /** Aborts on SIGINT/SIGTERM so commands can clean up before exit. */
 function shutdownSignal(): AbortSignal {
   const controller = new AbortController();
@@ -166,11 +160,7 @@ program
   .option('-n, --namespace <ns>', 'namespace of the target', 'default')
   .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
   .action(async (target: string, opts: { namespace: string; kubeconfig?: string }) => {
-    await kubernetesClientSetup();
-    const [{ KubeConfig }, { gatherAndExplain }] = await Promise.all([
-      import('@kubernetes/client-node'),
-      import('../agent/cli/explain.ts'),
-    ]);
+    const [{ KubeConfig }, { gatherAndExplain }] = await Promise.all([import('../kube/kubeconfig.ts'), import('../agent/cli/explain.ts')]);
     const kc = new KubeConfig();
     if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
@@ -264,7 +254,6 @@ program
     const log = await logger(
       program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel,
     );
-    await kubernetesClientSetup();
     const { runAgent } = await import('../agent/main.ts');
     await runAgent(
       {
@@ -328,8 +317,7 @@ program
       ...(env['POD_NAME'] ? { podName: env['POD_NAME'] } : {}),
       ...(env['POD_NAMESPACE'] ? { podNamespace: env['POD_NAMESPACE'] } : {}),
     });
-    await kubernetesClientSetup();
-    const [{ KubeConfig }, { runController }] = await Promise.all([import('@kubernetes/client-node'), import('../controller/main.ts')]);
+    const [{ KubeConfig }, { runController }] = await Promise.all([import('../kube/kubeconfig.ts'), import('../controller/main.ts')]);
     const kubeConfig = new KubeConfig();
     if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') kubeConfig.loadFromFile(opts.kubeconfig);
     else kubeConfig.loadFromDefault();

@@ -7,7 +7,8 @@
  * Handlers never do work — they enqueue keys. Reconcilers get only a key (level-triggered).
  * bin/tether.ts parses flags into a `ControllerConfig` and calls `runController`.
  */
-import type { KubeConfig, V1Job, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Job, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubeConfigSource } from '../kube/kubeconfig.ts';
 import type { Logger } from 'pino';
 import type { Device, DeviceDiscovery } from '../api/schema.ts';
 import type { ControllerConfig } from './runtime/config.ts';
@@ -33,7 +34,7 @@ import { RetryLater, reconcileDevice, type ReconcileResult } from './devices/rec
 import { reconcileDiscovery } from './discoveries/reconcile.ts';
 
 export interface ControllerDeps {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeConfigSource;
   readonly log: Logger;
   /** Counts every apiserver request (benchmarks pass their own). */
   readonly counter?: RequestCounter;

@@ -4,13 +4,20 @@
  * Why not the generated clients: they deserialise lists into classes (timestamps become Date)
  * while watch events stay plain JSON, so an informer built on both holds two shapes of the
  * same object; and each generated call builds a new TLS dispatcher (no connection reuse).
- * Here every object is the apiserver's JSON, one dispatcher is reused (refreshed every minute
- * so rotated tokens are picked up), and every request is counted by verb and resource — the
- * benchmark reports those counts and `/metrics` exports them.
+ * Here every object is the apiserver's JSON, one keep-alive connection pool is reused (its
+ * credentials refreshed every minute so rotated tokens are picked up), and every request is
+ * counted by verb and resource — the benchmark reports those counts and `/metrics` exports them.
  *
- * Errors are client-node `ApiException`s with the numeric HTTP `code` and the Status body.
+ * It speaks HTTP/1.1 through node:http(s) (client-node costs ~80 MiB to import, issue 15; its
+ * undici HTTP/2 sessions also raised unhandled rejections after aborted watches).
+ *
+ * Errors are {@link KubeApiError}s with the numeric HTTP `code` and the Status body.
  */
-import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import type { ExecConfig, KubeConfigSource, KubeCluster, KubeUser } from './kubeconfig.ts';
 
 /** A Kubernetes resource type: where its objects live. */
 export interface ResourceType {
@@ -119,11 +126,38 @@ export interface RawWatchEvent {
 
 const AUTH_REFRESH_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** A pooled connection idle this long is closed (an open watch is not: only free sockets are). */
+const IDLE_SOCKET_TIMEOUT_MS = 60_000;
+
+/** An HTTP error answer of the apiserver: `code` is the status, `body` the Status object as text. */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  readonly code: number;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+
+  constructor(code: number, message: string, body: string, headers: Readonly<Record<string, string | string[] | undefined>>) {
+    super(message);
+    this.code = code;
+    this.body = body;
+    this.headers = headers;
+  }
+}
 
 interface Auth {
-  readonly headers: Record<string, string>;
-  readonly dispatcher: ReturnType<RequestContext['getDispatcher']>;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly agent: HttpAgent;
+  /** The TLS material the agent was made with: an unchanged one keeps its pooled connections. */
+  readonly tlsKey: string;
   readonly at: number;
+}
+
+interface ExecCredential {
+  readonly token?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** ms since the epoch; undefined: valid until the process ends. */
+  readonly expires?: number;
 }
 
 /**
@@ -132,40 +166,36 @@ interface Auth {
  */
 export class KubeClient {
   readonly counter: RequestCounter;
-  readonly #kc: KubeConfig;
+  readonly #cluster: KubeCluster;
+  readonly #user: KubeUser;
   readonly #server: string;
-  readonly #http = new IsomorphicFetchHttpLibrary();
+  readonly #secure: boolean;
   #auth: Promise<Auth> | undefined;
+  #exec: ExecCredential | undefined;
 
-  constructor(kc: KubeConfig, counter: RequestCounter = new RequestCounter()) {
+  constructor(kc: KubeConfigSource, counter: RequestCounter = new RequestCounter()) {
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-    this.#kc = kc;
+    if (cluster.proxyUrl !== undefined && cluster.proxyUrl !== null) throw new Error("the kubeconfig's proxy-url is not supported");
+    this.#cluster = cluster;
+    this.#user = kc.getCurrentUser() ?? {};
     this.#server = cluster.server.replace(/\/+$/, '');
+    this.#secure = this.#server.startsWith('https:');
     this.counter = counter;
   }
 
   /** Performs a request and returns the parsed JSON body (undefined for an empty body). */
   async request<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, options: RequestOptions): Promise<T> {
-    const ctx = await this.#context(method, path, options.query);
-    ctx.setHeaderParam('Accept', 'application/json');
-    if (options.body !== undefined) {
-      ctx.setHeaderParam('Content-Type', options.contentType ?? 'application/json');
-      ctx.setBody(JSON.stringify(options.body));
-    }
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': options.contentType ?? 'application/json' };
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-    ctx.setSignal(options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]));
+    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
     this.counter.record(options.verb, options.resource);
-    const response = await this.#http.send(ctx).toPromise();
-    const text = await response.body.text();
-    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) {
-      throw new ApiException(
-        response.httpStatusCode,
-        `${method} ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`,
-        text,
-        response.headers,
-      );
-    }
+    const response = await this.#send(method, path, options.query, headers, body, signal);
+    const text = await readText(response);
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status > 299)
+      throw new KubeApiError(status, `${method} ${path}: HTTP ${status}: ${statusMessage(text)}`, text, response.headers);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -182,8 +212,6 @@ export class KubeClient {
     signal: AbortSignal,
     inactivityMs: number,
   ): Promise<void> {
-    const ctx = await this.#context('GET', path, { ...query, watch: true });
-    ctx.setHeaderParam('Accept', 'application/json');
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -197,27 +225,20 @@ export class KubeClient {
       }, inactivityMs);
       timer.unref();
     };
-    ctx.setSignal(controller.signal);
     this.counter.record('watch', resource);
     try {
       arm();
-      const response = await this.#http.send(ctx).toPromise();
-      if (response.httpStatusCode !== 200) {
-        const text = await response.body.text();
-        throw new ApiException(
-          response.httpStatusCode,
-          `watch ${path}: HTTP ${response.httpStatusCode}: ${statusMessage(text)}`,
-          text,
-          response.headers,
-        );
+      const response = await this.#send('GET', path, { ...query, watch: true }, {}, undefined, controller.signal);
+      if (response.statusCode !== 200) {
+        const text = await readText(response);
+        const status = response.statusCode ?? 0;
+        throw new KubeApiError(status, `watch ${path}: HTTP ${status}: ${statusMessage(text)}`, text, response.headers);
       }
-      const stream = response.body.stream();
-      if (stream === null) throw new Error(`watch ${path}: no response body`);
-      const decoder = new TextDecoder();
+      response.setEncoding('utf8');
       let buffered = '';
-      for await (const chunk of stream) {
+      for await (const chunk of response as AsyncIterable<string>) {
         arm();
-        buffered += decoder.decode(chunk, { stream: true });
+        buffered += chunk;
         let newline = buffered.indexOf('\n');
         while (newline >= 0) {
           const line = buffered.slice(0, newline).trim();
@@ -237,20 +258,42 @@ export class KubeClient {
     }
   }
 
-  async #context(
+  /** Releases pooled connections (in-flight requests end with an error). */
+  close(): void {
+    void this.#auth?.then((auth) => auth.agent.destroy()).catch(() => undefined);
+  }
+
+  async #send(
     method: string,
     path: string,
     query: Record<string, string | number | boolean | undefined> | undefined,
-  ): Promise<RequestContext> {
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal,
+  ): Promise<IncomingMessage> {
     const url = new URL(this.#server + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
     const auth = await this.#currentAuth();
-    for (const [key, value] of Object.entries(auth.headers)) ctx.setHeaderParam(key, value);
-    if (auth.dispatcher !== undefined) ctx.setDispatcher(auth.dispatcher);
-    return ctx;
+    const send = this.#secure ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, {
+        method,
+        agent: auth.agent,
+        signal,
+        headers: {
+          Accept: 'application/json',
+          'User-Agent': 'tether',
+          ...auth.headers,
+          ...headers,
+          ...(body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) }),
+        },
+      });
+      req.once('response', resolve);
+      req.once('error', reject);
+      req.end(body);
+    });
   }
 
   async #currentAuth(): Promise<Auth> {
@@ -259,16 +302,115 @@ export class KubeClient {
       const auth = await current.catch(() => undefined);
       if (auth !== undefined && Date.now() - auth.at < AUTH_REFRESH_MS) return auth;
     }
-    const next = this.#authenticate();
+    const next = this.#authenticate(await current?.catch(() => undefined));
     this.#auth = next;
     return next;
   }
 
-  async #authenticate(): Promise<Auth> {
-    const probe = new RequestContext(this.#server, HttpMethod.GET);
-    await this.#kc.applySecurityAuthentication(probe);
-    return { headers: { ...probe.getHeaders() }, dispatcher: probe.getDispatcher(), at: Date.now() };
+  /** Reads the credentials again (files may have rotated); keeps the previous pool when TLS is unchanged. */
+  async #authenticate(previous: Auth | undefined): Promise<Auth> {
+    const exec = execConfigOf(this.#user);
+    const credential = exec === undefined ? undefined : await this.#execCredential(exec);
+    const tls = await tlsMaterial(this.#cluster, this.#user, credential);
+    const tlsKey = JSON.stringify(tls);
+    let agent = previous?.tlsKey === tlsKey ? previous.agent : undefined;
+    // A replaced pool's connections (a watch may still use one) close when they end.
+    agent ??= this.#secure
+      ? new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS, ...tls })
+      : new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
+    return { headers: await authHeaders(this.#user, credential), agent, tlsKey, at: Date.now() };
   }
+
+  async #execCredential(exec: ExecConfig): Promise<ExecCredential> {
+    const cached = this.#exec;
+    if (cached !== undefined && (cached.expires === undefined || cached.expires > Date.now() + 10_000)) return cached;
+    this.#exec = await runExecPlugin(exec);
+    return this.#exec;
+  }
+}
+
+interface TlsMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+  servername?: string;
+}
+
+/** Trust and client certificate for the connection pool, read now (files may have rotated). */
+async function tlsMaterial(cluster: KubeCluster, user: KubeUser, credential: ExecCredential | undefined): Promise<TlsMaterial> {
+  const pem = async (file: string | null | undefined, data: string | null | undefined): Promise<string | undefined> =>
+    file ? readFile(file, 'utf8') : data ? base64(data) : undefined;
+  const ca = await pem(cluster.caFile, cluster.caData);
+  const cert = credential?.cert ?? (await pem(user.certFile, user.certData));
+  const key = credential?.key ?? (await pem(user.keyFile, user.keyData));
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    rejectUnauthorized: !cluster.skipTLSVerify,
+    ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
+  };
+}
+
+/** The Authorization header: a bearer token (exec plugin, inline or file) or basic auth. */
+async function authHeaders(user: KubeUser, credential: ExecCredential | undefined): Promise<Record<string, string>> {
+  const token = credential?.token ?? (await tokenOf(user));
+  if (token !== undefined) return { Authorization: `Bearer ${token}` };
+  if (user.username && user.password)
+    return { Authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` };
+  return {};
+}
+
+function base64(data: string): string {
+  return Buffer.from(data, 'base64').toString('utf8');
+}
+
+function readText(response: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.once('error', reject);
+  });
+}
+
+/** The user's bearer token: inline, or read now from its token file (service account tokens rotate). */
+async function tokenOf(user: KubeUser): Promise<string | undefined> {
+  if (user.token) return user.token;
+  const provider = user.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
+  if (provider === undefined || provider === null) return undefined;
+  if (provider.name === 'tokenFile' && typeof provider.config?.tokenFile === 'string')
+    return (await readFile(provider.config.tokenFile, 'utf8')).trim();
+  if (execConfigOf(user) !== undefined) return undefined;
+  throw new Error(`auth-provider "${String(provider.name)}" is not supported (use an exec plugin or a token)`);
+}
+
+function execConfigOf(user: KubeUser): ExecConfig | undefined {
+  const provider = user.authProvider as { config?: { exec?: ExecConfig } } | undefined;
+  const exec = (user.exec ?? provider?.config?.exec) as ExecConfig | undefined | null;
+  return exec === undefined || exec === null ? undefined : exec;
+}
+
+/** Runs an exec credential plugin (client.authentication.k8s.io ExecCredential on stdout). */
+async function runExecPlugin(exec: ExecConfig): Promise<ExecCredential> {
+  if (typeof exec.command !== 'string' || exec.command === '') throw new Error("the kubeconfig's exec plugin has no command");
+  const env = { ...process.env };
+  for (const { name, value } of exec.env ?? []) env[name] = value;
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(exec.command, [...(exec.args ?? [])], { env, timeout: REQUEST_TIMEOUT_MS, maxBuffer: 1 << 20 }, (error, out) => {
+      if (error !== null) reject(new Error(`exec plugin ${exec.command}: ${error.message}`, { cause: error }));
+      else resolve(out);
+    });
+  });
+  const status = (JSON.parse(stdout) as { status?: Record<string, string | undefined> }).status ?? {};
+  const expires = status['expirationTimestamp'] === undefined ? undefined : Date.parse(status['expirationTimestamp']);
+  return {
+    ...(status['token'] === undefined ? {} : { token: status['token'] }),
+    ...(status['clientCertificateData'] === undefined ? {} : { cert: status['clientCertificateData'] }),
+    ...(status['clientKeyData'] === undefined ? {} : { key: status['clientKeyData'] }),
+    ...(expires === undefined || Number.isNaN(expires) ? {} : { expires }),
+  };
 }
 
 function statusMessage(text: string): string {
@@ -280,12 +422,17 @@ function statusMessage(text: string): string {
   }
 }
 
-/** HTTP status code of an ApiException, else undefined. */
+/**
+ * HTTP status code of an apiserver error answer, else undefined. Also reads client-node's
+ * ApiException (same `code` and `body` fields), which tests' fakes throw.
+ */
 export function errorCode(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
+  if (error instanceof KubeApiError) return error.code;
+  const code = error instanceof Error && 'body' in error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : undefined;
 }
 
-/** True for an ApiException with one of `codes`. */
+/** True for an apiserver error answer with one of `codes`. */
 export function isApiError(error: unknown, ...codes: number[]): boolean {
   const code = errorCode(error);
   return code !== undefined && codes.includes(code);

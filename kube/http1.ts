@@ -6,6 +6,9 @@
  * Watches and applies work the same over HTTP/1.1 (client-go's h1 fallback), so Tether
  * offers only http/1.1 in ALPN. `allowH2` set in the connect options reaches undici's
  * connector, which builds the ALPN list from it. Call once at process start.
+ *
+ * Only tests and benchmarks use client-node now (test/setup/http1.ts): Tether's own client
+ * (client.ts) speaks HTTP/1.1 through node:https and never imports client-node at run time.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 

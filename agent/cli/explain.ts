@@ -6,7 +6,8 @@
  * Pure in the middle: `explainPod`, `explainDevice`, `explainDiscovery` turn fetched objects
  * into lines; `gatherAndExplain` at the edge reads them with the shared plain-JSON client (kube/).
  */
-import type { CoreV1Event, KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfigSource } from '../../kube/kubeconfig.ts';
 import { RESOURCE_DOMAIN } from '../../api/names.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import type { KubeObject } from '../../kube/client.ts';
@@ -168,7 +169,7 @@ export function explainDiscovery(discovery: DeviceDiscovery, facts: ClusterFacts
 }
 
 /** Reads what an explanation needs from the cluster and explains `target` (`pod/x`, `device/x`, `discovery/x`). */
-export async function gatherAndExplain(kc: KubeConfig, target: string, namespace: string): Promise<string[]> {
+export async function gatherAndExplain(kc: KubeConfigSource, target: string, namespace: string): Promise<string[]> {
   const [kind = '', name = ''] = target.split('/');
   if (name === '' || !['pod', 'device', 'discovery', 'devicediscovery'].includes(kind)) {
     throw new Error(`expected pod/NAME, device/NAME or discovery/NAME, got ${JSON.stringify(target)}`);

@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { KubeApiError } from '../../kube/client.ts';
 import { restartControllers, startApiserver, stopApiserver } from '../cluster/cluster.ts';
 
 /** Tether's API group and version. */
@@ -110,12 +111,13 @@ export interface ApiFailure {
   body: string;
 }
 
-/** Awaits a call that must fail with an ApiException and returns what failed. */
+/** Awaits a call that must fail with an ApiException (client-node) or KubeApiError (kube/) and returns what failed. */
 export async function apiFailure(call: Promise<unknown>): Promise<ApiFailure> {
   try {
     await call;
   } catch (error) {
-    if (!(error instanceof ApiException)) throw new Error('expected an ApiException', { cause: error });
+    if (!(error instanceof ApiException || error instanceof KubeApiError))
+      throw new Error('expected an ApiException or KubeApiError', { cause: error });
     const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
     let status: { message?: string; reason?: string } = {};
     try {
@@ -128,9 +130,9 @@ export async function apiFailure(call: Promise<unknown>): Promise<ApiFailure> {
   throw new Error('expected the call to fail, but it succeeded');
 }
 
-/** True for an ApiException with the given HTTP status code. */
+/** True for an ApiException or KubeApiError with the given HTTP status code. */
 export function isApiError(error: unknown, code: number): boolean {
-  return error instanceof ApiException && error.code === code;
+  return (error instanceof ApiException || error instanceof KubeApiError) && error.code === code;
 }
 
 /** A namespaced custom object as the tests handle it. */
