@@ -139,6 +139,5 @@ describe('InvalidArgument from an external handler', () => {
     await calls(strict, 2);
     await calls(late, 1);
     await s.waitFor(() => s.errors.length === 2, 'the second refusal reported');
-    expect(fine.requests).toHaveLength(2);
   });
 });
