@@ -4,6 +4,7 @@
  */
 import { KubeConfig } from '../kube/kubeconfig.ts';
 import type { Logger } from 'pino';
+import { builtinNameFor } from '../discovery-handlers/names.ts';
 import { builtinHandlers } from '../discovery-handlers/registry.ts';
 import { ClusterAgent } from './cluster-agent.ts';
 import { endpointsFile } from './external/endpoint-store.ts';
@@ -73,7 +74,15 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       await external.start();
       // A newly registered handler may unblock a waiting discovery. (Unregistering stops
       // nothing: the running session keeps its devices through the grace period.)
-      external.on('registered', () => void agent.rediscover());
+      external.on('registered', (name: string) => {
+        const builtin = builtinNameFor(name);
+        if (builtin !== undefined)
+          log.warn(
+            { handler: name, builtin },
+            'Registered an external handler under a built-in handler name; only DeviceDiscoveries with handlerSource External use it',
+          );
+        void agent.rediscover();
+      });
     }
     await agent.start();
   } catch (error) {
