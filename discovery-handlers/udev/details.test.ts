@@ -35,7 +35,8 @@ describe('parseUdevDetails', () => {
     ['bad permissions', { udevRules: [], permissions: 'xyz' }, 'details.permissions', /r, w, m/],
     ['poll too fast', { udevRules: [], pollIntervalSeconds: 0.001 }, 'details.pollIntervalSeconds', /./],
     ['maxDevices 0', { udevRules: [], maxDevices: 0 }, 'details.maxDevices', /./],
-    ['bad YAML', 'udevRules: [', 'details', /YAML/],
+    ['bad YAML', 'udevRules: [', 'details', /is not valid YAML/],
+    ['empty YAML text', '', 'details.udevRules', /required/],
   ])('rejects %s at %s', (_what, raw, path, message) => {
     try {
       parseUdevDetails(raw);
