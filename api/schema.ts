@@ -341,6 +341,37 @@ function serviceSpec(description: string): ReturnType<typeof Type.Unsafe<V1Servi
   });
 }
 
+/** How a DeviceDiscovery's devices reach pods (docs/dra.md, "When to choose which backend"). */
+export const BACKENDS = ['DevicePlugin', 'DRA'] as const;
+export type Backend = (typeof BACKENDS)[number];
+export const DEFAULT_BACKEND: Backend = 'DevicePlugin';
+
+/** Types a DRA device attribute may have; a property is a `string` attribute unless typed. */
+export const DRA_ATTRIBUTE_TYPES = ['string', 'int', 'bool', 'version'] as const;
+export type DraAttributeType = (typeof DRA_ATTRIBUTE_TYPES)[number];
+
+export const DraSchema = Type.Object(
+  {
+    evictOnOffline: Type.Optional(
+      Type.Boolean({
+        description:
+          'Taint an offline device NoExecute (Kubernetes evicts the pods using it) instead of NoSchedule (running pods stay, no new allocations).',
+        default: false,
+      }),
+    ),
+    attributeTypes: Type.Optional(
+      Type.Unsafe<Record<string, DraAttributeType>>({
+        type: 'object',
+        description:
+          'Device property name to the type of its ResourceSlice attribute (string, int, bool, version); untyped properties are strings. A value that does not parse as its type is left out, so one attribute never has two types.',
+        maxProperties: MAX_DEVICE_PROPERTIES,
+        additionalProperties: { type: 'string', enum: [...DRA_ATTRIBUTE_TYPES] },
+      }),
+    ),
+  },
+  { description: 'Settings of the DRA backend (used only when backend is DRA).' },
+);
+
 export const DeviceDiscoverySpecSchema = Type.Object(
   {
     handler: Type.String({
@@ -393,6 +424,14 @@ export const DeviceDiscoverySpecSchema = Type.Object(
         format: 'int32',
       }),
     ),
+    backend: Type.Optional(
+      stringEnum(BACKENDS, {
+        description:
+          'How devices reach pods: DevicePlugin (extended resources tether.dev/<device> and tether.dev/<discovery> through the device-plugin API) or DRA (ResourceSlices, a DeviceClass with extendedResourceName tether.dev/<discovery>, ResourceClaims).',
+        default: DEFAULT_BACKEND,
+      }),
+    ),
+    dra: Type.Optional(DraSchema),
     nodeSelector: Type.Optional(NodeSelectorSchema),
     broker: Type.Optional(BrokerSchema),
     deviceService: Type.Optional(serviceSpec('Service created per device, selecting its brokers.')),
@@ -480,6 +519,7 @@ export type NodeSelectorTerm = Static<typeof NodeSelectorTermSchema>;
 export type NodeSelector = Static<typeof NodeSelectorSchema>;
 export type Broker = Static<typeof BrokerSchema>;
 export type DeviceDiscoverySpec = Static<typeof DeviceDiscoverySpecSchema>;
+export type DraSettings = Static<typeof DraSchema>;
 export type DeviceDiscoveryStatus = Static<typeof DeviceDiscoveryStatusSchema>;
 export type NodeReport = Static<typeof NodeReportSchema>;
 export type DeviceDiscovery = Static<typeof DeviceDiscoverySchema>;

@@ -153,6 +153,8 @@ export function crdExamples(): CrdExample[] {
     dd('grace period zero', 'valid', 'spec.offlineGracePeriodSeconds', 0),
     dd('Lt with negative integer', 'valid', 'spec.nodeSelector', expr('Lt', ['-3'])),
     dd('empty property value', 'valid', 'spec.properties', [{ name: 'EMPTY', value: '' }]),
+    dd('DRA backend', 'valid', 'spec.backend', 'DRA'),
+    dd('DRA settings', 'valid', 'spec.dra', { evictOnOffline: true, attributeTypes: { PORT: 'int', FIRMWARE: 'version', READY: 'bool' } }),
     // ---- DeviceDiscovery: rejected by the schema
     dd('missing handler', 'schema-invalid', 'spec.handler', undefined),
     dd('handler not a DNS label', 'schema-invalid', 'spec.handler', 'On VIF'),
@@ -166,6 +168,9 @@ export function crdExamples(): CrdExample[] {
     dd('handler name with a space', 'schema-invalid', 'spec.handler', 'debug echo'),
     dd('handlerSource External', 'valid', 'spec.handlerSource', 'External'),
     dd('unknown handlerSource', 'schema-invalid', 'spec.handlerSource', 'Remote'),
+    dd('unknown backend', 'schema-invalid', 'spec.backend', 'Cdi'),
+    dd('unknown DRA attribute type', 'schema-invalid', 'spec.dra', { attributeTypes: { PORT: 'float' } }),
+    dd('evictOnOffline not a boolean', 'schema-invalid', 'spec.dra', { evictOnOffline: 'yes' }),
     dd('property name with space', 'schema-invalid', 'spec.properties', [{ name: 'A B', value: 'x' }]),
     dd('property name starting with digit', 'schema-invalid', 'spec.properties', [{ name: '1A', value: 'x' }]),
     dd('property without name', 'schema-invalid', 'spec.properties', [{ value: 'x' }]),
