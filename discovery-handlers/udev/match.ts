@@ -12,6 +12,7 @@
  *   same single ancestor, where `KERNELS!="x"` is true almost anywhere; Akri reads it as "no
  *   ancestor", which is what such a rule means, so Akri's rules keep their meaning.)
  */
+import { plainAlternatives } from './glob.ts';
 import type { DeviceIndex, UdevDevice } from './records.ts';
 import { isParentKey, type MatchExpression, type UdevRule } from './rules.ts';
 
@@ -106,7 +107,7 @@ export function scanNeeds(rules: readonly UdevRule[]): ScanNeeds {
   for (const rule of rules) {
     for (const e of rule.expressions) if ((e.key === 'ATTR' || e.key === 'ATTRS') && e.name !== undefined) attrs.add(e.name);
     const pinned = rule.expressions.find((e) => e.key === 'SUBSYSTEM' && !e.negate && e.value.plain);
-    const names = pinned?.value.source.split('|');
+    const names = pinned === undefined ? undefined : plainAlternatives(pinned.value);
     if (names === undefined || !names.every((n) => SUBSYSTEM_NAME.test(n))) everything = true;
     else for (const n of names) subsystems.add(n);
   }
