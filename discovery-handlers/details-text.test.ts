@@ -40,7 +40,11 @@ describe('details as YAML text', () => {
     ['a list', '- a\n- b\n', /details: as YAML text must hold a mapping/],
     ['a scalar', 'hello', /details: as YAML text must hold a mapping/],
     ['text over 1 MiB', `descriptions: [${'x'.repeat(1 << 20)}]`, /details: longer than 1048576 characters/],
-    ['an alias bomb', `a: &a [x, x]\n${Array.from({ length: 200 }, (_, i) => `k${i}: [*a, *a]`).join('\n')}\n`, /details: is not valid YAML/],
+    [
+      'an alias bomb',
+      `a: &a [x, x]\n${Array.from({ length: 200 }, (_, i) => `k${i}: [*a, *a]`).join('\n')}\n`,
+      /details: is not valid YAML/,
+    ],
   ])('refuses %s with a clear error', (_what, text, message) => {
     expect(() => detailsFromText(text)).toThrow(message);
   });

@@ -15,7 +15,13 @@ import { Api, RESOURCES } from '../../kube/resources.ts';
 import { Unreadable, type ObjectRef } from '../discovery/properties.ts';
 import type { SessionSpec } from '../discovery/session.ts';
 import type { DiscoverySource } from '../runtime/adapters.ts';
-import { desiredSessions, discoveryKey, type DesiredSession, type DesiredSessions, type SessionProblem } from '../runtime/desired-sessions.ts';
+import {
+  desiredSessions,
+  discoveryKey,
+  type DesiredSession,
+  type DesiredSessions,
+  type SessionProblem,
+} from '../runtime/desired-sessions.ts';
 import { chooseHandler, shadowedMessage, type HandlerCatalog, type HandlerChoice } from '../runtime/handler-choice.ts';
 import type { DiscoveryEvents } from './events.ts';
 import { NodeReporter, type NodeProblem } from './node-reports.ts';
