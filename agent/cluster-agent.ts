@@ -15,6 +15,7 @@ import { DeviceObjects } from './cluster/device-publication.ts';
 import { ClusterDiscoverySource } from './cluster/discovery-source.ts';
 import { DiscoveryEvents } from './cluster/events.ts';
 import { KubeDevicesApi } from './cluster/kube-devices-api.ts';
+import type { DevicePluginMode } from './device-plugin/resources.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { NodeRuntime } from './runtime/node-runtime.ts';
 
@@ -37,6 +38,8 @@ export interface ClusterAgentOptions {
   readonly reconcileIntervalMs?: number;
   readonly slotGraceMs?: number;
   readonly cdiKind?: string;
+  /** `lean`: one device-plugin server per discovery, not per device (device-plugin/resources.ts). */
+  readonly devicePluginMode?: DevicePluginMode;
 }
 
 /** The fields of this node the agent reads. */
@@ -92,6 +95,7 @@ export class ClusterAgent {
       ...(options.slotGraceMs === undefined ? {} : { slotGraceMs: options.slotGraceMs }),
       ...(options.startupTimeoutMs === undefined ? {} : { startupTimeoutMs: options.startupTimeoutMs }),
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
+      ...(options.devicePluginMode === undefined ? {} : { devicePluginMode: options.devicePluginMode }),
       metrics: options.metrics,
     });
     // A Node change may select or unselect discoveries (labels) and end a release (Ready).

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { builtinNameFor } from '../discovery-handlers/names.ts';
 import { builtinHandlers } from '../discovery-handlers/registry.ts';
 import { ClusterAgent } from './cluster-agent.ts';
+import type { DevicePluginMode } from './device-plugin/resources.ts';
 import { endpointsFile } from './external/endpoint-store.ts';
 import { ExternalHandlerRegistry } from './external/registry.ts';
 import { startHttpServer } from './http-server.ts';
@@ -35,6 +36,8 @@ export interface AgentConfig {
   readonly reconcileIntervalMs: number;
   readonly slotGraceMs: number;
   readonly cdiKind?: string;
+  /** `per-device` (default) or `lean`: one device-plugin server per discovery (docs/device-plugin-modes.md). */
+  readonly devicePluginMode?: DevicePluginMode;
 }
 
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
@@ -64,6 +67,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     reconcileIntervalMs: config.reconcileIntervalMs,
     slotGraceMs: config.slotGraceMs,
     ...(config.cdiKind === undefined ? {} : { cdiKind: config.cdiKind }),
+    ...(config.devicePluginMode === undefined ? {} : { devicePluginMode: config.devicePluginMode }),
   });
   const http =
     config.httpAddress === ''

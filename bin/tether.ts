@@ -222,6 +222,7 @@ interface AgentFlags {
   reconcileInterval: number;
   slotGrace: number;
   cdiKind?: string;
+  devicePluginMode: 'per-device' | 'lean';
 }
 
 program
@@ -247,6 +248,14 @@ program
   .option('--reconcile-interval <ms>', 'slot ledger vs PodResources interval (0 = off)', positiveInt, 5_000)
   .option('--slot-grace <ms>', 'how long a held slot may be missing from PodResources before it is freed', positiveInt, 10_000)
   .option('--cdi-kind <vendor/class>', 'also return CDI device names <kind>=<device>')
+  .addOption(
+    new Option(
+      '--device-plugin-mode <mode>',
+      'lean: serve only tether.dev/<discovery> (plus tether.dev/<device> for brokered discoveries), one socket per discovery',
+    )
+      .choices(['per-device', 'lean'])
+      .default('per-device'),
+  )
   .action(async (opts: AgentFlags) => {
     const node = opts.nodeName ?? process.env['NODE_NAME'];
     if (node === undefined || node === '') throw new InvalidArgumentError('--node-name or $NODE_NAME is required');
@@ -270,6 +279,7 @@ program
         reconcileIntervalMs: opts.reconcileInterval,
         slotGraceMs: opts.slotGrace,
         ...(opts.cdiKind === undefined ? {} : { cdiKind: opts.cdiKind }),
+        devicePluginMode: opts.devicePluginMode,
       },
       log.child({ component: 'agent' }),
       shutdownSignal(),

@@ -2,17 +2,39 @@
  * Pure planning of what this node's device plugins advertise.
  *
  * Every served device with capacity N has slots `<device>-0 … <device>-(N-1)`, offered
- * through two resources: `tether.dev/<device>` (this device) and `tether.dev/<discovery>`
- * (any device of the discovery). A slot is Healthy in a resource only if the device is
- * online and the ledger lets that resource advertise it.
+ * through `tether.dev/<discovery>` (any device of the discovery) and, in per-device mode or
+ * for a device that needs it (a brokered discovery's, in lean mode), `tether.dev/<device>`
+ * (this device). A slot is Healthy in a resource only if the device is online and the ledger
+ * lets that resource advertise it.
  */
 import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../../api/names.ts';
 import { slotsOf, type ServedDevice } from '../device.ts';
 import type { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { PluginDevice } from '../../proto/types.ts';
 
-/** Resource name → the devices (slots) it advertises, for every served device. */
-export function desiredResources(devices: readonly ServedDevice[], ledger: SlotLedger, node: string): Map<ResourceName, PluginDevice[]> {
+/**
+ * How devices are offered to the kubelet:
+ *   - `per-device`: every device through its own resource and its discovery's (one gRPC
+ *     server and socket per device, plus one per discovery);
+ *   - `lean`: only through the discovery's resource, so servers, sockets and the kubelet's
+ *     connections grow with discoveries, not devices. A device still gets its own resource
+ *     when something must request exactly that device (a broker: see `servesOwnResource`).
+ */
+export type DevicePluginMode = 'per-device' | 'lean';
+
+export const DEVICE_PLUGIN_MODES: readonly DevicePluginMode[] = ['per-device', 'lean'];
+
+/**
+ * Resource name → the devices (slots) it advertises, for every served device.
+ * `ownResource(device)` says whether the device is also offered as `tether.dev/<device>`
+ * (always, in per-device mode).
+ */
+export function desiredResources(
+  devices: readonly ServedDevice[],
+  ledger: SlotLedger,
+  node: string,
+  ownResource: (device: ServedDevice) => boolean = () => true,
+): Map<ResourceName, PluginDevice[]> {
   const resources = new Map<ResourceName, PluginDevice[]>();
   const add = (resource: ResourceName, device: ServedDevice): void => {
     const list = resources.get(resource) ?? [];
@@ -23,7 +45,7 @@ export function desiredResources(devices: readonly ServedDevice[], ledger: SlotL
     resources.set(resource, list);
   };
   for (const device of devices) {
-    add(deviceResourceName(device.name), device);
+    if (ownResource(device)) add(deviceResourceName(device.name), device);
     add(discoveryResourceName(device.discovery), device);
   }
   return resources;

@@ -28,6 +28,11 @@ export interface DesiredSession {
   readonly spec: SessionSpec;
   /** Changes when the session must restart (handler, details, properties, grace, uid); not with capacity. */
   readonly fingerprint: string;
+  /**
+   * The discovery has a broker template: its brokers request each device's own resource, so
+   * a lean-mode agent still serves that resource for these devices. Changes need no restart.
+   */
+  readonly brokered?: boolean;
 }
 
 export type ProblemReason = 'HandlerUnavailable' | 'InvalidDetails' | 'PropertiesUnresolved';
@@ -100,6 +105,7 @@ export function desiredSessions(input: DesiredSessionsInput): DesiredSessions {
     sessions.push({
       key: discoveryKey(discovery),
       fingerprint,
+      brokered: discovery.spec.broker !== undefined,
       spec: {
         namespace,
         name: discovery.metadata.name ?? '',

@@ -15,7 +15,7 @@ import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceNa
 import { buildContainerResponse, PathConflictError } from '../allocation/container-response.ts';
 import { slotsOf, type ServedDevice } from '../device.ts';
 import { PluginError, type PluginBackend } from '../device-plugin/server.ts';
-import { desiredResources, preferredSlots } from '../device-plugin/resources.ts';
+import { desiredResources, preferredSlots, type DevicePluginMode } from '../device-plugin/resources.ts';
 import type { ReconcilePlan } from '../ledger/reconcile.ts';
 import type { SlotLedger } from '../ledger/slot-ledger.ts';
 import { ApplyConflictError } from '../publish/devices-api.ts';
@@ -27,6 +27,8 @@ export interface NodeDevicesOptions {
   /** Called after anything that changes what the plugins advertise. */
   readonly onChange: () => void;
   readonly cdiKind?: string;
+  /** How devices are offered to the kubelet; default `per-device`. */
+  readonly mode?: DevicePluginMode;
   /**
    * Makes a device's slot holdings durable (e.g. on the Device object). Gets every slot
    * index this node holds on the device after the change. Rejects with
@@ -41,6 +43,14 @@ export class NodeDevices implements PluginBackend {
   readonly #options: NodeDevicesOptions;
   /** session key → device name → device */
   readonly #sessions = new Map<string, Map<string, ServedDevice>>();
+  /** Sessions (`namespace/discovery`) whose discovery runs brokers: their devices keep their own resource in lean mode. */
+  readonly #brokered = new Set<string>();
+  /**
+   * Devices whose slots have not been mirrored from the cluster since they appeared (or their
+   * capacity changed). Later changes of a served device's slots arrive one device at a time
+   * (`mirrorServerSlots`), so a sync mirrors only these: O(changed devices), not O(devices).
+   */
+  readonly #unmirrored = new Set<string>();
 
   constructor(options: NodeDevicesOptions) {
     this.#options = options;
@@ -48,9 +58,54 @@ export class NodeDevices implements PluginBackend {
 
   /** Replaces the devices of one discovery session. */
   setSessionDevices(session: string, devices: readonly ServedDevice[]): void {
+    const before = this.#sessions.get(session);
+    for (const device of devices) {
+      // Served devices are immutable: the same object is the same device, nothing to mirror.
+      const old = before?.get(device.name);
+      if (old === device) continue;
+      if (old === undefined || old.capacity !== device.capacity) this.#unmirrored.add(device.name);
+    }
     if (devices.length === 0) this.#sessions.delete(session);
     else this.#sessions.set(session, new Map(devices.map((d) => [d.name, d])));
     this.#options.onChange();
+  }
+
+  /**
+   * Whether a session's discovery has a broker template. In lean mode its devices are also
+   * offered through their own resource, the one a broker requests (see `servesOwnResource`).
+   */
+  setBrokered(session: string, brokered: boolean): void {
+    if (this.#brokered.has(session) === brokered) return;
+    if (brokered) this.#brokered.add(session);
+    else this.#brokered.delete(session);
+    if (this.#options.mode === 'lean') this.#options.onChange();
+  }
+
+  /**
+   * Whether `device` is offered as `tether.dev/<device>`. Always in per-device mode. In lean
+   * mode only for a brokered discovery's devices: a broker must get exactly its device, and
+   * through the discovery-wide resource the kubelet picks the slot (GetPreferredAllocation
+   * cannot tell which pod asks), so only a resource of its own can pin it.
+   */
+  servesOwnResource(device: Pick<ServedDevice, 'namespace' | 'discovery'>): boolean {
+    return this.#options.mode !== 'lean' || this.#brokered.has(`${device.namespace}/${device.discovery}`);
+  }
+
+  /**
+   * Mirrors the cluster's record of slots (`serverSlots`) into the ledger for the devices
+   * not yet mirrored, and only for them. True when the ledger changed.
+   */
+  mirrorNewDevices(serverSlots: (device: ServedDevice) => Readonly<Record<string, string>> | undefined): boolean {
+    let changed = false;
+    for (const name of this.#unmirrored) {
+      const device = this.device(name);
+      const slots = device === undefined ? undefined : serverSlots(device);
+      if (device !== undefined && slots !== undefined) {
+        changed = this.#options.ledger.mirrorDevice(slotsOf(device), slots, this.#options.node) || changed;
+      }
+    }
+    this.#unmirrored.clear();
+    return changed;
   }
 
   devices(): ServedDevice[] {
@@ -66,7 +121,7 @@ export class NodeDevices implements PluginBackend {
   }
 
   resources(): Map<ResourceName, PluginDevice[]> {
-    return desiredResources(this.devices(), this.#options.ledger, this.#options.node);
+    return desiredResources(this.devices(), this.#options.ledger, this.#options.node, (d) => this.servesOwnResource(d));
   }
 
   /**
@@ -170,7 +225,9 @@ export class NodeDevices implements PluginBackend {
     if (ref === undefined || device === undefined || ref.index >= device.capacity) {
       throw new PluginError(status.NOT_FOUND, `unknown device ID ${id} for resource ${resourceName}`);
     }
-    const belongs = resourceName === deviceResourceName(device.name) || resourceName === discoveryResourceName(device.discovery);
+    const belongs =
+      (resourceName === deviceResourceName(device.name) && this.servesOwnResource(device)) ||
+      resourceName === discoveryResourceName(device.discovery);
     if (!belongs) throw new PluginError(status.INVALID_ARGUMENT, `device ID ${id} does not belong to resource ${resourceName}`);
     if (!device.online) throw new PluginError(status.FAILED_PRECONDITION, `device ${device.name} is offline`);
     return device;

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';
 import { DevicePluginManager } from '../device-plugin/manager.ts';
+import type { DevicePluginMode } from '../device-plugin/resources.ts';
 import { DiscoverySession } from '../discovery/session.ts';
 import { PodResourcesClient } from '../kubelet/pod-resources-client.ts';
 import { planLedgerReconcile, type ReconcilePlan } from '../ledger/reconcile.ts';
@@ -43,6 +44,8 @@ export interface NodeRuntimeOptions {
   /** Longest wait for a handler's first report before unconfirmed seeded devices go offline; default 30 s. */
   readonly startupTimeoutMs?: number;
   readonly cdiKind?: string;
+  /** How devices are offered to the kubelet (see device-plugin/resources.ts); default `per-device`. */
+  readonly devicePluginMode?: DevicePluginMode;
   readonly metrics?: AgentMetrics;
 }
 
@@ -86,6 +89,7 @@ export class NodeRuntime {
       ledger: this.ledger,
       onChange: () => this.#changed(),
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
+      ...(options.devicePluginMode === undefined ? {} : { mode: options.devicePluginMode }),
       persistSlots: (device, held) => publication.persistSlots(device, held),
       ...(metrics === undefined
         ? {}
@@ -222,10 +226,9 @@ export class NodeRuntime {
   async #syncPlugins(): Promise<void> {
     const since = this.#reportedAt;
     this.#reportedAt = undefined;
-    for (const device of this.devices.devices()) {
-      const slots = this.#options.publication.serverSlots(device);
-      if (slots !== undefined) this.devices.mirrorServerSlots(device.name, slots);
-    }
+    // Only devices new to this node need the cluster's slot record; every later change of it
+    // arrives per device through the publication's `slots` event.
+    this.devices.mirrorNewDevices((device) => this.#options.publication.serverSlots(device));
     await this.plugins.sync(this.devices.resources());
     if (since !== undefined) this.#options.metrics?.eventToPluginSeconds.observe((performance.now() - since) / 1000);
   }
@@ -276,9 +279,11 @@ export class NodeRuntime {
       this.#sessions.delete(key);
       await entry.session.stop();
       this.devices.setSessionDevices(key, []);
+      this.devices.setBrokered(key, false);
       this.#log.info({ discovery: key }, 'Stopped discovery session');
     }
     for (const [key, want] of desired) {
+      this.devices.setBrokered(key, want.brokered === true);
       const current = this.#sessions.get(key);
       if (current !== undefined && current.fingerprint === want.fingerprint) {
         if (current.capacity !== want.spec.capacity) {
