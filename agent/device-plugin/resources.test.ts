@@ -26,6 +26,12 @@ describe('desiredResources', () => {
     expect(resources.get('tether.dev/cams' as never)?.map((d) => d.ID)).toEqual([`${A}-0`, `${A}-1`, `${B}-0`, `${B}-1`]);
   });
 
+  it('lean: a device without its own resource is offered only through the discovery resource', () => {
+    const resources = desiredResources([device(A), device(B)], new SlotLedger(), 'n1', (d) => d.name === B);
+    expect([...resources.keys()].sort()).toEqual([`tether.dev/${B}`, 'tether.dev/cams'].sort());
+    expect(resources.get('tether.dev/cams' as never)).toHaveLength(4);
+  });
+
   it('offline devices are Unhealthy everywhere; held slots only where held', () => {
     const ledger = new SlotLedger();
     ledger.claim([`${A}-1`], { node: 'n1', resource: 'tether.dev/cams' });
