@@ -19,10 +19,11 @@ const LOADER_OPTIONS: Options = {
 
 function loadPackage(file: string, pkg: string): GrpcObject {
   const path = fileURLToPath(new URL(file, import.meta.url));
-  const root = loadPackageDefinition(loadSync(path, LOADER_OPTIONS));
-  const ns = root[pkg];
+  let ns: GrpcObject | undefined = loadPackageDefinition(loadSync(path, LOADER_OPTIONS));
+  // Dotted packages (k8s.io.kubelet.pkg.apis.dra.v1) load as nested namespaces.
+  for (const part of pkg.split('.')) ns = ns?.[part] as GrpcObject | undefined;
   if (ns === undefined) throw new Error(`proto package ${pkg} missing from ${file}`);
-  return ns as GrpcObject;
+  return ns;
 }
 
 function service(ns: GrpcObject, name: string): ServiceClientConstructor {
@@ -65,4 +66,30 @@ export function loadPodResourcesProtos(): PodResourcesProtos {
 export function loadDiscoveryProtos(): DiscoveryProtos {
   const ns = loadPackage('./discovery-v0.proto', 'v0');
   return { Registration: service(ns, 'Registration'), DiscoveryHandler: service(ns, 'DiscoveryHandler') };
+}
+
+/** The kubelet's DRA plugin APIs, each at every version Tether serves. */
+export interface DraProtos {
+  /** Kubelet plugin registration (pluginregistration v1), served by the plugin. */
+  readonly Registration: ServiceClientConstructor;
+  /** `DRAPlugin` by version (`v1`, `v1beta1`): same messages, v1 adds `Device.share_id`. */
+  readonly DRAPlugin: { readonly v1: ServiceClientConstructor; readonly v1beta1: ServiceClientConstructor };
+  /** `DRAResourceHealth` by version (`v1`, `v1alpha1`): identical messages. */
+  readonly DRAResourceHealth: { readonly v1: ServiceClientConstructor; readonly v1alpha1: ServiceClientConstructor };
+}
+
+/**
+ * Kubelet DRA plugin APIs (plugin registration v1, DRAPlugin v1 + v1beta1, DRAResourceHealth
+ * v1 + v1alpha1). Only the DRA backend calls this, so an agent without it never parses them.
+ */
+export function loadDraProtos(): DraProtos {
+  const dra = (version: string): ServiceClientConstructor =>
+    service(loadPackage(`./dra-${version}.proto`, `k8s.io.kubelet.pkg.apis.dra.${version}`), 'DRAPlugin');
+  const health = (version: string): ServiceClientConstructor =>
+    service(loadPackage(`./dra-health-${version}.proto`, version), 'DRAResourceHealth');
+  return {
+    Registration: service(loadPackage('./pluginregistration-v1.proto', 'pluginregistration'), 'Registration'),
+    DRAPlugin: { v1: dra('v1'), v1beta1: dra('v1beta1') },
+    DRAResourceHealth: { v1: health('v1'), v1alpha1: health('v1alpha1') },
+  };
 }

@@ -160,3 +160,66 @@ export interface AkriDevice {
 export interface DiscoverResponse {
   devices: AkriDevice[];
 }
+
+// ---- kubelet plugin registration v1 + DRA (DRAPlugin v1/v1beta1, DRAResourceHealth v1/v1alpha1)
+
+/** PluginInfo.type of a DRA plugin. */
+export const DRA_PLUGIN_TYPE = 'DRAPlugin';
+
+export interface PluginInfo {
+  type: string;
+  name: string;
+  endpoint: string;
+  supported_versions: string[];
+}
+
+export interface RegistrationStatus {
+  plugin_registered: boolean;
+  error: string;
+}
+
+export interface DraClaim {
+  namespace: string;
+  uid: string;
+  name: string;
+}
+
+export interface DraClaimsRequest {
+  claims: DraClaim[];
+}
+
+export interface DraDevice {
+  request_names: string[];
+  pool_name: string;
+  device_name: string;
+  cdi_device_ids: string[];
+  /** v1 only; absent when unset. */
+  share_id?: string | null;
+}
+
+export interface NodePrepareResourceResponse {
+  devices: DraDevice[];
+  error: string;
+}
+
+export interface NodePrepareResourcesResponse {
+  claims: Record<string, NodePrepareResourceResponse>;
+}
+
+export interface NodeUnprepareResourcesResponse {
+  claims: Record<string, { error: string }>;
+}
+
+export type DraHealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY';
+
+export interface DraDeviceHealth {
+  device: { pool_name: string; device_name: string } | null;
+  health: DraHealthStatus;
+  last_updated_time: number;
+  health_check_timeout_seconds: number;
+  message: string;
+}
+
+export interface NodeWatchResourcesResponse {
+  devices: DraDeviceHealth[];
+}
