@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { draDeviceName, draPoolName, MAX_DRA_POOL_NAME_LENGTH, parseDraDeviceName, parseDraPoolName } from './dra-names.js';
+import { draDeviceName, draDevicePool, draPoolName, MAX_DRA_POOL_NAME_LENGTH, parseDraDeviceName, parseDraPoolName } from './dra-names.js';
 import { deviceName } from './names.js';
 
 describe('dra names', () => {
@@ -27,5 +27,14 @@ describe('dra names', () => {
 
   it.each(['nodot', '.x', 'x.', 'a.b.c', 'a.b/', 'a.b/c/d'])('refuses pool %s', (pool) => {
     expect(parseDraPoolName(pool)).toBeUndefined();
+  });
+});
+
+describe('draDevicePool', () => {
+  it.each([
+    [true, 'ns.cams'],
+    [false, 'ns.cams/n1'],
+  ])('shared=%s → %s', (shared, pool) => {
+    expect(draDevicePool({ namespace: 'ns', discovery: 'cams', shared }, 'n1')).toBe(pool);
   });
 });

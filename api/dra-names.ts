@@ -81,3 +81,16 @@ export function parseDraPoolName(pool: string): DraPoolRef | undefined {
   const ref = { namespace: base.slice(0, dot), discovery: base.slice(dot + 1) };
   return node === undefined ? ref : { ...ref, node };
 }
+
+/**
+ * The pool a served device is published in: a node-local device in its node's pool
+ * (`<namespace>.<discovery>/<node>`), a shared device in the discovery's shared pool
+ * (`<namespace>.<discovery>`, one slice per serving node, the same device name in each).
+ */
+export function draDevicePool(
+  device: { readonly namespace: string; readonly discovery: string; readonly shared: boolean },
+  node: string,
+): DraPoolName {
+  const { namespace, discovery } = device;
+  return draPoolName(device.shared ? { namespace, discovery } : { namespace, discovery, node });
+}
