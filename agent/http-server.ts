@@ -1,7 +1,7 @@
 /** /metrics, /healthz and /readyz on one small HTTP server. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../kube/prometheus.ts';
 
 export interface HealthSource {
   /** Process is alive and its loops are running. */

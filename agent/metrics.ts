@@ -1,5 +1,5 @@
 /** The agent's Prometheus metrics, in one registry owned by the composition root. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, registerProcessMetrics } from '../kube/prometheus.ts';
 
 export interface AgentMetrics {
   readonly registry: Registry;
@@ -16,7 +16,7 @@ export interface AgentMetrics {
 
 export function createAgentMetrics(options: { defaultMetrics?: boolean } = {}): AgentMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tether_agent_' });
+  if (options.defaultMetrics !== false) registerProcessMetrics(registry, 'tether_agent_');
   const registers = [registry];
   return {
     registry,

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of the controller, on their own registry (no global state).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, registerProcessMetrics } from '../../kube/prometheus.ts';
 
 export interface ControllerMetrics {
   readonly registry: Registry;
@@ -23,7 +23,7 @@ export interface MetricSources {
 
 export function createMetrics(sources: MetricSources): ControllerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tether_controller_' });
+  registerProcessMetrics(registry, 'tether_controller_');
   const reconciles = new Counter({
     name: 'tether_controller_reconciles_total',
     help: 'Reconciles by controller (device, discovery) and result (success, error, requeue).',
