@@ -9,6 +9,7 @@ import type { Measure, Measurement } from './harness.ts';
 import { agentMeasures } from './measures/agent.ts';
 import { cliMeasures } from './measures/cli.ts';
 import { controllerMeasures } from './measures/controller.ts';
+import { devicePluginModeMeasures } from './measures/device-plugin-modes.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 import { idleMeasures } from './measures/idle.ts';
 import { importCostMeasures } from './measures/import-cost.ts';
@@ -26,6 +27,7 @@ const measures: Measure[] = [
   ...realNodeMeasures,
   ...idleMeasures,
   ...importCostMeasures,
+  ...devicePluginModeMeasures,
 ];
 
 const wanted = process.argv.slice(2);

@@ -1,0 +1,260 @@
+/**
+ * Device-plugin modes at scale (#15): a `tether agent` process on the real control plane with
+ * N debug-echo devices in one discovery, served to the mock kubelet per device or lean.
+ * Reports the time until the kubelet has every slot and until every Device object exists, the
+ * agent's RSS (settled and peak), its open file descriptors and plugin sockets against this
+ * machine's limit, and Allocate with the durable slot claim through the served resource
+ * (in-process agent, so the figure is the plugin's own round trip).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { ClusterAgent } from '../../agent/cluster-agent.ts';
+import type { DevicePluginMode } from '../../agent/device-plugin/resources.ts';
+import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
+import { createAgentMetrics } from '../../agent/metrics.ts';
+import { discoveryResourceName } from '../../api/names.ts';
+import type { DiscoveryHandler } from '../../discovery-handlers/contract.ts';
+import { clusterUp } from '../../test/cluster/cluster.ts';
+import { summarize, type Measure, type Measurement } from '../harness.ts';
+
+const GROUP = { group: 'tether.dev', version: 'v1alpha1' } as const;
+
+interface Bench {
+  readonly kc: KubeConfig;
+  readonly custom: CustomObjectsApi;
+  readonly namespace: string;
+  readonly kubeconfig: string;
+}
+
+async function withNamespace<T>(body: (bench: Bench) => Promise<T>): Promise<T> {
+  const info = await clusterUp({ log: (m) => process.stderr.write(`${m}\n`) });
+  const kc = new KubeConfig();
+  kc.loadFromFile(info.kubeconfig);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const namespace = `bench-dp-${Date.now().toString(36)}`;
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  try {
+    return await body({ kc, custom, namespace, kubeconfig: info.kubeconfig });
+  } finally {
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  }
+}
+
+async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1]) / 1024;
+}
+
+async function openFds(pid: number): Promise<number> {
+  return (await readdir(`/proc/${pid}/fd`)).length;
+}
+
+async function fdLimit(pid: number): Promise<number> {
+  const line = (await readFile(`/proc/${pid}/limits`, 'utf8')).split('\n').find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[3]);
+}
+
+/** Counts Device objects until there are `want`, polling (the figure is "all exist by"). */
+async function waitForDevices(bench: Bench, want: number): Promise<void> {
+  for (;;) {
+    let objects = 0;
+    for (let token: string | undefined; ;) {
+      const page = (await bench.custom.listNamespacedCustomObject({
+        ...GROUP,
+        namespace: bench.namespace,
+        plural: 'devices',
+        limit: 1_000,
+        ...(token ? { _continue: token } : {}),
+      })) as { items: unknown[]; metadata: { continue?: string } };
+      objects += page.items.length;
+      token = page.metadata.continue;
+      if (!token) break;
+    }
+    if (objects >= want) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** A `tether agent` process with `devices` debug-echo devices, served `mode`. */
+async function scale(mode: DevicePluginMode, devices: number): Promise<Measurement[]> {
+  return withNamespace(async (bench) => {
+    const dir = await mkdtemp(join(tmpdir(), 'tdpm-'));
+    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
+    await kubelet.start();
+    await bench.custom.createNamespacedCustomObject({
+      ...GROUP,
+      namespace: bench.namespace,
+      plural: 'devicediscoveries',
+      body: {
+        apiVersion: 'tether.dev/v1alpha1',
+        kind: 'DeviceDiscovery',
+        metadata: { name: 'scale' },
+        spec: { handler: 'debug-echo', details: { descriptions: Array.from({ length: devices }, (_, i) => `d${i}`) } },
+      },
+    });
+    const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
+    const started = performance.now();
+    // Flags as the chart sets them, minus the host paths this bench replaces.
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--node-name',
+        'scale-node',
+        '--namespace',
+        bench.namespace,
+        '--device-plugin-dir',
+        join(dir, 'dp'),
+        '--device-plugin-mode',
+        mode,
+        '--pod-resources-socket',
+        '',
+        '--registration-socket',
+        '',
+        '--http-address',
+        '',
+        '--log-level',
+        'error',
+      ],
+      { env: { ...process.env, KUBECONFIG: bench.kubeconfig }, stdio: 'inherit' },
+    );
+    const pid = child.pid!;
+    let maxFds = 0;
+    const sampler = setInterval(() => {
+      openFds(pid).then(
+        (n) => (maxFds = Math.max(maxFds, n)),
+        () => undefined,
+      );
+    }, 200);
+    try {
+      const resource = discoveryResourceName('scale');
+      const ready = (): boolean =>
+        kubelet.resource(resource)?.devices.filter((d) => d.health === 'Healthy').length === devices &&
+        kubelet.resourceNames().length === (mode === 'lean' ? 1 : devices + 1);
+      await kubelet.waitFor(ready, 600_000, `${devices} devices at the kubelet`);
+      const toKubelet = performance.now() - started;
+      await waitForDevices(bench, devices);
+      const toDevices = performance.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, 10_000)); // let watch events and GC settle
+      const sockets = (await readdir(join(dir, 'dp'))).filter((f) => f.startsWith('tether-')).length;
+      const label = `dp-${mode}-${devices}`;
+      return [
+        summarize(`${label}: to kubelet (every slot Healthy)`, 's', [toKubelet / 1000]),
+        summarize(`${label}: to Device objects (all ${devices})`, 's', [toDevices / 1000]),
+        summarize(`${label}: RSS settled`, 'MiB', [await procStatus(pid, 'VmRSS')], 1),
+        summarize(`${label}: RSS peak (VmHWM)`, 'MiB', [await procStatus(pid, 'VmHWM')], 1),
+        summarize(`${label}: open fds (max sampled)`, 'fds', [Math.max(maxFds, await openFds(pid))], 0),
+        summarize(`${label}: fd limit (ulimit -n)`, 'fds', [await fdLimit(pid)], 0),
+        summarize(`${label}: plugin sockets / kubelet resources`, 'count', [sockets, kubelet.resourceNames().length], 0),
+      ];
+    } finally {
+      clearInterval(sampler);
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      await kubelet.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function benchHandler(): DiscoveryHandler<unknown> {
+  return {
+    name: 'bench-many',
+    parseDetails: (raw) => raw ?? {},
+    isShared: () => false,
+    run: async (details, { sink, signal }) => {
+      const count = Number((details as { devices?: number }).devices ?? 1);
+      sink.replaceAll(Array.from({ length: count }, (_, i) => ({ id: `dev-${i}`, properties: { INDEX: String(i) } })));
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+}
+
+/**
+ * Allocate through the discovery resource with the durable slot claim (an SSA of the Device's
+ * slots), the kubelet choosing the slot as it does (free, Healthy, preferred allocation), with
+ * `devices` devices served so the per-Allocate sync costs of a big node are in the figure.
+ */
+async function allocate(mode: DevicePluginMode, devices: number, samples: number): Promise<Measurement[]> {
+  return withNamespace(async (bench) => {
+    await bench.custom.createNamespacedCustomObject({
+      ...GROUP,
+      namespace: bench.namespace,
+      plural: 'devicediscoveries',
+      body: {
+        apiVersion: 'tether.dev/v1alpha1',
+        kind: 'DeviceDiscovery',
+        metadata: { name: 'alloc' },
+        spec: { handler: 'bench-many', details: { devices }, capacity: 1, offlineGracePeriodSeconds: 3600 },
+      },
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'tdpa-'));
+    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
+    await kubelet.start();
+    const handler = benchHandler();
+    const agent = new ClusterAgent({
+      node: 'alloc-node',
+      kc: bench.kc,
+      log: pino({ level: 'silent' }),
+      pluginDir: join(dir, 'dp'),
+      namespace: bench.namespace,
+      handlers: new Map([[handler.name, handler]]),
+      metrics: createAgentMetrics({ defaultMetrics: false }),
+      startupTimeoutMs: 2_000,
+      reconcileIntervalMs: 0,
+      devicePluginMode: mode,
+    });
+    await agent.start();
+    try {
+      const resource = discoveryResourceName('alloc');
+      await kubelet.waitFor(() => kubelet.freeDevices(resource).length === devices, 120_000, `${devices} slots`);
+      await agent.settled();
+      const times: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const start = performance.now();
+        await kubelet.allocate({ namespace: 'bench', name: `p${i}` }, resource, 1);
+        times.push(performance.now() - start);
+      }
+      return [summarize(`dp-${mode}-${devices}: Allocate incl. durable slot claim`, 'ms', times)];
+    } finally {
+      await agent.stop();
+      await kubelet.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+export const devicePluginModeMeasures: Measure[] = [
+  {
+    name: 'dp-lean-10k',
+    description: 'agent process, 10 000 devices, lean mode: to kubelet, to Device objects, RSS, fds',
+    onlyWhenNamed: true,
+    run: () => scale('lean', 10_000),
+  },
+  {
+    name: 'dp-per-device-1k',
+    description: 'agent process, 1 000 devices, per-device mode: to kubelet, to Device objects, RSS, fds',
+    onlyWhenNamed: true,
+    run: () => scale('per-device', 1_000),
+  },
+  {
+    name: 'dp-lean-1k',
+    description: 'agent process, 1 000 devices, lean mode (compare with dp-per-device-1k)',
+    onlyWhenNamed: true,
+    run: () => scale('lean', 1_000),
+  },
+  {
+    name: 'dp-allocate',
+    description: 'Allocate through the discovery resource with the durable claim, 1 000 devices served, per-device and lean',
+    onlyWhenNamed: true,
+    run: async () => [...(await allocate('per-device', 1_000, 200)), ...(await allocate('lean', 1_000, 200))],
+  },
+];
