@@ -113,8 +113,8 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         bench.namespace,
         '--device-plugin-dir',
         join(dir, 'dp'),
-        '--device-plugin-mode',
-        mode,
+        // Per-device is the default: left out, the same bench runs against agents without the flag.
+        ...(mode === 'per-device' ? [] : ['--device-plugin-mode', mode]),
         '--pod-resources-socket',
         '',
         '--registration-socket',
