@@ -15,6 +15,7 @@ import { DeviceObjects } from './cluster/device-publication.ts';
 import { ClusterDiscoverySource } from './cluster/discovery-source.ts';
 import { DiscoveryEvents } from './cluster/events.ts';
 import { KubeDevicesApi } from './cluster/kube-devices-api.ts';
+import { ResourceSlicePublisher, withResourceSlices } from './cluster/resource-slice-publisher.ts';
 import type { DevicePluginMode } from './device-plugin/resources.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { NodeRuntime } from './runtime/node-runtime.ts';
@@ -84,12 +85,20 @@ export class ClusterAgent {
       ...(options.externalHandler === undefined ? {} : { externalHandler: options.externalHandler }),
       events: new DiscoveryEvents(kube, options.node, log),
     });
+    // DRA discoveries: this node's ResourceSlices follow the devices it publishes.
+    const slices = new ResourceSlicePublisher({
+      node: options.node,
+      client,
+      log,
+      discovery: (namespace, name) => source.discovery(namespace, name),
+      nodeUid: () => this.#node.get(undefined, options.node)?.metadata?.uid,
+    });
     this.#runtime = new NodeRuntime({
       node: options.node,
       log,
       pluginDir: options.pluginDir,
       source,
-      publication,
+      publication: withResourceSlices(publication, slices),
       ...(options.podResourcesSocket === undefined ? {} : { podResourcesSocket: options.podResourcesSocket }),
       ...(options.reconcileIntervalMs === undefined ? {} : { reconcileIntervalMs: options.reconcileIntervalMs }),
       ...(options.slotGraceMs === undefined ? {} : { slotGraceMs: options.slotGraceMs }),

@@ -3,7 +3,7 @@
  * them. Every write either makes goes through `Api` (so it is counted and easy to audit).
  */
 import { CONTROLLER_FIELD_MANAGER } from '../api/field-managers.ts';
-import { API_GROUP, API_VERSION_NAME } from '../api/schema.ts';
+import { API_GROUP, API_VERSION_NAME } from '../api/group.ts';
 import { apiVersionOf, collectionPath, objectPath, type KubeClient, type KubeList, type KubeObject, type ResourceType } from './client.ts';
 
 export const RESOURCES = {
@@ -25,6 +25,16 @@ export const RESOURCES = {
   coreEvents: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   secrets: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true },
   configMaps: { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
+  // Dynamic Resource Allocation (docs/dra.md).
+  resourceSlices: { group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', kind: 'ResourceSlice', namespaced: false },
+  deviceClasses: { group: 'resource.k8s.io', version: 'v1', plural: 'deviceclasses', kind: 'DeviceClass', namespaced: false },
+  resourceClaimTemplates: {
+    group: 'resource.k8s.io',
+    version: 'v1',
+    plural: 'resourceclaimtemplates',
+    kind: 'ResourceClaimTemplate',
+    namespaced: true,
+  },
 } as const satisfies Record<string, ResourceType>;
 
 /** Field manager of every object (and status) the controller applies. */
