@@ -64,6 +64,14 @@ describe('preferredSlots', () => {
     expect(preferredSlots(available, must, size)).toEqual(expected);
   });
 
+  it('spreads over devices whatever the order of the IDs, with thousands of them (lean mode asks with every free slot)', () => {
+    const many = Array.from({ length: 5_000 }, (_, i) => `cams-${(4_999 - i).toString(16).padStart(16, '0')}-${i % 2}`);
+    const chosen = preferredSlots(many, [], 3);
+    expect(chosen).toHaveLength(3);
+    expect(new Set(chosen.map((s) => s.slice(0, -2))).size).toBe(3);
+    expect(preferredSlots([`${B}-1`, `${A}-1`, `${B}-0`, `${A}-0`], [`${A}-1`], 3)).toEqual([`${A}-1`, `${B}-0`, `${A}-0`]);
+  });
+
   it('never returns more than available', () => {
     expect(preferredSlots([`${A}-0`], [], 3)).toEqual([`${A}-0`]);
   });

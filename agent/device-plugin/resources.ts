@@ -55,27 +55,62 @@ export function desiredResources(
  * The preferred choice of `size` slots: the must-include ones, then spread over as many
  * distinct devices as possible (a pod asking for two cameras wants two cameras), ties
  * broken by device name and slot index so the answer is deterministic.
+ *
+ * The kubelet asks with every free ID of the resource — in lean mode every free slot of the
+ * discovery — so each ID is parsed once and grouped by device: O(available · log) plus
+ * O(devices) per chosen slot, not a parse per comparison.
  */
 export function preferredSlots(available: readonly string[], mustInclude: readonly string[], size: number): string[] {
   const chosen = [...new Set(mustInclude)];
   const perDevice = new Map<string, number>();
-  const deviceOf = (slot: string): string => parseSlotId(slot)?.deviceName ?? slot;
-  for (const slot of chosen) perDevice.set(deviceOf(slot), (perDevice.get(deviceOf(slot)) ?? 0) + 1);
-  const remaining = available
-    .filter((slot) => !chosen.includes(slot))
-    .sort((a, b) => {
-      const [ra, rb] = [parseSlotId(a), parseSlotId(b)];
-      if (ra && rb && ra.deviceName === rb.deviceName) return ra.index - rb.index;
-      return a < b ? -1 : a > b ? 1 : 0;
-    });
-  while (chosen.length < size && remaining.length > 0) {
-    let best = 0;
-    for (let i = 1; i < remaining.length; i++) {
-      if ((perDevice.get(deviceOf(remaining[i]!)) ?? 0) < (perDevice.get(deviceOf(remaining[best]!)) ?? 0)) best = i;
-    }
-    const [slot] = remaining.splice(best, 1);
-    chosen.push(slot!);
-    perDevice.set(deviceOf(slot!), (perDevice.get(deviceOf(slot!)) ?? 0) + 1);
+  for (const slot of chosen) perDevice.set(refOf(slot).device, (perDevice.get(refOf(slot).device) ?? 0) + 1);
+  const byDevice = groupByDevice(available, new Set(chosen));
+  const devices = [...byDevice.keys()].sort();
+  const next = new Map<string, number>(); // device → position of its next unchosen slot
+  while (chosen.length < size) {
+    const best = leastUsed(devices, perDevice, (device) => (next.get(device) ?? 0) < byDevice.get(device)!.length);
+    if (best === undefined) break;
+    const position = next.get(best) ?? 0;
+    chosen.push(byDevice.get(best)![position]!);
+    next.set(best, position + 1);
+    perDevice.set(best, (perDevice.get(best) ?? 0) + 1);
   }
   return chosen;
+}
+
+function refOf(slot: string): { device: string; index: number } {
+  const ref = parseSlotId(slot);
+  return ref === undefined ? { device: slot, index: -1 } : { device: ref.deviceName, index: ref.index };
+}
+
+/** Device → its slots in index order, each slot once, leaving out `exclude`. */
+function groupByDevice(slots: readonly string[], exclude: ReadonlySet<string>): Map<string, string[]> {
+  const byDevice = new Map<string, { slot: string; index: number }[]>();
+  const seen = new Set(exclude);
+  for (const slot of slots) {
+    if (seen.has(slot)) continue;
+    seen.add(slot);
+    const { device, index } = refOf(slot);
+    const list = byDevice.get(device) ?? [];
+    list.push({ slot, index });
+    byDevice.set(device, list);
+  }
+  return new Map([...byDevice].map(([device, list]) => [device, list.sort((a, b) => a.index - b.index).map((e) => e.slot)]));
+}
+
+/** The first of `devices` (in order) among those with a slot left that is used least so far. */
+function leastUsed(
+  devices: readonly string[],
+  used: ReadonlyMap<string, number>,
+  hasSlot: (device: string) => boolean,
+): string | undefined {
+  let best: string | undefined;
+  let bestCount = Number.POSITIVE_INFINITY;
+  for (const device of devices) {
+    if (!hasSlot(device)) continue;
+    const count = used.get(device) ?? 0;
+    if (count === 0) return device; // nothing is used less
+    if (count < bestCount) [best, bestCount] = [device, count];
+  }
+  return best;
 }
