@@ -40,9 +40,9 @@ import {
   MAX_DISCOVERY_NAME_LENGTH,
 } from './names.ts';
 
-export const API_GROUP = 'tether.dev';
-export const API_VERSION_NAME = 'v1alpha1';
-export const API_VERSION = `${API_GROUP}/${API_VERSION_NAME}` as const;
+import { MAX_NODE_REPORT_MESSAGE_LENGTH, type API_VERSION } from './group.ts';
+
+export { API_GROUP, API_VERSION, API_VERSION_NAME, MAX_NODE_REPORT_MESSAGE_LENGTH } from './group.ts';
 
 /** Slots per device when the DeviceDiscovery does not say. */
 export const DEFAULT_CAPACITY = 1;
@@ -442,8 +442,6 @@ export const DeviceDiscoverySpecSchema = Type.Object(
 
 /** Most nodes that may report a problem at once (bounds the object: ~500 bytes per entry). */
 export const MAX_NODE_REPORTS = 1000;
-/** Longest problem message a node reports (longer ones are cut). */
-export const MAX_NODE_REPORT_MESSAGE_LENGTH = 512;
 
 /** A node's problem running a discovery; present only while the problem lasts. */
 export const NodeReportSchema = Type.Object({

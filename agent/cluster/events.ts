@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { API_VERSION } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
 import type { KubeObject } from '../../kube/client.ts';
 import { RESOURCES, type Api } from '../../kube/resources.ts';
 

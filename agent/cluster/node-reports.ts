@@ -6,7 +6,8 @@
  */
 import type { Logger } from 'pino';
 import { agentManager } from '../../api/field-managers.ts';
-import { API_VERSION, MAX_NODE_REPORT_MESSAGE_LENGTH, type DeviceDiscovery, type NodeReport } from '../../api/schema.ts';
+import { API_VERSION, MAX_NODE_REPORT_MESSAGE_LENGTH } from '../../api/group.ts';
+import type { DeviceDiscovery, NodeReport } from '../../api/schema.ts';
 import { RESOURCES, type Api } from '../../kube/resources.ts';
 
 export interface NodeProblem {

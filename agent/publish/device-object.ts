@@ -11,7 +11,7 @@
  */
 import { DISCOVERY_LABEL } from '../../api/labels.ts';
 import { createHash } from 'node:crypto';
-import { API_VERSION } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
 import type { Device } from '../../api/schema.ts';
 import type { DeviceMount, DeviceNode } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';

@@ -11,7 +11,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../api/labels.ts';
 import { DEVICE_HASH_HEX_LENGTH, discoveryResourceName, isDeviceName, RESOURCE_DOMAIN } from '../../api/names.ts';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { isApiError } from '../../kube/client.ts';
 import { RESOURCES } from '../../kube/resources.ts';
 import { BY_DISCOVERY, refOf, type ControllerContext } from '../context.ts';

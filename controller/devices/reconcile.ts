@@ -12,7 +12,8 @@
  * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
 import type { ObservedBroker } from './brokers/observe.ts';
 import { planBrokers, type BrokerCreate, type BrokerDelete, type BrokerPlan } from './brokers/plan.ts';

@@ -5,7 +5,8 @@
  * annotation lets it skip applies that would change nothing.
  */
 import type { V1Service, V1ServiceSpec } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
+import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import {
   APPLIED_HASH_ANNOTATION,
   COMPONENT_LABEL,

@@ -3,7 +3,8 @@
  * tether-controller, only when it changed) and its per-discovery Service (while any broker of
  * the discovery exists). Reads only caches; brokers themselves belong to the Device reconciler.
  */
-import { API_VERSION, type Device, type DeviceDiscovery, type DeviceDiscoveryStatus } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
+import type { Device, DeviceDiscovery, DeviceDiscoveryStatus } from '../../api/schema.ts';
 import { desiredBrokers, templateHash } from '../devices/brokers/desired.ts';
 import { BY_DEVICE, BY_DISCOVERY, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
 import { isApiError } from '../../kube/client.ts';

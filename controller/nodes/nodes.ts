@@ -5,7 +5,8 @@
  */
 import { agentManager, agentSlotsManager } from '../../api/field-managers.ts';
 import type { V1Node } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type NodeSelector } from '../../api/schema.ts';
+import { API_VERSION } from '../../api/group.ts';
+import type { Device, NodeSelector } from '../../api/schema.ts';
 import { nodeMatches } from '../../api/node-selector.ts';
 import { toMillis } from '../runtime/time.ts';
 

@@ -9,7 +9,8 @@
  * over their nodes deterministically.
  */
 import type { V1Affinity, V1Job, V1JobSpec, V1NodeSelectorTerm, V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import { API_VERSION, type Device, type DeviceDiscovery } from '../../../api/schema.ts';
+import { API_VERSION } from '../../../api/group.ts';
+import type { Device, DeviceDiscovery } from '../../../api/schema.ts';
 import { deviceResourceName } from '../../../api/names.ts';
 import {
   COMPONENT_LABEL,
