@@ -98,6 +98,8 @@ async function startAgent(
     podResourcesSocket: kubelet.podResourcesSocket!,
     namespace: bench.namespace,
     handlers: new Map(handlers.map((h) => [h.name, h])),
+    // Bench handlers are not built-ins: the agent runs them as external (registered) handlers.
+    externalHandler: (name) => handlers.find((h) => h.name === name),
     metrics: createAgentMetrics({ defaultMetrics: false }),
     startupTimeoutMs: 2_000,
     reconcileIntervalMs: 0,
@@ -159,6 +161,7 @@ async function eventsAndWrites(): Promise<Measurement[]> {
         pluginDir: join(node.dir, 'dp'),
         namespace: bench.namespace,
         handlers: new Map([[driven.handler.name, driven.handler]]),
+        externalHandler: (name) => (name === driven.handler.name ? driven.handler : undefined),
         metrics: createAgentMetrics({ defaultMetrics: false }),
         startupTimeoutMs: 500,
         reconcileIntervalMs: 0,

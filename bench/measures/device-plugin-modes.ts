@@ -206,7 +206,8 @@ async function allocate(mode: DevicePluginMode, devices: number, samples: number
       log: pino({ level: 'silent' }),
       pluginDir: join(dir, 'dp'),
       namespace: bench.namespace,
-      handlers: new Map([[handler.name, handler]]),
+      handlers: new Map(),
+      externalHandler: (name) => (name === handler.name ? handler : undefined), // not a built-in name
       metrics: createAgentMetrics({ defaultMetrics: false }),
       startupTimeoutMs: 2_000,
       reconcileIntervalMs: 0,
