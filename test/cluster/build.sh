@@ -2,15 +2,20 @@
 # Builds the Tether test cluster's binaries from the Go module proxy:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl
 #   (one multicall binary, symlinked), etcd and helm.
-# into ${TETHER_CACHE:-$HOME/.cache/tether}/k8s-<version>/bin.
+# into ${TETHER_CACHE:-$HOME/.cache/tether}/k8s-<version>/bin, and
+#   containerd 2.x (containerd, containerd-shim-runc-v2, ctr: the CDI-capable
+#   runtime of the e2e's containerd-2 node)
+# into ${TETHER_CACHE:-$HOME/.cache/tether}/containerd-<version>/bin (beside the directory
+# k8s-<version> really is, when it is a symlink into the shared cache).
 #
 # Idempotent: each part is built once per pin. A stamp file per part records
 # the pin (versions + a hash of the wrapper module files); when it matches,
 # nothing is rebuilt. A cold build (empty Go caches) takes a long time on
 # 2 cores, so CI should cache the output directory (and may cache GOMODCACHE).
 #
-# Usage: test/cluster/build.sh [--print-dir]
-#   --print-dir  print the bin directory and exit (no build)
+# Usage: test/cluster/build.sh [--print-dir | --print-containerd-dir]
+#   --print-dir             print the Kubernetes bin directory and exit (no build)
+#   --print-containerd-dir  print the containerd 2 bin directory and exit (no build)
 #
 # TETHER_BUILD_PROGRESS=1 (set by cluster.ts, which draws a progress line from it): before each
 # go build, "[build.sh] <part> <version>: compiling <N> packages" (N = the packages go list
@@ -21,14 +26,27 @@ set -euo pipefail
 K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
 HELM_VERSION=v3.22.0
+# containerd 2 for the e2e's CDI node (Debian's containerd 1.6 has no CDI). Tags drop the
+# snapshotters that need cgo or cannot work here; the result is one static binary.
+CONTAINERD_VERSION=v2.4.2
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${TETHER_CACHE:-$HOME/.cache/tether}"
 out="$cache/k8s-$K8S_VERSION"
 bin="$out/bin"
 
+# Beside the real k8s-<version> dir: the e2e and faults caches symlink theirs to the shared
+# one, so every control plane's build.sh run finds (or builds) the same containerd.
+shared="$(readlink -f "$out" 2>/dev/null || true)"
+containerd_out="$(dirname "${shared:-$out}")/containerd-$CONTAINERD_VERSION"
+containerd_bin="$containerd_out/bin"
+
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "$bin"
+  exit 0
+fi
+if [[ "${1:-}" == "--print-containerd-dir" ]]; then
+  echo "$containerd_bin"
   exit 0
 fi
 
@@ -138,6 +156,32 @@ build_helm() {
   mark_current helm "$pin"
 }
 
+build_containerd() {
+  local pin commands=(containerd containerd-shim-runc-v2 ctr)
+  pin="$(pin_of "" "containerd=$CONTAINERD_VERSION tags=no_btrfs,no_devmapper,no_zfs")"
+  local current=1 name
+  for name in "${commands[@]}"; do [[ -x "$containerd_bin/$name" ]] || current=0; done
+  if [[ $current == 1 && -f "$containerd_out/.stamp" && "$(cat "$containerd_out/.stamp")" == "$pin" ]]; then
+    log "containerd $CONTAINERD_VERSION: cached"
+    return
+  fi
+  local m=github.com/containerd/containerd/v2
+  local ldflags="-s -w -X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Revision=$(echo "$pin" | sha256sum | cut -c1-12)"
+  log "containerd $CONTAINERD_VERSION: building…"
+  # go list cannot take path@version outside a module: the total stays unknown.
+  announce_packages "containerd $CONTAINERD_VERSION" "" ""
+  local tmp="$containerd_out/gobin" pkgs=()
+  for name in "${commands[@]}"; do pkgs+=("$m/cmd/$name@$CONTAINERD_VERSION"); done
+  rm -rf "$tmp"
+  mkdir -p "$containerd_bin"
+  # No replace directives in containerd's go.mod: `go install …@version` works outside any module.
+  (cd "$containerd_out" && GOBIN="$tmp" GOFLAGS=-buildvcs=false \
+    go install "${progress[@]}" -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "$ldflags" "${pkgs[@]}")
+  for name in "${commands[@]}"; do mv -f "$tmp/$name" "$containerd_bin/$name"; done
+  rm -rf "$tmp"
+  echo "$pin" > "$containerd_out/.stamp"
+}
+
 main() {
   mkdir -p "$bin"
   # Two `cluster:up`s at once must not build twice into the same files.
@@ -147,7 +191,8 @@ main() {
   build_kubernetes
   build_etcd
   build_helm
-  log "done in $((SECONDS - start))s: $bin"
+  build_containerd
+  log "done in $((SECONDS - start))s: $bin, $containerd_bin"
 }
 
 main "$@"

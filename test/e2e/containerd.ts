@@ -1,13 +1,15 @@
 /**
  * containerd for the e2e node: its own config file, socket, root and state,
  * so it never touches a system containerd (if one runs) and can be removed
- * without a trace.
+ * without a trace. Per node (`layout.runtime`): Debian's containerd 1.6
+ * (config version 2, no CDI) or containerd 2 built by test/cluster/build.sh
+ * (config version 3, CDI specs from `/etc/cdi` and the node's `/var/run/cdi`).
  *
  * WARNING: containerd 1.6 puts shim sockets in /run/containerd/s whatever the
  * config says; their names hash our socket address, so they do not collide
  * with a system containerd's.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isRunning, logTail, startComponent } from '../cluster/processes.ts';
@@ -15,10 +17,106 @@ import type { RunningComponent } from '../cluster/processes.ts';
 import { CriClient, type CriVersion } from './cri.ts';
 import { nodeCommand } from './isolation.ts';
 import type { NodeLayout } from './layout.ts';
-import { PAUSE_IMAGE } from './layout.ts';
+import { NODE_CDI_DIR, PAUSE_IMAGE } from './layout.ts';
+
+const BUILD_SCRIPT = join(import.meta.dirname, '..', 'cluster', 'build.sh');
+
+/** The pinned containerd 2 version, read from test/cluster/build.sh so it is stated once. */
+export function pinnedContainerdVersion(): string {
+  const match = /^CONTAINERD_VERSION=(\S+)$/m.exec(readFileSync(BUILD_SCRIPT, 'utf8'));
+  if (match?.[1] === undefined) throw new Error(`no CONTAINERD_VERSION= line in ${BUILD_SCRIPT}`);
+  return match[1];
+}
+
+/** Where build.sh puts containerd 2 (containerd, containerd-shim-runc-v2, ctr) under a cache dir. */
+export function containerdBinDir(cacheDir: string): string {
+  return join(cacheDir, `containerd-${pinnedContainerdVersion()}`, 'bin');
+}
+
+/** The `ctr` that speaks to this node's containerd (containerd 2's own for a containerd-2 node). */
+export function ctrCommand(layout: NodeLayout): string {
+  return layout.runtime === 'containerd-2' ? join(containerdBinDir(layout.cacheDir), 'ctr') : 'ctr';
+}
+
+/** What a node's runtime lacks on this machine (empty: it can start). */
+export function missingRuntime(layout: NodeLayout): string[] {
+  if (layout.runtime !== 'containerd-2') return [];
+  const bin = containerdBinDir(layout.cacheDir);
+  return ['containerd', 'containerd-shim-runc-v2', 'ctr']
+    .filter((name) => !existsSync(join(bin, name)))
+    .map((name) => `${join(bin, name)} (containerd 2: test/cluster/build.sh builds it)`);
+}
+
+/** The config of the node's containerd. */
+export function containerdConfig(layout: NodeLayout): string {
+  return layout.runtime === 'containerd-2' ? containerd2Config(layout) : containerd16Config(layout);
+}
+
+/**
+ * containerd 2's config (version 3 schema). CRI is split into plugins: runtime
+ * (`io.containerd.cri.v1.runtime`: runc, CNI, CDI), images (`io.containerd.cri.v1.images`:
+ * snapshotter, the pinned sandbox image) and the server (`io.containerd.grpc.v1.cri`: streaming).
+ * CDI is always on in containerd ≥ 2.0 (`enable_cdi` is gone: 2.x drops the key when it
+ * migrates an old config); `cdi_spec_dirs` names the directories spelled out here.
+ */
+function containerd2Config(layout: NodeLayout): string {
+  const runtime = `plugins.'io.containerd.cri.v1.runtime'`;
+  const images = `plugins.'io.containerd.cri.v1.images'`;
+  return `# Written by test/e2e/containerd.ts; regenerated on every node start.
+version = 3
+root = ${JSON.stringify(layout.containerdRoot)}
+state = ${JSON.stringify(layout.containerdState)}
+# Snapshotters that cannot work here only add warnings; NRI would serve a machine-wide
+# socket (/var/run/nri/nri.sock) that two nodes on one machine would fight over.
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.erofs", "io.containerd.nri.v1.nri"]
+
+[grpc]
+  address = ${JSON.stringify(layout.containerdSocket)}
+
+[ttrpc]
+  address = ${JSON.stringify(`${layout.containerdSocket}.ttrpc`)}
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+# Default /opt/containerd: keep it inside our root instead.
+[plugins.'io.containerd.internal.v1.opt']
+  path = ${JSON.stringify(join(layout.containerdRoot, 'opt'))}
+
+[plugins.'io.containerd.grpc.v1.cri']
+  # Streaming (exec/attach/port-forward) on loopback only.
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[${images}]
+  snapshotter = "overlayfs"
+  [${images}.pinned_images]
+    sandbox = ${JSON.stringify(PAUSE_IMAGE)}
+
+[${runtime}]
+  # No CAP_SYS_RESOURCE in this VM: runc must not lower a process's oom_score_adj.
+  restrict_oom_score_adj = true
+  # CDI: /etc/cdi (static) and the node's own /var/run/cdi (DRA drivers write their specs there).
+  cdi_spec_dirs = ["/etc/cdi", ${JSON.stringify(NODE_CDI_DIR)}]
+  [${runtime}.containerd]
+    default_runtime_name = "runc"
+    [${runtime}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [${runtime}.containerd.runtimes.runc.options]
+        # cgroup v1 with the cgroupfs driver, as the kubelet is configured.
+        SystemdCgroup = false
+  [${runtime}.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = ${JSON.stringify(layout.cniConfDir)}
+    max_conf_num = 1
+`;
+}
 
 /** The containerd config (version 2 schema, containerd 1.6). */
-export function containerdConfig(layout: NodeLayout): string {
+function containerd16Config(layout: NodeLayout): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `# Written by test/e2e/containerd.ts; regenerated on every node start.
 version = 2
@@ -72,9 +170,19 @@ export function startContainerd(layout: NodeLayout): RunningComponent {
   mkdirSync(layout.runDir, { recursive: true, mode: 0o711 });
   mkdirSync(layout.logDir, { recursive: true });
   writeFileSync(layout.containerdConfig, containerdConfig(layout));
+  const args = ['--config', layout.containerdConfig, '--log-level', 'info'];
+  // containerd 2 finds its shim (containerd-shim-runc-v2) on PATH: ours first, not Debian's 1.6 one.
+  const bin = containerdBinDir(layout.cacheDir);
+  if (layout.cdiSpecDir !== undefined) mkdirSync(layout.cdiSpecDir, { recursive: true });
   return startComponent({
     name: 'containerd',
-    ...nodeCommand(layout, 'containerd', ['--config', layout.containerdConfig, '--log-level', 'info']),
+    ...(layout.runtime === 'containerd-2'
+      ? nodeCommand(layout, 'env', [
+          `PATH=${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+          join(bin, 'containerd'),
+          ...args,
+        ])
+      : nodeCommand(layout, 'containerd', args)),
     logFile: join(layout.logDir, 'containerd.log'),
     cwd: layout.nodeDir,
   });

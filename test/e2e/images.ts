@@ -27,6 +27,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildOciImage, type BuiltOciImage } from '../../deploy/image/build-oci.ts';
+import { ctrCommand } from './containerd.ts';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE, type NodeLayout } from './layout.ts';
 import { runCommand } from '../../deploy/image/exec.ts';
 import { startProgress } from '../cluster/progress.ts';
@@ -97,7 +98,15 @@ function busyboxRootfs(layout: NodeLayout): string {
 
 /** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
 function importedDigest(layout: NodeLayout, name: string): string | undefined {
-  const listing = runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'list', `name==${name}`]);
+  const listing = runCommand(ctrCommand(layout), [
+    '--address',
+    layout.containerdSocket,
+    '--namespace',
+    'k8s.io',
+    'images',
+    'list',
+    `name==${name}`,
+  ]);
   const line = listing.split('\n').find((l) => l.startsWith(`${name} `));
   return line?.split(/\s+/)[2];
 }
@@ -109,7 +118,7 @@ function importedDigest(layout: NodeLayout, name: string): string | undefined {
 function ctrImport(layout: NodeLayout, tarball: string, name: string, digest: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(
-      'ctr',
+      ctrCommand(layout),
       ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', tarball],
       { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
       (error, _stdout, stderr) => {
@@ -195,7 +204,7 @@ export function importTetherImage(layout: NodeLayout, image: TetherImageTarball)
   // Synchronous on purpose (the chart suite and the bench call it between steps); npm start
   // uses loadTetherImage for a progress line.
   if (importedDigest(layout, image.reference) === image.indexDigest) return false;
-  runCommand('ctr', ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  runCommand(ctrCommand(layout), ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const digest = importedDigest(layout, image.reference);
   if (digest !== image.indexDigest)
     throw new Error(`imported ${image.reference} but containerd lists digest ${digest ?? 'none'}, not ${image.indexDigest}`);

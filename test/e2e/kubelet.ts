@@ -115,9 +115,19 @@ export function kubeletConfiguration(layout: NodeLayout, endpoints: KubeletEndpo
   };
 }
 
-/** Writes the config and starts the kubelet in its own process group. */
+/**
+ * Writes the config and starts the kubelet in its own process group.
+ *
+ * Dynamic Resource Allocation needs no flag on the pinned kubelet (v1.37: DRA is GA and always
+ * on; consumable capacity, partitionable devices, binding conditions and resource health status
+ * are beta and on by default): DRA plugins register through `<root-dir>/plugins_registry` and
+ * serve from `<root-dir>/plugins/<driver>/`, both created here so a plugin may start first.
+ * Injection needs a CDI runtime: only containerd-2 nodes (`layout.runtime`) apply CDI edits.
+ */
 export function startKubelet(layout: NodeLayout, binDir: string, endpoints: KubeletEndpoints, caCert: string): RunningComponent {
   mkdirSync(layout.kubeletDir, { recursive: true });
+  mkdirSync(layout.pluginsRegistryDir, { recursive: true });
+  mkdirSync(layout.pluginsDir, { recursive: true });
   mkdirSync(layout.podLogsDir, { recursive: true });
   mkdirSync(layout.logDir, { recursive: true });
   writeFileSync(layout.kubeletConfig, stringify(kubeletConfiguration(layout, endpoints, caCert)));

@@ -21,6 +21,11 @@
  * `/var/lib/tether` bind-mounted from `/var/lib/tether-e2e-n2/…` in its mount
  * namespace, and its pods' cgroups under `/tether-e2e-n2`. Everything else is node 1's layout
  * under other names (`…/e2e/node2/`, `/run/tether-e2e-n2/`).
+ *
+ * Runtimes: node 1 runs Debian's containerd 1.6; node 2 runs containerd 2 (built from the Go
+ * module proxy by test/cluster/build.sh into `<cache>/containerd-<version>/bin`) with CDI, its
+ * `/var/run/cdi` bind-mounted from `/var/lib/tether-e2e-n2/cdi` (`cdiSpecDir`), so the DRA e2e
+ * has a CDI-capable node and the device-plugin e2e keeps a containerd 1.6 one.
  */
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +56,20 @@ export interface NodeLayout {
   kubeletRootDir: string;
   devicePluginDir: string;
   podResourcesSocket: string;
+  /** The kubelet's plugin registration dir (`<root-dir>/plugins_registry`, DRA plugins register here), as this process sees it. */
+  pluginsRegistryDir: string;
+  /** The kubelet's plugins dir (`<root-dir>/plugins`, DRA plugins' service sockets), as this process sees it. */
+  pluginsDir: string;
+  /**
+   * The container runtime: Debian's containerd 1.6 (no CDI) or containerd 2 built by
+   * test/cluster/build.sh (CDI always on; specs read from `/etc/cdi` and `/var/run/cdi`).
+   */
+  runtime: NodeRuntime;
+  /**
+   * containerd-2 nodes: the node's `/var/run/cdi` (dynamic CDI specs: DRA drivers write theirs
+   * here) as this process sees it. Node 2's is its own directory, bind-mounted in its namespace.
+   */
+  cdiSpecDir?: string;
   /** The Node's name: the machine's hostname unless `TETHER_E2E_NODE_NAME` is set. */
   nodeName: string;
   /** Linux bridge the CNI config attaches pods to; also carries the node IP. */
@@ -101,6 +120,12 @@ export interface NodeMountNamespace {
   binds: { source: string; target: string }[];
 }
 
+/** A node's container runtime (see {@link NodeLayout.runtime}). */
+export type NodeRuntime = 'containerd-1.6' | 'containerd-2';
+
+/** Where a containerd-2 node's CDI specs live inside the node (containerd's default dynamic dir). */
+export const NODE_CDI_DIR = '/var/run/cdi';
+
 /** The busybox image pods run (`imagePullPolicy: Never`: it is imported, never pulled). */
 export const BUSYBOX_IMAGE = 'tether.local/e2e/busybox:1';
 /** The pod sandbox image (containerd's `sandbox_image`). */
@@ -121,14 +146,25 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
   const podPrefix = `${a}.${b}.${c + 1}`;
   const nodeIp = node1.podSubnet.replace(/\.0\/24$/, '.2');
   const hostKubeletRoot = join(hostRoot, 'kubelet');
+  const runtime = node2Runtime(env);
+  const hostCdiDir = join(hostRoot, 'cdi');
+  const files = nodeFiles(nodeDir, runDir);
   return {
     ...node1,
-    ...nodeFiles(nodeDir, runDir),
+    ...files,
+    // containerd 2 migrates the metadata database of a store it opens: 1.6 could not read it back.
+    ...(runtime === 'containerd-2'
+      ? { containerdConfig: join(nodeDir, 'containerd-2', 'config.toml'), containerdRoot: join(nodeDir, 'containerd-2', 'root') }
+      : {}),
     lockFile: join(node1.e2eDir, 'node2.lock'),
     kubeletRootDir: '/var/lib/kubelet',
     // Seen from this process (the host's mount namespace).
     devicePluginDir: join(hostKubeletRoot, 'device-plugins'),
     podResourcesSocket: join(hostKubeletRoot, 'pod-resources', 'kubelet.sock'),
+    pluginsRegistryDir: join(hostKubeletRoot, 'plugins_registry'),
+    pluginsDir: join(hostKubeletRoot, 'plugins'),
+    runtime,
+    ...(runtime === 'containerd-2' ? { cdiSpecDir: hostCdiDir } : {}),
     nodeName: (env['TETHER_E2E_NODE2_NAME'] ?? 'tether-e2e-n2').toLowerCase(),
     bridge: 'tether-e2e1',
     podSubnet: `${podPrefix}.0/24`,
@@ -141,6 +177,7 @@ export function nodeLayout(env: NodeJS.ProcessEnv = process.env, index = 1): Nod
       binds: [
         { source: hostKubeletRoot, target: '/var/lib/kubelet' },
         { source: join(hostRoot, 'tether'), target: '/var/lib/tether' },
+        ...(runtime === 'containerd-2' ? [{ source: hostCdiDir, target: NODE_CDI_DIR }] : []),
       ],
     },
     isolation: {
@@ -198,6 +235,18 @@ function nodeFiles(
   };
 }
 
+/**
+ * Node 2's runtime: containerd 2 (CDI; the DRA e2e runs there) unless
+ * `TETHER_E2E_NODE2_RUNTIME=containerd-1.6`. Node 1 always runs containerd 1.6.
+ */
+function node2Runtime(env: NodeJS.ProcessEnv): NodeRuntime {
+  const value = env['TETHER_E2E_NODE2_RUNTIME'] ?? 'containerd-2';
+  if (value !== 'containerd-1.6' && value !== 'containerd-2') {
+    throw new Error(`TETHER_E2E_NODE2_RUNTIME must be containerd-1.6 or containerd-2, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 function mountNsFiles(runDir: string): { dir: string; file: string } {
   return { dir: join(runDir, 'ns'), file: join(runDir, 'ns', 'mnt') };
 }
@@ -223,6 +272,9 @@ function node1Layout(env: NodeJS.ProcessEnv): NodeLayout {
     kubeletRootDir,
     devicePluginDir: join(kubeletRootDir, 'device-plugins'),
     podResourcesSocket: join(kubeletRootDir, 'pod-resources', 'kubelet.sock'),
+    pluginsRegistryDir: join(kubeletRootDir, 'plugins_registry'),
+    pluginsDir: join(kubeletRootDir, 'plugins'),
+    runtime: 'containerd-1.6',
     nodeName,
     bridge: 'tether-e2e0',
     podSubnet,

@@ -25,7 +25,7 @@ import type { ClusterInfo } from '../cluster/cluster.ts';
 import { withLock } from '../cluster/lock.ts';
 import { freePort, httpGet, isRunning, startComponent, stopComponent } from '../cluster/processes.ts';
 import type { RunningComponent } from '../cluster/processes.ts';
-import { startContainerd, waitContainerdReady } from './containerd.ts';
+import { missingRuntime, startContainerd, waitContainerdReady } from './containerd.ts';
 import { CriClient } from './cri.ts';
 import { ensureImages } from './images.ts';
 import { ensureIsolation, ensureMountNamespace, removeIsolation, removeMountNamespace } from './isolation.ts';
@@ -104,8 +104,8 @@ function which(command: string): boolean {
 }
 
 /** Throws one message listing everything this machine lacks. */
-function preflight(): void {
-  const missing: string[] = [];
+function preflight(layout: NodeLayout): void {
+  const missing: string[] = missingRuntime(layout);
   if (process.getuid?.() !== 0) missing.push('root (the kubelet, containerd and CNI need it)');
   for (const [command, pkg] of [
     ['containerd', 'containerd'],
@@ -161,7 +161,7 @@ async function isNodeHealthy(layout: NodeLayout, state: NodeState, cluster: Clus
 export async function nodeUp(cluster: ClusterInfo, options: NodeOptions = {}): Promise<NodeInfo> {
   const layout = options.layout ?? nodeLayout();
   const log = options.log ?? defaultLog;
-  preflight();
+  preflight(layout);
   mkdirSync(layout.e2eDir, { recursive: true });
   return withLock(layout.lockFile, log, async () => {
     const previous = readState(layout);
