@@ -93,6 +93,11 @@ export class ClusterAgent {
       discovery: (namespace, name) => source.discovery(namespace, name),
       nodeUid: () => this.#node.get(undefined, options.node)?.metadata?.uid,
     });
+    // A DRA discovery's settings (or its backend) changed: its slices change, its devices may not.
+    source.onDiscoveryEvent(({ object, old }) => {
+      const dra = (d: typeof old): boolean => d?.spec.backend === 'DRA';
+      if ((dra(object) || dra(old)) && object.metadata.generation !== old?.metadata.generation) slices.resync();
+    });
     this.#runtime = new NodeRuntime({
       node: options.node,
       log,

@@ -10,7 +10,7 @@ import type { NodeFacts } from '../../api/node-selector.ts';
 import type { DeviceDiscovery } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { isApiError, type KubeClient, type KubeObject } from '../../kube/client.ts';
-import { Informer } from '../../kube/informer.ts';
+import { Informer, type InformerEvent } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { Unreadable, type ObjectRef } from '../discovery/properties.ts';
 import type { SessionSpec } from '../discovery/session.ts';
@@ -84,6 +84,11 @@ export class ClusterDiscoverySource implements DiscoverySource {
     });
     this.#discoveries.onEvent(() => this.#changed());
     this.#reporter = new NodeReporter(new Api(options.client), options.nodeFacts().name, options.log);
+  }
+
+  /** Also tells `handler` of every DeviceDiscovery event (the DRA slice publisher follows spec changes). */
+  onDiscoveryEvent(handler: (event: InformerEvent<DeviceDiscovery>) => void): void {
+    this.#discoveries.onEvent(handler);
   }
 
   /** The DeviceDiscovery this node knows by namespace and name (for Device owner references). */

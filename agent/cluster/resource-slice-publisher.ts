@@ -52,6 +52,8 @@ export class ResourceSlicePublisher {
   readonly #informer: Informer<ResourceSlice>;
   /** Slices of this node as last seen: informer events and the answers to our own writes. */
   readonly #known = new Map<string, ResourceSlice>();
+  /** Pool → the generation this agent last wrote. */
+  readonly #generations = new Map<string, number>();
   #devices: readonly SliceDevice[] = [];
   #started = false;
   #dirty = false;
@@ -101,6 +103,11 @@ export class ResourceSlicePublisher {
     this.#kick();
   }
 
+  /** Plans again with the same devices (a DRA discovery's settings or backend changed). */
+  resync(): void {
+    this.#kick();
+  }
+
   /** Resolves when no pass is running or pending (a scheduled retry does not count). */
   async idle(): Promise<void> {
     while (this.#loop !== undefined) await this.#loop;
@@ -141,7 +148,7 @@ export class ResourceSlicePublisher {
   async #pass(): Promise<void> {
     const { node, discovery } = this.#options;
     const pools = desiredPools(node, this.#devices, (namespace, name) => draSettings(discovery(namespace, name)));
-    const plan = planSlices(node, pools, [...this.#known.values()]);
+    const plan = planSlices(node, pools, [...this.#known.values()], {}, this.#generations);
     if (plan.apply.length === 0 && plan.delete.length === 0) return;
     const uid = this.#options.nodeUid?.();
     const owner = uid === undefined ? {} : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid }] };
@@ -153,6 +160,7 @@ export class ResourceSlicePublisher {
         force: true,
       });
       this.#known.set(written.metadata.name, withoutManagedFields(written));
+      this.#generations.set(written.spec.pool.name, written.spec.pool.generation);
     });
     await forEachLimit(plan.delete, this.#options.concurrency ?? 8, async (name) => {
       this.writes.delete++;

@@ -187,4 +187,9 @@ describe('planSlices', () => {
     const plan = planSlices('n1', desiredPools('n1', devices, dra), stored.slice(1));
     expect(plan.apply.map((s) => s.spec.pool.generation)).toEqual([2, 2]);
   });
+
+  it('continues from the last generation it wrote when every slice of the pool was deleted', () => {
+    const plan = planSlices('n1', desiredPools('n1', devices, dra), [], {}, new Map([['edge.cams/n1', 4]]));
+    expect(plan.apply.map((s) => s.spec.pool.generation)).toEqual([5, 5]);
+  });
 });

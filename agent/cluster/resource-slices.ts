@@ -201,7 +201,7 @@ function devicesKey(devices: readonly SliceDeviceEntry[] | undefined): string {
  * Plans the writes (pure). Per pool: when the partition is unchanged (same slice names, each
  * holding the same device names at one generation) only slices whose devices changed are
  * applied, at that generation; otherwise every slice is applied at the highest observed
- * generation + 1, so the scheduler never mixes old and new slices. Observed slices of pools no
+ * generation (or the last one written, `written`) + 1, so the scheduler never mixes old and new slices. Observed slices of pools no
  * longer desired, or beyond a pool's new slice count, are deleted (after the applies).
  */
 export function planSlices(
@@ -209,6 +209,7 @@ export function planSlices(
   desired: readonly DesiredPool[],
   observed: readonly ResourceSlice[],
   labels: Readonly<Record<string, string>> = {},
+  written: ReadonlyMap<string, number> = new Map(),
 ): SlicePlan {
   const observedByPool = new Map<string, ResourceSlice[]>();
   for (const slice of observed) {
@@ -222,7 +223,9 @@ export function planSlices(
     const current = observedByPool.get(pool) ?? [];
     const byName = new Map(current.map((s) => [s.metadata.name, s]));
     const generations = new Set(current.map((s) => s.spec.pool.generation));
-    const maxGeneration = Math.max(0, ...generations);
+    // The last generation this agent wrote counts too: a pool whose slices were all deleted
+    // must not start again at a generation a lagging reader may still hold.
+    const maxGeneration = Math.max(0, written.get(pool) ?? 0, ...generations);
     const samePartition =
       current.length === slices.length &&
       generations.size === 1 &&
