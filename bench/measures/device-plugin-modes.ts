@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
+import { noPublication, staticDiscoveries } from '../../agent/runtime/adapters.ts';
+import { NodeRuntime } from '../../agent/runtime/node-runtime.ts';
 import type { DevicePluginMode } from '../../agent/device-plugin/resources.ts';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
@@ -233,7 +235,58 @@ async function allocate(mode: DevicePluginMode, devices: number, samples: number
   });
 }
 
+/**
+ * The plugin's own share of Allocate (no apiserver: the durable claim is a no-op), with
+ * `devices` devices served: GetPreferredAllocation over every free ID, the ID check, the
+ * ledger claim, the response, and the plugin sync each claim triggers.
+ */
+async function allocateInProcess(mode: DevicePluginMode, devices: number, samples: number): Promise<Measurement[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'tdpi-'));
+  const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
+  await kubelet.start();
+  const spec = {
+    namespace: 'bench',
+    name: 'alloc',
+    handler: benchHandler(),
+    details: { devices },
+    capacity: 1,
+    offlineGraceMs: 3_600_000,
+    properties: new Map<string, string>(),
+  };
+  const runtime = new NodeRuntime({
+    node: 'n1',
+    log: pino({ level: 'silent' }),
+    pluginDir: join(dir, 'dp'),
+    source: staticDiscoveries([spec]),
+    publication: noPublication(),
+    reconcileIntervalMs: 0,
+    devicePluginMode: mode,
+  });
+  await runtime.start();
+  try {
+    const resource = discoveryResourceName('alloc');
+    await kubelet.waitFor(() => kubelet.freeDevices(resource).length === devices, 300_000, `${devices} slots`);
+    await runtime.settled();
+    const times: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const start = performance.now();
+      await kubelet.allocate({ namespace: 'bench', name: `p${i}` }, resource, 1);
+      times.push(performance.now() - start);
+    }
+    return [summarize(`dp-${mode}-${devices}: Allocate, plugin only (no apiserver)`, 'ms', times)];
+  } finally {
+    await runtime.stop();
+    await kubelet.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 export const devicePluginModeMeasures: Measure[] = [
+  {
+    name: 'dp-allocate-inproc',
+    description: "Allocate's plugin-side cost without an apiserver: 1 000 devices per-device, 10 000 lean",
+    run: async () => [...(await allocateInProcess('per-device', 1_000, 200)), ...(await allocateInProcess('lean', 10_000, 200))],
+  },
   {
     name: 'dp-lean-10k',
     description: 'agent process, 10 000 devices, lean mode: to kubelet, to Device objects, RSS, fds',
