@@ -1,26 +1,20 @@
 /**
- * Validates a handler's raw `details` against its TypeBox schema (the one description of the
- * field types, bounds and defaults) and turns the first problem into a DetailsError naming the
- * field: `details.brokers[1]: must be a string`. Defaults are applied here, once, before
- * validation — a field with a default is never missing from the result.
+ * Validates a handler's raw `details` against its schema (the one description of the field
+ * types, bounds and defaults: written with TypeBox in `<handler>/schema.ts`, used at run time as
+ * its serialised JSON, `<handler>/details.schema.json`) and turns the first problem into a
+ * DetailsError naming the field: `details.brokers[1]: must be a string`. Defaults are applied
+ * here, once, before validation — a field with a default is never missing from the result.
+ * Validation is details-validate.ts's, not TypeBox's: TypeBox stays out of the agent's memory.
  *
  * Each handler's details.ts calls {@link parseWithSchema} first, then runs the small code the
  * schema cannot express (cross-field rules, compiling patterns and templates).
  */
 import type { Static, TSchema } from 'typebox';
-import { Value } from 'typebox/value';
 import { DetailsError } from './contract.ts';
 import { detailsFromText } from './details-text.ts';
+import { checkValue, cloneValue, defaultValue, valueErrors, type SchemaError } from './details-validate.ts';
 
 type Json = Record<string, unknown>;
-
-interface SchemaError {
-  readonly keyword: string;
-  readonly schemaPath: string;
-  readonly instancePath: string;
-  readonly params: Json;
-  readonly message: string;
-}
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -134,7 +128,7 @@ const DESCRIBE: Readonly<Record<string, Describe>> = {
 };
 
 /** The problem as one DetailsError (path + message in the handlers' usual words). */
-function toDetailsError(root: TSchema, errors: readonly SchemaError[], value: unknown, base: string): DetailsError {
+function toDetailsError(root: Json, errors: readonly SchemaError[], value: unknown, base: string): DetailsError {
   // Value.Default fills a union branch only when the branch then validates, so an invalid
   // branch also reports its defaulted fields as missing: not the problem to show.
   const missingDefault = (e: SchemaError): boolean => {
@@ -208,14 +202,14 @@ function mapValues(node: Json): Json | undefined {
  * value that fails on its own, so that Value.Errors (which lists every error) runs on a small
  * subtree rather than on all of a large, wrong input.
  */
-function failingPart(schema: TSchema, value: unknown, pointer = ''): { schema: TSchema; pointer: string } {
+function failingPart(schema: Json, value: unknown, pointer = ''): { schema: Json; pointer: string } {
   const node = schema as Json;
   const escape = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
   const children: [string, unknown, unknown][] = [];
   if (Array.isArray(value) && isObject(node['items'])) value.forEach((item, i) => children.push([String(i), node['items'], item]));
   if (isObject(value)) for (const [key, child] of Object.entries(value)) children.push([key, childSchema(node, key), child]);
   for (const [key, child, item] of children) {
-    if (isObject(child) && !Value.Check(child as TSchema, item)) return failingPart(child, item, `${pointer}/${escape(key)}`);
+    if (isObject(child) && !checkValue(child, item)) return failingPart(child, item, `${pointer}/${escape(key)}`);
   }
   return { schema, pointer };
 }
@@ -223,16 +217,18 @@ function failingPart(schema: TSchema, value: unknown, pointer = ''): { schema: T
 /**
  * Applies the schema's defaults to a copy of `raw` (a null field counts as absent), validates it and
  * returns it typed by the schema. Throws DetailsError at the first problem's field (`base` is
- * the path of `raw` itself, `details` unless a sub-schema is parsed).
+ * the path of `raw` itself, `details` unless a sub-schema is parsed). `schema` is the TypeBox
+ * schema or its serialised JSON (then name the TypeBox type: `parseWithSchema<typeof X>(json, raw)`).
  */
-export function parseWithSchema<const Schema extends TSchema>(schema: Schema, text: unknown, base = 'details'): Static<Schema> {
+export function parseWithSchema<const Schema extends TSchema>(schema: Schema | object, text: unknown, base = 'details'): Static<Schema> {
+  const root = schema as Json;
   const raw = detailsFromText(text, base);
-  checkBounds(schema as Json, raw, base);
-  const value = Value.Default(schema, raw === null || raw === undefined ? undefined : withoutNulls(Value.Clone(raw)));
-  if (Value.Check(schema, value)) return value;
-  const part = failingPart(schema, value);
+  checkBounds(root, raw, base);
+  const value = defaultValue(root, raw === null || raw === undefined ? undefined : withoutNulls(cloneValue(raw)));
+  if (checkValue(root, value)) return value as Static<Schema>;
+  const part = failingPart(root, value);
   const at = part.pointer === '' ? value : pointerValue(value, part.pointer);
-  const errors = Value.Errors(part.schema, at).map((e) => ({ ...e, instancePath: `${part.pointer}${e.instancePath}` }));
+  const errors = valueErrors(part.schema, at).map((e) => ({ ...e, instancePath: `${part.pointer}${e.instancePath}` }));
   throw toDetailsError(part.schema, errors, value, base);
 }
 
