@@ -198,11 +198,35 @@ function devicesKey(devices: readonly SliceDeviceEntry[] | undefined): string {
 }
 
 /**
+ * The generation to write a pool at, and whether its partition is unchanged (same slice names,
+ * each holding the same device names, all at one generation): then the observed generation,
+ * else one above the highest observed or last written (`written`) — a pool whose slices were
+ * all deleted must not start again at a generation a lagging reader may still hold.
+ */
+function poolGeneration(
+  pool: string,
+  slices: DesiredPool['slices'],
+  current: readonly ResourceSlice[],
+  written: ReadonlyMap<string, number>,
+): { samePartition: boolean; generation: number } {
+  const byName = new Map(current.map((s) => [s.metadata.name, s]));
+  const generations = new Set(current.map((s) => s.spec.pool.generation));
+  const names = (devices: readonly { name: string }[] | undefined): string => (devices ?? []).map((d) => d.name).join(',');
+  const samePartition =
+    current.length === slices.length &&
+    generations.size === 1 &&
+    current.every((s) => s.spec.pool.resourceSliceCount === slices.length) &&
+    slices.every((s) => names(byName.get(s.name)?.spec.devices) === names(s.devices) && byName.has(s.name));
+  if (samePartition) return { samePartition, generation: [...generations][0]! };
+  return { samePartition, generation: Math.max(0, written.get(pool) ?? 0, ...generations) + 1 };
+}
+
+/**
  * Plans the writes (pure). Per pool: when the partition is unchanged (same slice names, each
  * holding the same device names at one generation) only slices whose devices changed are
  * applied, at that generation; otherwise every slice is applied at the highest observed
- * generation (or the last one written, `written`) + 1, so the scheduler never mixes old and new slices. Observed slices of pools no
- * longer desired, or beyond a pool's new slice count, are deleted (after the applies).
+ * generation (or the last one written) + 1, so the scheduler never mixes old and new slices.
+ * Observed slices of pools no longer desired, or beyond a pool's new slice count, are deleted (after the applies).
  */
 export function planSlices(
   node: string,
@@ -222,19 +246,7 @@ export function planSlices(
   for (const { pool, slices } of desired) {
     const current = observedByPool.get(pool) ?? [];
     const byName = new Map(current.map((s) => [s.metadata.name, s]));
-    const generations = new Set(current.map((s) => s.spec.pool.generation));
-    // The last generation this agent wrote counts too: a pool whose slices were all deleted
-    // must not start again at a generation a lagging reader may still hold.
-    const maxGeneration = Math.max(0, written.get(pool) ?? 0, ...generations);
-    const samePartition =
-      current.length === slices.length &&
-      generations.size === 1 &&
-      current.every((s) => s.spec.pool.resourceSliceCount === slices.length) &&
-      slices.every((s) => {
-        const seen = byName.get(s.name);
-        return seen !== undefined && (seen.spec.devices ?? []).map((d) => d.name).join(',') === s.devices.map((d) => d.name).join(',');
-      });
-    const generation = samePartition ? maxGeneration : maxGeneration + 1;
+    const { samePartition, generation } = poolGeneration(pool, slices, current, written);
     for (const slice of slices) {
       keep.add(slice.name);
       const seen = byName.get(slice.name);

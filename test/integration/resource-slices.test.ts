@@ -11,7 +11,7 @@ import { draPoolName } from '../../api/dra-names.ts';
 import { deviceName } from '../../api/names.ts';
 import type { ResourceSlice } from '../../agent/cluster/resource-slices.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
-import { KubeClient } from '../../kube/client.ts';
+import { KubeClient, type KubeObject } from '../../kube/client.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { startAgentNode, type AgentNode } from './agent-node.ts';
 import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
@@ -146,7 +146,7 @@ describe('ResourceSlices of a DRA discovery', () => {
         kind: 'DeviceDiscovery',
         metadata: { name: 'cams', namespace: ns.name },
         spec: { backend: 'DevicePlugin' },
-      },
+      } as KubeObject,
       { fieldManager: 'test', force: true },
     );
     await waitFor(async () => (await slicesOf(node)).length === 0, { description: 'slices deleted' });
