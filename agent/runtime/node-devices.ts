@@ -24,8 +24,14 @@ import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, Pl
 export interface NodeDevicesOptions {
   readonly node: string;
   readonly ledger: SlotLedger;
-  /** Called after anything that changes what the plugins advertise. */
+  /** Called after the served devices changed (the plugins and the publication must follow). */
   readonly onChange: () => void;
+  /**
+   * Called after only slot holdings or resource choices changed: the plugins must advertise
+   * anew, the published devices are unchanged (a claim is made durable by `persistSlots`).
+   * Kept apart so an Allocate does not recompute the publication of every device. Default: `onChange`.
+   */
+  readonly onSlotsChange?: () => void;
   readonly cdiKind?: string;
   /** How devices are offered to the kubelet; default `per-device`. */
   readonly mode?: DevicePluginMode;
@@ -78,7 +84,7 @@ export class NodeDevices implements PluginBackend {
     if (this.#brokered.has(session) === brokered) return;
     if (brokered) this.#brokered.add(session);
     else this.#brokered.delete(session);
-    if (this.#options.mode === 'lean') this.#options.onChange();
+    if (this.#options.mode === 'lean') this.#slotsChanged();
   }
 
   /**
@@ -148,7 +154,7 @@ export class NodeDevices implements PluginBackend {
       const device = ref === undefined ? undefined : this.device(ref.deviceName);
       if (device !== undefined) touched.set(device.name, device);
     }
-    this.#options.onChange();
+    this.#slotsChanged();
     await this.#persist([...touched.values()]);
   }
 
@@ -170,12 +176,12 @@ export class NodeDevices implements PluginBackend {
     try {
       const response = buildContainerResponse(devices, this.#options.cdiKind === undefined ? {} : { cdiKind: this.#options.cdiKind });
       await this.#persist(devices);
-      this.#options.onChange();
+      this.#slotsChanged();
       observe('ok');
       return response;
     } catch (error) {
       this.#options.ledger.release(deviceIds);
-      this.#options.onChange();
+      this.#slotsChanged();
       if (error instanceof ApplyConflictError) {
         observe('conflict');
         throw new PluginError(status.ABORTED, `slot already allocated by another node: ${deviceIds.join(', ')}`, { cause: error });
@@ -193,7 +199,7 @@ export class NodeDevices implements PluginBackend {
       return device === undefined ? [] : [device];
     });
     this.#options.ledger.release(deviceIds);
-    this.#options.onChange();
+    this.#slotsChanged();
     this.#persist(devices).catch(() => undefined); // retried by ledger reconciliation
   }
 
@@ -205,6 +211,10 @@ export class NodeDevices implements PluginBackend {
       if (ref?.deviceName === device.name && holder.node === this.#options.node) held.push(ref.index);
     }
     return held.sort((a, b) => a - b);
+  }
+
+  #slotsChanged(): void {
+    (this.#options.onSlotsChange ?? this.#options.onChange)();
   }
 
   /** Persists the slot holdings of each distinct device. */

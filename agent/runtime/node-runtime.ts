@@ -88,6 +88,7 @@ export class NodeRuntime {
       node: options.node,
       ledger: this.ledger,
       onChange: () => this.#changed(),
+      onSlotsChange: () => void this.#pluginSync.trigger(),
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
       ...(options.devicePluginMode === undefined ? {} : { mode: options.devicePluginMode }),
       persistSlots: (device, held) => publication.persistSlots(device, held),
