@@ -14,6 +14,7 @@ import type { Api } from '../kube/resources.ts';
 import { DEVICE_LABEL, DISCOVERY_LABEL } from '../api/labels.ts';
 import type { ControllerMetrics } from './runtime/metrics.ts';
 import { nodeInfo, type NodeInfo, type NodeLookup } from './nodes/nodes.ts';
+import type { DeviceClass, ResourceClaimTemplate } from './dra/objects.ts';
 
 export interface Caches {
   readonly discoveries: Informer<DeviceDiscovery>;
@@ -22,6 +23,10 @@ export interface Caches {
   readonly jobs: Informer<V1Job>;
   readonly services: Informer<V1Service>;
   readonly nodes: Informer<V1Node>;
+  /** DeviceClasses the controller made (DRA discoveries). */
+  readonly deviceClasses: Informer<DeviceClass>;
+  /** Broker ResourceClaimTemplates the controller made (DRA discoveries). */
+  readonly claimTemplates: Informer<ResourceClaimTemplate>;
 }
 
 /** Index names. */

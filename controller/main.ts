@@ -32,6 +32,7 @@ import { nodesReferenced } from './nodes/nodes.ts';
 import { WorkQueue } from './runtime/queue.ts';
 import { RetryLater, reconcileDevice, type ReconcileResult } from './devices/reconcile.ts';
 import { reconcileDiscovery } from './discoveries/reconcile.ts';
+import { DISCOVERY_NAMESPACE_LABEL, type DeviceClass, type ResourceClaimTemplate } from './dra/objects.ts';
 
 export interface ControllerDeps {
   readonly kubeConfig: KubeConfigSource;
@@ -98,6 +99,8 @@ function makeCaches(client: KubeClient, config: ControllerConfig, log: Logger): 
     jobs: new Informer<V1Job>({ ...lean, type: RESOURCES.jobs, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
     services: new Informer<V1Service>({ ...lean, type: RESOURCES.services, labelSelector: SELECT_MANAGED, indexers: brokerIndexers }),
     nodes: new Informer<V1Node>({ client, type: RESOURCES.nodes, log, transform: leanNode }),
+    deviceClasses: new Informer<DeviceClass>({ ...lean, type: RESOURCES.deviceClasses, labelSelector: SELECT_MANAGED }),
+    claimTemplates: new Informer<ResourceClaimTemplate>({ ...lean, type: RESOURCES.resourceClaimTemplates, labelSelector: SELECT_MANAGED }),
   };
 }
 
@@ -259,6 +262,8 @@ function brokerPhases(caches: Caches): Record<string, number> {
 function enqueueEverything(caches: Caches, devices: WorkQueue, discoveries: WorkQueue): void {
   for (const d of caches.discoveries.list()) discoveries.add(objectKey(d));
   for (const d of caches.devices.list()) devices.add(objectKey(d));
+  // DeviceClasses whose DeviceDiscovery is gone (the label sweep of controller/dra/objects.ts).
+  for (const c of caches.deviceClasses.list()) for (const key of deviceClassOwner(c, undefined)) discoveries.add(key);
   // Brokers and Services whose Device or DeviceDiscovery is gone (deleted while no replica led).
   for (const o of [...caches.pods.list(), ...caches.jobs.list(), ...caches.services.list()]) {
     for (const key of labelKey(o, DEVICE_LABEL)) if (caches.devices.get(...splitOnce(key)) === undefined) devices.add(key);
@@ -266,6 +271,14 @@ function enqueueEverything(caches: Caches, devices: WorkQueue, discoveries: Work
       for (const key of labelKey(o, DISCOVERY_LABEL)) discoveries.add(key);
     }
   }
+}
+
+/** `namespace/name` of the DeviceDiscovery a DeviceClass was made for (none outside `--namespace`). */
+function deviceClassOwner(object: DeviceClass, only: string | undefined): string[] {
+  const namespace = object.metadata.labels?.[DISCOVERY_NAMESPACE_LABEL];
+  const name = object.metadata.labels?.[DISCOVERY_LABEL];
+  if (namespace === undefined || name === undefined || (only !== undefined && namespace !== only)) return [];
+  return [`${namespace}/${name}`];
 }
 
 function splitOnce(key: string): [string, string] {
@@ -314,6 +327,13 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
   caches.pods.onEvent(onBroker);
   caches.jobs.onEvent(onBroker);
   caches.services.onEvent(onBroker);
+  // DRA objects: a change (or a class whose discovery is gone) reconciles their owner.
+  caches.deviceClasses.onEvent((e) => {
+    for (const key of deviceClassOwner(e.object, ctx.config.namespace)) discoveryQueue.add(key);
+  });
+  caches.claimTemplates.onEvent((e) => {
+    for (const key of labelKey(e.object, DEVICE_LABEL)) deviceQueue.add(key);
+  });
   caches.nodes.onEvent((e) => {
     if (e.type === 'updated' && nodeSignature(e.old) === nodeSignature(e.object)) return;
     const name = e.object.metadata?.name ?? '';

@@ -24,6 +24,7 @@ import { RESOURCES } from '../../kube/resources.ts';
 import { EVICT_ON_OFFLINE_ANNOTATION, deviceServiceName } from '../../api/labels.ts';
 import { deviceMentions, nodesReferenced, planNodeRelease, type NodeLookup } from '../nodes/nodes.ts';
 import { evictConsumers } from './consumers.ts';
+import { reconcileClaimTemplate } from '../dra/reconcile.ts';
 import { desiredDeviceService, planService } from './services.ts';
 import { conditionsMatch, deviceBrokersCondition, settleConditions } from '../status.ts';
 
@@ -82,6 +83,8 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   recordFailures(ctx, device, plan);
 
   await applyDeletes(ctx, device, plan.deletes, signal);
+  // DRA brokers claim their device from this template: it exists before they are created.
+  await reconcileClaimTemplate(ctx, device, discovery, signal);
   const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
 
   const after = afterApply(observed, plan, created.brokers);

@@ -12,6 +12,7 @@ import { CONTROLLER_FIELD_MANAGER } from '../../api/field-managers.ts';
 import { RESOURCES } from '../../kube/resources.ts';
 import { COMPONENT_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, discoveryServiceName } from '../../api/labels.ts';
 import { evictConsumers } from '../devices/consumers.ts';
+import { reconcileDeviceClass } from '../dra/reconcile.ts';
 import { nodeInfo, nodeSelected } from '../nodes/nodes.ts';
 import { applyServiceAction, type ReconcileResult } from '../devices/reconcile.ts';
 import { desiredDiscoveryService, planService } from '../devices/services.ts';
@@ -43,6 +44,8 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
     cachedService?.metadata?.labels?.[COMPONENT_LABEL] === 'service' && cachedService.metadata.labels[DISCOVERY_LABEL] === name
       ? cachedService
       : undefined;
+  // Its DeviceClass (DRA): present while the discovery is DRA, swept when it is gone.
+  await reconcileDeviceClass(ctx, namespace, name, discovery, signal);
   if (discovery === undefined || discovery.metadata.deletionTimestamp != null) {
     ctx.state.templateErrors.delete(key);
     await applyServiceAction(

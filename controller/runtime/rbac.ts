@@ -29,6 +29,10 @@ export const CONTROLLER_RULES: readonly PolicyRule[] = [
   // Node health (node loss, placement, node counts).
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+  // DRA discoveries: a DeviceClass each (cluster-scoped) and a ResourceClaimTemplate per device
+  // with brokers, by server-side apply (create + patch), deleted when no longer wanted.
+  { apiGroups: ['resource.k8s.io'], resources: ['deviceclasses'], verbs: ['list', 'watch', 'create', 'patch', 'delete'] },
+  { apiGroups: ['resource.k8s.io'], resources: ['resourceclaimtemplates'], verbs: ['list', 'watch', 'create', 'patch', 'delete'] },
 ];
 
 /** Role rules in the leader-election namespace. */

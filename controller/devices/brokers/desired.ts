@@ -28,6 +28,8 @@ import {
   stableHash,
 } from '../../../api/labels.ts';
 import type { NodeLookup } from '../../nodes/nodes.ts';
+import { brokerClaimTemplateName } from '../../../api/dra-attributes.ts';
+import { BROKER_CLAIM_NAME, isDraDiscovery } from '../../dra/objects.ts';
 import type { BrokerKind, ObservedBroker } from './observe.ts';
 
 /** One broker the device should have. */
@@ -50,7 +52,10 @@ export interface DesiredBrokers {
 /** Hash of the broker template: a broker labelled with another hash is rolled. */
 export function templateHash(discovery: DeviceDiscovery): string | undefined {
   const broker = discovery.spec.broker;
-  return broker === undefined ? undefined : stableHash(broker);
+  if (broker === undefined) return undefined;
+  // A move to or from DRA changes how the broker gets its device: roll. Device-plugin brokers
+  // keep the hash they always had (no roll on upgrade).
+  return discovery.spec.backend === 'DRA' ? stableHash({ broker, backend: 'DRA' }) : stableHash(broker);
 }
 
 const PHASE_RANK: Record<string, number> = { ready: 0, running: 1, succeeded: 2, pending: 3, failed: 4, terminating: 5 };
@@ -172,17 +177,26 @@ function ownerReference(device: Device): { apiVersion: string; kind: string; nam
 }
 
 /**
- * The pod spec of a broker: the template's, with 1 of the device's extended resource on the
- * first container (limits and requests: extended resources cannot be overcommitted) and a
+ * The pod spec of a broker: the template's, with 1 of the device's extended resource (DRA: its
+ * claim, `dra`) on the first container (limits and requests: extended resources cannot be overcommitted) and a
  * required node affinity to `node`, ANDed into every term of the template's own affinity.
  * Pinning by affinity, not `nodeName`, keeps the scheduler's resource check: a broker that does
  * not fit stays Pending instead of failing admission on the kubelet (the Akri hot loop).
  */
-export function brokerPodSpec(template: V1PodSpec, device: Device, node: string): V1PodSpec {
+export function brokerPodSpec(template: V1PodSpec, device: Device, node: string, dra = false): V1PodSpec {
   const spec = structuredClone(template);
   const resource = deviceResourceName(device.metadata.name ?? '');
   const [first] = spec.containers;
-  if (first !== undefined) {
+  if (dra) {
+    // DRA: the device through a claim made from the device's own template (controller/dra/objects.ts).
+    const claim = { name: BROKER_CLAIM_NAME, resourceClaimTemplateName: brokerClaimTemplateName(device.metadata.name ?? '') };
+    spec.resourceClaims = [...(spec.resourceClaims ?? []).filter((c) => c.name !== BROKER_CLAIM_NAME), claim];
+    if (first !== undefined) {
+      const resources = { ...(first.resources ?? {}) };
+      resources.claims = [...(resources.claims ?? []).filter((c) => c.name !== BROKER_CLAIM_NAME), { name: BROKER_CLAIM_NAME }];
+      first.resources = resources;
+    }
+  } else if (first !== undefined) {
     const resources = { ...(first.resources ?? {}) };
     resources.limits = { ...(resources.limits ?? {}), [resource]: '1' };
     resources.requests = { ...(resources.requests ?? {}), [resource]: '1' };
@@ -233,7 +247,12 @@ export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job {
     ownerReferences: [ownerReference(device)],
   };
   if (broker.pod !== undefined) {
-    const pod: V1Pod = { apiVersion: 'v1', kind: 'Pod', metadata, spec: brokerPodSpec(broker.pod.spec, device, placement.node) };
+    const pod: V1Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata,
+      spec: brokerPodSpec(broker.pod.spec, device, placement.node, isDraDiscovery(discovery)),
+    };
     return pod;
   }
   const jobSpec: V1JobSpec = structuredClone(broker.job!.spec);
@@ -245,7 +264,7 @@ export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job {
       labels: { ...(podTemplate.metadata?.labels ?? {}), ...labels },
       annotations: { ...(podTemplate.metadata?.annotations ?? {}), [NODE_ANNOTATION]: placement.node },
     },
-    spec: brokerPodSpec(podTemplate.spec ?? { containers: [] }, device, placement.node),
+    spec: brokerPodSpec(podTemplate.spec ?? { containers: [] }, device, placement.node, isDraDiscovery(discovery)),
   };
   const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata, spec: jobSpec };
   return job;
