@@ -199,11 +199,11 @@ function mapValues(node: Json): Json | undefined {
 
 /**
  * The smallest part of `value` that fails: descends into the one property, list entry or map
- * value that fails on its own, so that Value.Errors (which lists every error) runs on a small
+ * value that fails on its own, so that valueErrors (which lists every error) runs on a small
  * subtree rather than on all of a large, wrong input.
  */
 function failingPart(schema: Json, value: unknown, pointer = ''): { schema: Json; pointer: string } {
-  const node = schema as Json;
+  const node = schema;
   const escape = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
   const children: [string, unknown, unknown][] = [];
   if (Array.isArray(value) && isObject(node['items'])) value.forEach((item, i) => children.push([String(i), node['items'], item]));

@@ -76,47 +76,28 @@ function codePoints(value: string): number {
   return n;
 }
 
-/** TypeBox's en_US messages for the keywords supported here. */
+/** TypeBox's en_US messages for the keywords supported here (bounds: `must be >= 1`). */
+const MESSAGES: Readonly<Record<string, (params: Json) => string>> = {
+  additionalProperties: () => 'must not have additional properties',
+  anyOf: () => 'must match a schema in anyOf',
+  boolean: () => 'schema is false',
+  const: () => 'must be equal to constant',
+  enum: () => 'must be equal to one of the allowed values',
+  maxItems: (p) => `must not have more than ${String(p['limit'])} items`,
+  maxLength: (p) => `must not have more than ${String(p['limit'])} characters`,
+  maxProperties: (p) => `must not have more than ${String(p['limit'])} properties`,
+  minItems: (p) => `must not have fewer than ${String(p['limit'])} items`,
+  minLength: (p) => `must not have fewer than ${String(p['limit'])} characters`,
+  minProperties: (p) => `must not have fewer than ${String(p['limit'])} properties`,
+  pattern: (p) => `must match pattern "${String(p['pattern'])}"`,
+  propertyNames: (p) => `property names ${(p['propertyNames'] as string[]).join(', ')} are invalid`,
+  required: (p) => `must have required properties ${(p['requiredProperties'] as string[]).join(', ')}`,
+  type: (p) => (typeof p['type'] === 'string' ? `must be ${p['type']}` : `must be either ${(p['type'] as string[]).join(' or ')}`),
+  uniqueItems: () => 'must not have duplicate items',
+};
+
 function messageOf(keyword: string, params: Json): string {
-  const limit = String(params['limit']);
-  switch (keyword) {
-    case 'additionalProperties':
-      return 'must not have additional properties';
-    case 'anyOf':
-      return 'must match a schema in anyOf';
-    case 'boolean':
-      return 'schema is false';
-    case 'const':
-      return 'must be equal to constant';
-    case 'enum':
-      return 'must be equal to one of the allowed values';
-    case 'maxItems':
-      return `must not have more than ${limit} items`;
-    case 'maxLength':
-      return `must not have more than ${limit} characters`;
-    case 'maxProperties':
-      return `must not have more than ${limit} properties`;
-    case 'minItems':
-      return `must not have fewer than ${limit} items`;
-    case 'minLength':
-      return `must not have fewer than ${limit} characters`;
-    case 'minProperties':
-      return `must not have fewer than ${limit} properties`;
-    case 'pattern':
-      return `must match pattern "${String(params['pattern'])}"`;
-    case 'propertyNames':
-      return `property names ${(params['propertyNames'] as string[]).join(', ')} are invalid`;
-    case 'required':
-      return `must have required properties ${(params['requiredProperties'] as string[]).join(', ')}`;
-    case 'type':
-      return typeof params['type'] === 'string'
-        ? `must be ${params['type']}`
-        : `must be either ${(params['type'] as string[]).join(' or ')}`;
-    case 'uniqueItems':
-      return 'must not have duplicate items';
-    default:
-      return `must be ${String(params['comparison'])} ${limit}`;
-  }
+  return MESSAGES[keyword]?.(params) ?? `must be ${String(params['comparison'])} ${String(params['limit'])}`;
 }
 
 class ErrorList {
@@ -170,52 +151,67 @@ function hashOf(value: unknown): string {
     .join(',')}}`;
 }
 
-function checkObject(schema: Json, value: Json, schemaPath: string, instancePath: string, list: ErrorList): boolean {
-  let ok = true;
-  const keys = Object.getOwnPropertyNames(value);
-  const properties = isPlainObject(schema['properties']) ? schema['properties'] : undefined;
-  const patterns = isPlainObject(schema['patternProperties']) ? schema['patternProperties'] : undefined;
-  const required = Array.isArray(schema['required']) ? (schema['required'] as string[]) : [];
-  if (schema['required'] !== undefined) {
-    const missing = required.filter((key) => !(key in value));
-    ok = (missing.length === 0 || list.add('required', schemaPath, instancePath, { requiredProperties: missing })) && ok;
-  }
+/** `additionalProperties`: every key no property or pattern names must satisfy it. */
+function checkAdditional(schema: Json, value: Json, schemaPath: string, instancePath: string, list: ErrorList): boolean {
   const additional = schema['additionalProperties'];
-  if (additional !== undefined && additional !== true && !(isPlainObject(additional) && Object.keys(additional).length === 0)) {
-    const known = [
-      ...Object.keys(patterns ?? {}),
-      ...Object.keys(properties ?? {}).map((k) => `^${k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
-    ];
-    const re = regexp(known.length === 0 ? '(?!)' : `(${known.join('|')})`);
-    const extra = keys.filter(
-      (key) =>
-        !re.test(key) &&
-        !check(additional as Json | boolean, value[key], `${schemaPath}/additionalProperties`, `${instancePath}/${encode(key)}`, list),
-    );
-    ok = (extra.length === 0 || list.add('additionalProperties', schemaPath, instancePath, { additionalProperties: extra })) && ok;
-  }
-  for (const [pattern, sub] of Object.entries(patterns ?? {})) {
+  if (additional === undefined || additional === true || (isPlainObject(additional) && Object.keys(additional).length === 0)) return true;
+  const names = Object.keys(isPlainObject(schema['properties']) ? schema['properties'] : {});
+  const known = [
+    ...Object.keys(isPlainObject(schema['patternProperties']) ? schema['patternProperties'] : {}),
+    ...names.map((k) => `^${k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+  ];
+  const re = regexp(known.length === 0 ? '(?!)' : `(${known.join('|')})`);
+  const extra = Object.getOwnPropertyNames(value).filter(
+    (key) =>
+      !re.test(key) &&
+      !check(additional as Json | boolean, value[key], `${schemaPath}/additionalProperties`, `${instancePath}/${encode(key)}`, list),
+  );
+  return extra.length === 0 || list.add('additionalProperties', schemaPath, instancePath, { additionalProperties: extra });
+}
+
+/** `patternProperties` then `properties`: each value against its schema. */
+function checkProperties(schema: Json, value: Json, schemaPath: string, instancePath: string, list: ErrorList): boolean {
+  let ok = true;
+  const patterns = isPlainObject(schema['patternProperties']) ? schema['patternProperties'] : {};
+  for (const [pattern, sub] of Object.entries(patterns)) {
     const re = regexp(pattern);
     for (const [key, v] of Object.entries(value)) {
       if (re.test(key))
         ok = check(sub as Json, v, `${schemaPath}/patternProperties/${encode(pattern)}`, `${instancePath}/${encode(key)}`, list) && ok;
     }
   }
-  for (const [key, sub] of Object.entries(properties ?? {})) {
+  const required = Array.isArray(schema['required']) ? (schema['required'] as string[]) : [];
+  for (const [key, sub] of Object.entries(isPlainObject(schema['properties']) ? schema['properties'] : {})) {
+    // As TypeScript (and TypeBox): an optional property may be present as undefined.
     if (!required.includes(key) && value[key] === undefined) continue;
     if (key in value)
       ok = check(sub as Json, value[key], `${schemaPath}/properties/${encode(key)}`, `${instancePath}/${encode(key)}`, list) && ok;
   }
+  return ok;
+}
+
+function checkObject(schema: Json, value: Json, schemaPath: string, instancePath: string, list: ErrorList): boolean {
+  let ok = true;
+  const keys = Object.getOwnPropertyNames(value);
+  if (Array.isArray(schema['required'])) {
+    const missing = (schema['required'] as string[]).filter((key) => !(key in value));
+    ok = missing.length === 0 || list.add('required', schemaPath, instancePath, { requiredProperties: missing });
+  }
+  ok = checkAdditional(schema, value, schemaPath, instancePath, list) && ok;
+  ok = checkProperties(schema, value, schemaPath, instancePath, list) && ok;
   if (schema['propertyNames'] !== undefined) {
     const bad = keys.filter(
       (key) => !check(schema['propertyNames'] as Json, key, `${schemaPath}/propertyNames`, `${instancePath}/${encode(key)}`, list),
     );
     ok = (bad.length === 0 || list.add('propertyNames', schemaPath, instancePath, { propertyNames: bad })) && ok;
   }
-  if (typeof schema['minProperties'] === 'number' && keys.length < schema['minProperties'])
-    ok = list.add('minProperties', schemaPath, instancePath, { limit: schema['minProperties'] });
-  if (typeof schema['maxProperties'] === 'number' && keys.length > schema['maxProperties'])
-    ok = list.add('maxProperties', schemaPath, instancePath, { limit: schema['maxProperties'] });
+  for (const [keyword, fails] of [
+    ['minProperties', (limit: number) => keys.length < limit],
+    ['maxProperties', (limit: number) => keys.length > limit],
+  ] as const) {
+    const limit = schema[keyword];
+    if (typeof limit === 'number' && fails(limit)) ok = list.add(keyword, schemaPath, instancePath, { limit });
+  }
   return ok;
 }
 
@@ -283,23 +279,33 @@ function checkAnyOf(branches: unknown[], value: unknown, schemaPath: string, ins
   return list.add('anyOf', schemaPath, instancePath, {});
 }
 
-function check(schema: Json | boolean, value: unknown, schemaPath: string, instancePath: string, list: ErrorList): boolean {
-  if (list.full) return false;
-  if (typeof schema === 'boolean') return schema || list.add('boolean', schemaPath, instancePath, {});
+function refuseUnknownKeywords(schema: Json): void {
   for (const keyword of Object.keys(schema)) {
     if (!KNOWN.has(keyword) && !keyword.startsWith('x-') && !keyword.startsWith('~'))
       throw new Error(`details schema: keyword "${keyword}" is not supported (discovery-handlers/details-validate.ts)`);
   }
+}
+
+/** The keywords of one kind of value (object, array, string, number), in TypeBox's order. */
+function checkByKind(schema: Json, value: unknown, schemaPath: string, instancePath: string, list: ErrorList): boolean {
+  if (isPlainObject(value)) return checkObject(schema, value, schemaPath, instancePath, list);
+  if (Array.isArray(value)) return checkArray(schema, value, schemaPath, instancePath, list);
+  if (typeof value === 'string') return checkString(schema, value, schemaPath, instancePath, list);
+  if (typeof value === 'number' && Number.isFinite(value)) return checkNumber(schema, value, schemaPath, instancePath, list);
+  return true;
+}
+
+function check(schema: Json | boolean, value: unknown, schemaPath: string, instancePath: string, list: ErrorList): boolean {
+  if (list.full) return false;
+  if (typeof schema === 'boolean') return schema || list.add('boolean', schemaPath, instancePath, {});
+  refuseUnknownKeywords(schema);
   let ok = true;
   const type = schema['type'];
   if (type !== undefined) {
     const types = Array.isArray(type) ? (type as string[]) : [type as string];
     ok = types.some((t) => isType(t, value)) || list.add('type', schemaPath, instancePath, { type });
   }
-  if (isPlainObject(value)) ok = checkObject(schema, value, schemaPath, instancePath, list) && ok;
-  if (Array.isArray(value)) ok = checkArray(schema, value, schemaPath, instancePath, list) && ok;
-  if (typeof value === 'string') ok = checkString(schema, value, schemaPath, instancePath, list) && ok;
-  if (Number.isFinite(value)) ok = checkNumber(schema, value as number, schemaPath, instancePath, list) && ok;
+  ok = checkByKind(schema, value, schemaPath, instancePath, list) && ok;
   if ('const' in schema && !deepEqual(value, schema['const']))
     ok = list.add('const', schemaPath, instancePath, { allowedValue: schema['const'] });
   if (Array.isArray(schema['enum']) && !schema['enum'].some((option) => deepEqual(value, option)))
