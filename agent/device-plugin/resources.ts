@@ -7,7 +7,7 @@
  * (this device). A slot is Healthy in a resource only if the device is online and the ledger
  * lets that resource advertise it.
  */
-import { deviceResourceName, discoveryResourceName, parseSlotId, type ResourceName } from '../../api/names.ts';
+import { deviceResourceName, discoveryResourceName, type ResourceName } from '../../api/names.ts';
 import { slotsOf, type ServedDevice } from '../device.ts';
 import type { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { PluginDevice } from '../../proto/types.ts';
@@ -34,11 +34,12 @@ export function desiredResources(
   ledger: SlotLedger,
   node: string,
   ownResource: (device: ServedDevice) => boolean = () => true,
+  slotIds: (device: ServedDevice) => readonly string[] = slotsOf,
 ): Map<ResourceName, PluginDevice[]> {
   const resources = new Map<ResourceName, PluginDevice[]>();
   const add = (resource: ResourceName, device: ServedDevice): void => {
     const list = resources.get(resource) ?? [];
-    for (const slot of slotsOf(device)) {
+    for (const slot of slotIds(device)) {
       const healthy = device.online && ledger.isAdvertisable(slot, node, resource);
       list.push({ ID: slot, health: healthy ? 'Healthy' : 'Unhealthy' });
     }
@@ -57,60 +58,53 @@ export function desiredResources(
  * broken by device name and slot index so the answer is deterministic.
  *
  * The kubelet asks with every free ID of the resource — in lean mode every free slot of the
- * discovery — so each ID is parsed once and grouped by device: O(available · log) plus
- * O(devices) per chosen slot, not a parse per comparison.
+ * discovery — so each ID is split once and grouped by device, with no sort of all of them:
+ * O(available) plus O(devices) per chosen slot.
  */
 export function preferredSlots(available: readonly string[], mustInclude: readonly string[], size: number): string[] {
   const chosen = [...new Set(mustInclude)];
   const perDevice = new Map<string, number>();
-  for (const slot of chosen) perDevice.set(refOf(slot).device, (perDevice.get(refOf(slot).device) ?? 0) + 1);
+  for (const slot of chosen) perDevice.set(deviceOf(slot), (perDevice.get(deviceOf(slot)) ?? 0) + 1);
   const byDevice = groupByDevice(available, new Set(chosen));
-  const devices = [...byDevice.keys()].sort();
-  const next = new Map<string, number>(); // device → position of its next unchosen slot
   while (chosen.length < size) {
-    const best = leastUsed(devices, perDevice, (device) => (next.get(device) ?? 0) < byDevice.get(device)!.length);
+    const best = leastUsed(byDevice, perDevice);
     if (best === undefined) break;
-    const position = next.get(best) ?? 0;
-    chosen.push(byDevice.get(best)![position]!);
-    next.set(best, position + 1);
+    const slots = byDevice.get(best)!;
+    chosen.push(slots.shift()!);
+    if (slots.length === 0) byDevice.delete(best);
     perDevice.set(best, (perDevice.get(best) ?? 0) + 1);
   }
   return chosen;
 }
 
-function refOf(slot: string): { device: string; index: number } {
-  const ref = parseSlotId(slot);
-  return ref === undefined ? { device: slot, index: -1 } : { device: ref.deviceName, index: ref.index };
+/** The device part of a slot ID. No validation: IDs come from the kubelet, which only has ours. */
+function deviceOf(slot: string): string {
+  const dash = slot.lastIndexOf('-');
+  return dash <= 0 ? slot : slot.slice(0, dash);
 }
 
 /** Device → its slots in index order, each slot once, leaving out `exclude`. */
 function groupByDevice(slots: readonly string[], exclude: ReadonlySet<string>): Map<string, string[]> {
-  const byDevice = new Map<string, { slot: string; index: number }[]>();
-  const seen = new Set(exclude);
+  const byDevice = new Map<string, string[]>();
   for (const slot of slots) {
-    if (seen.has(slot)) continue;
-    seen.add(slot);
-    const { device, index } = refOf(slot);
-    const list = byDevice.get(device) ?? [];
-    list.push({ slot, index });
-    byDevice.set(device, list);
+    if (exclude.has(slot)) continue;
+    const device = deviceOf(slot);
+    const list = byDevice.get(device);
+    if (list === undefined) byDevice.set(device, [slot]);
+    else if (!list.includes(slot)) list.push(slot);
   }
-  return new Map([...byDevice].map(([device, list]) => [device, list.sort((a, b) => a.index - b.index).map((e) => e.slot)]));
+  const indexOf = (slot: string): number => Number(slot.slice(slot.lastIndexOf('-') + 1));
+  for (const list of byDevice.values()) if (list.length > 1) list.sort((x, y) => indexOf(x) - indexOf(y));
+  return byDevice;
 }
 
-/** The first of `devices` (in order) among those with a slot left that is used least so far. */
-function leastUsed(
-  devices: readonly string[],
-  used: ReadonlyMap<string, number>,
-  hasSlot: (device: string) => boolean,
-): string | undefined {
+/** Of the devices with a slot left, the one used least so far; ties go to the first by name. */
+function leastUsed(byDevice: ReadonlyMap<string, unknown>, used: ReadonlyMap<string, number>): string | undefined {
   let best: string | undefined;
   let bestCount = Number.POSITIVE_INFINITY;
-  for (const device of devices) {
-    if (!hasSlot(device)) continue;
+  for (const device of byDevice.keys()) {
     const count = used.get(device) ?? 0;
-    if (count === 0) return device; // nothing is used less
-    if (count < bestCount) [best, bestCount] = [device, count];
+    if (count < bestCount || (count === bestCount && device < best!)) [best, bestCount] = [device, count];
   }
   return best;
 }

@@ -57,6 +57,7 @@ export class NodeDevices implements PluginBackend {
    * (`mirrorServerSlots`), so a sync mirrors only these: O(changed devices), not O(devices).
    */
   readonly #unmirrored = new Set<string>();
+  readonly #slotIds = new WeakMap<ServedDevice, readonly string[]>();
 
   constructor(options: NodeDevicesOptions) {
     this.#options = options;
@@ -94,7 +95,18 @@ export class NodeDevices implements PluginBackend {
    * cannot tell which pod asks), so only a resource of its own can pin it.
    */
   servesOwnResource(device: Pick<ServedDevice, 'namespace' | 'discovery'>): boolean {
-    return this.#options.mode !== 'lean' || this.#brokered.has(`${device.namespace}/${device.discovery}`);
+    if (this.#options.mode !== 'lean') return true;
+    return this.#brokered.size > 0 && this.#brokered.has(`${device.namespace}/${device.discovery}`);
+  }
+
+  /** A device's slot IDs, made once per device object (immutable), not on every plugin sync. */
+  #slotIdsOf(device: ServedDevice): readonly string[] {
+    let ids = this.#slotIds.get(device);
+    if (ids === undefined) {
+      ids = slotsOf(device);
+      this.#slotIds.set(device, ids);
+    }
+    return ids;
   }
 
   /**
@@ -127,7 +139,13 @@ export class NodeDevices implements PluginBackend {
   }
 
   resources(): Map<ResourceName, PluginDevice[]> {
-    return desiredResources(this.devices(), this.#options.ledger, this.#options.node, (d) => this.servesOwnResource(d));
+    return desiredResources(
+      this.devices(),
+      this.#options.ledger,
+      this.#options.node,
+      (d) => this.servesOwnResource(d),
+      (d) => this.#slotIdsOf(d),
+    );
   }
 
   /**
