@@ -43,6 +43,15 @@ describe('chooseHandler', () => {
     if (choice.handler !== undefined) expect(choice.shadowed).toBe(shadowed);
   });
 
+  it('runs an in-process handler of any name the catalog holds (tests, benches)', () => {
+    const custom = handler('property-echo');
+    const choice = chooseHandler(
+      { handler: 'property-echo' },
+      { builtins: new Map([['property-echo', custom]]), external: () => undefined },
+    );
+    expect(choice.handler).toBe(custom);
+  });
+
   it.each<[string, HandlerSource | undefined, RegExp]>([
     ['opcua', 'BuiltIn', /no built-in discovery handler opcua/],
     ['opcua', 'Auto', /no external discovery handler is registered as opcua/],

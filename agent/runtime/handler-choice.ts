@@ -29,8 +29,8 @@ export interface HandlerRequest {
 
 export function chooseHandler(request: HandlerRequest, catalog: HandlerCatalog): HandlerChoice {
   const { handler: name, handlerSource = 'Auto' } = request;
-  const builtinName = builtinNameFor(name);
-  const builtin = builtinName === undefined ? undefined : catalog.builtins.get(builtinName);
+  // In-process handlers by Akri's name or their own (tests and benches add their own).
+  const builtin = catalog.builtins.get(builtinNameFor(name) ?? name);
   if (handlerSource !== 'External' && builtin !== undefined) {
     const shadowed = handlerSource === 'Auto' && catalog.external(name) !== undefined;
     return { handler: builtin, source: 'BuiltIn', shadowed };
