@@ -22,7 +22,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
-import { Bonjour } from 'bonjour-service';
+import type { Bonjour } from 'bonjour-service';
 import { untilAborted, type DiscoveredDevice, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import { nameKey, RecordCache, type IncomingRecord, type RecordData, type RecordType } from './cache.ts';
 import { parseMdnsDetails, type MdnsDetails, type ServiceType } from './details.ts';
@@ -147,6 +147,8 @@ class MdnsBrowser {
     let failed: (error: Error) => void = () => undefined;
     const failure = new Promise<never>((_, reject) => (failed = reject));
     failure.catch(() => undefined);
+    // Imported when a discovery first runs: an agent with no mDNS discovery never loads it.
+    const { Bonjour } = await import('bonjour-service');
     try {
       for (const address of addresses) {
         const bonjour = new Bonjour(socketOptions(address), (error: Error) =>

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient, connect as mqttConnect } from 'mqtt';
 import { abortableDelay, type DiscoveryHandler, type HandlerContext } from '../contract.ts';
 import type { Convention, ConventionContext } from './convention.ts';
 import { parseMqttDetails, type MqttDetails } from './details.ts';
@@ -83,6 +83,11 @@ interface Shared {
   readonly engine: MqttEngine;
   readonly clientOptions: IClientOptions;
   readonly clientId: string;
+  /**
+   * The mqtt package's connect, imported when a discovery first runs: the package costs ~17 MiB
+   * of RSS, which an agent with no MQTT discovery never needs (issue 15).
+   */
+  readonly connect: typeof mqttConnect;
   /** Set by a session once it has re-synced; cancels the broker-loss timer. */
   synced: () => void;
   publish: (topic: string, payload: Uint8Array) => void;
@@ -115,7 +120,7 @@ class BrokerSession {
     this.#url = url;
     this.#syncTopic = `${SYNC_TOPIC_PREFIX}/${shared.clientId}`;
     const { details } = shared;
-    this.#client = mqtt.connect(url, {
+    this.#client = shared.connect(url, {
       ...shared.clientOptions,
       clientId: shared.clientId,
       protocolVersion: details.protocolVersion,
@@ -316,6 +321,7 @@ async function run(details: MqttDetails, context: HandlerContext): Promise<void>
     engine,
     clientOptions,
     clientId,
+    connect: (await import('mqtt')).default.connect,
     synced: () => {
       clearTimeout(lossTimer);
       lossTimer = undefined;
