@@ -17,6 +17,8 @@ import { DiscoveryEvents } from './cluster/events.ts';
 import { KubeDevicesApi } from './cluster/kube-devices-api.ts';
 import { ResourceSlicePublisher, withResourceSlices } from './cluster/resource-slice-publisher.ts';
 import type { DevicePluginMode } from './device-plugin/resources.ts';
+import type { ServedDevice } from './device.ts';
+import type { DraBackend } from './dra/backend.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { NodeRuntime } from './runtime/node-runtime.ts';
 
@@ -41,6 +43,21 @@ export interface ClusterAgentOptions {
   readonly cdiKind?: string;
   /** `lean`: one device-plugin server per discovery, not per device (device-plugin/resources.ts). */
   readonly devicePluginMode?: DevicePluginMode;
+  /**
+   * Serve the devices of DeviceDiscoveries with `spec.backend: DRA` as a kubelet DRA plugin
+   * (agent/dra/, loaded only then); absent: every device goes through the device plugins.
+   */
+  readonly dra?: ClusterAgentDraOptions;
+}
+
+/** Where the DRA kubelet plugin works (docs/dra.md, "The kubelet plugin"). */
+export interface ClusterAgentDraOptions {
+  /** The kubelet's root directory, e.g. /var/lib/kubelet. */
+  readonly kubeletDir: string;
+  /** The runtime's CDI spec directory, e.g. /var/run/cdi. */
+  readonly cdiDir: string;
+  /** Where the checkpoint of prepared claims lives. */
+  readonly stateDir: string;
 }
 
 /** The fields of this node the agent reads. */
@@ -53,12 +70,17 @@ export class ClusterAgent {
   readonly #runtime: NodeRuntime;
   readonly #node: Informer<NodeObject>;
   readonly #options: ClusterAgentOptions;
+  readonly #kube: Api;
+  #dra: DraBackend | undefined;
+  /** The DRA devices the runtime last routed, kept for a backend that starts after it. */
+  #draDevices: readonly ServedDevice[] = [];
 
   constructor(options: ClusterAgentOptions) {
     this.#options = options;
     const log = options.log.child({ node: options.node });
     const client = new KubeClient(options.kc);
     const kube = new Api(client);
+    this.#kube = kube;
     this.api = new KubeDevicesApi(kube, (kind) => options.metrics.apiWrites.inc({ kind }));
     this.#node = new Informer<NodeObject>({
       client,
@@ -111,6 +133,17 @@ export class ClusterAgent {
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
       ...(options.devicePluginMode === undefined ? {} : { devicePluginMode: options.devicePluginMode }),
       metrics: options.metrics,
+      ...(options.dra === undefined
+        ? {}
+        : {
+            dra: {
+              isDra: (namespace: string, name: string) => source.discovery(namespace, name)?.spec.backend === 'DRA',
+              setDevices: (devices: readonly ServedDevice[]) => {
+                this.#draDevices = devices;
+                this.#dra?.setDevices(devices);
+              },
+            },
+          }),
     });
     // A Node change may select or unselect discoveries (labels) and end a release (Ready).
     this.#node.onEvent(() => {
@@ -127,12 +160,20 @@ export class ClusterAgent {
   async start(): Promise<void> {
     this.#node.start();
     await this.#node.synced();
+    const dra = this.#options.dra;
+    if (dra !== undefined) {
+      // Loaded only here: an agent without --dra never parses the DRA protos.
+      const { kubeClaimReader, startDraBackend } = await import('./dra/backend.ts');
+      this.#dra = await startDraBackend({ ...dra, node: this.#options.node, claims: kubeClaimReader(this.#kube), log: this.#options.log });
+      this.#dra.setDevices(this.#draDevices);
+    }
     await this.#runtime.start();
   }
 
   /** Stops everything without deleting anything: devices stay, plugins deregister. */
   async stop(): Promise<void> {
     await this.#runtime.stop();
+    await this.#dra?.stop();
     await this.#node.stop();
   }
 

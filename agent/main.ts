@@ -38,6 +38,8 @@ export interface AgentConfig {
   readonly cdiKind?: string;
   /** `per-device` (default) or `lean`: one device-plugin server per discovery (docs/device-plugin-modes.md). */
   readonly devicePluginMode?: DevicePluginMode;
+  /** Serve DRA discoveries as a kubelet DRA plugin (checkpoint in `stateDir`); absent: off. */
+  readonly dra?: { readonly kubeletDir: string; readonly cdiDir: string };
 }
 
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
@@ -68,6 +70,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     slotGraceMs: config.slotGraceMs,
     ...(config.cdiKind === undefined ? {} : { cdiKind: config.cdiKind }),
     ...(config.devicePluginMode === undefined ? {} : { devicePluginMode: config.devicePluginMode }),
+    ...(config.dra === undefined ? {} : { dra: { ...config.dra, stateDir: config.stateDir } }),
   });
   const http =
     config.httpAddress === ''

@@ -223,6 +223,9 @@ interface AgentFlags {
   slotGrace: number;
   cdiKind?: string;
   devicePluginMode: 'per-device' | 'lean';
+  dra: boolean;
+  kubeletDir: string;
+  cdiDir: string;
 }
 
 program
@@ -256,6 +259,9 @@ program
       .choices(['per-device', 'lean'])
       .default('per-device'),
   )
+  .option('--dra', 'serve DeviceDiscoveries with spec.backend DRA as a kubelet DRA plugin (driver tether.dev; docs/dra.md)', false)
+  .option('--kubelet-dir <dir>', 'kubelet root directory (--dra: plugins_registry/ and plugins/ inside)', '/var/lib/kubelet')
+  .option('--cdi-dir <dir>', 'CDI spec directory the runtime reads (--dra: one spec per prepared claim)', '/var/run/cdi')
   .action(async (opts: AgentFlags) => {
     const node = opts.nodeName ?? process.env['NODE_NAME'];
     if (node === undefined || node === '') throw new InvalidArgumentError('--node-name or $NODE_NAME is required');
@@ -263,6 +269,9 @@ program
     const log = await logger(
       program.opts<{ logLevel: string }>().logLevel === 'warn' ? 'info' : program.opts<{ logLevel: string }>().logLevel,
     );
+    const stateDir = opts.stateDir ?? (opts.registrationSocket === '' ? '' : dirname(opts.registrationSocket));
+    // Prepared DRA claims are checkpointed there: without it an agent restart would lose them.
+    if (opts.dra && stateDir === '') throw new InvalidArgumentError('--dra needs a state directory (--state-dir)');
     const { runAgent } = await import('../agent/main.ts');
     await runAgent(
       {
@@ -273,13 +282,14 @@ program
         podResourcesSocket: opts.podResourcesSocket,
         registrationSocket: opts.registrationSocket,
         // By default beside the registration socket: the directory handlers already share.
-        stateDir: opts.stateDir ?? (opts.registrationSocket === '' ? '' : dirname(opts.registrationSocket)),
+        stateDir,
         httpAddress: opts.httpAddress,
         startupTimeoutMs: opts.startupTimeout,
         reconcileIntervalMs: opts.reconcileInterval,
         slotGraceMs: opts.slotGrace,
         ...(opts.cdiKind === undefined ? {} : { cdiKind: opts.cdiKind }),
         devicePluginMode: opts.devicePluginMode,
+        ...(opts.dra ? { dra: { kubeletDir: opts.kubeletDir, cdiDir: opts.cdiDir } } : {}),
       },
       log.child({ component: 'agent' }),
       shutdownSignal(),

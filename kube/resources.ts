@@ -28,6 +28,8 @@ export const RESOURCES = {
   // Dynamic Resource Allocation (docs/dra.md).
   resourceSlices: { group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', kind: 'ResourceSlice', namespaced: false },
   deviceClasses: { group: 'resource.k8s.io', version: 'v1', plural: 'deviceclasses', kind: 'DeviceClass', namespaced: false },
+  /** Read by the agent's DRA kubelet plugin when it prepares a claim (agent/dra/). */
+  resourceClaims: { group: 'resource.k8s.io', version: 'v1', plural: 'resourceclaims', kind: 'ResourceClaim', namespaced: true },
   resourceClaimTemplates: {
     group: 'resource.k8s.io',
     version: 'v1',

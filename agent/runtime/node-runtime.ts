@@ -17,12 +17,14 @@ import type { Logger } from 'pino';
 import type { AnyDiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import type { ServedDevice } from '../device.ts';
 import { DevicePluginManager } from '../device-plugin/manager.ts';
+import { splitDraDevices, type DraDeviceRouting } from '../dra/routing.ts';
 import type { DevicePluginMode } from '../device-plugin/resources.ts';
 import { DiscoverySession } from '../discovery/session.ts';
 import { PodResourcesClient } from '../kubelet/pod-resources-client.ts';
 import { planLedgerReconcile, type ReconcilePlan } from '../ledger/reconcile.ts';
 import { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { AgentMetrics } from '../metrics.ts';
+import type { PluginDevice } from '../../proto/types.ts';
 import type { DevicePublication, DiscoverySource } from './adapters.ts';
 import type { DesiredSession } from './desired-sessions.ts';
 import { NodeDevices } from './node-devices.ts';
@@ -47,6 +49,11 @@ export interface NodeRuntimeOptions {
   /** How devices are offered to the kubelet (see device-plugin/resources.ts); default `per-device`. */
   readonly devicePluginMode?: DevicePluginMode;
   readonly metrics?: AgentMetrics;
+  /**
+   * The DRA backend (`--dra`): devices of DRA discoveries go to it instead of the device
+   * plugins. Absent: every device is served through the device plugins.
+   */
+  readonly dra?: DraDeviceRouting;
 }
 
 interface RunningSession {
@@ -230,8 +237,18 @@ export class NodeRuntime {
     // Only devices new to this node need the cluster's slot record; every later change of it
     // arrives per device through the publication's `slots` event.
     this.devices.mirrorNewDevices((device) => this.#options.publication.serverSlots(device));
-    await this.plugins.sync(this.devices.resources());
+    await this.plugins.sync(this.#pluginResources());
     if (since !== undefined) this.#options.metrics?.eventToPluginSeconds.observe((performance.now() - since) / 1000);
+  }
+
+  /** The device plugins' resources; with a DRA backend, DRA discoveries' devices go to it. */
+  #pluginResources(): ReadonlyMap<string, readonly PluginDevice[]> {
+    const resources = this.devices.resources();
+    const dra = this.#options.dra;
+    if (dra === undefined) return resources;
+    const split = splitDraDevices(resources, this.devices.devices(), (namespace, discovery) => dra.isDra(namespace, discovery));
+    dra.setDevices(split.dra);
+    return split.plugins;
   }
 
   async #syncPublished(): Promise<void> {
