@@ -8,7 +8,7 @@
  * Everything here is pure.
  */
 import { createHash } from 'node:crypto';
-import { isDeviceName, RESOURCE_DOMAIN, type DeviceName } from './names.js';
+import { isDeviceName, RESOURCE_DOMAIN, type DeviceName } from './names.ts';
 
 /** DRA driver name of Tether (ResourceSlice `spec.driver`, DeviceClass selectors, results). */
 export const DRA_DRIVER_NAME = RESOURCE_DOMAIN;
