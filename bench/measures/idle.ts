@@ -15,7 +15,7 @@
  * - `ts`: `node bin/tether.mjs …` from the sources (type stripping + compile cache), as the
  *   README's commands run it.
  *
- * The control plane is the bench's own (`${TETHER_BENCH_CACHE:-~/.cache/tether-bench}`, binaries
+ * The control plane is this measure's own (`${TETHER_BENCH_IDLE_CACHE:-~/.cache/tether-bench-idle}`, binaries
  * linked from the shared build), never the integration suite's; it keeps running afterwards
  * (TETHER_CLUSTER_DOWN=1 stops it).
  */
@@ -112,7 +112,7 @@ async function idle(): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 2);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 30);
   const entries = (process.env['TETHER_BENCH_IDLE_ENTRY'] ?? 'both') === 'both' ? ['js', 'ts'] : [process.env['TETHER_BENCH_IDLE_ENTRY']!];
-  const cacheDir = process.env['TETHER_BENCH_CACHE'] ?? join(homedir(), '.cache', 'tether-bench');
+  const cacheDir = process.env['TETHER_BENCH_IDLE_CACHE'] ?? join(homedir(), '.cache', 'tether-bench-idle');
   linkSharedBinaries(cacheDir);
   const cluster = await clusterUp({ cacheDir, log: (m) => say(`cluster: ${m}`) });
   const js = entries.includes('js') ? await buildJavaScript() : undefined;
