@@ -20,6 +20,7 @@ export const DETAILS_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Promise<
   onvif: async () => (await import('./onvif/schema.ts')).OnvifDetailsSchema,
   usb: async () => (await import('./usb/schema.ts')).UsbDetailsSchema,
   udev: async () => (await import('./udev/schema.ts')).UdevDetailsSchema,
+  opcua: async () => (await import('./opcua/schema.ts')).OpcuaDetailsSchema,
 };
 
 export const BEGIN_MARKER =

@@ -15,6 +15,7 @@ export const DETAILS_JSON_SCHEMAS: Readonly<Record<BuiltinHandlerName, () => Pro
   onvif: async () => (await import('./onvif/details.schema.json', { with: { type: 'json' } })).default,
   usb: async () => (await import('./usb/details.schema.json', { with: { type: 'json' } })).default,
   udev: async () => (await import('./udev/details.schema.json', { with: { type: 'json' } })).default,
+  opcua: async () => (await import('./opcua/details.schema.json', { with: { type: 'json' } })).default,
 };
 
 /**

@@ -3,7 +3,7 @@
  * and the agent's start-up path stays cheap. registry.test.ts keeps this in step with
  * the registry.
  */
-export const BUILTIN_HANDLER_NAMES = ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb', 'udev'] as const;
+export const BUILTIN_HANDLER_NAMES = ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb', 'udev', 'opcua'] as const;
 
 export type BuiltinHandlerName = (typeof BUILTIN_HANDLER_NAMES)[number];
 
@@ -13,10 +13,15 @@ export function isBuiltinHandlerName(name: string): name is BuiltinHandlerName {
 
 /**
  * Akri's names for its built-in handlers, and the Tether built-in that takes the same details
- * and gives brokers the same properties (docs/migrating-from-akri.md). Akri's `opcua` has no
- * built-in here yet: it resolves to Akri's own handler, registered as an external one.
+ * and gives brokers the same properties (docs/migrating-from-akri.md). (`spec.handlerSource: External`
+ * still picks Akri's own handler images over these.)
  */
-export const AKRI_HANDLER_ALIASES: Readonly<Record<string, string>> = { debugEcho: 'debug-echo', onvif: 'onvif', udev: 'udev' };
+export const AKRI_HANDLER_ALIASES: Readonly<Record<string, string>> = {
+  debugEcho: 'debug-echo',
+  onvif: 'onvif',
+  udev: 'udev',
+  opcua: 'opcua',
+};
 
 /** The built-in a DeviceDiscovery's `handler` names, directly or by Akri's name; undefined if none. */
 export function builtinNameFor(name: string): BuiltinHandlerName | undefined {

@@ -8,6 +8,6 @@ describe('registry', () => {
   });
 
   it('lists the known names for an unknown handler', () => {
-    expect(() => findHandler(builtinHandlers(), 'nope')).toThrow(/known: debug-echo, mdns, mqtt, onvif, udev, usb/);
+    expect(() => findHandler(builtinHandlers(), 'nope')).toThrow(/known: debug-echo, mdns, mqtt, onvif, opcua, udev, usb/);
   });
 });

@@ -8,18 +8,22 @@ import { createMdnsHandler } from './mdns/mdns.ts';
 import { createMqttHandler } from './mqtt/mqtt.ts';
 import { createOnvifHandler } from './onvif/onvif.ts';
 import { builtinNameFor } from './names.ts';
+import { createOpcuaHandler } from './opcua/opcua.ts';
 import { createUdevHandler } from './udev/udev.ts';
 import { createUsbHandler } from './usb/usb.ts';
 
 /** Built-in in-process handlers, by name. */
 export function builtinHandlers(): ReadonlyMap<string, AnyDiscoveryHandler> {
+  const mdns = createMdnsHandler();
   const handlers: AnyDiscoveryHandler[] = [
     createDebugEchoHandler(),
     createMqttHandler(),
-    createMdnsHandler(),
+    mdns,
     createOnvifHandler(),
     createUsbHandler(),
     createUdevHandler(),
+    // OPC UA servers announced over DNS-SD are browsed with the mdns handler (a handler never imports another).
+    createOpcuaHandler({ dnsSdBrowser: mdns }),
   ];
   return new Map(handlers.map((h) => [h.name, h]));
 }

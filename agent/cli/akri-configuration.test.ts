@@ -113,7 +113,7 @@ describe('the fixtures (Configurations as Akri documents them)', () => {
     ]);
   });
 
-  it('OPC UA: runs Akri’s external handler, with a warning that its DaemonSet must stay', () => {
+  it('OPC UA: runs Tether’s built-in opcua handler on the same details', () => {
     const { discovery, warnings } = convertFixture('opcua');
     expect(discovery.spec.handler).toBe('opcua');
     expect(discovery.spec.details).toBe(akriDetails('opcua'));
@@ -124,12 +124,7 @@ describe('the fixtures (Configurations as Akri documents them)', () => {
     expect(brokerContainers(discovery)[0]).toMatchObject({
       volumeMounts: [{ name: 'credentials', mountPath: '/etc/opcua-certs/client-pki', readOnly: false }],
     });
-    expect(warnings).toEqual([
-      expect.stringMatching(
-        /^spec\.discoveryHandler\.name: opcua runs Akri's external OPC UA discovery handler \(Tether has no built-in OPC UA handler\): its DaemonSet must stay deployed/,
-      ),
-      expect.stringMatching(/^spec\.brokerProperties: not carried over .*IDENTIFIER, NAMESPACE_INDEX/),
-    ]);
+    expect(warnings).toEqual([expect.stringMatching(/^spec\.brokerProperties: not carried over .*IDENTIFIER, NAMESPACE_INDEX/)]);
   });
 
   it('--handler-source External sets spec.handlerSource and warns that Akri’s handler must stay', () => {
@@ -414,9 +409,9 @@ describe('convertAkriConfiguration', () => {
     },
     {
       what: '--handler-source BuiltIn for a handler Tether does not have',
-      config: configuration({ discoveryHandler: { name: 'opcua' } }),
+      config: configuration({ discoveryHandler: { name: 'coap' } }),
       options: { handlerSource: 'BuiltIn' },
-      error: /: spec\.discoveryHandler\.name: opcua: Tether has no built-in handler of that name/,
+      error: /: spec\.discoveryHandler\.name: coap: Tether has no built-in handler of that name/,
     },
   ])('errors: $what', ({ config, options, error }) => {
     const result = convertAkriConfiguration(config, options);

@@ -28,7 +28,12 @@ import { convertBrokerSpec, convertServiceSpec, isRecord, type ConversionReport 
 export const AKRI_API_VERSION = 'akri.sh/v0';
 
 /** Akri's handler names that Tether runs as built-ins (Auto), and the built-in each names. */
-export const AKRI_BUILTIN_HANDLERS: Readonly<Record<string, string>> = { debugEcho: 'debug-echo', udev: 'udev', onvif: 'onvif' };
+export const AKRI_BUILTIN_HANDLERS: Readonly<Record<string, string>> = {
+  debugEcho: 'debug-echo',
+  udev: 'udev',
+  onvif: 'onvif',
+  opcua: 'opcua',
+};
 
 /** How to convert. */
 export interface ImportOptions {
@@ -349,12 +354,7 @@ function reportHandler(name: string, handlerSource: HandlerSource, report: Conve
     );
     return;
   }
-  const why =
-    handlerSource === 'External'
-      ? 'handlerSource External'
-      : name === 'opcua'
-        ? 'Tether has no built-in OPC UA handler'
-        : 'Tether has no built-in handler of that name';
+  const why = handlerSource === 'External' ? 'handlerSource External' : 'Tether has no built-in handler of that name';
   report.warn(
     path,
     `${name} runs Akri's external ${name === 'opcua' ? 'OPC UA' : name} discovery handler (${why}): its DaemonSet must stay deployed, ` +

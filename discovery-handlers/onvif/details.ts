@@ -8,7 +8,7 @@
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parsePattern, type TextPattern } from '../pattern.ts';
-import { hostCount, parseCidr, type Cidr } from './ipv4.ts';
+import { hostCount, parseCidr, type Cidr } from '../ipv4.ts';
 import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS, OnvifDetailsSchema, type OnvifDetailsInput, type OnvifFilterInput } from './schema.ts';
 import { WS_DISCOVERY_PORT } from './ws-discovery.ts';
 

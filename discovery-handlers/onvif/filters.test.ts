@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseOnvifDetails } from './details.ts';
 import { hasDeviceFilters, passesDeviceFilters, passesDiscoveryFilters, scopeMatches } from './filters.ts';
-import { cidrContains, hosts, parseCidr } from './ipv4.ts';
+import { cidrContains, hosts, parseCidr } from '../ipv4.ts';
 import { parsePattern } from '../pattern.ts';
 
 const UUID = '1419d68a-1dd2-11b2-a105-f0000000ab01';

@@ -4,7 +4,7 @@
  * information unreadable) fails an include list and passes an exclude list.
  */
 import type { IncludeExclude, OnvifFilters } from './details.ts';
-import { cidrContains } from './ipv4.ts';
+import { cidrContains } from '../ipv4.ts';
 
 /** What is known about a camera from WS-Discovery alone. */
 export interface DiscoveryFacts {

@@ -31,7 +31,7 @@ import type { onvifCalls } from './device-client.ts';
 import { parseOnvifDetails, type OnvifDetails } from './details.ts';
 import { limiter } from './limiter.ts';
 import { hasDeviceFilters, passesDeviceFilters, passesDiscoveryFilters } from './filters.ts';
-import { hostCount, hosts, intToIpv4, ipv4ToInt } from './ipv4.ts';
+import { hostCount, hosts, intToIpv4, ipv4ToInt } from '../ipv4.ts';
 import { allowedServiceUrl, chooseServiceUrl, isLoopbackAddress, isReservedAddress, type ServiceUrlPolicy } from './service-url.ts';
 import {
   buildProbe,

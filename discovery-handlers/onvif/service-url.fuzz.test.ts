@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cidrContains, parseCidr, type Cidr } from './ipv4.ts';
+import { cidrContains, parseCidr, type Cidr } from '../ipv4.ts';
 import { checkServiceUrl, isReservedAddress } from './service-url.ts';
 import { FUZZ_RUNS } from '../../test/support/fuzz.ts';
 

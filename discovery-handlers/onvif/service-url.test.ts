@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr, type Cidr } from './ipv4.ts';
+import { parseCidr, type Cidr } from '../ipv4.ts';
 import { checkServiceUrl, chooseServiceUrl, isReservedAddress, type ServiceUrlPolicy } from './service-url.ts';
 
 const cidr = (text: string): Cidr => parseCidr(text)!;

@@ -16,7 +16,7 @@
  * laptop). A datagram with a loopback source can only come from the node itself, and even
  * then the URL must name the exact address that answered.
  */
-import { cidrContains, intToIpv4, ipv4ToInt, type Cidr } from './ipv4.ts';
+import { cidrContains, intToIpv4, ipv4ToInt, type Cidr } from '../ipv4.ts';
 
 export interface ServiceUrlPolicy {
   /** Operator-configured blocks service URLs may point into besides the answering address. */

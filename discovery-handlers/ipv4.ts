@@ -1,4 +1,4 @@
-/** IPv4 addresses and CIDR blocks as 32-bit integers. Pure. */
+/** IPv4 addresses and CIDR blocks as 32-bit integers, for the network handlers (onvif, opcua). Pure. */
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit integer. */

@@ -1,0 +1,103 @@
+/**
+ * `details` of an `opcua` DeviceDiscovery, validated once into OpcuaDetails; every error names
+ * the offending field. Types, bounds and defaults are in schema.ts; this file merges Akri's
+ * shape with Tether's fields and resolves the result for the handler (seconds → ms, CIDRs and
+ * policy names parsed).
+ */
+import { DetailsError } from '../contract.ts';
+import { parseWithSchema } from '../details-parse.ts';
+import { parseCidr, type Cidr } from '../ipv4.ts';
+import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaFilterInput } from './schema.ts';
+
+export type ApplicationType = 'Server' | 'Client' | 'ClientAndServer' | 'DiscoveryServer';
+export type SecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
+
+/** A filter on one value: include (empty = everything) and exclude lists, exact match. */
+export interface ValueFilter {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
+
+/** Details as the handler uses them. */
+export interface OpcuaDetails {
+  /** Local Discovery Servers (or servers) asked with FindServers. */
+  readonly discoveryUrls: readonly string[];
+  /** Servers asked directly with GetEndpoints. */
+  readonly endpointUrls: readonly string[];
+  readonly findServersOnNetwork: boolean;
+  readonly dnsSd: boolean;
+  readonly dnsSdInterfaces?: readonly string[];
+  readonly applicationNames: ValueFilter;
+  readonly applicationUris: ValueFilter;
+  readonly applicationTypes: readonly ApplicationType[];
+  /** Undefined: any. */
+  readonly securityModes?: readonly SecurityMode[];
+  /** Policy URIs; undefined: any. */
+  readonly securityPolicies?: readonly string[];
+  /** Lower-case hex SHA-1 thumbprints. */
+  readonly trustedThumbprints: ReadonlySet<string>;
+  readonly allowedCidrs: readonly Cidr[];
+  readonly queryIntervalMs: number;
+  readonly maxBackoffMs: number;
+  readonly offlineAfterFailedQueries: number;
+  readonly requestTimeoutMs: number;
+  readonly maxResponseBytes: number;
+  readonly maxServers: number;
+  readonly maxConcurrentRequests: number;
+  readonly shared: boolean;
+}
+
+export const POLICY_URI_PREFIX = 'http://opcfoundation.org/UA/SecurityPolicy#';
+
+function valueFilter(raw: OpcuaFilterInput | undefined): ValueFilter {
+  if (raw === undefined) return { include: [], exclude: [] };
+  const trim = (items: readonly string[]): string[] => items.map((i) => i.trim());
+  if ('action' in raw)
+    return raw.action === 'Include' ? { include: trim(raw.items), exclude: [] } : { include: [], exclude: trim(raw.items) };
+  return { include: trim(raw.include), exclude: trim(raw.exclude) };
+}
+
+/** `Basic256Sha256` or its URI → the URI. */
+export function policyUri(nameOrUri: string): string {
+  return nameOrUri.includes('#') || nameOrUri.includes('/') ? nameOrUri : `${POLICY_URI_PREFIX}${nameOrUri}`;
+}
+
+/** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
+export function parseOpcuaDetails(raw: unknown): OpcuaDetails {
+  const input = parseWithSchema(OpcuaDetailsSchema, raw ?? {});
+  const standard = input.opcuaDiscoveryMethod?.standard;
+  if (standard?.applicationNames !== undefined && input.applicationNames !== undefined)
+    throw new DetailsError('details.applicationNames', "set in two places; keep the top-level one (Akri's)");
+  // Akri's default (the node's own LDS) applies to an Akri-shaped configuration, or when nothing
+  // else says where to look.
+  const discoveryUrls =
+    standard?.discoveryUrls ??
+    (input.opcuaDiscoveryMethod === undefined && (input.endpointUrls.length > 0 || input.dnsSd) ? [] : [DEFAULT_DISCOVERY_URL]);
+  return {
+    discoveryUrls: [...new Set(discoveryUrls)],
+    endpointUrls: [...new Set(input.endpointUrls)],
+    findServersOnNetwork: input.findServersOnNetwork,
+    dnsSd: input.dnsSd,
+    ...(input.dnsSdInterfaces === undefined ? {} : { dnsSdInterfaces: input.dnsSdInterfaces }),
+    applicationNames: valueFilter(input.applicationNames ?? standard?.applicationNames),
+    applicationUris: valueFilter(input.applicationUris),
+    applicationTypes: input.applicationTypes,
+    ...(input.securityModes === undefined ? {} : { securityModes: input.securityModes }),
+    ...(input.securityPolicies === undefined ? {} : { securityPolicies: input.securityPolicies.map(policyUri) }),
+    trustedThumbprints: new Set(input.trustedCertificateThumbprints.map((t) => t.replace(/[:\s]/g, '').toLowerCase())),
+    allowedCidrs: input.allowedEndpointCidrs.map((text, i) => {
+      const cidr = parseCidr(text);
+      if (cidr === undefined)
+        throw new DetailsError(`details.allowedEndpointCidrs[${i}]`, 'must be an IPv4 address or CIDR block (a.b.c.d/n)');
+      return cidr;
+    }),
+    queryIntervalMs: Math.round(input.queryIntervalSeconds * 1000),
+    maxBackoffMs: Math.round(Math.max(input.maxBackoffSeconds, input.queryIntervalSeconds) * 1000),
+    offlineAfterFailedQueries: input.offlineAfterFailedQueries,
+    requestTimeoutMs: Math.round(input.requestTimeoutSeconds * 1000),
+    maxResponseBytes: input.maxResponseBytes,
+    maxServers: input.maxServers,
+    maxConcurrentRequests: input.maxConcurrentRequests,
+    shared: input.shared,
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * The `details` of an `opcua` DeviceDiscovery. This schema is the one description: details.ts
+ * validates with it, and the docs table (docs/handlers/opcua.md) and `tether discover opcua
+ * --help` are generated from it (`npm run docs:handlers`).
+ *
+ * Akri's discoveryDetails are accepted as they are: `opcuaDiscoveryMethod.standard.discoveryUrls`
+ * and `applicationNames: {action: Include|Exclude, items}` (top level as Akri has it, or inside
+ * `standard`). Tether's own fields sit beside them.
+ */
+import { Type, type Static } from 'typebox';
+import { closedObject, stringEnum } from '../details-schema.ts';
+
+/** Akri's default: the Local Discovery Server of the node itself. */
+export const DEFAULT_DISCOVERY_URL = 'opc.tcp://localhost:4840/';
+
+const url = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
+  Type.Array(Type.String({ maxLength: 1024, pattern: '^opc\\.tcp://[^/?#\\s]+', errorMessage: 'must be an opc.tcp://host:port URL' }), {
+    description,
+    maxItems: 256,
+  });
+
+const items = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
+  Type.Array(Type.String({ maxLength: 1024, pattern: '\\S', errorMessage: 'must be a non-empty string' }), {
+    description,
+    maxItems: 1024,
+    default: [],
+  });
+
+const IncludeExcludeSchema = closedObject({
+  include: items('Keep only servers whose value is one of these.'),
+  exclude: items('Drop servers whose value is one of these.'),
+});
+
+const AkriFilterSchema = closedObject({
+  action: stringEnum(['Include', 'Exclude'] as const, { description: 'Whether items include or exclude.', default: 'Include' }),
+  items: items('The values.'),
+});
+
+type FilterSchema = ReturnType<typeof Type.Union<[typeof IncludeExcludeSchema, typeof AkriFilterSchema]>>;
+const filter = (description: string): ReturnType<typeof Type.Optional<FilterSchema>> =>
+  Type.Optional(
+    Type.Union([IncludeExcludeSchema, AkriFilterSchema], { description: `${description} {include, exclude} or Akri's {action, items}.` }),
+  );
+
+const StandardSchema = closedObject({
+  discoveryUrls: Type.Optional(
+    url(
+      `Local Discovery Servers (or servers) asked with FindServers, then GetEndpoints per server (Akri's field). Default: [${DEFAULT_DISCOVERY_URL}] unless endpointUrls or dnsSd is set.`,
+    ),
+  ),
+  applicationNames: filter('Application names (also accepted here, where some Akri configurations put it).'),
+});
+
+export const APPLICATION_TYPES = ['Server', 'Client', 'ClientAndServer', 'DiscoveryServer'] as const;
+export const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
+
+export const OpcuaDetailsSchema = closedObject(
+  {
+    opcuaDiscoveryMethod: Type.Optional(
+      closedObject(
+        { standard: Type.Optional(StandardSchema) },
+        { description: "Akri's discovery method: `standard` (Local Discovery Servers) is the only one Akri has." },
+      ),
+    ),
+    applicationNames: filter('Application names (exact).'),
+    applicationUris: filter('Application URIs (exact).'),
+    endpointUrls: Type.Array(
+      Type.String({ maxLength: 1024, pattern: '^opc\\.tcp://[^/?#\\s]+', errorMessage: 'must be an opc.tcp://host:port URL' }),
+      { description: 'Servers asked directly with GetEndpoints (no discovery server in between).', maxItems: 256, default: [] },
+    ),
+    findServersOnNetwork: Type.Boolean({
+      description:
+        "Also call FindServersOnNetwork on each discovery URL (LDS-ME: servers announced by multicast on the LDS's network). A server without it answers BadServiceUnsupported: counted once, then skipped.",
+      default: true,
+    }),
+    dnsSd: Type.Boolean({
+      description: 'Browse DNS-SD `_opcua-tcp._tcp` (mDNS) for servers; a goodbye takes the server offline at once.',
+      default: false,
+    }),
+    dnsSdInterfaces: Type.Optional(
+      Type.Array(Type.String({ maxLength: 64, pattern: '\\S', errorMessage: 'must be a non-empty string' }), {
+        description: 'Interface names or IPv4 addresses to browse on. Default: every non-internal IPv4 interface.',
+        maxItems: 64,
+      }),
+    ),
+    applicationTypes: Type.Array(stringEnum(APPLICATION_TYPES), {
+      description: 'Application types kept (Akri keeps Server only; a ClientAndServer is a server too).',
+      minItems: 1,
+      maxItems: 4,
+      default: ['Server'],
+    }),
+    securityModes: Type.Optional(
+      Type.Array(stringEnum(SECURITY_MODES), {
+        description: 'Keep only servers that offer an endpoint with one of these message security modes.',
+        minItems: 1,
+        maxItems: 3,
+      }),
+    ),
+    securityPolicies: Type.Optional(
+      Type.Array(Type.String({ maxLength: 256, pattern: '^[A-Za-z0-9_#:/.-]+$', errorMessage: 'must be a policy name or URI' }), {
+        description: 'Keep only servers that offer one of these security policies: names (Basic256Sha256) or URIs.',
+        minItems: 1,
+        maxItems: 16,
+      }),
+    ),
+    trustedCertificateThumbprints: items(
+      'SHA-1 thumbprints (hex) of server certificates the operator trusts. A server whose certificate is not listed is still reported, with OPCUA_SERVER_CERT_TRUSTED=false, a warning and the untrusted_certificate event — never silently trusted.',
+    ),
+    allowedEndpointCidrs: Type.Array(
+      Type.String({ maxLength: 64, pattern: '\\S', errorMessage: 'must be an IPv4 address or CIDR block (a.b.c.d/n)' }),
+      {
+        description:
+          'Where discovery and endpoint URLs may point besides the address that answered (the LDS for its servers, the server for its endpoints): for an LDS that lists servers on other hosts. Loopback, link-local, multicast and broadcast addresses stay refused.',
+        maxItems: 256,
+        default: [],
+      },
+    ),
+    queryIntervalSeconds: Type.Number({
+      description: 'How often every discovery URL and server is asked again (Akri: 10 s).',
+      minimum: 0.1,
+      maximum: 3600,
+      default: 10,
+    }),
+    maxBackoffSeconds: Type.Number({
+      description: 'A failing discovery URL or server is retried after the interval, doubled per failure up to this.',
+      minimum: 0.1,
+      maximum: 3600,
+      default: 60,
+    }),
+    offlineAfterFailedQueries: Type.Integer({
+      description: 'Consecutive failed GetEndpoints (or rounds not listed by any source) before a server is reported gone.',
+      minimum: 1,
+      maximum: 100,
+      default: 2,
+    }),
+    requestTimeoutSeconds: Type.Number({ description: 'Per connection and request.', minimum: 0.1, maximum: 120, default: 5 }),
+    maxResponseBytes: Type.Integer({
+      description: 'Largest OPC UA message accepted from a server (a bigger one fails the request).',
+      minimum: 8192,
+      maximum: 16 * 1024 * 1024,
+      default: 1024 * 1024,
+    }),
+    maxServers: Type.Integer({ description: 'Servers tracked per discovery.', minimum: 1, maximum: 10_000, default: 1024 }),
+    maxConcurrentRequests: Type.Integer({ description: 'Servers asked at once.', minimum: 1, maximum: 256, default: 16 }),
+    shared: Type.Boolean({ description: 'A server is the same device from every node that sees it (Akri: true).', default: true }),
+  },
+  {
+    description:
+      "OPC UA servers found through Local Discovery Servers (FindServers, FindServersOnNetwork), DNS-SD `_opcua-tcp._tcp` or listed endpoint URLs, described by GetEndpoints (Akri's opcua handler).",
+    default: {},
+    examples: [
+      {
+        opcuaDiscoveryMethod: { standard: { discoveryUrls: ['opc.tcp://10.0.0.5:4840/'] } },
+        applicationNames: { action: 'Include', items: ['Press 1'] },
+      },
+    ],
+  },
+);
+
+export type OpcuaDetailsInput = Static<typeof OpcuaDetailsSchema>;
+export type OpcuaFilterInput = Static<typeof IncludeExcludeSchema> | Static<typeof AkriFilterSchema>;
