@@ -15,15 +15,16 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { OFFLINE_TAINT_KEY, SLOTS_CAPACITY } from '../../api/dra-attributes.ts';
+import { deviceClassName, OFFLINE_TAINT_KEY, SLOTS_CAPACITY } from '../../api/dra-attributes.ts';
 import { draPoolName, DRA_DRIVER_NAME } from '../../api/dra-names.ts';
-import { deviceName } from '../../api/names.ts';
+import { deviceName, discoveryResourceName } from '../../api/names.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
-import { isApiError, useTestNamespace } from '../integration/support.ts';
+import { GROUP, isApiError, useTestNamespace, VERSION } from '../integration/support.ts';
 import { RELEASE, SYSTEM_NAMESPACE } from './chart-support.ts';
 import { writeE2eChartValues } from './cluster.ts';
 import { CHART, helmFor, type Helm } from './helm.ts';
 import { importTetherImage } from './images.ts';
+import { watchUntil } from './watch.ts';
 import { startStandInDriver, STAND_IN_DRIVER, type StandInDriver } from './dra-driver.ts';
 import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
 import { api, createDiscovery, deletePod, waitFor, waitPodLogLines, waitPodRunning } from './support.ts';
@@ -44,6 +45,22 @@ interface SliceDevice {
 interface ResourceSlice {
   metadata: { name: string };
   spec: { driver: string; nodeName?: string; pool: { name: string; generation: number }; devices?: SliceDevice[] };
+}
+
+/** What the tests read of a `resource.k8s.io/v1` ResourceClaim. */
+interface ResourceClaim {
+  status?: {
+    allocation?: {
+      devices?: {
+        results?: { request: string; driver: string; pool: string; device: string; consumedCapacity?: Record<string, string> }[];
+      };
+    };
+  };
+}
+
+/** What the tests read of a `resource.k8s.io/v1` DeviceClass. */
+interface DeviceClass {
+  spec: { selectors?: { cel?: { expression: string } }[]; extendedResourceName?: string };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -224,6 +241,41 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         }
       }
 
+      /** Creates a ResourceClaim for one device of the discovery's DeviceClass (one slot by the request policy's default). */
+      async function createClaim(name: string): Promise<void> {
+        await api().custom.createNamespacedCustomObject({
+          ...RESOURCE,
+          namespace: ns.name,
+          plural: 'resourceclaims',
+          body: {
+            apiVersion: 'resource.k8s.io/v1',
+            kind: 'ResourceClaim',
+            metadata: { name },
+            spec: { devices: { requests: [{ name: 'dev', exactly: { deviceClassName: deviceClassName(ns.name, DISCOVERY) } }] } },
+          },
+        });
+      }
+
+      async function readClaim(name: string): Promise<ResourceClaim> {
+        return (await api().custom.getNamespacedCustomObject({
+          ...RESOURCE,
+          namespace: ns.name,
+          plural: 'resourceclaims',
+          name,
+        })) as ResourceClaim;
+      }
+
+      /** A busybox pod using ResourceClaim `claim`, printing Tether's env scheme. */
+      function tetherClaimPod(name: string, claim: string): V1Pod {
+        const pod = claimPod(name, claim);
+        pod.spec!.containers[0]!.command = [
+          'sh',
+          '-c',
+          `trap 'exit 0' TERM; env | grep -E '^(TETHER_|DEBUG_ECHO_)' | sort; sleep 3600 & wait`,
+        ];
+        return pod;
+      }
+
       beforeAll(async () => {
         devices = IDS.map((id) => deviceName({ namespace: ns.name, discovery: DISCOVERY, deviceId: id, node: node2() }));
         pool = draPoolName({ namespace: ns.name, discovery: DISCOVERY, node: node2() });
@@ -304,6 +356,22 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         );
       });
 
+      it('the controller creates the discovery’s DeviceClass with the extended resource tether.dev/<discovery>', async () => {
+        const name = deviceClassName(ns.name, DISCOVERY);
+        const found = await waitFor(
+          () =>
+            api()
+              .custom.getClusterCustomObject({ ...RESOURCE, plural: 'deviceclasses', name })
+              .then(
+                (c) => c as DeviceClass,
+                () => undefined,
+              ),
+          { timeoutMs: 30_000, description: `DeviceClass ${name}` },
+        );
+        expect(found.spec.extendedResourceName).toBe(discoveryResourceName(DISCOVERY));
+        expect(found.spec.selectors?.length).toBeGreaterThan(0);
+      });
+
       // Waiting for: the agent's --dra kubelet plugin wired into the CLI (agent/dra/ has the plugin,
       // `tether agent` has no --dra yet) and the chart mounting plugins_registry, plugins and
       // /var/run/cdi for it (deploy/helm has no DRA values yet).
@@ -315,17 +383,99 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
       it.skip('a pod requesting only the extended resource tether.dev/<discovery> is served through DRA', () => {
         // To write when the controller's DeviceClass (extendedResourceName) and `--dra` land.
       });
-      // Waiting for: the agent's --dra kubelet plugin (pods with claims need it to start).
-      it.skip('capacity: N claims share one device (consumable slots); the N+1th pod stays Pending', () => {
-        // To write when `tether agent --dra` lands.
+      // Scheduler-level: the pods are bound and their claims allocated, but no container runs
+      // until `tether agent --dra` prepares claims (see the skipped case above).
+      it('capacity through the real scheduler: 2 devices × 2 consumable slots → 4 claims allocated, 2 per device; the 5th pod Unschedulable', async () => {
+        const names = Array.from({ length: 2 * CAPACITY + 1 }, (_, i) => `cap-${i}`);
+        for (const name of names) {
+          await createClaim(name);
+          await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod(`${name}-pod`, name) });
+        }
+        const pods = await waitFor(
+          async () => {
+            const list = (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: 'tether.dev/e2e=true' })).items;
+            const bound = list.filter((p) => p.spec?.nodeName === node2());
+            const unschedulable = list.filter((p) =>
+              p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'),
+            );
+            return bound.length === 2 * CAPACITY && unschedulable.length === 1 ? { bound, unschedulable } : undefined;
+          },
+          { timeoutMs: 60_000, description: `${2 * CAPACITY} pods bound to ${node2()} and one Unschedulable` },
+        );
+        const perDevice = new Map<string, number>();
+        for (const pod of pods.bound) {
+          const claim = pod.spec!.resourceClaims![0]!.resourceClaimName!;
+          const results = (await readClaim(claim)).status?.allocation?.devices?.results ?? [];
+          expect(results).toHaveLength(1);
+          expect(results[0]!.driver).toBe(DRA_DRIVER_NAME);
+          expect(results[0]!.pool).toBe(pool);
+          expect(results[0]!.consumedCapacity?.[SLOTS_CAPACITY]).toBe('1');
+          perDevice.set(results[0]!.device, (perDevice.get(results[0]!.device) ?? 0) + 1);
+        }
+        expect(Object.fromEntries(perDevice)).toEqual(Object.fromEntries(devices.map((d) => [d, CAPACITY])));
+        await api().core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 });
+        for (const name of names)
+          await api().custom.deleteNamespacedCustomObject({ ...RESOURCE, namespace: ns.name, plural: 'resourceclaims', name });
       });
-      // Waiting for: the agent's --dra kubelet plugin (the taint itself is checked above).
-      it.skip('device offline → the pod using it is evicted by the NoExecute taint', () => {
-        // To write when `tether agent --dra` lands.
+
+      it('device offline → the pod allocated that device is evicted by its NoExecute taint (kube-controller-manager)', async () => {
+        await createClaim('evict-0');
+        await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('evict-0-pod', 'evict-0') });
+        await watchUntil<V1Pod>(api().kc, {
+          path: `/api/v1/namespaces/${ns.name}/pods`,
+          fieldSelector: 'metadata.name=evict-0-pod',
+          predicate: (p) => p.spec?.nodeName === node2(),
+          timeoutMs: 60_000,
+          description: 'evict-0-pod bound',
+          describe: (p) => JSON.stringify(p.status?.conditions ?? []),
+        });
+        writeFileSync(availabilityHost, 'OFFLINE\n');
+        try {
+          await watchUntil<V1Pod>(api().kc, {
+            path: `/api/v1/namespaces/${ns.name}/pods`,
+            fieldSelector: 'metadata.name=evict-0-pod',
+            // Kubernetes' device taint eviction marks the pod before deleting it.
+            predicate: (p) =>
+              p.status?.conditions?.some((c) => c.type === 'DisruptionTarget' && c.reason === 'DeletionByDeviceTaintManager') === true,
+            timeoutMs: 60_000,
+            description: 'evict-0-pod evicted',
+            describe: (p) => JSON.stringify({ deletionTimestamp: p.metadata?.deletionTimestamp, conditions: p.status?.conditions }),
+          });
+        } finally {
+          writeFileSync(availabilityHost, 'online\n');
+        }
+        await waitSlices(
+          (ds) => devices.every((d) => ds.some((x) => x.name === d && (x.taints ?? []).length === 0)),
+          `no taint left on ${pool}`,
+        );
+        await api().core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 });
       });
+
       // Waiting for: the agent's --dra kubelet plugin and its checkpoint across agent pod restarts.
       it.skip('agent pod restart: prepared claims intact (no unprepare/re-prepare), pods keep running, no slice churn', () => {
         // To write when `tether agent --dra` lands.
+      });
+
+      it('deleting the DeviceDiscovery removes its DeviceClass and its ResourceSlices', async () => {
+        const name = deviceClassName(ns.name, DISCOVERY);
+        await api().custom.deleteNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: ns.name,
+          plural: 'devicediscoveries',
+          name: DISCOVERY,
+        });
+        await waitFor(
+          () =>
+            api()
+              .custom.getClusterCustomObject({ ...RESOURCE, plural: 'deviceclasses', name })
+              .then(
+                () => undefined,
+                (error: unknown) => (isApiError(error, 404) ? true : undefined),
+              ),
+          { timeoutMs: 30_000, description: `DeviceClass ${name} deleted` },
+        );
+        await waitSlices((ds) => ds.length === 0, `no slice left in pool ${pool}`);
       });
     });
   },
