@@ -182,6 +182,9 @@ function ownerReference(device: Device): { apiVersion: string; kind: string; nam
  * required node affinity to `node`, ANDed into every term of the template's own affinity.
  * Pinning by affinity, not `nodeName`, keeps the scheduler's resource check: a broker that does
  * not fit stays Pending instead of failing admission on the kubelet (the Akri hot loop).
+ * The device's own resource works on every node whatever its device-plugin mode: a lean-mode
+ * agent still serves it for the devices of discoveries with a broker (docs/device-plugin-modes.md),
+ * because through the discovery-wide resource the kubelet, not the plugin, picks the device.
  */
 export function brokerPodSpec(template: V1PodSpec, device: Device, node: string, dra = false): V1PodSpec {
   const spec = structuredClone(template);
