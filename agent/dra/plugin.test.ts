@@ -197,4 +197,39 @@ describe('DRA kubelet plugin', () => {
     await kubelet.waitFor(() => kubelet.plugin('tether.dev') !== undefined, 5_000, 'registration after the retry');
     expect(plugin.registrations).toBe(2);
   });
+
+  it('serves an older kubelet through DRAPlugin v1beta1 and DRAResourceHealth v1alpha1', async () => {
+    const old = new MockDraKubelet({
+      kubeletDir: join(dir, 'kubelet'),
+      knownServices: ['v1beta1.DRAPlugin', 'v1alpha1.DRAResourceHealth'],
+    });
+    await old.start();
+    try {
+      await old.waitFor(() => old.plugin('tether.dev') !== undefined, 5_000, 'registration with the older kubelet');
+      expect([old.plugin('tether.dev')?.version, old.plugin('tether.dev')?.healthVersion]).toEqual(['v1beta1', 'v1alpha1']);
+      const claim = claims.add('c1', 'uid-1', [cam.name]);
+      claims.claims.set('ns/c1', {
+        ...claims.claims.get('ns/c1')!,
+        status: {
+          allocation: {
+            devices: { results: [{ request: 'r0', driver: 'tether.dev', pool: `ns.cams/${NODE}`, device: cam.name, shareID: 'share-1' }] },
+          },
+        },
+      });
+      const response = await old.prepare('tether.dev', [claim]);
+      expect(response.claims['uid-1']?.devices[0]).toEqual({
+        request_names: ['r0'],
+        pool_name: `ns.cams/${NODE}`,
+        device_name: cam.name,
+        cdi_device_ids: [`tether.dev/device=uid-1-${cam.name}`],
+      });
+      expect((await kubelet.prepare('tether.dev', [claim])).claims['uid-1']?.devices[0]?.share_id).toBe('share-1');
+      const watch = old.watchHealth('tether.dev');
+      await old.waitFor(() => watch.messages.length === 1, 5_000, 'v1alpha1 health');
+      expect(watch.messages[0]?.devices[0]?.health).toBe('HEALTHY');
+      watch.close();
+    } finally {
+      old.stop();
+    }
+  });
 });

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import {
   Server,
   ServerCredentials,
+  status,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -230,7 +231,7 @@ export class DraPlugin {
         // The driver answers per claim and never rejects; a rejection is a bug: INTERNAL.
         run(call.request).then(
           (response) => done(null, strip(response)),
-          (error: unknown) => done({ code: 13, details: error instanceof Error ? error.message : String(error) }),
+          (error: unknown) => done({ code: status.INTERNAL, details: error instanceof Error ? error.message : String(error) }),
         );
       };
     const prepare = (request: DraClaimsRequest): Promise<NodePrepareResourcesResponse> => driver.prepare(request.claims);

@@ -48,6 +48,12 @@ export interface MockDraKubeletOptions {
   /** Refuse registrations with this error (NotifyRegistrationStatus false) while set. */
   refuse?: string | undefined;
   readonly pollIntervalMs?: number;
+  /**
+   * The services this kubelet knows, newest first (default: what kubelet v1.37.2 knows). An
+   * older kubelet, e.g. `['v1beta1.DRAPlugin', 'v1alpha1.DRAResourceHealth']`, proves the
+   * plugin's older versions.
+   */
+  readonly knownServices?: readonly string[];
 }
 
 /** Events: 'registered' (name), 'refused' (name), 'health' (name, message), 'restarted'. */
@@ -168,9 +174,11 @@ export class MockDraKubelet extends EventEmitter {
     try {
       this.registrations++;
       const info = await unary<PluginInfo>(client, 'GetInfo', {});
-      const version = DRA_SERVICES.find((s) => info.supported_versions.includes(s))?.split('.')[0] as 'v1' | 'v1beta1' | undefined;
-      const healthVersion = HEALTH_SERVICES.find((s) => info.supported_versions.includes(s))?.split('.')[0] as
-        'v1' | 'v1alpha1' | undefined;
+      const known = this.#options.knownServices ?? [...DRA_SERVICES, ...HEALTH_SERVICES];
+      const pick = (services: readonly string[]): string | undefined =>
+        services.find((s) => known.includes(s) && info.supported_versions.includes(s))?.split('.')[0];
+      const version = pick(DRA_SERVICES) as 'v1' | 'v1beta1' | undefined;
+      const healthVersion = pick(HEALTH_SERVICES) as 'v1' | 'v1alpha1' | undefined;
       let error = this.#options.refuse ?? '';
       if (info.type !== 'DRAPlugin') error = `unexpected plugin type ${info.type}`;
       else if (version === undefined) error = `none of ${info.supported_versions.join(', ')} is supported`;
