@@ -109,7 +109,7 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(this.#config.retryPeriodMs, signal);
       if (signal.aborted) return;
-      if (await this.#tryAcquireOrRenew(signal)) {
+      if ((await this.#renewHeld(signal)) || (await this.#tryAcquireOrRenew(signal))) {
         lastRenew = Date.now();
         continue;
       }
@@ -125,6 +125,33 @@ export class LeaderElector {
         this.#log.warn({ renewDeadlineMs: this.#config.renewDeadlineMs }, 'Could not renew the leader lease in time; stepping down');
         return;
       }
+    }
+  }
+
+  /**
+   * The leader's renewal, as client-go's fast path: one update of the lease it holds (its last
+   * resourceVersion), no read first — half the requests of an idle leader. Any failure (a
+   * conflict: someone else wrote it) falls back to read-then-update.
+   */
+  async #renewHeld(outer: AbortSignal): Promise<boolean> {
+    const signal = AbortSignal.any([outer, AbortSignal.timeout(this.#config.renewDeadlineMs)]);
+    const now = Date.now();
+    const held = this.#lease;
+    const { namespace, name, identity, leaseDurationSeconds } = this.#config;
+    if (held?.spec?.holderIdentity !== identity || held.metadata?.resourceVersion === undefined) return false;
+    try {
+      this.#lease = await this.#api.replace<Lease>(
+        RESOURCES.leases,
+        namespace,
+        name,
+        { metadata: { ...held.metadata }, spec: { ...held.spec, leaseDurationSeconds, renewTime: microTime(now) } },
+        signal,
+      );
+      this.#observe(this.#lease, now);
+      return true;
+    } catch (error) {
+      this.#log.debug({ err: error }, 'Could not renew the leader lease on the fast path; reading it');
+      return false;
     }
   }
 
