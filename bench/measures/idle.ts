@@ -7,7 +7,9 @@
  * over N idle minutes.
  *
  *   npm run bench -- idle          TETHER_BENCH_IDLE_MINUTES (default 2), TETHER_BENCH_IDLE_SETTLE_S (30),
- *                                  TETHER_BENCH_IDLE_ENTRY=js|ts|both (default both)
+ *                                  TETHER_BENCH_IDLE_ENTRY=js|ts|both (default both),
+ *                                  TETHER_BENCH_IDLE_NODE_FLAGS (default: the chart's, V8_FLAGS below),
+ *                                  TETHER_BENCH_IDLE_CONTROLLER_ARGS (extra flags, e.g. longer leader election periods)
  *
  * Two ways to run the same code side by side, both measured at once:
  * - `js`: the JavaScript the image ships (tsc → dist/bench-app, as deploy/image/app-tree.ts
@@ -34,6 +36,8 @@ import { summarize, type Measure, type Measurement } from '../harness.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SAMPLE_MS = 5_000;
+/** The V8 flags the Helm chart gives both components (deploy/helm/tether/values.yaml `nodeOptions`). */
+const V8_FLAGS = '--max-semi-space-size=1';
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every architecture Node runs on. */
 const CLOCK_TICKS_PER_S = 100;
 
@@ -85,7 +89,8 @@ interface Subject {
 function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: number, dir: string): Subject {
   const logFile = join(dir, `${label.replace(/\W+/g, '-')}.log`);
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, command, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  const nodeFlags = (process.env['TETHER_BENCH_IDLE_NODE_FLAGS'] ?? V8_FLAGS).split(' ').filter((f) => f !== '');
+  const child = spawn(process.execPath, [...nodeFlags, ...command], { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   return { label, child, port, logFile };
 }
@@ -171,6 +176,7 @@ async function idle(): Promise<Measurement[]> {
             `127.0.0.1:${controllerPort}`,
             '--log-format',
             'json',
+            ...(process.env['TETHER_BENCH_IDLE_CONTROLLER_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
           ],
           env,
           controllerPort,
