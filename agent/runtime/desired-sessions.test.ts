@@ -72,6 +72,14 @@ describe('desiredSessions', () => {
     expect(desiredSessions(input([d]))).toEqual({ sessions: [], problems: [], notices: [], refs: [] });
   });
 
+  it('marks discoveries with a broker template (lean mode keeps their per-device resources), without restarting on a change', () => {
+    const broker = { pod: { spec: { containers: [{ name: 'b', image: 'b' }] } } };
+    const [plain] = desiredSessions(input([discovery('cams')])).sessions;
+    const [brokered] = desiredSessions(input([discovery('cams', { broker })])).sessions;
+    expect([plain?.brokered, brokered?.brokered]).toEqual([false, true]);
+    expect(brokered?.fingerprint).toBe(plain?.fingerprint);
+  });
+
   it('selects by node labels', () => {
     const result = desiredSessions(
       input([discovery('here', { nodeSelector: zone('a') }), discovery('there', { nodeSelector: zone('b') })]),
