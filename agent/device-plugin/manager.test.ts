@@ -83,6 +83,16 @@ describe('sync', () => {
     expect(response.envs).toEqual({ RESOURCE: DOOR, SLOTS: 'door-0' });
   });
 
+  it('registers many plugins (registrations run side by side, each exactly once)', async () => {
+    await kubelet.start();
+    manager.start();
+    const many = new Map(Array.from({ length: 60 }, (_, i) => [`tether.dev/many-${i}`, slots(`m${i}-0`)]));
+    await manager.sync(many);
+    await kubelet.waitFor(() => kubelet.resourceNames().length === 60, 10_000, '60 registrations');
+    expect(manager.registrations).toBe(60);
+    await waitSeen('tether.dev/many-59', 'm59-0:Healthy');
+  });
+
   it('pushes changed device lists to the kubelet without registering again', async () => {
     await kubelet.start();
     manager.start();

@@ -26,6 +26,17 @@ export interface DevicePluginManagerOptions {
 
 const KUBELET_SOCKET = 'kubelet.sock';
 const MAX_RETRY_MS = 1_000;
+/** Plugins checked and registered at once (the kubelet handles registrations one by one anyway). */
+const REGISTER_CONCURRENCY = 16;
+
+/** Runs `work` on every item, at most `limit` at a time. */
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /** Identity of a socket file; inode numbers are reused, so the change time is part of it. */
 async function socketIdentity(path: string): Promise<string | undefined> {
@@ -186,34 +197,41 @@ export class DevicePluginManager {
     this.#fullCheck = false;
     this.#lastKubelet = kubelet;
     let failed = false;
-    for (const entry of this.#entries.values()) {
-      if (this.#stopped) return;
-      if ((await socketIdentity(entry.server.socketPath)) === undefined) {
-        // Our socket was wiped (kubelet restart): serve again and re-register. A socket that
-        // cannot be bound (read-only dir) costs this resource, never the agent: retried later.
-        try {
-          await entry.server.serve();
-        } catch (error) {
-          failed = true;
-          this.#options.log.error(
-            { err: error, resource: entry.server.resourceName, socket: entry.server.socketPath },
-            'Cannot serve device plugin',
-          );
-          continue;
-        }
-        entry.registeredWith = undefined;
-      }
-      if (kubelet === undefined || entry.registeredWith === kubelet) continue;
-      try {
-        await entry.server.register(this.kubeletSocket);
-        entry.registeredWith = kubelet;
-        this.registrations++;
-      } catch (error) {
-        failed = true;
-        this.#options.log.warn({ err: error, resource: entry.server.resourceName }, 'Failed to register device plugin');
-      }
-    }
+    // Bounded parallelism: one at a time, 1 000 per-device plugins took minutes to register
+    // (each a socket check, a connection to kubelet.sock and the kubelet dialling back).
+    await forEachLimited([...this.#entries.values()], REGISTER_CONCURRENCY, async (entry) => {
+      if (!(await this.#checkEntry(entry, kubelet))) failed = true;
+    });
     this.#scheduleRetry(failed);
+  }
+
+  /** Serves `entry` again if its socket was wiped, and registers it with `kubelet`. False when either failed. */
+  async #checkEntry(entry: Entry, kubelet: string | undefined): Promise<boolean> {
+    if (this.#stopped) return true;
+    if ((await socketIdentity(entry.server.socketPath)) === undefined) {
+      // Our socket was wiped (kubelet restart): serve again and re-register. A socket that
+      // cannot be bound (read-only dir) costs this resource, never the agent: retried later.
+      try {
+        await entry.server.serve();
+      } catch (error) {
+        this.#options.log.error(
+          { err: error, resource: entry.server.resourceName, socket: entry.server.socketPath },
+          'Cannot serve device plugin',
+        );
+        return false;
+      }
+      entry.registeredWith = undefined;
+    }
+    if (kubelet === undefined || entry.registeredWith === kubelet) return true;
+    try {
+      await entry.server.register(this.kubeletSocket);
+      entry.registeredWith = kubelet;
+      this.registrations++;
+      return true;
+    } catch (error) {
+      this.#options.log.warn({ err: error, resource: entry.server.resourceName }, 'Failed to register device plugin');
+      return false;
+    }
   }
 
   #scheduleRetry(failed: boolean): void {
