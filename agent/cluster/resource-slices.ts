@@ -26,7 +26,7 @@ import {
   STANDARD_ATTRIBUTES,
   type DraAttributeValue,
 } from '../../api/dra-attributes.ts';
-import { draDeviceName, draPoolName, DRA_DRIVER_NAME } from '../../api/dra-names.ts';
+import { draDeviceName, draDevicePool, DRA_DRIVER_NAME } from '../../api/dra-names.ts';
 import type { DraAttributeType } from '../../api/schema.ts';
 import { canonicalJson } from '../../api/labels.ts';
 import type { ServedDevice } from '../device.ts';
@@ -163,7 +163,7 @@ export function desiredPools(
   for (const device of [...devices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const settings = settingsOf(device.namespace, device.discovery);
     if (settings === undefined) continue;
-    const pool = draPoolName({ namespace: device.namespace, discovery: device.discovery, ...(device.shared ? {} : { node }) });
+    const pool = draDevicePool(device, node);
     let entries = byPool.get(pool);
     if (entries === undefined) byPool.set(pool, (entries = []));
     entries.push(sliceDevice(device, node, settings));
