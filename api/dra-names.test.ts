@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { draDeviceName, draDevicePool, draPoolName, MAX_DRA_POOL_NAME_LENGTH, parseDraDeviceName, parseDraPoolName } from './dra-names.js';
-import { deviceName } from './names.js';
+import { draDeviceName, draDevicePool, draPoolName, MAX_DRA_POOL_NAME_LENGTH, parseDraDeviceName, parseDraPoolName } from './dra-names.ts';
+import { deviceName } from './names.ts';
 
 describe('dra names', () => {
   const device = deviceName({ namespace: 'ns', discovery: 'cams', deviceId: 'uuid-1' });
