@@ -16,7 +16,14 @@ import { isApiError, type KubeClient } from '../../kube/client.ts';
 import { Informer, withoutManagedFields } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import type { DevicePublication } from '../runtime/adapters.ts';
-import { desiredPools, planSlices, type DraDiscoverySettings, type ResourceSlice, type SliceDevice } from './resource-slices.ts';
+import {
+  desiredPools,
+  newSliceMemo,
+  planSlices,
+  type DraDiscoverySettings,
+  type ResourceSlice,
+  type SliceDevice,
+} from './resource-slices.ts';
 
 export interface ResourceSlicePublisherOptions {
   readonly node: string;
@@ -52,6 +59,7 @@ export class ResourceSlicePublisher {
   readonly #informer: Informer<ResourceSlice>;
   /** Slices of this node as last seen: informer events and the answers to our own writes. */
   readonly #known = new Map<string, ResourceSlice>();
+  readonly #memo = newSliceMemo();
   /** Pool → the generation this agent last wrote. */
   readonly #generations = new Map<string, number>();
   #devices: readonly SliceDevice[] = [];
@@ -147,8 +155,8 @@ export class ResourceSlicePublisher {
 
   async #pass(): Promise<void> {
     const { node, discovery } = this.#options;
-    const pools = desiredPools(node, this.#devices, (namespace, name) => draSettings(discovery(namespace, name)));
-    const plan = planSlices(node, pools, [...this.#known.values()], {}, this.#generations);
+    const pools = desiredPools(node, this.#devices, (namespace, name) => draSettings(discovery(namespace, name)), this.#memo);
+    const plan = planSlices(node, pools, [...this.#known.values()], {}, this.#generations, this.#memo.keys);
     if (plan.apply.length === 0 && plan.delete.length === 0) return;
     const uid = this.#options.nodeUid?.();
     const owner = uid === undefined ? {} : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid }] };

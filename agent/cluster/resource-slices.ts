@@ -90,6 +90,20 @@ export interface DesiredPool {
   readonly slices: readonly { readonly name: string; readonly devices: readonly SliceDeviceEntry[] }[];
 }
 
+/**
+ * What one publisher remembers between passes so a pass over 10 000 unchanged devices costs
+ * little: the entry built for a (device object, settings) pair — served devices are immutable,
+ * a change is a new object — and the comparison key of every entry and observed device.
+ */
+export interface SliceMemo {
+  readonly entries: WeakMap<SliceDevice, { readonly settings: string; readonly entry: SliceDeviceEntry }>;
+  readonly keys: WeakMap<object, string>;
+}
+
+export function newSliceMemo(): SliceMemo {
+  return { entries: new WeakMap(), keys: new WeakMap() };
+}
+
 /** The attributes of one device (standard first, then up to 26 typed properties by name). */
 export function deviceAttributes(
   device: SliceDevice,
@@ -158,15 +172,28 @@ export function desiredPools(
   node: string,
   devices: readonly SliceDevice[],
   settingsOf: (namespace: string, discovery: string) => DraDiscoverySettings | undefined,
+  memo: SliceMemo = newSliceMemo(),
 ): DesiredPool[] {
   const byPool = new Map<string, SliceDeviceEntry[]>();
+  const discoveries = new Map<string, { settings: DraDiscoverySettings; key: string } | undefined>();
   for (const device of [...devices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const settings = settingsOf(device.namespace, device.discovery);
-    if (settings === undefined) continue;
+    const discoveryKey = `${device.namespace}/${device.discovery}`;
+    if (!discoveries.has(discoveryKey)) {
+      const settings = settingsOf(device.namespace, device.discovery);
+      discoveries.set(discoveryKey, settings === undefined ? undefined : { settings, key: JSON.stringify(settings) });
+    }
+    const found = discoveries.get(discoveryKey);
+    if (found === undefined) continue;
     const pool = draDevicePool(device, node);
     let entries = byPool.get(pool);
     if (entries === undefined) byPool.set(pool, (entries = []));
-    entries.push(sliceDevice(device, node, settings));
+    const cached = memo.entries.get(device);
+    let entry = cached?.settings === found.key ? cached.entry : undefined;
+    if (entry === undefined) {
+      entry = sliceDevice(device, node, found.settings);
+      memo.entries.set(device, { settings: found.key, entry });
+    }
+    entries.push(entry);
   }
   return [...byPool.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -187,14 +214,19 @@ export interface SlicePlan {
   readonly delete: string[];
 }
 
-/** A slice's devices compared without what the apiserver adds (`timeAdded`). */
-function devicesKey(devices: readonly SliceDeviceEntry[] | undefined): string {
-  return canonicalJson(
-    (devices ?? []).map((d) => ({
-      ...d,
-      ...(d.taints === undefined ? {} : { taints: d.taints.map(({ timeAdded: _t, ...rest }) => rest) }),
-    })),
-  );
+/** A slice's devices compared without what the apiserver adds (`timeAdded`); keys memoised per object. */
+function devicesKey(devices: readonly SliceDeviceEntry[] | undefined, keys: WeakMap<object, string>): string {
+  return (devices ?? [])
+    .map((d) => {
+      let key = keys.get(d);
+      if (key === undefined) {
+        const taints = d.taints?.map(({ timeAdded: _t, ...rest }) => rest);
+        key = canonicalJson(taints === undefined ? d : { ...d, taints });
+        keys.set(d, key);
+      }
+      return key;
+    })
+    .join('\n');
 }
 
 /**
@@ -234,6 +266,7 @@ export function planSlices(
   observed: readonly ResourceSlice[],
   labels: Readonly<Record<string, string>> = {},
   written: ReadonlyMap<string, number> = new Map(),
+  keys: WeakMap<object, string> = new WeakMap(),
 ): SlicePlan {
   const observedByPool = new Map<string, ResourceSlice[]>();
   for (const slice of observed) {
@@ -250,7 +283,7 @@ export function planSlices(
     for (const slice of slices) {
       keep.add(slice.name);
       const seen = byName.get(slice.name);
-      if (samePartition && seen !== undefined && devicesKey(seen.spec.devices) === devicesKey(slice.devices)) continue;
+      if (samePartition && seen !== undefined && devicesKey(seen.spec.devices, keys) === devicesKey(slice.devices, keys)) continue;
       apply.push({
         apiVersion: 'resource.k8s.io/v1',
         kind: 'ResourceSlice',
