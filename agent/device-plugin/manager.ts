@@ -8,6 +8,7 @@
  * a short poll as a safety net in case the directory itself was replaced).
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { credentials, type Client } from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -67,6 +68,8 @@ export class DevicePluginManager {
   /** Set by fs events and new plugins: the next check must stat every plugin socket. */
   #fullCheck = true;
   #lastKubelet: string | undefined;
+  /** One Registration client per kubelet.sock identity, shared by every plugin's registration. */
+  #registration: { readonly kubelet: string; readonly client: Client } | undefined;
   #stopped = false;
   /** Registrations completed (for metrics and tests). */
   registrations = 0;
@@ -144,6 +147,8 @@ export class DevicePluginManager {
     clearInterval(this.#poll);
     clearTimeout(this.#retry);
     await this.#checking;
+    this.#registration?.client.close();
+    this.#registration = undefined;
     await Promise.all([...this.#entries.values()].map((e) => e.server.stop()));
     this.#entries.clear();
   }
@@ -224,14 +229,27 @@ export class DevicePluginManager {
     }
     if (kubelet === undefined || entry.registeredWith === kubelet) return true;
     try {
-      await entry.server.register(this.kubeletSocket);
+      await entry.server.register(this.kubeletSocket, undefined, this.#registrationClient(kubelet));
       entry.registeredWith = kubelet;
       this.registrations++;
       return true;
     } catch (error) {
+      // A channel that failed reconnects with gRPC's backoff (up to minutes): start afresh.
+      this.#registration?.client.close();
+      this.#registration = undefined;
       this.#options.log.warn({ err: error, resource: entry.server.resourceName }, 'Failed to register device plugin');
       return false;
     }
+  }
+
+  /** The shared Registration client for this kubelet.sock; a new kubelet (restart) gets a new one. */
+  #registrationClient(kubelet: string): Client {
+    if (this.#registration?.kubelet !== kubelet) {
+      this.#registration?.client.close();
+      const client = new this.#protos.Registration(`unix://${this.kubeletSocket}`, credentials.createInsecure());
+      this.#registration = { kubelet, client };
+    }
+    return this.#registration.client;
   }
 
   #scheduleRetry(failed: boolean): void {

@@ -154,9 +154,13 @@ export class DevicePluginServer {
     this.#server = server;
   }
 
-  /** One registration attempt with the kubelet. Throws when the kubelet refuses or is absent. */
-  async register(kubeletSocket: string, timeoutMs = 5_000): Promise<void> {
-    const client = new this.#protos.Registration(`unix://${kubeletSocket}`, credentials.createInsecure());
+  /**
+   * One registration attempt with the kubelet. Throws when the kubelet refuses or is absent.
+   * `client`: a Registration client to kubelet.sock shared by many plugins (the caller closes
+   * it); without one, a client is made and closed for this call.
+   */
+  async register(kubeletSocket: string, timeoutMs = 5_000, shared?: Client): Promise<void> {
+    const client = shared ?? new this.#protos.Registration(`unix://${kubeletSocket}`, credentials.createInsecure());
     const request: RegisterRequest = {
       version: DEVICE_PLUGIN_API_VERSION,
       endpoint: this.endpoint,
@@ -176,7 +180,7 @@ export class DevicePluginServer {
     } catch (error) {
       throw new Error(`registering ${this.resourceName} with ${kubeletSocket}`, { cause: error });
     } finally {
-      client.close();
+      if (shared === undefined) client.close();
     }
   }
 
