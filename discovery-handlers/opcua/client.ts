@@ -59,6 +59,8 @@ export interface ClientOptions {
   readonly maxResponseBytes: number;
   /** Most servers or endpoints kept from one answer. */
   readonly maxEntries: number;
+  /** Where node-opcua's own warnings and errors go (it prints them to stdout otherwise). */
+  readonly log: (message: string) => void;
 }
 
 export type OpcuaClientFactory = (options: ClientOptions) => Promise<OpcuaDiscoveryClient>;
@@ -157,6 +159,11 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string, onTime
 /** The node-opcua-backed client (loads node-opcua on first call). */
 export const createNodeOpcuaClient: OpcuaClientFactory = async (options) => {
   const opcua = await import('node-opcua-client');
+  // WARNING: process-wide in node-opcua; the latest run's logger wins. Without this, node-opcua
+  // writes to stdout, which `tether discover -o json` keeps for JSON.
+  const forward = (...args: unknown[]): void => options.log(args.filter((a) => typeof a === 'string').join(' '));
+  opcua.setWarningLogger(forward);
+  opcua.setErrorLogger(forward);
   const { OPCUACertificateManager } = await import('node-opcua-certificate-manager');
   const pki = await mkdtemp(join(tmpdir(), 'tether-opcua-pki-'));
   const certificateManager = new OPCUACertificateManager({ rootFolder: pki, automaticallyAcceptUnknownCertificate: false });

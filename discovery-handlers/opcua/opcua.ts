@@ -93,6 +93,8 @@ class OpcuaDiscovery {
   readonly #warned = new Set<string>();
   #dnsSd: DnsSdInstances | undefined;
   #wake: (() => void) | undefined;
+  /** A DNS-SD change arrived while a round ran: the next round starts at once. */
+  #changed = false;
   #first = true;
 
   constructor(details: OpcuaDetails, context: HandlerContext, options: OpcuaHandlerOptions) {
@@ -111,6 +113,7 @@ class OpcuaDiscovery {
       timeoutMs: this.#details.requestTimeoutMs,
       maxResponseBytes: this.#details.maxResponseBytes,
       maxEntries: this.#details.maxServers,
+      log: (message) => this.#context.log.debug({ opcua: message }, 'node-opcua logged'),
     });
     const browsing = this.#startDnsSd();
     try {
@@ -128,7 +131,10 @@ class OpcuaDiscovery {
     if (!this.#details.dnsSd) return Promise.resolve();
     const browser = this.#options.dnsSdBrowser;
     if (browser === undefined) throw new Error('dnsSd needs the mdns handler, which this build does not have');
-    const instances = new DnsSdInstances(() => this.#wake?.());
+    const instances = new DnsSdInstances(() => {
+      this.#changed = true;
+      this.#wake?.();
+    });
     this.#dnsSd = instances;
     const details = browser.parseDetails({
       serviceTypes: [DNS_SD_TYPE],
@@ -153,9 +159,12 @@ class OpcuaDiscovery {
 
   /** Waits for the next round: the interval, or a DNS-SD change, or the end. */
   async #pause(): Promise<void> {
-    const woken = new Promise<void>((resolve) => (this.#wake = resolve));
-    await Promise.race([abortableDelay(this.#details.queryIntervalMs, this.#context.signal), woken]);
-    this.#wake = undefined;
+    if (!this.#changed) {
+      const woken = new Promise<void>((resolve) => (this.#wake = resolve));
+      await Promise.race([abortableDelay(this.#details.queryIntervalMs, this.#context.signal), woken]);
+      this.#wake = undefined;
+    }
+    this.#changed = false;
   }
 
   /** An operator-given URL with its host resolved to IPv4 (names are the operator's own). */

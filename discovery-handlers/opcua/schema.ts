@@ -84,10 +84,11 @@ export const OpcuaDetailsSchema = closedObject(
       }),
     ),
     applicationTypes: Type.Array(stringEnum(APPLICATION_TYPES), {
-      description: 'Application types kept (Akri keeps Server only; a ClientAndServer is a server too).',
+      description:
+        'Application types kept, as the LDS lists them (else as GetEndpoints tells). Akri keeps Server only; a ClientAndServer is a server too.',
       minItems: 1,
       maxItems: 4,
-      default: ['Server'],
+      default: ['Server', 'ClientAndServer'],
     }),
     securityModes: Type.Optional(
       Type.Array(stringEnum(SECURITY_MODES), {

@@ -16,6 +16,7 @@ Commands, one JSON object a line on stdin: {"id", "cmd": "register"|"unregister"
 once every server listens. stdin closing ends the process.
 """
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -57,7 +58,7 @@ class Lds:
 
         iserver.register_server = register
         # Describe the LDS as a discovery server (FindServers lists it too).
-        s._application_type = ua.ApplicationType.DiscoveryServer
+        s.application_type = ua.ApplicationType.DiscoveryServer
         await s.start()
 
 
@@ -137,7 +138,7 @@ class TestServer:
                 described = await real(params, sockname)
                 out = []
                 for i, url in enumerate(fake):
-                    edp = described[min(i, len(described) - 1)] if described else ua.EndpointDescription()
+                    edp = copy.copy(described[min(i, len(described) - 1)]) if described else ua.EndpointDescription()
                     edp.EndpointUrl = url
                     out.append(edp)
                 return out
