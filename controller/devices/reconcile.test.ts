@@ -32,7 +32,7 @@ const KEY = `ns/${DEVICE}`;
 const RESOURCE = deviceResourceName(DEVICE);
 const never = new AbortController().signal;
 
-type Plural = 'devices' | 'devicediscoveries' | 'pods' | 'jobs' | 'services' | 'nodes';
+type Plural = 'devices' | 'devicediscoveries' | 'pods' | 'jobs' | 'services' | 'nodes' | 'deviceclasses' | 'resourceclaimtemplates';
 
 const keyOf = (namespace: string | undefined, name: string): string =>
   namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
@@ -58,7 +58,17 @@ class World {
 
   constructor(config: Partial<ControllerConfig> = {}) {
     this.config = { ...DEFAULT_CONFIG, statusBatchMs: 0, ...config };
-    for (const p of ['devices', 'devicediscoveries', 'pods', 'jobs', 'services', 'nodes'] as const) this.#objects.set(p, new Map());
+    for (const p of [
+      'devices',
+      'devicediscoveries',
+      'pods',
+      'jobs',
+      'services',
+      'nodes',
+      'deviceclasses',
+      'resourceclaimtemplates',
+    ] as const)
+      this.#objects.set(p, new Map());
   }
 
   /** Stores `object` as the apiserver would (uid, resourceVersion, creationTimestamp). */
@@ -141,6 +151,8 @@ class World {
       jobs: cache('jobs', brokerIndexers, managed),
       services: cache('services', brokerIndexers, managed),
       nodes: cache('nodes'),
+      deviceClasses: cache('deviceclasses', {}, managed),
+      claimTemplates: cache('resourceclaimtemplates', {}, managed),
     } as unknown as Caches;
     const counter = { inc: () => undefined };
     return {
