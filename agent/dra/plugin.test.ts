@@ -232,4 +232,29 @@ describe('DRA kubelet plugin', () => {
       old.stop();
     }
   });
+
+  it('binds afresh over stale sockets (an agent restarted after a crash) and registers again', async () => {
+    const crashed = plugin; // its socket files stay where the new agent's go
+    const claimsBefore = driver;
+    await startPlugin();
+    try {
+      await kubelet.waitFor(() => plugin.registrations === 1, 5_000, 'registration of the new plugin');
+      const claim = claims.add('c1', 'uid-1', [cam.name]);
+      expect((await kubelet.prepare('tether.dev', [claim])).claims['uid-1']?.error).toBe('');
+      expect([driver.specWrites, claimsBefore.specWrites]).toEqual([1, 0]);
+    } finally {
+      await crashed.stop();
+    }
+  });
+
+  it('leaves no directory watch behind after stop (it would keep the agent process alive)', async () => {
+    await plugin.stop();
+    const watches = (): number => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
+    const before = watches();
+    const other = new DraPlugin({ kubeletDir: join(dir, 'kubelet2'), node: NODE, driver, log, pollIntervalMs: 60_000 });
+    await other.start();
+    expect(watches()).toBe(before + 1);
+    await other.stop();
+    expect(watches()).toBe(before);
+  });
 });

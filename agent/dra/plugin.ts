@@ -119,8 +119,8 @@ export class DraPlugin {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#unsubscribe = this.#options.driver.onChange(() => this.#pushHealth());
-    await this.#ensureSockets();
-    this.#watchDir();
+    // Bound afresh even when socket files exist: they are stale, from an agent that crashed.
+    await this.#ensureSockets(true); // also starts the directory watch
     this.#poll = setInterval(() => void this.#check(), this.#options.pollIntervalMs ?? 1_000);
     this.#poll.unref();
   }
@@ -149,14 +149,14 @@ export class DraPlugin {
     return this.#checking;
   }
 
-  async #ensureSockets(): Promise<void> {
-    if (!(await isSocket(this.endpoint))) {
+  async #ensureSockets(fresh = false): Promise<void> {
+    if (fresh || !(await isSocket(this.endpoint))) {
       await shutdown(this.#service);
       await mkdir(join(this.endpoint, '..'), { recursive: true });
       this.#service = await bind(this.endpoint, (server) => this.#addDraServices(server));
       this.#log.info({ endpoint: this.endpoint }, 'Serving DRA plugin');
     }
-    if (!(await isSocket(this.registrationSocket))) await this.#serveRegistration();
+    if (fresh || !(await isSocket(this.registrationSocket))) await this.#serveRegistration();
   }
 
   async #serveRegistration(): Promise<void> {
@@ -167,12 +167,15 @@ export class DraPlugin {
       server.addService(this.#protos.Registration.service, this.#registrationImpl()),
     );
     // A new watch: the directory may have been re-created.
-    this.#watcher?.close();
     this.#watchDir();
     this.#log.info({ socket: this.registrationSocket }, 'Offered DRA plugin registration');
   }
 
   #watchDir(): void {
+    // One watch at a time: a leaked watcher would keep the process alive after stop().
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#stopped) return;
     try {
       this.#watcher = watch(join(this.registrationSocket, '..'), () => void this.#check());
       this.#watcher.on('error', () => {
