@@ -64,6 +64,7 @@ export class ResourceSlicePublisher {
   readonly #generations = new Map<string, number>();
   #devices: readonly SliceDevice[] = [];
   #started = false;
+  #stopped = false;
   #dirty = false;
   #loop: Promise<void> | undefined;
   #failures = 0;
@@ -96,13 +97,21 @@ export class ResourceSlicePublisher {
     this.#informer.onRecovered(() => this.#kick());
   }
 
-  /** Starts the informer; resolves once this node's slices are known, then publishes. */
-  async start(): Promise<void> {
+  /**
+   * Starts the informer and returns at once; publishing begins once this node's slices are
+   * known. Not awaited on purpose: on a cluster without `resource.k8s.io/v1` (or an agent role
+   * without resourceslices) the informer retries forever, and the device plugins and Devices
+   * must not wait for it.
+   */
+  start(): Promise<void> {
     this.#informer.start();
-    await this.#informer.synced();
-    for (const slice of this.#informer.list()) this.#known.set(slice.metadata.name, slice);
-    this.#started = true;
-    this.#kick();
+    void this.#informer.synced().then(() => {
+      if (this.#stopped) return;
+      for (const slice of this.#informer.list()) this.#known.set(slice.metadata.name, slice);
+      this.#started = true;
+      this.#kick();
+    });
+    return Promise.resolve();
   }
 
   /** The devices this node serves now (all of them; non-DRA ones are skipped). Cheap, synchronous. */
@@ -122,6 +131,7 @@ export class ResourceSlicePublisher {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#started = false;
     clearTimeout(this.#retry);
     await this.idle();
