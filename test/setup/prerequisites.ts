@@ -17,6 +17,7 @@ export const PACKAGES: Readonly<Record<string, string>> = {
   'avahi-daemon': 'mDNS peer tests',
   'avahi-utils': 'mDNS peer tests',
   iproute2: 'network namespaces (peer and e2e tests)',
+  'python3-venv': 'OPC UA peer tests (Python asyncua from PyPI, in a venv under ~/.cache/tether)',
   containerd: 'the e2e nodes',
   runc: 'the e2e nodes',
   'containernetworking-plugins': 'the e2e nodes (CNI bridge, host-local)',

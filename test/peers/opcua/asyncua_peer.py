@@ -4,6 +4,10 @@ OPC UA peers for Tether's tests, on Python asyncua (a stack Tether does not use)
   asyncua_peer.py lds <host> <port>
       A Local Discovery Server: FindServers lists what registered; RegisterServer with
       IsOnline=false removes the entry (asyncua alone keeps it forever).
+  asyncua_peer.py fleet <host> <json: {"lds", "basePort", "count", "register"}>
+      Many servers for the bench: ONE asyncua server (one address space, since building one
+      costs ~1-3 s of CPU) listening on count ports; GetEndpoints on port basePort+i answers as
+      application urn:tether-fleet:<i> ("Fleet <i>"). With "register", each registers with the LDS.
   asyncua_peer.py servers <host> <json>
       Servers in one process (one event loop; ports from the JSON list). Each entry:
       {"port", "uri", "name", "product"?, "lds"?, "secure"?, "advertise"?, "endpoints"?}
@@ -189,12 +193,90 @@ async def commands(handlers):
         line = await reader.readline()
         if not line:
             return
+        if not line.strip():
+            continue
         msg = json.loads(line)
         try:
             await handlers[msg["cmd"]](msg)
             say(f"ok {msg['id']}")
         except Exception as error:  # reported to the test, which fails on it
             say(f"error {msg['id']} {error!r}")
+
+
+class Fleet:
+    def __init__(self, host, conf):
+        self.host, self.conf = host, conf
+        self.listeners = {}
+
+    def uri(self, i):
+        return f"urn:tether-fleet:{i}"
+
+    def index(self, uri):
+        return int(uri.rsplit(":", 1)[1])
+
+    async def start(self):
+        from asyncua.server.binary_server_asyncio import BinaryServer
+
+        base, host = self.conf["basePort"], self.host
+        s = Server()
+        await s.init()
+        s.set_endpoint(f"opc.tcp://{host}:{base}")
+        s.set_server_name("Fleet 0")
+        await s.set_application_uri(self.uri(0))
+        s.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await s.start()
+        self.server = s
+        self.listeners[0] = s.bserver
+        real = s.iserver.get_endpoints
+
+        async def get_endpoints(params=None, sockname=None):
+            i = (sockname[1] - base) if sockname else 0
+            out = []
+            for edp in await real(params, sockname):
+                edp = copy.copy(edp)
+                edp.Server = copy.copy(edp.Server)
+                edp.Server.ApplicationUri = self.uri(i)
+                edp.Server.ApplicationName = ua.LocalizedText(f"Fleet {i}")
+                edp.Server.ApplicationType = ua.ApplicationType.Server
+                edp.EndpointUrl = f"opc.tcp://{host}:{base + i}"
+                out.append(edp)
+            return out
+
+        s.iserver.get_endpoints = get_endpoints
+        for i in range(1, self.conf["count"]):
+            await self.listen(i)
+        if self.conf.get("register"):
+            for i in range(self.conf["count"]):
+                await self.send(i, True)
+
+    async def listen(self, i):
+        from asyncua.server.binary_server_asyncio import BinaryServer
+
+        bs = BinaryServer(self.server.iserver, self.host, self.conf["basePort"] + i, self.server.limits)
+        bs.set_policies(self.server._policies)
+        await bs.start()
+        self.listeners[i] = bs
+
+    async def send(self, i, online):
+        from asyncua import Client
+
+        rs = ua.RegisteredServer()
+        rs.ServerUri = self.uri(i)
+        rs.ProductUri = "urn:tether-test:fleet"
+        rs.ServerNames = [ua.LocalizedText(f"Fleet {i}")]
+        rs.ServerType = ua.ApplicationType.Server
+        rs.DiscoveryUrls = [f"opc.tcp://{self.host}:{self.conf['basePort'] + i}"]
+        rs.IsOnline = online
+        client = Client(self.conf["lds"], timeout=5)
+        await client.connect_sessionless()
+        try:
+            await client.uaclient.register_server(rs)
+        finally:
+            await client.disconnect_sessionless()
+
+    async def stop_listener(self, i):
+        bs = self.listeners.pop(i)
+        await bs.stop()
 
 
 async def main():
@@ -204,6 +286,19 @@ async def main():
         await lds.start()
         say("ready")
         await commands({})
+        return
+    if role == "fleet":
+        fleet = Fleet(host, json.loads(sys.argv[3]))
+        await fleet.start()
+        say("ready")
+        await commands(
+            {
+                "register": lambda m: fleet.send(fleet.index(m["uri"]), True),
+                "unregister": lambda m: fleet.send(fleet.index(m["uri"]), False),
+                "stop": lambda m: fleet.stop_listener(fleet.index(m["uri"])),
+                "start": lambda m: fleet.listen(fleet.index(m["uri"])),
+            }
+        )
         return
     servers = {spec["uri"]: TestServer(host, spec) for spec in json.loads(sys.argv[3])}
     await asyncio.gather(*(s.start() for s in servers.values()))
