@@ -107,25 +107,30 @@ export class ClusterAgent {
       ...(options.externalHandler === undefined ? {} : { externalHandler: options.externalHandler }),
       events: new DiscoveryEvents(kube, options.node, log),
     });
-    // DRA discoveries: this node's ResourceSlices follow the devices it publishes.
-    const slices = new ResourceSlicePublisher({
-      node: options.node,
-      client,
-      log,
-      discovery: (namespace, name) => source.discovery(namespace, name),
-      nodeUid: () => this.#node.get(undefined, options.node)?.metadata?.uid,
-    });
+    // DRA discoveries: this node's ResourceSlices follow the devices it publishes — only when
+    // this agent is the node's DRA plugin: a claim allocated from a slice no plugin prepares
+    // would leave its pod stuck (and without --dra the device plugins serve those devices).
+    const slices =
+      options.dra === undefined
+        ? undefined
+        : new ResourceSlicePublisher({
+            node: options.node,
+            client,
+            log,
+            discovery: (namespace, name) => source.discovery(namespace, name),
+            nodeUid: () => this.#node.get(undefined, options.node)?.metadata?.uid,
+          });
     // A DRA discovery's settings (or its backend) changed: its slices change, its devices may not.
     source.onDiscoveryEvent(({ object, old }) => {
       const dra = (d: typeof old): boolean => d?.spec.backend === 'DRA';
-      if ((dra(object) || dra(old)) && object.metadata.generation !== old?.metadata.generation) slices.resync();
+      if ((dra(object) || dra(old)) && object.metadata.generation !== old?.metadata.generation) slices?.resync();
     });
     this.#runtime = new NodeRuntime({
       node: options.node,
       log,
       pluginDir: options.pluginDir,
       source,
-      publication: withResourceSlices(publication, slices),
+      publication: slices === undefined ? publication : withResourceSlices(publication, slices),
       ...(options.podResourcesSocket === undefined ? {} : { podResourcesSocket: options.podResourcesSocket }),
       ...(options.reconcileIntervalMs === undefined ? {} : { reconcileIntervalMs: options.reconcileIntervalMs }),
       ...(options.slotGraceMs === undefined ? {} : { slotGraceMs: options.slotGraceMs }),

@@ -95,6 +95,8 @@ export async function measureDraTaint(options: Options): Promise<Measurement[]> 
     slotGraceMs: 0,
     // One device-plugin server per discovery, not per device: the slices are what is measured.
     devicePluginMode: 'lean',
+    // Slices are published only by an agent that is its node's DRA plugin.
+    dra: { kubeletDir: join(dir, 'kubelet'), cdiDir: join(dir, 'cdi'), stateDir: join(dir, 'state') },
   });
   const slices = new Informer<ResourceSlice>({ client, type: RESOURCES.resourceSlices, fieldSelector: `spec.nodeName=${node}`, log });
   try {

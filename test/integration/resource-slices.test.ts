@@ -13,7 +13,11 @@ import type { ResourceSlice } from '../../agent/cluster/resource-slices.ts';
 import type { DeviceSink, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { KubeClient, type KubeObject } from '../../kube/client.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
-import { startAgentNode, type AgentNode } from './agent-node.ts';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClusterAgent } from '../../agent/cluster-agent.ts';
+import { createAgentMetrics } from '../../agent/metrics.ts';
 import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
 
 const ns = useTestNamespace('it-slices');
@@ -41,17 +45,31 @@ function drivenHandler(shared: boolean): { handler: DiscoveryHandler<Record<stri
   return { handler, sinks };
 }
 
-async function startNode(name: string, handler: DiscoveryHandler<Record<string, unknown>>): Promise<AgentNode> {
-  // Not a built-in name: served as an external handler would be.
-  const node = await startAgentNode({
-    name,
+async function startNode(name: string, handler: DiscoveryHandler<Record<string, unknown>>): Promise<ClusterAgent> {
+  // Not a built-in name: served as an external handler would be. The agent is the node's DRA
+  // plugin (slices are published only then), in its own temporary kubelet, CDI and state dirs.
+  const dir = await mkdtemp(join(tmpdir(), 'ta-dra-'));
+  const agent = new ClusterAgent({
+    node: name,
+    kc: loadKubeConfig(),
+    log: log.child({ node: name }),
+    pluginDir: join(dir, 'dp'),
     namespace: ns.name,
     handlers: new Map(),
     externalHandler: (n) => (n === handler.name ? handler : undefined),
-    log,
+    metrics: createAgentMetrics({ defaultMetrics: false }),
+    startupTimeoutMs: 2_000,
+    reconcileIntervalMs: 0,
+    slotGraceMs: 0,
+    dra: { kubeletDir: join(dir, 'kubelet'), cdiDir: join(dir, 'cdi'), stateDir: join(dir, 'state') },
   });
-  cleanups.push(() => node.stop());
-  return node;
+  await mkdir(join(dir, 'dp'), { recursive: true });
+  await agent.start();
+  cleanups.push(async () => {
+    await agent.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return agent;
 }
 
 async function createDiscovery(name: string, spec: Record<string, unknown>): Promise<void> {
