@@ -15,6 +15,7 @@ import { idleMeasures } from './measures/idle.ts';
 import { importCostMeasures } from './measures/import-cost.ts';
 import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
+import { opcuaMeasures } from './measures/opcua.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
 
 const measures: Measure[] = [
@@ -28,6 +29,7 @@ const measures: Measure[] = [
   ...idleMeasures,
   ...importCostMeasures,
   ...devicePluginModeMeasures,
+  ...opcuaMeasures,
 ];
 
 const wanted = process.argv.slice(2);
