@@ -7,11 +7,15 @@
  *    the real kubelet through `NodePrepareResources`, injected by containerd 2's CDI: each pod
  *    prints the variables of its claim's CDI spec. Figures: ResourceClaim created → pod Running,
  *    p50/p99 (printed, no timed assertions); pods deleted → every claim unprepared.
- * 2. Tether's DRA backend (`spec.backend: DRA`), installed by the chart on node 2 — skipped
- *    until it lands; each `it.skip` names what it waits for. None of them may be turned on by
- *    making the test weaker: each must fail while its feature is missing.
+ * 2. Tether's DRA backend (`spec.backend: DRA`), installed by the chart with
+ *    `agent.dra.enabled=true` (the agent's `--dra` kubelet plugin) on both nodes; a debug-echo
+ *    discovery selecting node 2: slices, offline taint, the controller's DeviceClass, claims
+ *    running with the env scheme through CDI (figures printed), consumable capacity, the
+ *    extended resource served through DRA, eviction by the offline taint, agent restart.
+ *    A case still waiting for a fix is an `it.skip` naming what it waits for; none may be turned
+ *    on by making the test weaker: each must fail while its feature is missing.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,14 +24,24 @@ import { draPoolName, DRA_DRIVER_NAME } from '../../api/dra-names.ts';
 import { deviceName, discoveryResourceName } from '../../api/names.ts';
 import { buildTetherImage } from '../../deploy/image/tether-image.ts';
 import { GROUP, isApiError, useTestNamespace, VERSION } from '../integration/support.ts';
-import { RELEASE, SYSTEM_NAMESPACE } from './chart-support.ts';
+import { agentPodOn, RELEASE, SYSTEM_NAMESPACE, waitAgentsReady } from './chart-support.ts';
 import { writeE2eChartValues } from './cluster.ts';
 import { CHART, helmFor, type Helm } from './helm.ts';
 import { importTetherImage } from './images.ts';
 import { watchUntil } from './watch.ts';
 import { startStandInDriver, STAND_IN_DRIVER, type StandInDriver } from './dra-driver.ts';
 import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
-import { api, createDiscovery, deletePod, waitFor, waitPodLogLines, waitPodRunning } from './support.ts';
+import {
+  api,
+  createDiscovery,
+  createPod,
+  deletePod,
+  devicePod,
+  waitFor,
+  waitPodLogLines,
+  waitPodRunning,
+  waitPodUnschedulable,
+} from './support.ts';
 
 const layout = nodeLayout(process.env, 2);
 const node2 = (): string => inject('e2eNode2Name');
@@ -43,12 +57,13 @@ interface SliceDevice {
   taints?: { key: string; value?: string; effect: string }[];
 }
 interface ResourceSlice {
-  metadata: { name: string };
+  metadata: { name: string; resourceVersion?: string };
   spec: { driver: string; nodeName?: string; pool: { name: string; generation: number }; devices?: SliceDevice[] };
 }
 
 /** What the tests read of a `resource.k8s.io/v1` ResourceClaim. */
 interface ResourceClaim {
+  metadata: { uid: string };
   status?: {
     allocation?: {
       devices?: {
@@ -265,6 +280,31 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         })) as ResourceClaim;
       }
 
+      async function deleteClaim(name: string): Promise<void> {
+        await api().custom.deleteNamespacedCustomObject({ ...RESOURCE, namespace: ns.name, plural: 'resourceclaims', name });
+      }
+
+      /**
+       * The env lines a pod with exactly `device` must print, spelled out from the README's scheme
+       * (not computed by the agent's code): the property, its hash-suffixed twin, TETHER_DEVICES.
+       */
+      async function expectDeviceEnv(pod: string, device: string): Promise<void> {
+        const id = IDS[devices.indexOf(device)];
+        expect(id, `${device} is not one of ${devices.join(', ')}`).toBeDefined();
+        const lines = [
+          `DEBUG_ECHO_DESCRIPTION=${id}`,
+          `DEBUG_ECHO_DESCRIPTION_${device.slice(-16).toUpperCase()}=${id}`,
+          `TETHER_DEVICES=${device}`,
+        ];
+        const log = await waitPodLogLines(ns.name, pod, lines);
+        expect(
+          log
+            .split('\n')
+            .filter((l) => l !== '')
+            .sort(),
+        ).toEqual([...lines].sort());
+      }
+
       /** A busybox pod using ResourceClaim `claim`, printing Tether's env scheme. */
       function tetherClaimPod(name: string, claim: string): V1Pod {
         const pod = claimPod(name, claim);
@@ -303,6 +343,8 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
           writeE2eChartValues(nodeLayout(), inject('e2eNodeServer')),
           '--set',
           'crds.install=false',
+          '--set',
+          'agent.dra.enabled=true',
           '--wait',
           '--timeout',
           '3m',
@@ -372,63 +414,124 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         expect(found.spec.selectors?.length).toBeGreaterThan(0);
       });
 
-      // Waiting for: the agent's --dra kubelet plugin wired into the CLI (agent/dra/ has the plugin,
-      // `tether agent` has no --dra yet) and the chart mounting plugins_registry, plugins and
-      // /var/run/cdi for it (deploy/helm has no DRA values yet).
-      it.skip('a pod with a ResourceClaim (template) runs with DEBUG_ECHO_DESCRIPTION / TETHER_DEVICES; ResourceClaim created → Running p50/p99', () => {
-        // To write when `tether agent --dra` and the chart's DRA mounts land.
-      });
-      // Waiting for: the controller's DeviceClass per DRA discovery (controller/dra/ is not committed
-      // yet) and the agent's --dra kubelet plugin.
-      it.skip('a pod requesting only the extended resource tether.dev/<discovery> is served through DRA', () => {
-        // To write when the controller's DeviceClass (extendedResourceName) and `--dra` land.
-      });
-      // Scheduler-level: the pods are bound and their claims allocated, but no container runs
-      // until `tether agent --dra` prepares claims (see the skipped case above).
-      it('capacity through the real scheduler: 2 devices × 2 consumable slots → 4 claims allocated, 2 per device; the 5th pod Unschedulable', async () => {
-        const names = Array.from({ length: 2 * CAPACITY + 1 }, (_, i) => `cap-${i}`);
+      it('pods with ResourceClaims run with the device’s env through CDI; 2 devices × 2 consumable slots: 4 Running, 2 per device, the 5th Unschedulable (ResourceClaim created → Running figures)', async () => {
+        const names = Array.from({ length: 2 * CAPACITY }, (_, i) => `cap-${i}`);
+        const latencies: number[] = [];
+        const perDevice = new Map<string, number>();
         for (const name of names) {
+          const created = Date.now();
           await createClaim(name);
           await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod(`${name}-pod`, name) });
-        }
-        const pods = await waitFor(
-          async () => {
-            const list = (await api().core.listNamespacedPod({ namespace: ns.name, labelSelector: 'tether.dev/e2e=true' })).items;
-            const bound = list.filter((p) => p.spec?.nodeName === node2());
-            const unschedulable = list.filter((p) =>
-              p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'),
-            );
-            return bound.length === 2 * CAPACITY && unschedulable.length === 1 ? { bound, unschedulable } : undefined;
-          },
-          { timeoutMs: 60_000, description: `${2 * CAPACITY} pods bound to ${node2()} and one Unschedulable` },
-        );
-        const perDevice = new Map<string, number>();
-        for (const pod of pods.bound) {
-          const claim = pod.spec!.resourceClaims![0]!.resourceClaimName!;
-          const results = (await readClaim(claim)).status?.allocation?.devices?.results ?? [];
+          const pod = await waitPodRunning(ns.name, `${name}-pod`, 90_000);
+          latencies.push(Date.now() - created);
+          expect(pod.spec?.nodeName).toBe(node2());
+          const results = (await readClaim(name)).status?.allocation?.devices?.results ?? [];
           expect(results).toHaveLength(1);
           expect(results[0]!.driver).toBe(DRA_DRIVER_NAME);
           expect(results[0]!.pool).toBe(pool);
           expect(results[0]!.consumedCapacity?.[SLOTS_CAPACITY]).toBe('1');
-          perDevice.set(results[0]!.device, (perDevice.get(results[0]!.device) ?? 0) + 1);
+          const device = results[0]!.device;
+          perDevice.set(device, (perDevice.get(device) ?? 0) + 1);
+          await expectDeviceEnv(`${name}-pod`, device);
         }
         expect(Object.fromEntries(perDevice)).toEqual(Object.fromEntries(devices.map((d) => [d, CAPACITY])));
-        await api().core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 });
-        for (const name of names)
-          await api().custom.deleteNamespacedCustomObject({ ...RESOURCE, namespace: ns.name, plural: 'resourceclaims', name });
+        await createClaim('cap-full');
+        await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('cap-full-pod', 'cap-full') });
+        expect(await waitPodUnschedulable(ns.name, 'cap-full-pod')).toMatch(/resourceclaim|cannot allocate/i);
+        const sorted = [...latencies].sort((x, y) => x - y);
+        process.stderr.write(
+          `[dra] Tether DRA (chart, --dra): ResourceClaim created → pod Running on ${node2()}, ${latencies.length} claims: ` +
+            `p50 ${percentile(sorted, 50)} ms, p99 ${percentile(sorted, 99)} ms (all: ${latencies.join(', ')} ms)\n`,
+        );
+        for (const name of [...names, 'cap-full']) await deletePod(ns.name, `${name}-pod`);
+        for (const name of [...names, 'cap-full']) await deleteClaim(name);
+      });
+
+      it('a pod requesting only the extended resource tether.dev/<discovery> is served through DRA', async () => {
+        const resource = discoveryResourceName(DISCOVERY);
+        const pod = devicePod('ext-pod', resource, `env | grep -E '^(TETHER_|DEBUG_ECHO_)' | sort`);
+        pod.spec!.nodeSelector = { 'kubernetes.io/hostname': node2() };
+        await createPod(ns.name, pod);
+        const running = await waitPodRunning(ns.name, 'ext-pod', 90_000);
+        // The scheduler made the pod's claim from the DeviceClass's extendedResourceName (KEP-5004).
+        const claimName = running.status?.extendedResourceClaimStatus?.resourceClaimName;
+        expect(claimName, JSON.stringify(running.status)).toBeDefined();
+        const results = (await readClaim(claimName!)).status?.allocation?.devices?.results ?? [];
+        expect(results.map((r) => r.driver)).toEqual([DRA_DRIVER_NAME]);
+        await expectDeviceEnv('ext-pod', results[0]!.device);
+        await deletePod(ns.name, 'ext-pod');
+      });
+
+      it('agent pod restart on node 2: prepared claim and its CDI spec intact, the pod keeps running; a new claim runs after', async () => {
+        await createClaim('keep');
+        await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('keep-pod', 'keep') });
+        const before = await waitPodRunning(ns.name, 'keep-pod', 90_000);
+        const claimUid = (await readClaim('keep')).metadata.uid;
+        const specFile = join(layout.cdiSpecDir!, `tether.dev-${claimUid}.json`);
+        const spec = readFileSync(specFile, 'utf8');
+        const sliceDevices = async (): Promise<string> =>
+          JSON.stringify((await poolSlices()).flatMap((x) => x.spec.devices ?? []).sort((a, b) => (a.name < b.name ? -1 : 1)));
+        const devicesBefore = await sliceDevices();
+        const versionsBefore = (await poolSlices()).map((x) => `${x.metadata.name}@${x.metadata.resourceVersion}`).sort();
+        // What node 2's slices list while the agent restarts, sampled every 100 ms.
+        const seen = new Set<string>();
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            seen.add(await sliceDevices().catch((error: unknown) => `error: ${String(error)}`));
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        })();
+        const agent = await agentPodOn(node2());
+        await api().core.deleteNamespacedPod({ namespace: SYSTEM_NAMESPACE, name: agent.metadata!.name! });
+        await waitFor(
+          async () => {
+            const now = await agentPodOn(node2()).catch(() => undefined);
+            return now !== undefined && now.metadata?.uid !== agent.metadata?.uid && now.status?.containerStatuses?.[0]?.ready === true;
+          },
+          { timeoutMs: 120_000, description: `a new Ready agent pod on ${node2()}` },
+        );
+        await waitAgentsReady();
+        const after = await api().core.readNamespacedPod({ namespace: ns.name, name: 'keep-pod' });
+        expect(after.metadata?.uid).toBe(before.metadata?.uid);
+        expect(after.status?.phase).toBe('Running');
+        expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+        expect(readFileSync(specFile, 'utf8')).toBe(spec);
+        sampling = false;
+        await sampler;
+        // The slice as it is after the restart (what it listed in between: the skipped case below).
+        expect(await sliceDevices()).toBe(devicesBefore);
+        const snapshots = [...seen].map((x) => (x === devicesBefore ? 'as before' : x));
+        process.stderr.write(`[dra] agent restart: node 2's slice devices seen while it restarted: ${JSON.stringify(snapshots)}\n`);
+        const versionsAfter = (await poolSlices()).map((x) => `${x.metadata.name}@${x.metadata.resourceVersion}`).sort();
+        process.stderr.write(`[dra] agent restart: node 2's slices ${JSON.stringify(versionsBefore)} → ${JSON.stringify(versionsAfter)}\n`);
+        // The restarted plugin serves: a new claim prepares and runs.
+        await createClaim('after-restart');
+        await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('after-restart-pod', 'after-restart') });
+        await waitPodRunning(ns.name, 'after-restart-pod', 90_000);
+        await deletePod(ns.name, 'after-restart-pod');
+        await deletePod(ns.name, 'keep-pod');
+        // Unprepared with the pod: its CDI spec goes.
+        await waitFor(() => (existsSync(specFile) ? undefined : true), { timeoutMs: 30_000, description: `${specFile} removed` });
+        await deleteClaim('after-restart');
+        await deleteClaim('keep');
+      });
+
+      // Waiting for: the agent keeping its ResourceSlices across a restart. Observed 2026-12-06 in
+      // 2 of 3 runs (image of commit 655baff + working tree; intermittent, so not asserted): while
+      // the agent pod on node 2 restarted, node 2's slice of the pool listed no device ("[]")
+      // before listing both again, and its resourceVersion changed — new claims cannot be
+      // allocated meanwhile. The [dra] lines
+      // "agent restart: …" print what was seen. Enable by asserting, in the case above, that
+      // `seen` holds only `devicesBefore` and the versions are unchanged.
+      it.skip('agent pod restart: the slice never loses a device and is not rewritten (no churn)', () => {
+        // See the comment above.
       });
 
       it('device offline → the pod allocated that device is evicted by its NoExecute taint (kube-controller-manager)', async () => {
         await createClaim('evict-0');
         await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('evict-0-pod', 'evict-0') });
-        await watchUntil<V1Pod>(api().kc, {
-          path: `/api/v1/namespaces/${ns.name}/pods`,
-          fieldSelector: 'metadata.name=evict-0-pod',
-          predicate: (p) => p.spec?.nodeName === node2(),
-          timeoutMs: 60_000,
-          description: 'evict-0-pod bound',
-          describe: (p) => JSON.stringify(p.status?.conditions ?? []),
-        });
+        await waitPodRunning(ns.name, 'evict-0-pod', 90_000);
         writeFileSync(availabilityHost, 'OFFLINE\n');
         try {
           await watchUntil<V1Pod>(api().kc, {
@@ -449,11 +552,6 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
           `no taint left on ${pool}`,
         );
         await api().core.deleteCollectionNamespacedPod({ namespace: ns.name, gracePeriodSeconds: 0 });
-      });
-
-      // Waiting for: the agent's --dra kubelet plugin and its checkpoint across agent pod restarts.
-      it.skip('agent pod restart: prepared claims intact (no unprepare/re-prepare), pods keep running, no slice churn', () => {
-        // To write when `tether agent --dra` lands.
       });
 
       it('deleting the DeviceDiscovery removes its DeviceClass and its ResourceSlices', async () => {
