@@ -288,6 +288,7 @@ describe('chart', () => {
       '/var/lib/kubelet/pod-resources': 'ro',
       '/var/lib/tether': 'rw',
       '/sys': 'ro',
+      '/run/udev': 'ro',
       '/dev': 'ro',
       '/tmp': 'rw',
     });
