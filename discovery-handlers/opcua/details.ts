@@ -7,7 +7,7 @@
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parseCidr, type Cidr } from '../ipv4.ts';
-import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaFilterInput } from './schema.ts';
+import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaDetailsInput, type OpcuaFilterInput } from './schema.ts';
 
 export type ApplicationType = 'Server' | 'Client' | 'ClientAndServer' | 'DiscoveryServer';
 export type SecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
@@ -62,17 +62,24 @@ export function policyUri(nameOrUri: string): string {
   return nameOrUri.includes('#') || nameOrUri.includes('/') ? nameOrUri : `${POLICY_URI_PREFIX}${nameOrUri}`;
 }
 
+/**
+ * Akri's default (the node's own LDS) applies to an Akri-shaped configuration, or when nothing
+ * else says where to look.
+ */
+function discoveryUrlsOf(input: OpcuaDetailsInput): readonly string[] {
+  const explicit = input.opcuaDiscoveryMethod?.standard?.discoveryUrls;
+  if (explicit !== undefined) return explicit;
+  const elsewhere = input.opcuaDiscoveryMethod === undefined && (input.endpointUrls.length > 0 || input.dnsSd);
+  return elsewhere ? [] : [DEFAULT_DISCOVERY_URL];
+}
+
 /** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
 export function parseOpcuaDetails(raw: unknown): OpcuaDetails {
   const input = parseWithSchema(OpcuaDetailsSchema, raw ?? {});
   const standard = input.opcuaDiscoveryMethod?.standard;
   if (standard?.applicationNames !== undefined && input.applicationNames !== undefined)
     throw new DetailsError('details.applicationNames', "set in two places; keep the top-level one (Akri's)");
-  // Akri's default (the node's own LDS) applies to an Akri-shaped configuration, or when nothing
-  // else says where to look.
-  const discoveryUrls =
-    standard?.discoveryUrls ??
-    (input.opcuaDiscoveryMethod === undefined && (input.endpointUrls.length > 0 || input.dnsSd) ? [] : [DEFAULT_DISCOVERY_URL]);
+  const discoveryUrls = discoveryUrlsOf(input);
   return {
     discoveryUrls: [...new Set(discoveryUrls)],
     endpointUrls: [...new Set(input.endpointUrls)],

@@ -98,6 +98,32 @@ function passesEndpointFilters(
   return details.securityPolicies === undefined || endpoints.some((e) => details.securityPolicies!.includes(e.securityPolicyUri));
 }
 
+/** The properties of a described server (certificate ones added by the caller); empty values left out. */
+function serverProperties(
+  candidate: ServerCandidate,
+  type: ApplicationType,
+  kept: readonly (EndpointInfo & { readonly url: string })[],
+): Record<string, string> {
+  const first = kept[0]!;
+  const properties: Record<string, string> = {
+    // Akri's brokers connect to this.
+    OPCUA_DISCOVERY_URL: candidate.discoveryUrl,
+    OPCUA_APPLICATION_URI: first.applicationUri,
+    OPCUA_APPLICATION_NAME: first.applicationName,
+    OPCUA_APPLICATION_TYPE: type,
+    OPCUA_PRODUCT_URI: first.productUri,
+    OPCUA_ENDPOINT_URL: first.url,
+    OPCUA_ENDPOINT_URLS: sortedUnique(kept.map((e) => e.url)).join(','),
+    OPCUA_SECURITY_MODES: sortedUnique(kept.map((e) => e.securityMode)).join(','),
+    OPCUA_SECURITY_POLICIES: sortedUnique(kept.map((e) => policyName(e.securityPolicyUri))).join(','),
+    OPCUA_USER_TOKEN_TYPES: sortedUnique(kept.flatMap((e) => e.userTokenTypes)).join(','),
+    OPCUA_DISCOVERED_VIA: candidate.source,
+  };
+  if (candidate.ldsUrl !== undefined) properties['OPCUA_LDS_URL'] = candidate.ldsUrl;
+  for (const key of Object.keys(properties)) if (properties[key] === '') delete properties[key];
+  return properties;
+}
+
 /**
  * The device for `candidate`, whose GetEndpoints (asked at `candidate.discoveryUrl`, answered
  * from `answeredFrom`) returned `endpoints`.
@@ -138,25 +164,10 @@ export function describeServer(
   const certificate = kept.find((e) => e.serverCertificate !== undefined && e.serverCertificate.length > 0)?.serverCertificate;
   const print = certificate === undefined ? undefined : thumbprint(certificate);
   const untrusted = print !== undefined && details.trustedThumbprints.size > 0 && !details.trustedThumbprints.has(print);
-  const properties: Record<string, string> = {
-    // Akri's brokers connect to this.
-    OPCUA_DISCOVERY_URL: candidate.discoveryUrl,
-    OPCUA_APPLICATION_URI: first.applicationUri,
-    OPCUA_APPLICATION_NAME: first.applicationName,
-    OPCUA_APPLICATION_TYPE: type,
-    OPCUA_PRODUCT_URI: first.productUri,
-    OPCUA_ENDPOINT_URL: first.url,
-    OPCUA_ENDPOINT_URLS: sortedUnique(kept.map((e) => e.url)).join(','),
-    OPCUA_SECURITY_MODES: sortedUnique(kept.map((e) => e.securityMode)).join(','),
-    OPCUA_SECURITY_POLICIES: sortedUnique(kept.map((e) => policyName(e.securityPolicyUri))).join(','),
-    OPCUA_USER_TOKEN_TYPES: sortedUnique(kept.flatMap((e) => e.userTokenTypes)).join(','),
-    OPCUA_DISCOVERED_VIA: candidate.source,
-  };
-  if (candidate.ldsUrl !== undefined) properties['OPCUA_LDS_URL'] = candidate.ldsUrl;
+  const properties = serverProperties(candidate, type, kept);
   if (print !== undefined) {
     properties['OPCUA_SERVER_CERT_THUMBPRINT'] = print;
     if (details.trustedThumbprints.size > 0) properties['OPCUA_SERVER_CERT_TRUSTED'] = String(!untrusted);
   }
-  for (const key of Object.keys(properties)) if (properties[key] === '') delete properties[key];
   return { device: { id: first.applicationUri, properties }, refusedUrls, untrusted };
 }

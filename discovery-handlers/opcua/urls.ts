@@ -63,6 +63,14 @@ function meansAnsweringHost(host: string): boolean {
   return value === 0;
 }
 
+/** The host to connect to for a URL host handed out by `answeredFrom` (before the address checks). */
+function targetHost(host: string, answeredFrom: string): { host: string } | { refused: UrlRefusal } {
+  if (meansAnsweringHost(host) || (isLoopback(host) && !isLoopback(answeredFrom))) return { host: answeredFrom };
+  const value = ipv4ToInt(host);
+  // Canonical dotted quads only: `010.0.0.1` is 10.0.0.1 here and 8.0.0.1 to some clients.
+  return value === undefined || intToIpv4(value) !== host ? { refused: 'not-ipv4' } : { host };
+}
+
 /**
  * Checks `url` that a server or LDS answering from `answeredFrom` handed out. Returns the URL
  * to use (normalised, host rewritten where it means the answering host, userinfo, query and
@@ -78,18 +86,15 @@ export function checkEndpointUrl(url: string, answeredFrom: string, policy: Endp
   }
   if (parsed.protocol !== 'opc.tcp:') return { refused: 'not-opc-tcp' };
   if (!isUsableAddress(answeredFrom)) return { refused: 'reserved-address' };
-  const host = parsed.hostname.toLowerCase();
-  const loopbackMode = isLoopback(answeredFrom);
-  let target = host;
-  if (meansAnsweringHost(host) || (isLoopback(host) && !loopbackMode)) target = answeredFrom;
-  else if (ipv4ToInt(host) === undefined) return { refused: 'not-ipv4' };
-  else if (intToIpv4(ipv4ToInt(host)!) !== host) return { refused: 'not-ipv4' };
-  if (!isUsableAddress(target) || (isLoopback(target) && !loopbackMode)) return { refused: 'reserved-address' };
-  if (target !== answeredFrom && !policy.allowedCidrs.some((cidr) => cidrContains(cidr, target))) return { refused: 'not-the-server' };
+  const target = targetHost(parsed.hostname.toLowerCase(), answeredFrom);
+  if ('refused' in target) return target;
+  const host = target.host;
+  if (!isUsableAddress(host) || (isLoopback(host) && !isLoopback(answeredFrom))) return { refused: 'reserved-address' };
+  if (host !== answeredFrom && !policy.allowedCidrs.some((cidr) => cidrContains(cidr, host))) return { refused: 'not-the-server' };
   // WHATWG URL does not parse the authority of unknown schemes: build the URL by hand.
   const port = parsed.port === '' ? '4840' : parsed.port;
   const path = parsed.pathname === '' ? '' : parsed.pathname;
-  return { url: `opc.tcp://${target}:${port}${path}` };
+  return { url: `opc.tcp://${host}:${port}${path}` };
 }
 
 /** The host (IPv4) and port of an operator-given or accepted `opc.tcp://` URL. */
