@@ -63,6 +63,12 @@ export class ResourceSlicePublisher {
   /** Pool → the generation this agent last wrote. */
   readonly #generations = new Map<string, number>();
   #devices: readonly SliceDevice[] = [];
+  /**
+   * Whether the runtime has said what this node serves. Until then the slices a previous run
+   * wrote stand: planning with no devices would empty them for the length of a restart, and no
+   * claim could be allocated meanwhile.
+   */
+  #told = false;
   #started = false;
   #stopped = false;
   #dirty = false;
@@ -117,6 +123,7 @@ export class ResourceSlicePublisher {
   /** The devices this node serves now (all of them; non-DRA ones are skipped). Cheap, synchronous. */
   update(devices: readonly SliceDevice[]): void {
     this.#devices = devices;
+    this.#told = true;
     this.#kick();
   }
 
@@ -139,13 +146,13 @@ export class ResourceSlicePublisher {
   }
 
   #kick(): void {
-    if (!this.#started) return;
+    if (!this.#started || !this.#told) return;
     this.#dirty = true;
     this.#loop ??= this.#run().finally(() => (this.#loop = undefined));
   }
 
   async #run(): Promise<void> {
-    while (this.#dirty && this.#started) {
+    while (this.#dirty && this.#started && this.#told) {
       this.#dirty = false;
       try {
         await this.#pass();

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterAgent } from '../../agent/cluster-agent.ts';
 import { createAgentMetrics } from '../../agent/metrics.ts';
-import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
+import { API_VERSION, loadKubeConfig, ResilientWatch, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
 
 const ns = useTestNamespace('it-slices');
 const log = pino({ level: process.env['TETHER_TEST_LOG'] ?? 'silent' });
@@ -168,6 +168,43 @@ describe('ResourceSlices of a DRA discovery', () => {
       { fieldManager: 'test', force: true },
     );
     await waitFor(async () => (await slicesOf(node)).length === 0, { description: 'slices deleted' });
+  });
+
+  it('keeps the slices through an agent restart: never emptied, not rewritten', async () => {
+    const node = `slices-r-${suffix}`;
+    const { handler, sinks } = drivenHandler(false);
+    await createDiscovery('restart', {
+      handler: handler.name,
+      details: { key: 'restart' },
+      backend: 'DRA',
+      offlineGracePeriodSeconds: 300,
+    });
+    const first = await startNode(node, handler);
+    const devices = [
+      { id: 'r-1', properties: {} },
+      { id: 'r-2', properties: {} },
+    ];
+    (await waitFor(() => sinks.get('restart'), { description: 'session running' })).replaceAll(devices);
+    const before = await waitFor(async () => {
+      const s = await slicesOf(node);
+      return devicesOf(s).length === 2 && s;
+    });
+    const watch = new ResilientWatch(loadKubeConfig(), '/apis/resource.k8s.io/v1/resourceslices');
+    await watch.start(before[0]!.metadata.resourceVersion);
+    cleanups.push(() => Promise.resolve(watch.stop()));
+    await first.stop();
+    sinks.delete('restart');
+
+    // The new agent's session is seeded with what the old one served; its handler reports later.
+    await startNode(node, handler);
+    const sink = await waitFor(() => sinks.get('restart'), { description: 'session running again' });
+    sink.replaceAll(devices);
+    // A later change, published after anything the restart did: every earlier write is watched by then.
+    sink.replaceAll([...devices, { id: 'r-3', properties: {} }]);
+    await watch.next((e) => e.object.metadata?.name === before[0]!.metadata.name && devicesOf([e.object as ResourceSlice]).length === 3);
+    const mine = watch.events.filter((e) => e.object.metadata?.name === before[0]!.metadata.name);
+    const counts = mine.map((e) => (e.type === 'DELETED' ? -1 : devicesOf([e.object as ResourceSlice]).length));
+    expect(counts).toEqual([3]);
   });
 
   it('lists a shared device on every node that sees it, under one name in one pool', async () => {
