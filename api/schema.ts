@@ -376,7 +376,7 @@ export const DeviceDiscoverySpecSchema = Type.Object(
   {
     handler: Type.String({
       description:
-        "Name of the discovery handler: a built-in (usb, udev, onvif, mdns, mqtt, debug-echo; Akri's debugEcho names debug-echo) or an external handler as it registers. Immutable.",
+        "Name of the discovery handler: a built-in (usb, udev, onvif, opcua, mdns, mqtt, debug-echo; Akri's debugEcho names debug-echo) or an external handler as it registers. Immutable.",
       minLength: 1,
       maxLength: 63,
       pattern: HANDLER_NAME_PATTERN,
