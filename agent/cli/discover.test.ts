@@ -93,6 +93,7 @@ describe('tether discover --help', () => {
 
   it('lists the handlers without one', () => {
     const text = help('--help');
-    for (const name of ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb', 'udev', 'opcua']) expect(text).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
+    for (const name of ['debug-echo', 'mqtt', 'mdns', 'onvif', 'usb', 'udev', 'opcua'])
+      expect(text).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
   });
 });
