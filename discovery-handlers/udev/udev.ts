@@ -11,8 +11,8 @@
  *   udevd costs at most one interval (Akri polls every 10 s, with no monitor).
  * Every scan reports the full set (`replaceAll`); the agent diffs it.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import type { DiscoveryHandler, HandlerContext } from '../contract.ts';
+import { runWatchedScans } from '../watched-scans.ts';
 import { parseUdevDetails, type UdevDetails } from './details.ts';
 import { udevDevices } from './devices.ts';
 import { scanNeeds } from './match.ts';
@@ -53,88 +53,27 @@ function troubleReporter(context: HandlerContext): (scan: UdevScan, dropped: num
 }
 
 async function run(details: UdevDetails, context: HandlerContext, options: UdevHandlerOptions): Promise<void> {
-  const { sink, signal, log, count } = context;
   const roots = { sysfsRoot: options.sysfsRoot ?? '/sys', udevDataRoot: options.udevDataRoot ?? '/run/udev/data' };
   const devRoot = options.devRoot ?? '/dev';
   const needs = scanNeeds(details.udevRules);
   const report = troubleReporter(context);
-  let scanning: Promise<void> | undefined;
-  let again = false;
-
-  const scanOnce = async (): Promise<void> => {
-    const scan = await scanUdevDevices(roots, needs);
-    const { devices, dropped } = udevDevices(scan.candidates, scan.index, details, devRoot);
-    report(scan, dropped);
-    if (!signal.aborted) sink.replaceAll(devices);
+  const scan = async (): Promise<void> => {
+    const found = await scanUdevDevices(roots, needs);
+    const { devices, dropped } = udevDevices(found.candidates, found.index, details, devRoot);
+    report(found, dropped);
+    if (!context.signal.aborted) context.sink.replaceAll(devices);
   };
-  // One scan at a time; a trigger during a scan queues exactly one more.
-  const rescan = (): Promise<void> => {
-    if (scanning !== undefined) {
-      again = true;
-      return scanning;
-    }
-    scanning = (async () => {
-      do {
-        again = false;
-        await scanOnce();
-      } while (again && !signal.aborted);
-    })().finally(() => (scanning = undefined));
-    return scanning;
-  };
-
-  let failure: unknown;
-  let fail: () => void = () => undefined;
-  const failed = new Promise<void>((resolve) => (fail = resolve));
-  const trigger = (): void => {
-    rescan().catch((error: unknown) => {
-      failure = error;
-      fail();
-    });
-  };
-
-  let debounce: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  // (Re)starts the watch when the directory exists; called at start and on every poll, so a
-  // database that appears later (udevd started after the agent) or is re-created is picked up.
-  const ensureWatch = (): void => {
-    if (watcher !== undefined || signal.aborted) return;
-    try {
-      const w = watch(roots.udevDataRoot, { signal }, () => {
-        count('watch_event');
-        clearTimeout(debounce);
-        debounce = setTimeout(trigger, DEBOUNCE_MS);
-      });
-      w.on('error', (error) => {
-        log.debug({ err: error, path: roots.udevDataRoot }, 'Lost the watch of the udev database');
-        w.close();
-        if (watcher === w) watcher = undefined;
-      });
-      watcher = w;
-    } catch {
-      // Missing: polling covers it until it appears.
-    }
-  };
-  ensureWatch();
-  log.debug({ ...roots, watching: watcher !== undefined, pollIntervalMs: details.pollIntervalMs, needs }, 'Started udev discovery');
-
-  await rescan();
-  const timer = setInterval(() => {
-    ensureWatch();
-    trigger();
-  }, details.pollIntervalMs);
-  try {
-    // The signal may already be aborted (e.g. `tether discover` stops after the first report).
-    const aborted = signal.aborted
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    await Promise.race([aborted, failed]);
-  } finally {
-    clearInterval(timer);
-    clearTimeout(debounce);
-    watcher?.close();
-    await scanning?.catch(() => undefined);
-  }
-  if (failure !== undefined && !signal.aborted) throw new Error('udev scan failed', { cause: failure });
+  await runWatchedScans(
+    {
+      scan,
+      watchPaths: [roots.udevDataRoot],
+      pollIntervalMs: details.pollIntervalMs,
+      debounceMs: DEBOUNCE_MS,
+      what: 'udev',
+      logFields: { ...roots, needs },
+    },
+    context,
+  );
 }
 
 /** The `udev` handler; `options` point it at other roots (tests use fixture trees). */

@@ -15,8 +15,8 @@
  * model shares) is `usb:<vid>:<pid>:port:<controller>-<port chain>`. A re-enumerated device
  * (reset, replug into the same port) keeps its id and reports its new node paths (Akri #734).
  */
-import { watch, type FSWatcher } from 'node:fs';
 import type { DeviceNode, DiscoveredDevice, DiscoveryHandler, HandlerContext } from '../contract.ts';
+import { runWatchedScans } from '../watched-scans.ts';
 import { parseUsbDetails, type ClassMatch, type NodeKind, type UsbDetails, type UsbMatcher } from './details.ts';
 import { NoUsbBusError, scanUsbDevices, type UsbDevice } from './sysfs.ts';
 
@@ -143,11 +143,9 @@ export function usbDevices(scan: readonly UsbDevice[], details: UsbDetails, devR
 }
 
 async function run(details: UsbDetails, context: HandlerContext, options: UsbHandlerOptions): Promise<void> {
-  const { sink, signal, log, count } = context;
+  const { sink, log } = context;
   const root = options.sysfsRoot ?? '/sys';
   const devRoot = options.devRoot ?? '/dev';
-  let scanning: Promise<void> | undefined;
-  let again = false;
   let noBusReported = false;
 
   const scanOnce = async (): Promise<void> => {
@@ -162,76 +160,17 @@ async function run(details: UsbDetails, context: HandlerContext, options: UsbHan
       sink.replaceAll([]);
     }
   };
-  // One scan at a time; a trigger during a scan queues exactly one more.
-  const rescan = (): Promise<void> => {
-    if (scanning !== undefined) {
-      again = true;
-      return scanning;
-    }
-    scanning = (async () => {
-      do {
-        again = false;
-        await scanOnce();
-      } while (again && !signal.aborted);
-    })().finally(() => (scanning = undefined));
-    return scanning;
-  };
-
-  let failure: unknown;
-  let fail: () => void = () => undefined;
-  const failed = new Promise<void>((resolve) => (fail = resolve));
-  const trigger = (): void => {
-    rescan().catch((error: unknown) => {
-      failure = error;
-      fail();
-    });
-  };
-
-  let debounce: NodeJS.Timeout | undefined;
-  const watchers = new Map<string, FSWatcher>();
-  // (Re)starts the watch of every path that exists; called at start and on every poll, so a
-  // directory that appears later (udevd started after the agent) or was re-created is picked up.
-  const ensureWatches = (): void => {
-    for (const path of options.watchPaths ?? ['/run/udev/data']) {
-      if (watchers.has(path) || signal.aborted) continue;
-      try {
-        const watcher = watch(path, { signal }, () => {
-          count('watch_event');
-          clearTimeout(debounce);
-          debounce = setTimeout(trigger, DEBOUNCE_MS);
-        });
-        watcher.on('error', (error) => {
-          log.debug({ err: error, path }, 'Lost the watch for USB changes');
-          watcher.close();
-          watchers.delete(path);
-        });
-        watchers.set(path, watcher);
-      } catch {
-        // Missing: polling covers it until it appears.
-      }
-    }
-  };
-  ensureWatches();
-  log.debug({ root, watching: [...watchers.keys()], pollIntervalMs: details.pollIntervalMs }, 'Started USB discovery');
-
-  await rescan();
-  const timer = setInterval(() => {
-    ensureWatches();
-    trigger();
-  }, details.pollIntervalMs);
-  try {
-    // The signal may already be aborted (e.g. `tether discover` stops after the first report).
-    const aborted = signal.aborted
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    await Promise.race([aborted, failed]);
-  } finally {
-    clearInterval(timer);
-    clearTimeout(debounce);
-    for (const w of watchers.values()) w.close();
-    await scanning?.catch(() => undefined);
-  }
-  if (failure !== undefined && !signal.aborted) throw new Error('USB scan failed', { cause: failure });
+  await runWatchedScans(
+    {
+      scan: scanOnce,
+      watchPaths: options.watchPaths ?? ['/run/udev/data'],
+      pollIntervalMs: details.pollIntervalMs,
+      debounceMs: DEBOUNCE_MS,
+      what: 'USB',
+      logFields: { root },
+    },
+    context,
+  );
 }
 
 export function createUsbHandler(options: UsbHandlerOptions = {}): DiscoveryHandler<UsbDetails> {
