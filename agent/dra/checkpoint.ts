@@ -7,9 +7,9 @@
  * the only I/O. Saves are atomic (temp file, fsync, rename), so a crash leaves the old or the
  * new content, never a torn file.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { DraDevice } from '../../proto/types.ts';
+import { writeFileAtomically } from '../state-file.ts';
 
 /** File name inside the agent's state directory. */
 export const CHECKPOINT_FILE = 'dra-checkpoint.json';
@@ -79,27 +79,6 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     return parseCheckpoint(text);
   } catch (error) {
     throw new Error(`parsing ${path}`, { cause: error });
-  }
-}
-
-/** Writes `text` to a temp file beside `path`, syncs it and renames it over `path`. */
-export async function writeFileAtomically(path: string, text: string, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp`;
-  await rm(temp, { force: true });
-  // 'wx' (O_CREAT | O_EXCL): fails rather than follow anything created at the temp path meanwhile.
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
   }
 }
 

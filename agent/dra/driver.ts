@@ -30,10 +30,10 @@ import {
   saveCheckpoint,
   withClaim,
   withoutClaim,
-  writeFileAtomically,
   type Checkpoint,
   type PreparedClaim,
 } from './checkpoint.ts';
+import { writeFileAtomically } from '../state-file.ts';
 import { resolveClaimDevices, type ResolvedDevice, type ResourceClaim } from './claim-devices.ts';
 
 /**

@@ -17,9 +17,10 @@
  * plain read), and the temp file is created exclusively (a planted symlink is not followed).
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { writeFileAtomically } from '../state-file.ts';
 import { parseRegistration, type HandlerAddress } from './endpoint.ts';
 
 /** The file's name inside the agent's state directory. */
@@ -169,7 +170,7 @@ export class EndpointStore {
     while (this.#wanted !== undefined && this.#wanted !== this.#written) {
       const text = this.#wanted;
       try {
-        await writeAtomically(this.#options.path, text);
+        await writeFileAtomically(this.#options.path, text);
         if (this.#failing) this.#options.log.info({ file: this.#options.path }, 'Saved external handler endpoints again');
         this.#failing = false;
       } catch (error) {
@@ -197,26 +198,5 @@ export class EndpointStore {
     } finally {
       await handle.close();
     }
-  }
-}
-
-/** Writes a temp file beside `path`, syncs it and renames it over `path`. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp`;
-  await rm(temp, { force: true });
-  // 'wx' (O_CREAT | O_EXCL): fails rather than follow anything created at the temp path meanwhile.
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
   }
 }
