@@ -13,6 +13,16 @@ describe('SlotLedger', () => {
     expect(ledger.holderOf('cam-1-1')).toBeUndefined();
   });
 
+  it("a lost claim releases only this node's holding, never the winner's the cluster reported meanwhile", () => {
+    const ledger = new SlotLedger();
+    ledger.claim(['s-0', 's-1'], viaDevice);
+    // The winner's claim of s-0 arrives from the cluster before the loser's apply fails.
+    ledger.mirrorDevice(['s-0', 's-1'], { '0': 'n2' }, 'n1');
+    ledger.releaseHeldBy(['s-0', 's-1'], 'n1');
+    expect(ledger.holderOf('s-0')?.node).toBe('n2');
+    expect(ledger.holderOf('s-1')).toBeUndefined();
+  });
+
   it('re-claiming by the same holder is idempotent', () => {
     const ledger = new SlotLedger();
     ledger.claim(['s-0'], viaDevice);

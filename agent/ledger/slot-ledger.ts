@@ -40,6 +40,14 @@ export class SlotLedger {
     for (const slot of slots) this.#held.delete(slot);
   }
 
+  /**
+   * Releases the slots `node` still holds, leaving any another node took meanwhile: a claim
+   * that lost a race must not erase the winner's holding the cluster already reported.
+   */
+  releaseHeldBy(slots: Iterable<string>, node: string): void {
+    for (const slot of slots) if (this.#held.get(slot)?.node === node) this.#held.delete(slot);
+  }
+
   holderOf(slot: string): SlotHolder | undefined {
     return this.#held.get(slot);
   }

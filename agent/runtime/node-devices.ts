@@ -198,7 +198,8 @@ export class NodeDevices implements PluginBackend {
       observe('ok');
       return response;
     } catch (error) {
-      this.#options.ledger.release(deviceIds);
+      // The winner's holding may already be mirrored from the cluster: keep it.
+      this.#options.ledger.releaseHeldBy(deviceIds, this.#options.node);
       this.#slotsChanged();
       if (error instanceof ApplyConflictError) {
         observe('conflict');
