@@ -523,7 +523,10 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
       // before listing both again, and its resourceVersion changed — new claims cannot be
       // allocated meanwhile. The [dra] lines
       // "agent restart: …" print what was seen. Enable by asserting, in the case above, that
-      // `seen` holds only `devicesBefore` and the versions are unchanged.
+      // `seen` holds only `devicesBefore` and the versions are unchanged. Since 48278b1 (the slice
+      // publisher waits for the runtime's first device set instead of planning with none when its
+      // informer syncs) the one fresh-clone run seen printed "as before" and unchanged versions;
+      // enable it after a few more runs agree.
       it.skip('agent pod restart: the slice never loses a device and is not rewritten (no churn)', () => {
         // See the comment above.
       });
