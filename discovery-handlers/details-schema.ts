@@ -40,3 +40,56 @@ export function switchable<const Options extends TSchema>(
 ): ReturnType<typeof Type.Union<[ReturnType<typeof Type.Boolean>, Options]>> {
   return Type.Union([Type.Boolean(), options], { description });
 }
+
+const filterValues = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
+  Type.Array(Type.String({ maxLength: 1024, pattern: '\\S', errorMessage: 'must be a non-empty string' }), {
+    description,
+    maxItems: 1024,
+    default: [],
+  });
+
+const akriFilter = closedObject({
+  action: stringEnum(['Include', 'Exclude'] as const, { description: 'Whether items include or exclude.', default: 'Include' }),
+  items: filterValues('The values.'),
+});
+
+/**
+ * Builds a handler's filter field: Tether's `{include, exclude}` or Akri's `{action, items}`;
+ * `keep` and `drop` describe the two lists in the handler's own words.
+ */
+const tetherFilter = (
+  keep: string,
+  drop: string,
+): TObject<{ include: ReturnType<typeof filterValues>; exclude: ReturnType<typeof filterValues> }> =>
+  closedObject({ include: filterValues(keep), exclude: filterValues(drop) });
+
+export function includeExcludeFilter(
+  keep: string,
+  drop: string,
+): (
+  description: string,
+) => ReturnType<typeof Type.Optional<ReturnType<typeof Type.Union<[ReturnType<typeof tetherFilter>, typeof akriFilter]>>>> {
+  const tether = tetherFilter(keep, drop);
+  return (description) =>
+    Type.Optional(Type.Union([tether, akriFilter], { description: `${description} {include, exclude} or Akri's {action, items}.` }));
+}
+
+/** A filter's value after validation, in either shape. */
+export type FilterInput =
+  | { readonly include: readonly string[]; readonly exclude: readonly string[] }
+  | { readonly action: 'Include' | 'Exclude'; readonly items: readonly string[] };
+
+/** Both shapes as trimmed include and exclude lists, each value with its field path. */
+export function filterLists(
+  raw: FilterInput | undefined,
+  path: string,
+): { include: { value: string; path: string }[]; exclude: { value: string; path: string }[] } {
+  const withPaths = (list: readonly string[], at: string): { value: string; path: string }[] =>
+    list.map((value, i) => ({ value: value.trim(), path: `${at}[${i}]` }));
+  if (raw === undefined) return { include: [], exclude: [] };
+  if ('items' in raw) {
+    const items = withPaths(raw.items, `${path}.items`);
+    return raw.action === 'Include' ? { include: items, exclude: [] } : { include: [], exclude: items };
+  }
+  return { include: withPaths(raw.include, `${path}.include`), exclude: withPaths(raw.exclude, `${path}.exclude`) };
+}

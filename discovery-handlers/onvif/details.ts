@@ -9,7 +9,8 @@ import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parsePattern, type TextPattern } from '../pattern.ts';
 import { hostCount, parseCidr, type Cidr } from '../ipv4.ts';
-import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS, OnvifDetailsSchema, type OnvifDetailsInput, type OnvifFilterInput } from './schema.ts';
+import { filterLists, type FilterInput } from '../details-schema.ts';
+import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS, OnvifDetailsSchema, type OnvifDetailsInput } from './schema.ts';
 import { WS_DISCOVERY_PORT } from './ws-discovery.ts';
 
 export interface IncludeExclude<T> {
@@ -68,24 +69,8 @@ export interface OnvifDetails extends Readonly<
 /** Unicast probing expands CIDR blocks; this caps the datagrams per probe round. */
 export const MAX_UNICAST_HOSTS = 4096;
 
-type Items = { value: string; path: string }[];
-
-function withPaths(list: readonly string[], at: string): Items {
-  return list.map((value, i) => ({ value: value.trim(), path: `${at}[${i}]` }));
-}
-
-/** `{include, exclude}` or Akri's `{action, items}` → lists of trimmed strings with their paths. */
-function includeExclude(raw: OnvifFilterInput | undefined, path: string): { include: Items; exclude: Items } {
-  if (raw === undefined) return { include: [], exclude: [] };
-  if ('items' in raw) {
-    const items = withPaths(raw.items, `${path}.items`);
-    return raw.action === 'Include' ? { include: items, exclude: [] } : { include: [], exclude: items };
-  }
-  return { include: withPaths(raw.include, `${path}.include`), exclude: withPaths(raw.exclude, `${path}.exclude`) };
-}
-
-function mapFilter<T>(raw: OnvifFilterInput | undefined, path: string, parse: (value: string, path: string) => T): IncludeExclude<T> {
-  const { include, exclude } = includeExclude(raw, path);
+function mapFilter<T>(raw: FilterInput | undefined, path: string, parse: (value: string, path: string) => T): IncludeExclude<T> {
+  const { include, exclude } = filterLists(raw, path);
   return { include: include.map((i) => parse(i.value, i.path)), exclude: exclude.map((i) => parse(i.value, i.path)) };
 }
 

@@ -6,7 +6,7 @@
  * `discoveryTimeoutSeconds` keeps its Akri meaning.
  */
 import { Type, type Static } from 'typebox';
-import { closedObject, stringEnum } from '../details-schema.ts';
+import { closedObject, includeExcludeFilter } from '../details-schema.ts';
 
 /** The largest `maxResponseBytes` accepted: a SOAP answer is parsed synchronously, ~50 ms per 256 KiB. */
 export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024;
@@ -14,29 +14,10 @@ export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024;
 /** First probe window when not set (shortened to probeIntervalSeconds when that is shorter). */
 export const DEFAULT_DISCOVERY_TIMEOUT_SECONDS = 1;
 
-const items = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
-  Type.Array(Type.String({ maxLength: 1024, pattern: '\\S', errorMessage: 'must be a non-empty string' }), {
-    description,
-    maxItems: 1024,
-    default: [],
-  });
-
-const IncludeExcludeSchema = closedObject({
-  include: items('Keep only cameras matching one of these (a camera whose value is unknown fails).'),
-  exclude: items('Drop cameras matching one of these.'),
-});
-
-const AkriFilterSchema = closedObject({
-  action: stringEnum(['Include', 'Exclude'] as const, { description: 'Whether items include or exclude.', default: 'Include' }),
-  items: items('The values.'),
-});
-
-const filter = (
-  description: string,
-): ReturnType<typeof Type.Optional<ReturnType<typeof Type.Union<[typeof IncludeExcludeSchema, typeof AkriFilterSchema]>>>> =>
-  Type.Optional(
-    Type.Union([IncludeExcludeSchema, AkriFilterSchema], { description: `${description} {include, exclude} or Akri's {action, items}.` }),
-  );
+const filter = includeExcludeFilter(
+  'Keep only cameras matching one of these (a camera whose value is unknown fails).',
+  'Drop cameras matching one of these.',
+);
 
 export const OnvifDetailsSchema = closedObject(
   {
@@ -110,4 +91,3 @@ export const OnvifDetailsSchema = closedObject(
 );
 
 export type OnvifDetailsInput = Static<typeof OnvifDetailsSchema>;
-export type OnvifFilterInput = Static<typeof IncludeExcludeSchema> | Static<typeof AkriFilterSchema>;

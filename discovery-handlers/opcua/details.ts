@@ -7,7 +7,8 @@
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parseCidr, type Cidr } from '../ipv4.ts';
-import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaDetailsInput, type OpcuaFilterInput } from './schema.ts';
+import { filterLists, type FilterInput } from '../details-schema.ts';
+import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaDetailsInput } from './schema.ts';
 
 export type ApplicationType = 'Server' | 'Client' | 'ClientAndServer' | 'DiscoveryServer';
 export type SecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
@@ -49,12 +50,9 @@ export interface OpcuaDetails {
 
 export const POLICY_URI_PREFIX = 'http://opcfoundation.org/UA/SecurityPolicy#';
 
-function valueFilter(raw: OpcuaFilterInput | undefined): ValueFilter {
-  if (raw === undefined) return { include: [], exclude: [] };
-  const trim = (items: readonly string[]): string[] => items.map((i) => i.trim());
-  if ('action' in raw)
-    return raw.action === 'Include' ? { include: trim(raw.items), exclude: [] } : { include: [], exclude: trim(raw.items) };
-  return { include: trim(raw.include), exclude: trim(raw.exclude) };
+function valueFilter(raw: FilterInput | undefined): ValueFilter {
+  const { include, exclude } = filterLists(raw, '');
+  return { include: include.map((i) => i.value), exclude: exclude.map((i) => i.value) };
 }
 
 /** `Basic256Sha256` or its URI → the URI. */

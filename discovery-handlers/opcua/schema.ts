@@ -8,7 +8,7 @@
  * `standard`). Tether's own fields sit beside them.
  */
 import { Type, type Static } from 'typebox';
-import { closedObject, stringEnum } from '../details-schema.ts';
+import { closedObject, includeExcludeFilter, stringEnum } from '../details-schema.ts';
 
 /** Akri's default: the Local Discovery Server of the node itself. */
 export const DEFAULT_DISCOVERY_URL = 'opc.tcp://localhost:4840/';
@@ -26,21 +26,7 @@ const items = (description: string): ReturnType<typeof Type.Array<ReturnType<typ
     default: [],
   });
 
-const IncludeExcludeSchema = closedObject({
-  include: items('Keep only servers whose value is one of these.'),
-  exclude: items('Drop servers whose value is one of these.'),
-});
-
-const AkriFilterSchema = closedObject({
-  action: stringEnum(['Include', 'Exclude'] as const, { description: 'Whether items include or exclude.', default: 'Include' }),
-  items: items('The values.'),
-});
-
-type FilterSchema = ReturnType<typeof Type.Union<[typeof IncludeExcludeSchema, typeof AkriFilterSchema]>>;
-const filter = (description: string): ReturnType<typeof Type.Optional<FilterSchema>> =>
-  Type.Optional(
-    Type.Union([IncludeExcludeSchema, AkriFilterSchema], { description: `${description} {include, exclude} or Akri's {action, items}.` }),
-  );
+const filter = includeExcludeFilter('Keep only servers whose value is one of these.', 'Drop servers whose value is one of these.');
 
 const StandardSchema = closedObject({
   discoveryUrls: Type.Optional(
@@ -159,4 +145,3 @@ export const OpcuaDetailsSchema = closedObject(
 );
 
 export type OpcuaDetailsInput = Static<typeof OpcuaDetailsSchema>;
-export type OpcuaFilterInput = Static<typeof IncludeExcludeSchema> | Static<typeof AkriFilterSchema>;
