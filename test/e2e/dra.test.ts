@@ -46,6 +46,12 @@ import {
 const layout = nodeLayout(process.env, 2);
 const node2 = (): string => inject('e2eNode2Name');
 const RESOURCE = { group: 'resource.k8s.io', version: 'v1' } as const;
+/**
+ * How long a pod may take to start on node 2: a sandbox there has taken 85 s once on this busy
+ * 2-core machine (the same claim path takes ~0.4 s otherwise); the latency is printed, not asserted.
+ * Below the e2e per-test timeout (180 s), so a stuck pod still fails with its own message.
+ */
+const POD_START_MS = 150_000;
 /** Claims run one after another (each pod Running before the next claim): the latency figures. */
 const CLAIMS = 6;
 
@@ -190,7 +196,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
           });
           await core.createNamespacedPod({ namespace: ns.name, body: claimPod(pod, claim) });
           pods.push(pod);
-          const running = await waitPodRunning(ns.name, pod, 60_000);
+          const running = await waitPodRunning(ns.name, pod, POD_START_MS);
           latencies.push(Date.now() - created);
           expect(running.spec?.nodeName).toBe(node2());
           const log = await waitPodLogLines(ns.name, pod, [`DRA_STAND_IN_CLAIM=${claim}`]);
@@ -422,7 +428,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
           const created = Date.now();
           await createClaim(name);
           await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod(`${name}-pod`, name) });
-          const pod = await waitPodRunning(ns.name, `${name}-pod`, 90_000);
+          const pod = await waitPodRunning(ns.name, `${name}-pod`, POD_START_MS);
           latencies.push(Date.now() - created);
           expect(pod.spec?.nodeName).toBe(node2());
           const results = (await readClaim(name)).status?.allocation?.devices?.results ?? [];
@@ -452,7 +458,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         const pod = devicePod('ext-pod', resource, `env | grep -E '^(TETHER_|DEBUG_ECHO_)' | sort`);
         pod.spec!.nodeSelector = { 'kubernetes.io/hostname': node2() };
         await createPod(ns.name, pod);
-        const running = await waitPodRunning(ns.name, 'ext-pod', 90_000);
+        const running = await waitPodRunning(ns.name, 'ext-pod', POD_START_MS);
         // The scheduler made the pod's claim from the DeviceClass's extendedResourceName (KEP-5004).
         const claimName = running.status?.extendedResourceClaimStatus?.resourceClaimName;
         expect(claimName, JSON.stringify(running.status)).toBeDefined();
@@ -465,7 +471,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
       it('agent pod restart on node 2: prepared claim and its CDI spec intact, the pod keeps running; a new claim runs after', async () => {
         await createClaim('keep');
         await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('keep-pod', 'keep') });
-        const before = await waitPodRunning(ns.name, 'keep-pod', 90_000);
+        const before = await waitPodRunning(ns.name, 'keep-pod', POD_START_MS);
         const claimUid = (await readClaim('keep')).metadata.uid;
         const specFile = join(layout.cdiSpecDir!, `tether.dev-${claimUid}.json`);
         const spec = readFileSync(specFile, 'utf8');
@@ -508,7 +514,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         // The restarted plugin serves: a new claim prepares and runs.
         await createClaim('after-restart');
         await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('after-restart-pod', 'after-restart') });
-        await waitPodRunning(ns.name, 'after-restart-pod', 90_000);
+        await waitPodRunning(ns.name, 'after-restart-pod', POD_START_MS);
         await deletePod(ns.name, 'after-restart-pod');
         await deletePod(ns.name, 'keep-pod');
         // Unprepared with the pod: its CDI spec goes.
@@ -534,7 +540,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
       it('device offline → the pod allocated that device is evicted by its NoExecute taint (kube-controller-manager)', async () => {
         await createClaim('evict-0');
         await api().core.createNamespacedPod({ namespace: ns.name, body: tetherClaimPod('evict-0-pod', 'evict-0') });
-        await waitPodRunning(ns.name, 'evict-0-pod', 90_000);
+        await waitPodRunning(ns.name, 'evict-0-pod', POD_START_MS);
         writeFileSync(availabilityHost, 'OFFLINE\n');
         try {
           await watchUntil<V1Pod>(api().kc, {
