@@ -23,7 +23,7 @@ describe('planLedgerReconcile', () => {
       held: [['cams-0000000000000001-0', { node: 'n1', resource: 'tether.dev/cams' }]],
       pods: [pod('p', 'tether.dev/cams', ['cams-0000000000000001-0'])],
     });
-    expect(plan).toEqual({ free: [], adopt: [], missingSince: new Map() });
+    expect(plan).toEqual({ free: [], adopt: [], restore: [], missingSince: new Map() });
   });
 
   it('frees a slot only after it has been missing for the grace period', () => {
@@ -75,5 +75,25 @@ describe('planLedgerReconcile after a restart', () => {
       pods: [pod('p', 'tether.dev/s', ['s-0000000000000001-0'])],
     });
     expect(plan.adopt).toEqual([{ slot: 's-0000000000000001-0', resource: 'tether.dev/s' }]);
+  });
+});
+
+describe('planLedgerReconcile after the cluster released this node (node loss)', () => {
+  const held = [
+    ['s-0000000000000001-0', { node: 'n1', resource: 'tether.dev/s' }],
+    ['s-0000000000000001-1', { node: 'n1', resource: 'tether.dev/s' }],
+  ] as const;
+  const pods = [pod('p', 'tether.dev/s', ['s-0000000000000001-0', 's-0000000000000001-1'])];
+
+  it('restores the slots in use that the cluster no longer records, and only those', () => {
+    const plan = planLedgerReconcile({ ...base, held, pods, isUnrecorded: (slot) => slot.endsWith('-1') });
+    expect(plan.restore).toEqual(['s-0000000000000001-1']);
+    expect(plan.adopt).toEqual([]);
+  });
+
+  it('restores nothing a pod no longer uses (that slot is freed instead)', () => {
+    const plan = planLedgerReconcile({ ...base, held, pods: [], graceMs: 0, isUnrecorded: () => true });
+    expect(plan.restore).toEqual([]);
+    expect(plan.free).toEqual(['s-0000000000000001-0', 's-0000000000000001-1']);
   });
 });

@@ -4,7 +4,11 @@
  *   - a slot this node holds that no pod holds any more is freed, once it has been missing
  *     for `graceMs` (Allocate happens before the pod shows up in PodResources);
  *   - a slot the kubelet has given to a pod but the ledger lacks (e.g. claimed before an
- *     agent restart) is adopted, with the resource the kubelet reports.
+ *     agent restart) is adopted, with the resource the kubelet reports;
+ *   - a slot held here and in use, but missing from the cluster's record (the controller
+ *     released it while this node was lost, and its pods outlived the outage), is restored,
+ *     so no other node can take it. Only a live kubelet's answer restores: while the kubelet
+ *     is down nothing here fights the controller's release.
  * Slot IDs are compared exactly as the kubelet reports them (`<device>-<index>`), the
  * same strings the plugins advertise — no reformatting (Akri's reclaim compared
  * differently formatted IDs and never freed anything).
@@ -22,11 +26,15 @@ export interface ReconcileInput {
   readonly missingSince: ReadonlyMap<string, number>;
   readonly now: number;
   readonly graceMs: number;
+  /** True when the cluster's record of the slot's device is known and names no holder for it. */
+  readonly isUnrecorded?: (slot: string) => boolean;
 }
 
 export interface ReconcilePlan {
   readonly free: string[];
   readonly adopt: { readonly slot: string; readonly resource: string }[];
+  /** Slots held here and in use that the cluster no longer records: write them again. */
+  readonly restore: string[];
   readonly missingSince: Map<string, number>;
 }
 
@@ -53,5 +61,7 @@ export function planLedgerReconcile(input: ReconcileInput): ReconcilePlan {
   }
   // Adopt what the ledger lacks, and fix the resource of entries restored without one.
   const adopt = [...inUse].filter(([slot, resource]) => heldHere.get(slot) !== resource).map(([slot, resource]) => ({ slot, resource }));
-  return { free: free.sort(), adopt, missingSince };
+  const unrecorded = input.isUnrecorded ?? (() => false);
+  const restore = [...inUse].filter(([slot, resource]) => heldHere.get(slot) === resource && unrecorded(slot)).map(([slot]) => slot);
+  return { free: free.sort(), adopt, restore, missingSince };
 }

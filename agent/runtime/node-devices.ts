@@ -160,6 +160,17 @@ export class NodeDevices implements PluginBackend {
   }
 
   /**
+   * True when the cluster's record of the slot's device is known (`serverSlots`) and names
+   * no holder for the slot's index. Unknown devices and unpublished ones are not "unrecorded".
+   */
+  isUnrecorded(slot: string, serverSlots: (device: ServedDevice) => Readonly<Record<string, string>> | undefined): boolean {
+    const ref = parseSlotId(slot);
+    const device = ref === undefined ? undefined : this.device(ref.deviceName);
+    const recorded = device === undefined ? undefined : serverSlots(device);
+    return recorded !== undefined && recorded[String(ref!.index)] === undefined;
+  }
+
+  /**
    * Applies a PodResources reconciliation (frees and adopts slots) and makes the result
    * durable for every device it touched. Rejects when persisting fails (retried at the next
    * reconciliation, which finds the same difference).
@@ -167,7 +178,7 @@ export class NodeDevices implements PluginBackend {
   async reconcileSlots(plan: ReconcilePlan): Promise<void> {
     this.#options.ledger.applyReconcile(plan, this.#options.node);
     const touched = new Map<string, ServedDevice>();
-    for (const slot of [...plan.free, ...plan.adopt.map((a) => a.slot)]) {
+    for (const slot of [...plan.free, ...plan.adopt.map((a) => a.slot), ...plan.restore]) {
       const ref = parseSlotId(slot);
       const device = ref === undefined ? undefined : this.device(ref.deviceName);
       if (device !== undefined) touched.set(device.name, device);

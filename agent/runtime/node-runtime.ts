@@ -207,11 +207,12 @@ export class NodeRuntime {
       missingSince: this.#missingSince,
       now: Date.now(),
       graceMs: this.#options.slotGraceMs ?? 10_000,
+      isUnrecorded: (slot) => this.devices.isUnrecorded(slot, (device) => this.#options.publication.serverSlots(device)),
     });
     this.#missingSince = plan.missingSince;
-    if (plan.free.length === 0 && plan.adopt.length === 0) return plan;
+    if (plan.free.length === 0 && plan.adopt.length === 0 && plan.restore.length === 0) return plan;
     await this.devices.reconcileSlots(plan);
-    this.#log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot) }, 'Reconciled slot ledger');
+    this.#log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot), restored: plan.restore }, 'Reconciled slot ledger');
     await this.#pluginSync.trigger();
     return plan;
   }

@@ -448,9 +448,22 @@ describe('Tether installed by its Helm chart on two nodes', () => {
     for (const pod of after) expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
   });
 
-  it('node loss: node 2 stops → its entries and slots are released, node 1 untouched; back → it rejoins', async () => {
+  it('node loss: node 2 stops → its entries and slots are released, node 1 untouched; back → it rejoins, and a pod that outlived the outage gets its slot recorded again', async () => {
     const brokers1 = (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node1);
     expect(brokers1).toHaveLength(1);
+    // A consumer on node 2 that is not a broker: the controller leaves it alone, so it outlives the outage.
+    await createDiscovery(ns.name, 'outage', { handler: 'debug-echo', details: { descriptions: ['outage-1'], shared: true }, capacity: 2 });
+    const outage = await waitDeviceState('outage', 'outage-1', (x) => nodesOf(x).length === 2, 'the outage Device on both nodes');
+    const outageResource = deviceResourceName(outage.metadata?.name ?? '');
+    await waitNodeState(node2, (n) => n.status?.allocatable?.[outageResource] === '2', `${outageResource} allocatable on ${node2}`);
+    const survivor = devicePod('survivor', outageResource, 'true');
+    await createPod(ns.name, { ...survivor, spec: { ...survivor.spec!, nodeName: node2 } });
+    await waitFor(async () => (await api().core.readNamespacedPod({ namespace: ns.name, name: 'survivor' })).status?.phase === 'Running', {
+      timeoutMs: 60_000,
+      description: 'the survivor pod Running on node 2',
+    });
+    await waitDeviceState('outage', 'outage-1', (x) => Object.values(x.spec.slots ?? {}).includes(node2), 'the survivor’s slot recorded');
+    const survivorUid = (await api().core.readNamespacedPod({ namespace: ns.name, name: 'survivor' })).metadata?.uid;
     const started = Date.now();
     await stopKubelet({ layout: layout2 });
     setUplink(layout2, false);
@@ -468,6 +481,13 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       expect(Object.values(released.spec.slots ?? {})).toEqual([node1]);
       const still = (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node1);
       expect(uids(still)).toEqual(uids(brokers1));
+      await waitDeviceState(
+        'outage',
+        'outage-1',
+        (x) => !Object.values(x.spec.slots ?? {}).includes(node2),
+        'the survivor’s slot released while node 2 is lost',
+        30_000,
+      );
     } finally {
       setUplink(layout2, true);
       await startKubeletAgain({ layout: layout2 });
@@ -481,6 +501,19 @@ describe('Tether installed by its Helm chart on two nodes', () => {
       90_000,
     );
     expect(nodesOf(rejoined)).toEqual([node1, node2].sort());
+    // The controller released node 2's slots while it was lost; the survivor still holds its
+    // device, so node 2's agent records the slot again (else another node could take it).
+    const restored = await waitDeviceState(
+      'outage',
+      'outage-1',
+      (x) => Object.values(x.spec.slots ?? {}).includes(node2),
+      'the survivor’s slot recorded again',
+      60_000,
+    );
+    expect(Object.values(restored.spec.slots ?? {})).toEqual([node2]);
+    expect((await api().core.readNamespacedPod({ namespace: ns.name, name: 'survivor' })).metadata?.uid).toBe(survivorUid);
+    // The same holds for the race winner of the earlier case, if it ran on node 2.
+    await waitDeviceState('race', 'race-1', (x) => Object.keys(x.spec.slots ?? {}).length === 1, 'the race winner’s slot recorded', 60_000);
     await waitFor(
       async () =>
         (await brokerPods(ns.name, 'shared-echo')).filter((p) => p.spec?.nodeName === node2 && p.status?.phase === 'Running').length === 1,
