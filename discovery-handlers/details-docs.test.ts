@@ -41,7 +41,7 @@ describe.each(handlers)('%s details schema', (name) => {
     expect(page.split(END_MARKER)).toHaveLength(2);
   });
 
-  it('the JSON the CLI reads is the schema', async () => {
+  it('the JSON the CLI and the handler read is the schema', async () => {
     expect(`${JSON.stringify(await DETAILS_JSON_SCHEMAS[name](), null, 2)}\n`).toBe(serialiseSchema(await DETAILS_SCHEMAS[name]()));
   });
 

@@ -11,7 +11,8 @@ import { watch } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { untilAborted, type DiscoveryHandler, type DiscoveredDevice, type HandlerContext } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
-import { DebugEchoDetailsSchema, type DebugEchoDetails } from './schema.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { DebugEchoDetails, DebugEchoDetailsSchema } from './schema.ts';
 
 export type { DebugEchoDetails } from './schema.ts';
 
@@ -19,7 +20,7 @@ export const DEBUG_ECHO_PROPERTY = 'DEBUG_ECHO_DESCRIPTION';
 
 /** Validates raw details; every error names the field path. */
 export function parseDebugEchoDetails(raw: unknown): DebugEchoDetails {
-  return parseWithSchema(DebugEchoDetailsSchema, raw);
+  return parseWithSchema<typeof DebugEchoDetailsSchema>(DETAILS_SCHEMA, raw);
 }
 
 /** The devices debug-echo reports when online. */

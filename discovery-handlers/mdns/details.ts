@@ -5,7 +5,9 @@
  */
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
-import { MdnsDetailsSchema, SERVICE_TYPE_PATTERN, type MdnsDetailsInput } from './schema.ts';
+import { SERVICE_TYPE_PATTERN } from './constants.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { MdnsDetailsInput, MdnsDetailsSchema } from './schema.ts';
 
 export interface ServiceType {
   /** What is queried: `_ipp._tcp.local` or a subtype `_universal._sub._ipp._tcp.local`. */
@@ -59,7 +61,7 @@ function compileRegex(source: string, path: string): RegExp {
 
 /** Validates raw details; every error names the field path. */
 export function parseMdnsDetails(raw: unknown): MdnsDetails {
-  const input = parseWithSchema(MdnsDetailsSchema, raw);
+  const input = parseWithSchema<typeof MdnsDetailsSchema>(DETAILS_SCHEMA, raw);
   const { instanceName, host, txt = {} } = input.filters;
   return {
     serviceTypes: input.serviceTypes.map((text) => parseServiceType(text)!),

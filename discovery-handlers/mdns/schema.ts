@@ -5,10 +5,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { closedObject } from '../details-schema.ts';
-
-/** `_ipp._tcp`, `_ipp._tcp.local`, `_universal._sub._ipp._tcp` (groups: subtype, type). */
-export const SERVICE_TYPE_PATTERN =
-  '^(?:(_?[^.]{1,63})\\._sub\\.)?(_[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?\\._(?:tcp|udp))(?:\\.local)?\\.?$';
+import { SERVICE_TYPE_PATTERN } from './constants.ts';
 
 const regex = (description: string): ReturnType<typeof Type.String> =>
   Type.String({ description, minLength: 1, maxLength: 256, errorMessage: 'must be a non-empty regular expression' });

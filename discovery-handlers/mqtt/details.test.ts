@@ -24,6 +24,12 @@ describe('parseMqttDetails', () => {
     expect(details.homie).toBeUndefined();
   });
 
+  it("true takes each convention's defaults", () => {
+    const details = parseMqttDetails({ broker: 'mqtt://a', homie: true, sparkplug: true });
+    expect(details.homie).toEqual({ domain: 'homie' });
+    expect(details.sparkplug).toEqual({ nodes: true, rebirth: false });
+  });
+
   it('accepts every convention and 3.1.1', () => {
     const details = parseMqttDetails({
       brokers: ['mqtts://a:8883', 'wss://b/mqtt'],

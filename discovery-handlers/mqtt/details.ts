@@ -12,14 +12,15 @@ import { parseWithSchema } from '../details-parse.ts';
 import { compileTemplate, type GenericRule, type Template } from './generic.ts';
 import type { HomeAssistantOptions } from './home-assistant.ts';
 import type { HomieOptions } from './homie.ts';
-import {
-  CONVENTIONAL_CREDENTIAL_PROPERTIES,
-  type GenericRuleSchema,
+import { CONVENTIONAL_CREDENTIAL_PROPERTIES } from './constants.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type {
+  GenericRuleSchema,
   HomeAssistantOptionsSchema,
   HomieOptionsSchema,
+  MqttDetailsInput,
   MqttDetailsSchema,
   SparkplugOptionsSchema,
-  type MqttDetailsInput,
 } from './schema.ts';
 import type { SparkplugOptions } from './sparkplug.ts';
 import { filterProblem, topicProblem } from './topic.ts';
@@ -71,6 +72,13 @@ function checkBroker(url: string, path: string): string {
   return url;
 }
 
+/** A convention's options schema: the object branch of its field (`true`, `false` or options) in details.schema.json. */
+function conventionSchema(field: 'homeAssistant' | 'homie' | 'sparkplug'): object {
+  const options = DETAILS_SCHEMA.properties[field].anyOf.find((branch) => branch.type === 'object');
+  if (options === undefined) throw new Error(`details.schema.json: ${field} has no options object`);
+  return options;
+}
+
 /** `true` stands for the convention with its defaults; `false` and absent for off. */
 function enabled<T>(value: boolean | T | undefined, defaults: () => T): T | undefined {
   if (value === undefined || value === false) return undefined;
@@ -78,7 +86,9 @@ function enabled<T>(value: boolean | T | undefined, defaults: () => T): T | unde
 }
 
 function homeAssistant(input: MqttDetailsInput): HomeAssistantOptions | undefined {
-  const options = enabled(input.homeAssistant, () => parseWithSchema(HomeAssistantOptionsSchema, {}, 'details.homeAssistant'));
+  const options = enabled(input.homeAssistant, () =>
+    parseWithSchema<typeof HomeAssistantOptionsSchema>(conventionSchema('homeAssistant'), {}, 'details.homeAssistant'),
+  );
   if (options === undefined) return undefined;
   const statusTopic = options.statusTopic ?? `${options.prefix}/status`;
   const problem = topicProblem(statusTopic);
@@ -87,7 +97,9 @@ function homeAssistant(input: MqttDetailsInput): HomeAssistantOptions | undefine
 }
 
 function sparkplug(input: MqttDetailsInput): SparkplugOptions | undefined {
-  const options = enabled(input.sparkplug, () => parseWithSchema(SparkplugOptionsSchema, {}, 'details.sparkplug'));
+  const options = enabled(input.sparkplug, () =>
+    parseWithSchema<typeof SparkplugOptionsSchema>(conventionSchema('sparkplug'), {}, 'details.sparkplug'),
+  );
   if (options === undefined) return undefined;
   const { silenceSeconds, ...rest } = options;
   return { ...rest, ...(silenceSeconds === undefined ? {} : { silenceMs: silenceSeconds * 1000 }) };
@@ -121,14 +133,14 @@ function genericRule(rule: Static<typeof GenericRuleSchema>, path: string): Gene
 
 /** Validates raw details; every error names the field path. */
 export function parseMqttDetails(raw: unknown): MqttDetails {
-  const input = parseWithSchema(MqttDetailsSchema, raw);
+  const input = parseWithSchema<typeof MqttDetailsSchema>(DETAILS_SCHEMA, raw);
   const brokers = checkBrokers(input);
   if (input.reconnect.maxDelayMs < input.reconnect.initialDelayMs) {
     throw new DetailsError('details.reconnect.maxDelayMs', `must be between ${input.reconnect.initialDelayMs} (initialDelayMs) and 600000`);
   }
   const conventions = {
     homeAssistant: homeAssistant(input),
-    homie: enabled(input.homie, () => parseWithSchema(HomieOptionsSchema, {}, 'details.homie')),
+    homie: enabled(input.homie, () => parseWithSchema<typeof HomieOptionsSchema>(conventionSchema('homie'), {}, 'details.homie')),
     sparkplug: sparkplug(input),
     generic: input.generic?.map((rule, i) => genericRule(rule, `details.generic[${i}]`)),
   };

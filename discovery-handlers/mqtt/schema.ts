@@ -2,19 +2,11 @@
  * The `details` of an `mqtt` DeviceDiscovery: field types, bounds, defaults and descriptions.
  * This schema is the one description: details.ts validates with it, and the docs table
  * (docs/handlers/mqtt.md) and `tether discover mqtt --help` are generated from it
- * (`npm run docs:handlers`). Imports nothing but TypeBox: the CLI's help stays cheap.
+ * (`npm run docs:handlers`). Imports nothing but TypeBox and constants.ts: the CLI's help stays cheap.
  */
 import { Type, type Static } from 'typebox';
 import { closedObject, stringEnum, switchable } from '../details-schema.ts';
-
-/** Names of the discovery properties read for credentials when details name none. */
-export const CONVENTIONAL_CREDENTIAL_PROPERTIES = {
-  username: 'MQTT_USERNAME',
-  password: 'MQTT_PASSWORD',
-  ca: 'MQTT_CA',
-  cert: 'MQTT_CERT',
-  key: 'MQTT_KEY',
-} as const;
+import { CONVENTIONAL_CREDENTIAL_PROPERTIES } from './constants.ts';
 
 const BROKER_URL = '^(mqtt|mqtts|tcp|ssl|ws|wss)://[^\\s/?#]+(:\\d{1,5})?(/\\S*)?$';
 const PROPERTY_NAME = '^[A-Za-z_][A-Za-z0-9_.-]*$';

@@ -9,8 +9,10 @@ import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parsePattern, type TextPattern } from '../pattern.ts';
 import { hostCount, parseCidr, type Cidr } from '../ipv4.ts';
-import { filterLists, type FilterInput } from '../details-schema.ts';
-import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS, OnvifDetailsSchema, type OnvifDetailsInput } from './schema.ts';
+import { filterLists, type FilterInput } from '../filter-lists.ts';
+import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS } from './constants.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { OnvifDetailsInput, OnvifDetailsSchema } from './schema.ts';
 import { WS_DISCOVERY_PORT } from './ws-discovery.ts';
 
 export interface IncludeExclude<T> {
@@ -133,7 +135,7 @@ function parseTargets(raw: readonly string[]): UnicastTarget[] {
 
 /** Validates raw details; every error names the field path. */
 export function parseOnvifDetails(raw: unknown): OnvifDetails {
-  const input = parseWithSchema(OnvifDetailsSchema, raw);
+  const input = parseWithSchema<typeof OnvifDetailsSchema>(DETAILS_SCHEMA, raw);
   const unicastTargets = parseTargets(input.unicastTargets);
   if (!input.multicast && unicastTargets.length === 0) {
     throw new DetailsError('details.unicastTargets', 'must name at least one target when multicast is false');

@@ -7,12 +7,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { closedObject, includeExcludeFilter } from '../details-schema.ts';
-
-/** The largest `maxResponseBytes` accepted: a SOAP answer is parsed synchronously, ~50 ms per 256 KiB. */
-export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024;
-
-/** First probe window when not set (shortened to probeIntervalSeconds when that is shorter). */
-export const DEFAULT_DISCOVERY_TIMEOUT_SECONDS = 1;
+import { DEFAULT_DISCOVERY_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES_LIMIT } from './constants.ts';
 
 const filter = includeExcludeFilter(
   'Keep only cameras matching one of these (a camera whose value is unknown fails).',

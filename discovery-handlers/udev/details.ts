@@ -6,7 +6,8 @@
  */
 import { parseWithSchema } from '../details-parse.ts';
 import { parseUdevRule, type UdevRule } from './rules.ts';
-import { UdevDetailsSchema, type UdevDetailsInput } from './schema.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { UdevDetailsInput, UdevDetailsSchema } from './schema.ts';
 
 /** Details as the handler uses them: rules parsed, times in ms. */
 export interface UdevDetails extends Readonly<Pick<UdevDetailsInput, 'groupRecursive' | 'permissions' | 'maxDevices'>> {
@@ -18,7 +19,7 @@ export interface UdevDetails extends Readonly<Pick<UdevDetailsInput, 'groupRecur
 /** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
 export function parseUdevDetails(raw: unknown): UdevDetails {
   // No details at all: say which field is missing rather than "must be an object".
-  const input = parseWithSchema(UdevDetailsSchema, raw ?? {});
+  const input = parseWithSchema<typeof UdevDetailsSchema>(DETAILS_SCHEMA, raw ?? {});
   return {
     udevRules: input.udevRules.map((rule, i) => parseUdevRule(rule, `details.udevRules[${i}]`)),
     groupRecursive: input.groupRecursive,

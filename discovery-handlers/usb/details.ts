@@ -8,9 +8,11 @@ import type { Static } from 'typebox';
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parsePattern, type TextPattern } from '../pattern.ts';
-import { UsbDetailsSchema, type NodeKind, type UsbDetailsInput, type UsbMatcherSchema } from './schema.ts';
+import type { NodeKind } from './constants.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { UsbDetailsInput, UsbDetailsSchema, UsbMatcherSchema } from './schema.ts';
 
-export { NODE_KINDS, type NodeKind } from './schema.ts';
+export { NODE_KINDS, type NodeKind } from './constants.ts';
 
 /** A USB class triple constraint, matched against the device descriptor or any one interface. */
 export interface ClassMatch {
@@ -98,7 +100,7 @@ function matcher(raw: Static<typeof UsbMatcherSchema>, path: string): UsbMatcher
 
 /** Validates raw details; every error names the field path. */
 export function parseUsbDetails(raw: unknown): UsbDetails {
-  const input = parseWithSchema(UsbDetailsSchema, raw);
+  const input = parseWithSchema<typeof UsbDetailsSchema>(DETAILS_SCHEMA, raw);
   return {
     match: input.match.map((m, i) => matcher(m, `details.match[${i}]`)),
     exclude: input.exclude.map((m, i) => matcher(m, `details.exclude[${i}]`)),

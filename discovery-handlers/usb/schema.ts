@@ -5,9 +5,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { closedObject, stringEnum } from '../details-schema.ts';
-
-export const NODE_KINDS = ['usb', 'tty', 'video4linux', 'hidraw', 'input', 'sound'] as const;
-export type NodeKind = (typeof NODE_KINDS)[number];
+import { NODE_KINDS } from './constants.ts';
 
 const hexId = (description: string): ReturnType<typeof Type.Optional<ReturnType<typeof Type.String>>> =>
   Type.Optional(
