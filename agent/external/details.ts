@@ -6,9 +6,13 @@
  * from a DeviceDiscovery are serialised to YAML. A details value that is already a
  * string is taken to be YAML written for an Akri handler and passed through unchanged.
  */
-import { stringify } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { DetailsError } from '../../discovery-handlers/contract.ts';
 import type { DiscoverRequest } from '../../proto/types.ts';
+
+/** The `yaml` package (~12 MiB of RSS), loaded the first time details are serialised (issue 15). */
+const stringify = (value: unknown): string => (createRequire(import.meta.url)('yaml') as typeof Yaml).stringify(value);
 
 /** Details an external handler gets: a plain JSON-like value, or YAML text. */
 export type ExternalDetails = string | Readonly<Record<string, unknown>>;

@@ -7,7 +7,8 @@
  * before calling. Namespace prefixes are stripped: cameras disagree about prefixes, and the
  * element local names of the few messages Tether reads are unambiguous.
  */
-import { XMLParser } from 'fast-xml-parser';
+import { createRequire } from 'node:module';
+import type * as FastXmlParser from 'fast-xml-parser';
 
 /** Refused input: not XML, or XML Tether will not parse (DOCTYPE, too deep, too big). */
 export class XmlError extends Error {
@@ -20,7 +21,7 @@ export class XmlError extends Error {
 /** A parsed element: child elements by local name, attributes as `@_name`, text as `#text`. */
 export type XmlNode = Readonly<Record<string, unknown>>;
 
-const parser = new XMLParser({
+const PARSER_OPTIONS: FastXmlParser.X2jOptions = {
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
   removeNSPrefix: true,
@@ -32,7 +33,17 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 64,
-});
+};
+
+/**
+ * The parser, made the first time a document arrives: fast-xml-parser costs ~7 MiB of RSS, and
+ * an agent loads this handler whether or not any discovery uses it (issue 15).
+ */
+let parser: FastXmlParser.XMLParser | undefined;
+function xmlParser(): FastXmlParser.XMLParser {
+  parser ??= new (createRequire(import.meta.url)('fast-xml-parser') as typeof FastXmlParser).XMLParser(PARSER_OPTIONS);
+  return parser;
+}
 
 const FORBIDDEN = /<!DOCTYPE|<!ENTITY/i;
 
@@ -42,7 +53,7 @@ export function parseXml(text: string, maxBytes: number): XmlNode {
   if (FORBIDDEN.test(text)) throw new XmlError('DOCTYPE and ENTITY declarations are not accepted');
   let parsed: unknown;
   try {
-    parsed = parser.parse(text, true);
+    parsed = xmlParser().parse(text, true);
   } catch (error) {
     throw new XmlError(`malformed XML: ${(error as Error).message}`, { cause: error });
   }

@@ -1,0 +1,63 @@
+/**
+ * What the agent and the controller load before they do anything (issue 15: each idle process
+ * ≤ 80 MiB). Packages that cost several MiB of RSS and are needed only when a particular kind
+ * of work arrives are loaded then, not at start: a fresh Node imports the component's entry
+ * module (which only defines functions) and reports every package it resolved.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+/** Records the package of every module resolved, prints them at exit. */
+const HOOK = `
+import { registerHooks } from 'node:module';
+const packages = new Set();
+registerHooks({
+  resolve(specifier, context, next) {
+    const result = next(specifier, context);
+    const match = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(result.url);
+    if (match) packages.add(match[1]);
+    return result;
+  },
+});
+process.on('exit', () => process.stdout.write(JSON.stringify([...packages].sort())));
+`;
+
+async function packagesLoadedBy(entry: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      '--import',
+      `data:text/javascript,${encodeURIComponent(HOOK)}`,
+      '--input-type=module',
+      '--eval',
+      `await import(${JSON.stringify(entry)});`,
+    ],
+    { cwd: new URL('..', import.meta.url).pathname },
+  );
+  return JSON.parse(stdout) as string[];
+}
+
+/** Each: what it costs to import (`npm run bench -- import-cost`) and when it is needed. */
+const LOADED_WHEN_NEEDED = [
+  '@kubernetes/client-node', // ~80 MiB; never at run time
+  'prom-client', // ~19 MiB; never at run time
+  'yaml', // ~12 MiB; YAML text: a kubeconfig, Akri's discoveryDetails, an external handler's details
+  'fast-xml-parser', // ~7 MiB; the first WS-Discovery or SOAP document an onvif discovery receives
+  'mqtt', // ~17 MiB; an mqtt discovery's run
+  'bonjour-service', // ~5 MiB; an mdns (or opcua DNS-SD) discovery's run
+  'node-opcua-client', // ~85 MiB; an opcua discovery's run
+];
+
+describe('import footprint', () => {
+  it('the agent loads no package that only some work needs', async () => {
+    const loaded = await packagesLoadedBy('./agent/main.ts');
+    expect(loaded).toContain('@grpc/grpc-js'); // the probe sees packages
+    expect(loaded.filter((p) => LOADED_WHEN_NEEDED.includes(p))).toEqual([]);
+  });
+
+  it('the controller loads no package that only some work needs, nor TypeBox', async () => {
+    const loaded = await packagesLoadedBy('./controller/main.ts');
+    expect(loaded.filter((p) => [...LOADED_WHEN_NEEDED, 'typebox'].includes(p))).toEqual([]);
+  });
+});
