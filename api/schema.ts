@@ -31,7 +31,7 @@
  *   Device no node sees any more (uid + resourceVersion preconditions).
  */
 import { Type, type Static, type TSchema } from 'typebox';
-import type { V1JobSpec, V1ObjectMeta, V1PodSpec, V1ServiceSpec } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1ServiceSpec } from '@kubernetes/client-node';
 import {
   DEVICE_NAME_SUFFIX_PATTERN,
   DISCOVERY_NAME_PATTERN,
@@ -41,6 +41,11 @@ import {
 } from './names.ts';
 
 import { MAX_NODE_REPORT_MESSAGE_LENGTH, type API_VERSION } from './group.ts';
+import { cel, immutable, opaqueList, opaqueObject, stringEnum, stringMap } from './schema-builders.ts';
+import { BrokerSchema } from './broker-schema.ts';
+
+export { BrokerInjectSchema, BrokerSchema, BROKER_PATH_PATTERN, MAX_BROKER_PATHS, WorkloadBrokerSchema } from './broker-schema.ts';
+export type { Broker, BrokerInject, WorkloadBroker } from './broker-schema.ts';
 
 export { API_GROUP, API_VERSION, API_VERSION_NAME, MAX_NODE_REPORT_MESSAGE_LENGTH } from './group.ts';
 
@@ -55,69 +60,6 @@ export const MAX_DISCOVERY_PROPERTIES = 64;
 export const MAX_DEVICE_PROPERTIES = 128;
 /** Upper bound on nodes sharing one device (bounds `spec.nodes` and `status.nodeStates`). */
 export const MAX_NODES_PER_DEVICE = 1024;
-
-// ---------------------------------------------------------------------------------------------
-// Building blocks
-
-interface CelRule {
-  readonly rule: string;
-  readonly message: string;
-  readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
-  readonly fieldPath?: string;
-}
-
-function cel(...rules: CelRule[]): { 'x-kubernetes-validations': CelRule[] } {
-  return { 'x-kubernetes-validations': rules };
-}
-
-function immutable(field: string): { 'x-kubernetes-validations': CelRule[] } {
-  return cel({ rule: 'self == oldSelf', message: `${field} is immutable` });
-}
-
-/** A string enum that stays structural (`{type: string, enum}`) with a precise static type. */
-function stringEnum<const T extends readonly string[]>(
-  values: T,
-  options: Record<string, unknown> = {},
-): ReturnType<typeof Type.Unsafe<T[number]>> {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
-}
-
-/** A `map[string]string` (structural: `additionalProperties`, never `patternProperties`). */
-function stringMap(
-  description: string,
-  maxProperties: number,
-  valueMaxLength: number,
-  options: Record<string, unknown> = {},
-): ReturnType<typeof Type.Unsafe<Record<string, string>>> {
-  return Type.Unsafe<Record<string, string>>({
-    type: 'object',
-    description,
-    maxProperties,
-    additionalProperties: { type: 'string', maxLength: valueMaxLength },
-    ...options,
-  });
-}
-
-/** An object whose content is validated elsewhere (by a handler, or the apiserver on use). */
-function opaqueObject<T>(description: string, extra: Record<string, unknown> = {}): ReturnType<typeof Type.Unsafe<T>> {
-  return Type.Unsafe<T>({
-    type: 'object',
-    description,
-    'x-kubernetes-preserve-unknown-fields': true,
-    ...extra,
-  });
-}
-
-/** A list of objects kept only loosely (items preserved as-is), at least one item. */
-function opaqueList(description: string, maxItems: number): Record<string, unknown> {
-  return {
-    type: 'array',
-    description,
-    minItems: 1,
-    maxItems,
-    items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-  };
-}
 
 /** Tether's names and Akri's (camelCase: debugEcho), as a handler may register them. */
 const HANDLER_NAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$';
@@ -291,47 +233,6 @@ export const NodeSelectorSchema = Type.Object(
     }),
   },
   { description: 'Nodes that run discovery for this DeviceDiscovery (core NodeSelector); all nodes if unset.' },
-);
-
-const BrokerMetadataSchema = Type.Object(
-  {
-    labels: Type.Optional(stringMap('Labels added to the broker.', 64, 63)),
-    annotations: Type.Optional(stringMap('Annotations added to the broker.', 64, 4096)),
-  },
-  { description: 'Labels and annotations for the broker objects.' },
-);
-
-export const BrokerSchema = Type.Object(
-  {
-    pod: Type.Optional(
-      Type.Object(
-        {
-          metadata: Type.Optional(BrokerMetadataSchema),
-          spec: opaqueObject<V1PodSpec>('A core PodSpec, validated when the Pod is created.', {
-            properties: { containers: opaqueList('Containers of the broker Pod.', 64) },
-            required: ['containers'],
-          }),
-        },
-        { description: 'Run one long-lived broker Pod per device (or per slot holder).' },
-      ),
-    ),
-    job: Type.Optional(
-      Type.Object(
-        {
-          metadata: Type.Optional(BrokerMetadataSchema),
-          spec: opaqueObject<V1JobSpec>('A batch JobSpec, validated when the Job is created.', {
-            properties: { template: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-            required: ['template'],
-          }),
-        },
-        { description: 'Run a broker Job per device.' },
-      ),
-    ),
-  },
-  {
-    description: 'Workload started for each discovered device: exactly one of pod, job.',
-    ...cel({ rule: 'has(self.pod) != has(self.job)', message: 'exactly one of pod or job must be set' }),
-  },
 );
 
 function serviceSpec(description: string): ReturnType<typeof Type.Unsafe<V1ServiceSpec>> {
@@ -515,7 +416,6 @@ export type DiscoveryProperty = Static<typeof DiscoveryPropertySchema>;
 export type NodeSelectorRequirement = Static<typeof NodeSelectorRequirementSchema>;
 export type NodeSelectorTerm = Static<typeof NodeSelectorTermSchema>;
 export type NodeSelector = Static<typeof NodeSelectorSchema>;
-export type Broker = Static<typeof BrokerSchema>;
 export type DeviceDiscoverySpec = Static<typeof DeviceDiscoverySpecSchema>;
 export type DraSettings = Static<typeof DraSchema>;
 export type DeviceDiscoveryStatus = Static<typeof DeviceDiscoveryStatusSchema>;

@@ -15,6 +15,9 @@ import { DEVICE_LABEL, DISCOVERY_LABEL } from '../api/labels.ts';
 import type { ControllerMetrics } from './runtime/metrics.ts';
 import { nodeInfo, type NodeInfo, type NodeLookup } from './nodes/nodes.ts';
 import type { DeviceClass, ResourceClaimTemplate } from './dra/objects.ts';
+import type { WorkloadCaches } from './workloads.ts';
+import type { WorkloadObject } from './devices/brokers/workload.ts';
+import { observeWorkload } from './devices/brokers/workload-status.ts';
 
 export interface Caches {
   readonly discoveries: Informer<DeviceDiscovery>;
@@ -51,7 +54,7 @@ export interface SharedState {
   /** Broker name (`ns/name`) → recreation count for the Pod replacing a failed one. */
   readonly carried: Map<string, number>;
   /** Discovery key → template hash the apiserver refused, and why. */
-  readonly templateErrors: Map<string, { hash: string; message: string }>;
+  readonly templateErrors: Map<string, { hash: string; message: string; unknownKind?: boolean }>;
   /** Device key → last state of a Device deleted while we watched (offline handling). */
   readonly tombstones: Map<string, { device: Device; at: number }>;
   /** Device keys created while we watched (online events). */
@@ -79,6 +82,8 @@ export function newSharedState(): SharedState {
 
 export interface ControllerContext {
   readonly caches: Caches;
+  /** Workload brokers (spec.broker.workload): an informer per kind, started on demand. */
+  readonly workloads: WorkloadCaches;
   readonly api: Api;
   readonly events: EventRecorder;
   readonly metrics: ControllerMetrics;
@@ -89,18 +94,33 @@ export interface ControllerContext {
   readonly enqueueDiscovery: (key: string) => void;
 }
 
-/** Broker Pods (owned by a Device, not Job pods) and Jobs labelled for a device key. */
-export function brokerObjectsOf(caches: Caches, index: string, key: string): { pods: V1Pod[]; jobs: V1Job[] } {
+/** The broker objects of one kind of workload. */
+export interface WorkloadBrokerObject {
+  /** `Kind.group` (workload.ts `workloadKindKey`). */
+  readonly kind: string;
+  readonly object: WorkloadObject;
+}
+
+/**
+ * Broker Pods (owned by a Device, not Job or workload pods), Jobs and workload objects labelled
+ * for a device or discovery key.
+ */
+export function brokerObjectsOf(
+  caches: Caches,
+  index: string,
+  key: string,
+  workloads?: WorkloadCaches,
+): { pods: V1Pod[]; jobs: V1Job[]; workloads: WorkloadBrokerObject[] } {
   const pods = caches.pods
     .byIndex(index, key)
     .filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller === true && r.kind === 'Device') ?? false);
   const jobs = caches.jobs.byIndex(index, key);
-  return { pods, jobs };
+  return { pods, jobs, workloads: workloads?.byIndex(index, key) ?? [] };
 }
 
 /** Observed brokers of a device key; records first-seen failure times. */
 export function observeBrokers(ctx: ControllerContext, index: string, key: string, nowMs: number): ObservedBroker[] {
-  const { pods, jobs } = brokerObjectsOf(ctx.caches, index, key);
+  const { pods, jobs, workloads } = brokerObjectsOf(ctx.caches, index, key, ctx.workloads);
   const out: ObservedBroker[] = [];
   for (const pod of pods) {
     const uid = pod.metadata?.uid ?? '';
@@ -113,6 +133,7 @@ export function observeBrokers(ctx: ControllerContext, index: string, key: strin
     out.push(observePod(pod, seen));
   }
   for (const job of jobs) out.push(observeJob(job));
+  for (const { kind, object } of workloads) out.push(observeWorkload(object, kind));
   return out;
 }
 

@@ -33,6 +33,8 @@ import { WorkQueue } from './runtime/queue.ts';
 import { RetryLater, reconcileDevice, type ReconcileResult } from './devices/reconcile.ts';
 import { reconcileDiscovery } from './discoveries/reconcile.ts';
 import { DISCOVERY_NAMESPACE_LABEL, type DeviceClass, type ResourceClaimTemplate } from './dra/objects.ts';
+import { WorkloadCaches } from './workloads.ts';
+import type { WorkloadObject } from './devices/brokers/workload.ts';
 
 export interface ControllerDeps {
   readonly kubeConfig: KubeConfigSource;
@@ -126,8 +128,10 @@ export async function startController(config: ControllerConfig, deps: Controller
   counter.onRequest((verb, resource) => metrics.apiRequests.inc({ verb, resource }));
   const identity = config.leaderElection?.identity ?? 'tether-controller';
   const events = new EventRecorder({ api, log: log.child({ component: 'events' }), instance: identity, enabled: isLeader });
+  const workloads = makeWorkloadCaches(client, config, log, caches, deviceQueue, () => ctx);
   const ctx: ControllerContext = {
     caches,
+    workloads,
     api,
     events,
     metrics,
@@ -147,12 +151,12 @@ export async function startController(config: ControllerConfig, deps: Controller
     // Devices may have gone while no replica led: sweep each opt-in discovery's consumers once.
     for (const d of caches.discoveries.list())
       if (d.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') state.consumerSweeps.add(objectKey(d));
-    enqueueEverything(caches, deviceQueue, discoveryQueue);
+    enqueueEverything(ctx, deviceQueue, discoveryQueue);
     for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, signal));
     for (let i = 0; i < config.discoveryWorkers; i++) workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, signal));
     if (config.resyncMs > 0) {
       clearInterval(resync);
-      resync = setInterval(() => enqueueEverything(caches, deviceQueue, discoveryQueue), config.resyncMs);
+      resync = setInterval(() => enqueueEverything(ctx, deviceQueue, discoveryQueue), config.resyncMs);
       resync.unref();
     }
   };
@@ -213,7 +217,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       await Promise.race([events.flush(), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
       deviceQueue.shutDown();
       discoveryQueue.shutDown();
-      await Promise.all(informers.map((i) => i.stop()));
+      await Promise.all([...informers.map((i) => i.stop()), workloads.stop()]);
       await server?.close();
       log.info('Stopped the controller');
     })();
@@ -259,13 +263,15 @@ function brokerPhases(caches: Caches): Record<string, number> {
   return counts;
 }
 
-function enqueueEverything(caches: Caches, devices: WorkQueue, discoveries: WorkQueue): void {
+function enqueueEverything(ctx: ControllerContext, devices: WorkQueue, discoveries: WorkQueue): void {
+  const caches = ctx.caches;
   for (const d of caches.discoveries.list()) discoveries.add(objectKey(d));
   for (const d of caches.devices.list()) devices.add(objectKey(d));
   // DeviceClasses whose DeviceDiscovery is gone (the label sweep of controller/dra/objects.ts).
   for (const c of caches.deviceClasses.list()) for (const key of deviceClassOwner(c, undefined)) discoveries.add(key);
   // Brokers and Services whose Device or DeviceDiscovery is gone (deleted while no replica led).
-  for (const o of [...caches.pods.list(), ...caches.jobs.list(), ...caches.services.list()]) {
+  const workloads = ctx.workloads.list().map((w) => w.object);
+  for (const o of [...caches.pods.list(), ...caches.jobs.list(), ...caches.services.list(), ...workloads]) {
     for (const key of labelKey(o, DEVICE_LABEL)) if (caches.devices.get(...splitOnce(key)) === undefined) devices.add(key);
     if (o.metadata?.labels?.[COMPONENT_LABEL] === 'service' && o.metadata.labels[DEVICE_LABEL] === undefined) {
       for (const key of labelKey(o, DISCOVERY_LABEL)) discoveries.add(key);
@@ -319,11 +325,7 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
       state.tombstones.set(key, { device: e.old ?? e.object, at: Date.now() });
     }
   });
-  const onBroker = (e: InformerEvent<V1Pod | V1Job | V1Service>): void => {
-    for (const key of labelKey(e.object, DEVICE_LABEL)) deviceQueue.add(key);
-    for (const key of labelKey(e.object, DISCOVERY_LABEL)) ctx.enqueueDiscovery(key);
-    if (e.type === 'deleted' && e.object.metadata?.uid !== undefined) state.failedSeen.delete(e.object.metadata.uid);
-  };
+  const onBroker = (e: InformerEvent<V1Pod | V1Job | V1Service>): void => onBrokerEvent(ctx, deviceQueue, e);
   caches.pods.onEvent(onBroker);
   caches.jobs.onEvent(onBroker);
   caches.services.onEvent(onBroker);
@@ -340,6 +342,34 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
     for (const d of caches.devices.byIndex(BY_NODE, name)) deviceQueue.add(objectKey(d));
     for (const d of caches.discoveries.list()) ctx.enqueueDiscovery(objectKey(d));
   });
+}
+
+/** Informers of workload broker kinds, started on demand (controller/workloads.ts). */
+function makeWorkloadCaches(
+  client: KubeClient,
+  config: ControllerConfig,
+  log: Logger,
+  caches: Caches,
+  deviceQueue: WorkQueue,
+  context: () => ControllerContext,
+): WorkloadCaches {
+  return new WorkloadCaches({
+    client,
+    namespace: config.namespace,
+    log: log.child({ component: 'workloads' }),
+    onEvent: (e) => onBrokerEvent(context(), deviceQueue, e),
+    // A broker kind became watchable (or failed to resolve): reconcile the devices again.
+    onSettled: () => {
+      for (const d of caches.devices.list()) deviceQueue.add(objectKey(d));
+    },
+  });
+}
+
+/** A broker (or Service) changed: reconcile its device, and its discovery's status. */
+function onBrokerEvent(ctx: ControllerContext, deviceQueue: WorkQueue, e: InformerEvent<V1Pod | V1Job | V1Service | WorkloadObject>): void {
+  for (const key of labelKey(e.object, DEVICE_LABEL)) deviceQueue.add(key);
+  for (const key of labelKey(e.object, DISCOVERY_LABEL)) ctx.enqueueDiscovery(key);
+  if (e.type === 'deleted' && e.object.metadata?.uid !== undefined) ctx.state.failedSeen.delete(e.object.metadata.uid);
 }
 
 async function runWorker(

@@ -13,7 +13,7 @@ const desired: DesiredBrokers = {
   ],
   reason: undefined,
 };
-const emptyPlan: BrokerPlan = { deletes: [], creates: [], waits: [], failed: [], requeueAfterMs: undefined };
+const emptyPlan: BrokerPlan = { deletes: [], creates: [], updates: [], waits: [], failed: [], requeueAfterMs: undefined };
 
 describe('deviceBrokersCondition', () => {
   it.each([

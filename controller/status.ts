@@ -87,7 +87,7 @@ export function deviceBrokersCondition(
   }
   const ready = readyCount(desired, observed);
   const summary = `${ready}/${total} brokers ready`;
-  if (ready === total && plan.deletes.length === 0 && plan.creates.length === 0) {
+  if (ready === total && plan.deletes.length === 0 && plan.creates.length === 0 && plan.updates.length === 0) {
     return { ...base, status: 'True', reason: 'BrokersReady', message: summary };
   }
   return { ...base, status: 'False', ...notReady(desired, observed, plan, summary) };
@@ -109,7 +109,11 @@ function notReady(
     });
     return { reason: 'BackOff', message: `${summary}; ${details.join('; ')}` };
   }
-  if (plan.deletes.some((d) => d.reason === 'Outdated') || plan.waits.some((w) => w.reason === 'RollingUpdate')) {
+  if (
+    plan.deletes.some((d) => d.reason === 'Outdated') ||
+    plan.updates.length > 0 ||
+    plan.waits.some((w) => w.reason === 'RollingUpdate')
+  ) {
     return { reason: 'RollingUpdate', message: `${summary}; rolling brokers to the new template` };
   }
   const waiting = observed

@@ -3,6 +3,7 @@
  * Api changes it (with the apiserver's answers: 404, 409, graceful Pod deletion), and the tests
  * assert the world after each reconcile — brokers, Services, status, events — not the calls.
  */
+import type { WorkloadCaches } from '../workloads.ts';
 import { ApiException, type V1Job, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
@@ -155,8 +156,10 @@ class World {
       claimTemplates: cache('resourceclaimtemplates', {}, managed),
     } as unknown as Caches;
     const counter = { inc: () => undefined };
+    const workloads = { ensure: () => ({ state: 'pending' }), typeOf: () => undefined, byIndex: () => [], list: () => [] };
     return {
       caches,
+      workloads: workloads as unknown as WorkloadCaches,
       api: this.#api() as unknown as Api,
       events: { record: (e: EventInput) => this.events.push(e) } as unknown as EventRecorder,
       metrics: { brokerActions: counter, nodeReleases: counter } as unknown as ControllerMetrics,

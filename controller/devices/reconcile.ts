@@ -11,14 +11,15 @@
  * 4. The per-device Service, when the discovery asks for one and brokers exist.
  * 5. The Device's `BrokersReady` condition (server-side apply on status as tether-controller).
  */
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION } from '../../api/group.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import { brokerObject, desiredBrokers, type DesiredBrokers } from './brokers/desired.ts';
-import type { ObservedBroker } from './brokers/observe.ts';
+import { isAppliedKind, type ObservedBroker } from './brokers/observe.ts';
+import { InjectionError } from './brokers/workload.ts';
+import { brokerApiVersion, brokerResource, kubernetesKind, workloadKindReadiness } from './broker-kinds.ts';
 import { planBrokers, type BrokerCreate, type BrokerDelete, type BrokerPlan } from './brokers/plan.ts';
 import { BY_DEVICE, brokerObjectsOf, nodeLookup, observeBrokers, refOf, splitKey, type ControllerContext } from '../context.ts';
-import { errorCode, isApiError } from '../../kube/client.ts';
+import { errorCode, isApiError, type KubeObject } from '../../kube/client.ts';
 import { CONTROLLER_FIELD_MANAGER } from '../../api/field-managers.ts';
 import { RESOURCES } from '../../kube/resources.ts';
 import { EVICT_ON_OFFLINE_ANNOTATION, deviceServiceName } from '../../api/labels.ts';
@@ -71,6 +72,8 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   const discoveryKey = `${namespace}/${device.spec.discovery}`;
   const observed = observeBrokers(ctx, BY_DEVICE, key, now);
   const desired = desiredBrokers(device, discovery, nodes, observed);
+  // A workload kind: its cache must be synced (and the kind served) before planning creates.
+  const kindReadiness = workloadKindReadiness(ctx, discovery, discoveryKey, desired);
   const plan = planBrokers({
     desired,
     observed,
@@ -78,14 +81,16 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     nowMs: now,
     backoff: ctx.config.brokerBackoff,
     carried: (broker) => ctx.state.carried.get(`${namespace}/${broker}`),
-    templateBlocked: currentTemplateError(ctx, discoveryKey, desired) !== undefined,
+    templateBlocked: !kindReadiness.ready || currentTemplateError(ctx, discoveryKey, desired) !== undefined,
   });
   recordFailures(ctx, device, plan);
 
   await applyDeletes(ctx, device, plan.deletes, signal);
   // DRA brokers claim their device from this template: it exists before they are created.
   await reconcileClaimTemplate(ctx, device, discovery, signal);
-  const created = await applyCreates(ctx, device, discovery, desired, plan.creates, signal);
+  const hostname = (node: string): string => nodes(node).labels['kubernetes.io/hostname'] ?? node;
+  const created = await applyCreates(ctx, { device, discovery, desired, hostname }, plan.creates, signal);
+  const updated = await applyCreates(ctx, { device, discovery, desired, hostname, update: true }, plan.updates, signal);
 
   const after = afterApply(observed, plan, created.brokers);
   await reconcileDeviceService(
@@ -96,7 +101,7 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     signal,
   );
 
-  const changed = plan.deletes.length > 0 || created.brokers.length > 0;
+  const changed = plan.deletes.length > 0 || created.brokers.length > 0 || updated.brokers.length > 0;
   if (changed) {
     ctx.state.lastBrokerChange.set(key, now);
     ctx.enqueueDiscovery(discoveryKey);
@@ -110,7 +115,12 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   }
   if (releaseError !== undefined) throw releaseError;
   if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
-  const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs, settleMs > 0 ? settleMs : undefined);
+  const requeueAfterMs = minDefined(
+    earliestLoss(referenced, nodes, now),
+    plan.requeueAfterMs,
+    settleMs > 0 ? settleMs : undefined,
+    kindReadiness.retryInMs,
+  );
   return requeueAfterMs === undefined ? {} : { requeueAfterMs };
 }
 
@@ -137,8 +147,8 @@ function recordFailures(ctx: ControllerContext, device: Device, plan: BrokerPlan
   for (const failed of plan.failed) {
     ctx.events.record({
       regarding: {
-        apiVersion: failed.kind === 'Pod' ? 'v1' : 'batch/v1',
-        kind: failed.kind,
+        apiVersion: brokerApiVersion(ctx, failed.kind),
+        kind: kubernetesKind(failed.kind),
         name: failed.name,
         namespace: device.metadata.namespace,
         uid: failed.uid,
@@ -197,14 +207,10 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results;
 }
 
-function brokerType(kind: 'Pod' | 'Job'): typeof RESOURCES.pods | typeof RESOURCES.jobs {
-  return kind === 'Pod' ? RESOURCES.pods : RESOURCES.jobs;
-}
-
 const DELETE_NOTES: Record<BrokerDelete['reason'], string> = {
   Orphaned: 'it belongs to an earlier Device of the same name',
   Unwanted: 'its node no longer gets a broker (node gone from the device, lost, or capacity reached)',
-  KindChanged: 'the broker kind changed (pod ↔ job)',
+  KindChanged: 'the broker kind changed (pod, job or workload kind)',
   Failed: 'it failed; recreating it after its backoff',
   Outdated: 'the broker template changed; rolling it',
 };
@@ -212,12 +218,14 @@ const DELETE_NOTES: Record<BrokerDelete['reason'], string> = {
 async function applyDeletes(ctx: ControllerContext, device: Device, deletes: readonly BrokerDelete[], signal: AbortSignal): Promise<void> {
   const namespace = device.metadata.namespace ?? '';
   await mapLimit(deletes, 16, async (d) => {
+    const type = brokerResource(ctx, d.kind);
+    if (type === undefined) return; // a workload kind no longer watched (cannot happen: seen in its cache)
     try {
       await ctx.api.delete(
-        brokerType(d.kind),
+        type,
         namespace,
         d.name,
-        { preconditions: { uid: d.uid }, ...(d.kind === 'Job' ? { propagationPolicy: 'Background' as const } : {}) },
+        { preconditions: { uid: d.uid }, ...(d.kind === 'Pod' ? {} : { propagationPolicy: 'Background' as const }) },
         signal,
       );
     } catch (error) {
@@ -226,7 +234,7 @@ async function applyDeletes(ctx: ControllerContext, device: Device, deletes: rea
     }
     ctx.metrics.brokerActions.inc({ action: 'delete', reason: d.reason });
     ctx.events.record({
-      regarding: { apiVersion: d.kind === 'Pod' ? 'v1' : 'batch/v1', kind: d.kind, name: d.name, namespace, uid: d.uid },
+      regarding: { apiVersion: brokerApiVersion(ctx, d.kind), kind: kubernetesKind(d.kind), name: d.name, namespace, uid: d.uid },
       related: refOf(DEVICE_REF_KIND, API_VERSION, device),
       type: d.reason === 'Failed' ? 'Warning' : 'Normal',
       reason: 'BrokerDeleted',
@@ -236,69 +244,99 @@ async function applyDeletes(ctx: ControllerContext, device: Device, deletes: rea
   });
 }
 
+interface CreateContext {
+  readonly device: Device;
+  readonly discovery: DeviceDiscovery | undefined;
+  readonly desired: DesiredBrokers;
+  /** The `kubernetes.io/hostname` label of a node. */
+  readonly hostname: (node: string) => string;
+  /** Re-applying outdated workload brokers (rollout) rather than creating missing brokers. */
+  readonly update?: boolean;
+}
+
+/**
+ * Records a template the apiserver (or the injection) refused: no broker is created from it
+ * until it changes (InvalidTemplate on the DeviceDiscovery and its Devices, a Warning Event).
+ */
+function refuseTemplate(ctx: ControllerContext, discovery: DeviceDiscovery, hash: string, message: string, code?: number): void {
+  const discoveryKey = `${discovery.metadata.namespace ?? ''}/${discovery.metadata.name ?? ''}`;
+  ctx.state.templateErrors.set(discoveryKey, { hash, message });
+  ctx.events.record({
+    regarding: refOf('DeviceDiscovery', API_VERSION, discovery),
+    type: 'Warning',
+    reason: 'InvalidBrokerTemplate',
+    action: 'Create',
+    note: message,
+  });
+  ctx.log.warn({ discovery: discoveryKey, code }, 'Broker template refused');
+}
+
+/**
+ * Creates Pods and Jobs; applies workload brokers (server-side apply as tether-controller,
+ * forced: the controller owns what it puts in them), for new placements and, with `update`,
+ * for rollouts.
+ */
 async function applyCreates(
   ctx: ControllerContext,
-  device: Device,
-  discovery: DeviceDiscovery | undefined,
-  desired: DesiredBrokers,
+  input: CreateContext,
   creates: readonly BrokerCreate[],
   signal: AbortSignal,
 ): Promise<{ brokers: CreatedBroker[]; conflicts: number }> {
+  const { device, discovery, desired } = input;
   if (discovery === undefined || desired.kind === undefined || desired.templateHash === undefined || creates.length === 0)
     return { brokers: [], conflicts: 0 };
   const namespace = device.metadata.namespace ?? '';
-  const discoveryKey = `${namespace}/${discovery.metadata.name ?? ''}`;
   for (const c of creates) if (c.recreations > 0) ctx.state.carried.set(`${namespace}/${c.placement.name}`, c.recreations);
   const hash = desired.templateHash;
   const kind = desired.kind;
+  const type = brokerResource(ctx, kind);
+  if (type === undefined) return { brokers: [], conflicts: 0 }; // the kind's cache is not ready (planned as blocked)
+  const applied = isAppliedKind(kind);
   let refused = false;
   let conflicts = 0;
   const results = await mapLimit(creates, 16, async (c): Promise<CreatedBroker | undefined> => {
     if (refused) return undefined;
-    const object = brokerObject({ device, discovery, placement: c.placement, templateHash: hash, recreations: c.recreations });
-    let result: V1Pod | V1Job;
+    let result: KubeObject;
     try {
-      result = await ctx.api.create(brokerType(kind), namespace, object, signal);
+      const object = brokerObject({
+        device,
+        discovery,
+        placement: c.placement,
+        templateHash: hash,
+        recreations: c.recreations,
+        hostname: input.hostname(c.placement.node),
+      });
+      result = applied
+        ? await ctx.api.apply(type, object, { fieldManager: CONTROLLER_FIELD_MANAGER, force: true, signal })
+        : await ctx.api.create(type, namespace, object, signal);
     } catch (error) {
+      if (error instanceof InjectionError) {
+        refused = true;
+        refuseTemplate(ctx, discovery, hash, `the broker template cannot be used: ${error.message}`);
+        return undefined;
+      }
       if (isApiError(error, 409)) {
         conflicts++; // an object of that name the cache does not show (yet)
         return undefined;
       }
       if (isApiError(error, 400, 422)) {
         refused = true;
-        const message = `the apiserver refused the broker ${kind} made from the template: ${(error as Error).message}`;
-        ctx.state.templateErrors.set(discoveryKey, { hash, message });
-        ctx.events.record({
-          regarding: refOf('DeviceDiscovery', API_VERSION, discovery),
-          type: 'Warning',
-          reason: 'InvalidBrokerTemplate',
-          action: 'Create',
-          note: message,
-        });
-        ctx.log.warn({ discovery: discoveryKey, code: errorCode(error) }, 'Broker template refused by the apiserver');
+        const what = kubernetesKind(kind);
+        refuseTemplate(
+          ctx,
+          discovery,
+          hash,
+          `the apiserver refused the broker ${what} made from the template: ${(error as Error).message}`,
+          errorCode(error),
+        );
         return undefined;
       }
-      throw new Error(`creating broker ${kind} ${namespace}/${c.placement.name}`, { cause: error });
+      throw new Error(`${input.update === true ? 'updating' : 'creating'} broker ${kind} ${namespace}/${c.placement.name}`, {
+        cause: error,
+      });
     }
     ctx.state.carried.delete(`${namespace}/${c.placement.name}`);
-    const recreated = c.recreations > 0;
-    ctx.metrics.brokerActions.inc({ action: 'create', reason: recreated ? 'Recreate' : 'New' });
-    ctx.events.record({
-      regarding: {
-        apiVersion: kind === 'Pod' ? 'v1' : 'batch/v1',
-        kind,
-        name: c.placement.name,
-        namespace,
-        uid: result.metadata?.uid ?? '',
-      },
-      related: refOf(DEVICE_REF_KIND, API_VERSION, device),
-      type: 'Normal',
-      reason: 'BrokerCreated',
-      action: recreated ? 'Recreate' : 'Create',
-      note: recreated
-        ? `recreated broker ${c.placement.name} on node ${c.placement.node} (recreation ${c.recreations} after failure)`
-        : `created broker ${c.placement.name} on node ${c.placement.node}`,
-    });
+    recordCreated(ctx, input, c, kind, result.metadata?.uid ?? '');
     const observed: ObservedBroker = {
       kind,
       name: c.placement.name,
@@ -312,6 +350,29 @@ async function applyCreates(
     return { observed };
   });
   return { brokers: results.filter((r): r is CreatedBroker => r !== undefined), conflicts };
+}
+
+function recordCreated(ctx: ControllerContext, input: CreateContext, c: BrokerCreate, kind: string, uid: string): void {
+  const namespace = input.device.metadata.namespace ?? '';
+  const recreated = c.recreations > 0 && input.update !== true;
+  const action = input.update === true ? 'Update' : recreated ? 'Recreate' : 'Create';
+  ctx.metrics.brokerActions.inc({
+    action: input.update === true ? 'update' : 'create',
+    reason: recreated ? 'Recreate' : input.update === true ? 'Outdated' : 'New',
+  });
+  ctx.events.record({
+    regarding: { apiVersion: brokerApiVersion(ctx, kind), kind: kubernetesKind(kind), name: c.placement.name, namespace, uid },
+    related: refOf(DEVICE_REF_KIND, API_VERSION, input.device),
+    type: 'Normal',
+    reason: input.update === true ? 'BrokerUpdated' : 'BrokerCreated',
+    action,
+    note:
+      input.update === true
+        ? `applied the changed broker template to ${c.placement.name} on node ${c.placement.node}`
+        : recreated
+          ? `recreated broker ${c.placement.name} on node ${c.placement.node} (recreation ${c.recreations} after failure)`
+          : `created broker ${c.placement.name} on node ${c.placement.node}`,
+  });
 }
 
 async function reconcileDeviceService(
@@ -400,22 +461,25 @@ async function applyDeviceStatus(
 
 async function teardownDevice(ctx: ControllerContext, key: string, signal: AbortSignal): Promise<void> {
   const { namespace, name } = splitKey(key);
-  const { pods, jobs } = brokerObjectsOf(ctx.caches, BY_DEVICE, key);
-  const live = [
-    ...pods.map((p) => ({ kind: 'Pod' as const, object: p })),
-    ...jobs.map((j) => ({ kind: 'Job' as const, object: j })),
+  const { pods, jobs, workloads } = brokerObjectsOf(ctx.caches, BY_DEVICE, key, ctx.workloads);
+  const live: { kind: string; object: KubeObject }[] = [
+    ...pods.map((p) => ({ kind: 'Pod', object: p })),
+    ...jobs.map((j) => ({ kind: 'Job', object: j })),
+    ...workloads,
   ].filter((b) => b.object.metadata?.deletionTimestamp == null);
   await mapLimit(live, 16, async ({ kind, object }) => {
     const brokerName = object.metadata?.name ?? '';
+    const type = brokerResource(ctx, kind);
+    if (type === undefined) return;
     try {
-      await ctx.api.delete(brokerType(kind), namespace, brokerName, kind === 'Job' ? { propagationPolicy: 'Background' } : {}, signal);
+      await ctx.api.delete(type, namespace, brokerName, kind === 'Pod' ? {} : { propagationPolicy: 'Background' }, signal);
     } catch (error) {
       if (isApiError(error, 404)) return;
       throw new Error(`deleting broker ${kind} ${namespace}/${brokerName}`, { cause: error });
     }
     ctx.metrics.brokerActions.inc({ action: 'delete', reason: 'DeviceOffline' });
     ctx.events.record({
-      regarding: refOf(kind, kind === 'Pod' ? 'v1' : 'batch/v1', object),
+      regarding: refOf(kubernetesKind(kind), brokerApiVersion(ctx, kind), object),
       type: 'Normal',
       reason: 'BrokerDeleted',
       action: 'Delete',

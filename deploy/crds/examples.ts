@@ -150,6 +150,18 @@ export function crdExamples(): CrdExample[] {
     dd('40-character name', 'valid', 'metadata.name', 'a'.repeat(40)),
     dd('job broker', 'valid', 'spec.broker', { job: { spec: { template: { spec: { containers: [] } } } } }),
     dd('capacity at maximum', 'valid', 'spec.capacity', 1024),
+    dd('Deployment broker', 'valid', 'spec.broker', {
+      workload: { apiVersion: 'apps/v1', kind: 'Deployment', spec: { template: { spec: { containers: [{}] } } } },
+    }),
+    dd('custom-kind broker with inject paths', 'valid', 'spec.broker', {
+      workload: {
+        apiVersion: 'core.spinkube.dev/v1alpha1',
+        kind: 'SpinApp',
+        spec: { image: 'app:1' },
+        inject: { resources: ['/spec/resources/limits'], env: ['/spec/variables'], nodeSelector: ['/spec/a~1b'] },
+      },
+    }),
+
     dd('grace period zero', 'valid', 'spec.offlineGracePeriodSeconds', 0),
     dd('Lt with negative integer', 'valid', 'spec.nodeSelector', expr('Lt', ['-3'])),
     dd('empty property value', 'valid', 'spec.properties', [{ name: 'EMPTY', value: '' }]),
@@ -179,6 +191,16 @@ export function crdExamples(): CrdExample[] {
     dd('empty nodeSelectorTerms', 'schema-invalid', 'spec.nodeSelector', { nodeSelectorTerms: [] }),
     dd('pod broker without containers', 'schema-invalid', 'spec.broker', { pod: { spec: {} } }),
     dd('job broker without template', 'schema-invalid', 'spec.broker', { job: { spec: {} } }),
+    dd('workload broker path outside /spec', 'schema-invalid', 'spec.broker', {
+      workload: { apiVersion: 'example.com/v1', kind: 'Thing', spec: {}, inject: { resources: ['/status/x'] } },
+    }),
+    dd('workload broker path with a bad escape', 'schema-invalid', 'spec.broker', {
+      workload: { apiVersion: 'example.com/v1', kind: 'Thing', spec: {}, inject: { resources: ['/spec/a~2'] } },
+    }),
+    dd('workload broker kind in lowercase', 'schema-invalid', 'spec.broker', {
+      workload: { apiVersion: 'apps/v1', kind: 'deployment', spec: {} },
+    }),
+    dd('workload broker without spec', 'schema-invalid', 'spec.broker', { workload: { apiVersion: 'apps/v1', kind: 'Deployment' } }),
     dd('service without ports', 'schema-invalid', 'spec.deviceService', { type: 'ClusterIP' }),
     dd('label value not a string', 'schema-invalid', 'spec.broker', {
       pod: { metadata: { labels: { a: 1 } }, spec: { containers: [{}] } },
@@ -209,6 +231,17 @@ export function crdExamples(): CrdExample[] {
     dd('valueFrom with no ref', 'cel-invalid', 'spec.properties', [{ name: 'A', valueFrom: {} }]),
     dd('broker with pod and job', 'cel-invalid', 'spec.broker', { pod: { spec: { containers: [{}] } }, job: { spec: { template: {} } } }),
     dd('broker with neither', 'cel-invalid', 'spec.broker', {}),
+    dd('broker with pod and workload', 'cel-invalid', 'spec.broker', {
+      pod: { spec: { containers: [{}] } },
+      workload: { apiVersion: 'apps/v1', kind: 'Deployment', spec: {} },
+    }),
+    dd('workload broker of kind Pod', 'cel-invalid', 'spec.broker', { workload: { apiVersion: 'v1', kind: 'Pod', spec: {} } }),
+    dd('custom-kind broker without inject', 'cel-invalid', 'spec.broker', {
+      workload: { apiVersion: 'core.spinkube.dev/v1alpha1', kind: 'SpinApp', spec: {} },
+    }),
+    dd('custom-kind broker with only env injected', 'cel-invalid', 'spec.broker', {
+      workload: { apiVersion: 'core.spinkube.dev/v1alpha1', kind: 'SpinApp', spec: {}, inject: { env: ['/spec/variables'] } },
+    }),
     dd('In without values', 'cel-invalid', 'spec.nodeSelector', expr('In')),
     dd('Exists with values', 'cel-invalid', 'spec.nodeSelector', expr('Exists', ['x'])),
     dd('Gt with two values', 'cel-invalid', 'spec.nodeSelector', expr('Gt', ['1', '2'])),

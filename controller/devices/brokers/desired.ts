@@ -8,29 +8,16 @@
  * one of the device's slots first, then in rendezvous-hash order, which spreads many devices
  * over their nodes deterministically.
  */
-import type { V1Affinity, V1Job, V1JobSpec, V1NodeSelectorTerm, V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import { API_VERSION } from '../../../api/group.ts';
-import type { Device, DeviceDiscovery } from '../../../api/schema.ts';
-import { deviceResourceName } from '../../../api/names.ts';
-import {
-  COMPONENT_LABEL,
-  DEVICE_LABEL,
-  DISCOVERY_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  NODE_ANNOTATION,
-  NODE_LABEL,
-  RECREATIONS_ANNOTATION,
-  TEMPLATE_HASH_LABEL,
-  brokerName,
-  nodeLabelValue,
-  placementScore,
-  stableHash,
-} from '../../../api/labels.ts';
+import type { V1Job, V1JobSpec, V1Pod } from '@kubernetes/client-node';
+import type { Broker, Device, DeviceDiscovery } from '../../../api/schema.ts';
+import { NODE_ANNOTATION, RECREATIONS_ANNOTATION, brokerName, placementScore, stableHash } from '../../../api/labels.ts';
 import type { NodeLookup } from '../../nodes/nodes.ts';
-import { brokerClaimTemplateName } from '../../../api/dra-attributes.ts';
-import { BROKER_CLAIM_NAME, isDraDiscovery } from '../../dra/objects.ts';
+import { isDraDiscovery } from '../../dra/objects.ts';
 import type { BrokerKind, ObservedBroker } from './observe.ts';
+import { brokerLabels, brokerPodSpec, ownerReference } from './pod-spec.ts';
+import { workloadKindKey, workloadObject, type WorkloadObject } from './workload.ts';
+
+export { brokerLabels, brokerPodSpec } from './pod-spec.ts';
 
 /** One broker the device should have. */
 export interface Placement {
@@ -60,6 +47,13 @@ export function templateHash(discovery: DeviceDiscovery): string | undefined {
 
 const PHASE_RANK: Record<string, number> = { ready: 0, running: 1, succeeded: 2, pending: 3, failed: 4, terminating: 5 };
 
+/** 'Pod', 'Job', or the workload's `Kind.group`. */
+export function brokerKindOf(broker: Broker): BrokerKind {
+  if (broker.pod !== undefined) return 'Pod';
+  if (broker.workload !== undefined) return workloadKindKey(broker.workload.apiVersion, broker.workload.kind);
+  return 'Job';
+}
+
 /** Which nodes get a broker, and their names. */
 export function desiredBrokers(
   device: Device,
@@ -71,7 +65,7 @@ export function desiredBrokers(
   if (discovery === undefined) return none('DiscoveryNotFound');
   const broker = discovery.spec.broker;
   if (broker === undefined) return none('NoBrokerTemplate');
-  const kind: BrokerKind = broker.pod !== undefined ? 'Pod' : 'Job';
+  const kind = brokerKindOf(broker);
   const hash = templateHash(discovery);
   const deviceName = device.metadata.name ?? '';
   const seeing = [...new Set(device.spec.nodes ?? [])];
@@ -158,73 +152,6 @@ function brokerNameFor(device: string, node: string, taken: ReadonlyMap<string, 
 // ---------------------------------------------------------------------------------------------
 // Objects
 
-/** Labels every broker (and its Job's pods) carries; Services select on a subset. */
-export function brokerLabels(device: Device, node: string, hash: string): Record<string, string> {
-  const labels: Record<string, string> = {
-    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
-    [COMPONENT_LABEL]: 'broker',
-    [DISCOVERY_LABEL]: device.spec.discovery,
-    [DEVICE_LABEL]: device.metadata.name ?? '',
-    [TEMPLATE_HASH_LABEL]: hash,
-  };
-  const nodeLabel = nodeLabelValue(node);
-  if (nodeLabel !== undefined) labels[NODE_LABEL] = nodeLabel;
-  return labels;
-}
-
-function ownerReference(device: Device): { apiVersion: string; kind: string; name: string; uid: string; controller: boolean } {
-  return { apiVersion: API_VERSION, kind: 'Device', name: device.metadata.name ?? '', uid: device.metadata.uid ?? '', controller: true };
-}
-
-/**
- * The pod spec of a broker: the template's, with 1 of the device's extended resource (DRA: its
- * claim, `dra`) on the first container (limits and requests: extended resources cannot be overcommitted) and a
- * required node affinity to `node`, ANDed into every term of the template's own affinity.
- * Pinning by affinity, not `nodeName`, keeps the scheduler's resource check: a broker that does
- * not fit stays Pending instead of failing admission on the kubelet (the Akri hot loop).
- * The device's own resource works on every node whatever its device-plugin mode: a lean-mode
- * agent still serves it for the devices of discoveries with a broker (docs/device-plugin-modes.md),
- * because through the discovery-wide resource the kubelet, not the plugin, picks the device.
- */
-export function brokerPodSpec(template: V1PodSpec, device: Device, node: string, dra = false): V1PodSpec {
-  const spec = structuredClone(template);
-  const resource = deviceResourceName(device.metadata.name ?? '');
-  const [first] = spec.containers;
-  if (dra) {
-    // DRA: the device through a claim made from the device's own template (controller/dra/objects.ts).
-    const claim = { name: BROKER_CLAIM_NAME, resourceClaimTemplateName: brokerClaimTemplateName(device.metadata.name ?? '') };
-    spec.resourceClaims = [...(spec.resourceClaims ?? []).filter((c) => c.name !== BROKER_CLAIM_NAME), claim];
-    if (first !== undefined) {
-      const resources = { ...(first.resources ?? {}) };
-      resources.claims = [...(resources.claims ?? []).filter((c) => c.name !== BROKER_CLAIM_NAME), { name: BROKER_CLAIM_NAME }];
-      first.resources = resources;
-    }
-  } else if (first !== undefined) {
-    const resources = { ...(first.resources ?? {}) };
-    resources.limits = { ...(resources.limits ?? {}), [resource]: '1' };
-    resources.requests = { ...(resources.requests ?? {}), [resource]: '1' };
-    first.resources = resources;
-  }
-  spec.affinity = pinnedAffinity(spec.affinity, node);
-  return spec;
-}
-
-function pinnedAffinity(affinity: V1Affinity | undefined, node: string): V1Affinity {
-  const pin = { key: 'metadata.name', operator: 'In', values: [node] };
-  const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  const terms: V1NodeSelectorTerm[] =
-    required === undefined || required.nodeSelectorTerms.length === 0
-      ? [{ matchFields: [pin] }]
-      : required.nodeSelectorTerms.map((term) => ({
-          ...term,
-          matchFields: [...(term.matchFields ?? []).filter((f) => f.key !== 'metadata.name'), pin],
-        }));
-  return {
-    ...(affinity ?? {}),
-    nodeAffinity: { ...(affinity?.nodeAffinity ?? {}), requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
-  };
-}
-
 /** Inputs of one broker object. */
 export interface BrokerObjectInput {
   readonly device: Device;
@@ -232,23 +159,44 @@ export interface BrokerObjectInput {
   readonly placement: Placement;
   readonly templateHash: string;
   readonly recreations: number;
+  /** The node's `kubernetes.io/hostname` label (workload `inject.nodeSelector`); its name if unset. */
+  readonly hostname?: string;
 }
 
-/** The Pod or Job to create for one placement. */
-export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job {
-  const { device, discovery, placement, recreations } = input;
-  const broker = discovery.spec.broker!;
-  const template = broker.pod ?? broker.job!;
+/** Name, namespace, labels, annotations and owner of a broker object. */
+function brokerMetadata(
+  input: BrokerObjectInput,
+  template: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } },
+): {
+  name: string;
+  namespace: string | undefined;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  ownerReferences: ReturnType<typeof ownerReference>[];
+} {
+  const { device, placement, recreations } = input;
   const labels = { ...(template.metadata?.labels ?? {}), ...brokerLabels(device, placement.node, input.templateHash) };
   const annotations: Record<string, string> = { ...(template.metadata?.annotations ?? {}), [NODE_ANNOTATION]: placement.node };
   if (recreations > 0) annotations[RECREATIONS_ANNOTATION] = String(recreations);
-  const metadata = {
-    name: placement.name,
-    namespace: device.metadata.namespace,
-    labels,
-    annotations,
-    ownerReferences: [ownerReference(device)],
-  };
+  return { name: placement.name, namespace: device.metadata.namespace, labels, annotations, ownerReferences: [ownerReference(device)] };
+}
+
+/** The Pod, Job or workload object to create (or apply) for one placement. Throws `InjectionError`. */
+export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job | WorkloadObject {
+  const { device, discovery, placement } = input;
+  const broker = discovery.spec.broker!;
+  const metadata = brokerMetadata(input, broker.pod ?? broker.workload ?? broker.job!);
+  if (broker.workload !== undefined) {
+    return workloadObject({
+      device,
+      discovery,
+      workload: broker.workload,
+      node: placement.node,
+      hostname: input.hostname ?? placement.node,
+      dra: isDraDiscovery(discovery),
+      metadata,
+    });
+  }
   if (broker.pod !== undefined) {
     const pod: V1Pod = {
       apiVersion: 'v1',
@@ -264,7 +212,7 @@ export function brokerObject(input: BrokerObjectInput): V1Pod | V1Job {
     ...podTemplate,
     metadata: {
       ...(podTemplate.metadata ?? {}),
-      labels: { ...(podTemplate.metadata?.labels ?? {}), ...labels },
+      labels: { ...(podTemplate.metadata?.labels ?? {}), ...metadata.labels },
       annotations: { ...(podTemplate.metadata?.annotations ?? {}), [NODE_ANNOTATION]: placement.node },
     },
     spec: brokerPodSpec(podTemplate.spec ?? { containers: [] }, device, placement.node, isDraDiscovery(discovery)),

@@ -1,17 +1,26 @@
 /**
- * What a broker Pod or Job looks like to the planner: a small, pure summary of the object.
+ * What a broker looks like to the planner: a small, pure summary of the object — Pod, Job, or a
+ * workload of any kind (Deployment, StatefulSet, a custom resource: readiness is kind-aware).
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { NODE_ANNOTATION, RECREATIONS_ANNOTATION, TEMPLATE_HASH_LABEL } from '../../../api/labels.ts';
 import { toMillis } from '../../runtime/time.ts';
 
-export type BrokerKind = 'Pod' | 'Job';
+/** 'Pod', 'Job', or a workload kind as `Kind.group` (workload.ts `workloadKindKey`). */
+export type BrokerKind = string;
+
+/** Pods and Jobs are created and deleted; every other kind is applied (server-side apply). */
+export function isAppliedKind(kind: BrokerKind): boolean {
+  return kind !== 'Pod' && kind !== 'Job';
+}
 
 /**
  * - pending: not running yet (unscheduled, or waiting for its node);
  * - running: running, not ready; ready: running and ready (a Job: has a ready pod);
  * - failed: a Pod that failed (or was refused admission) / a Job whose Failed condition is set;
  * - succeeded: a Pod that exited 0 (a long-lived broker should not) / a complete Job;
+ * - workloads: ready as their kind defines it (workload-status.ts); failed is reported, never
+ *   recreated (their own controllers restart their pods);
  * - terminating: being deleted.
  */
 export type BrokerPhase = 'pending' | 'running' | 'ready' | 'failed' | 'succeeded' | 'terminating';
@@ -128,6 +137,28 @@ function jobPhase(job: V1Job): { phase: BrokerPhase; reason?: string } {
   if ((job.status?.ready ?? 0) > 0) return { phase: 'ready' };
   if ((job.status?.active ?? 0) > 0) return { phase: 'running' };
   return { phase: 'pending' };
+}
+
+/** The parts of a summary every kind reads the same way: name, uid, node, hash, owner. */
+export function brokerIdentity(
+  kind: BrokerKind,
+  meta: {
+    readonly name?: string;
+    readonly uid?: string;
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+    readonly ownerReferences?: { uid: string; controller?: boolean }[];
+  },
+): Pick<ObservedBroker, 'kind' | 'name' | 'uid' | 'node' | 'templateHash' | 'ownerUid' | 'recreations'> {
+  return {
+    kind,
+    name: meta.name ?? '',
+    uid: meta.uid ?? '',
+    node: meta.annotations?.[NODE_ANNOTATION],
+    templateHash: meta.labels?.[TEMPLATE_HASH_LABEL],
+    ownerUid: controllerOwnerUid(meta.ownerReferences),
+    recreations: recreationsOf(meta.annotations),
+  };
 }
 
 /** Summarises a broker Job. Failed Jobs are not recreated (the Job's backoffLimit retries). */

@@ -11,12 +11,14 @@
  *   This bounds recreations to about log2(max/base) + window/max per window — never a hot loop.
  * - A broker made from another template hash is rolled: not-ready ones are replaced at once,
  *   ready ones one at a time per device, only while every other placement is served.
- *   Jobs are replaced at once.
+ *   Jobs are replaced at once. Workload kinds (applied, not created) are re-applied in place
+ *   instead of deleted — their own controllers roll their pods — with the same pacing.
+ * - A failed workload is reported, not recreated: its own controller restarts its pods.
  * - A placement without a broker gets one — unless the name is still held by a terminating
  *   object (same deterministic name), or the template is known to be invalid.
  */
 import type { BrokerKind, ObservedBroker } from './observe.ts';
-import { isAvailable } from './observe.ts';
+import { isAppliedKind, isAvailable } from './observe.ts';
 import type { DesiredBrokers, Placement } from './desired.ts';
 
 export interface BackoffPolicy {
@@ -69,6 +71,8 @@ export interface BrokerWait {
 export interface BrokerPlan {
   readonly deletes: readonly BrokerDelete[];
   readonly creates: readonly BrokerCreate[];
+  /** Workload brokers made from another template: re-applied in place (server-side apply). */
+  readonly updates: readonly BrokerCreate[];
   readonly waits: readonly BrokerWait[];
   /** Failed brokers seen (for events; the recorder de-duplicates per broker uid). */
   readonly failed: readonly ObservedBroker[];
@@ -129,7 +133,8 @@ export function planBrokers(input: PlanInput): BrokerPlan {
     else if (verdict.kind === 'outdated') outdated.push(b);
   }
 
-  planRollout(desired, outdated, byName, deletes, waits);
+  const updates: BrokerCreate[] = [];
+  planRollout(desired, outdated, byName, { deletes, updates, waits });
   const creates = planCreates(input, byName, deletes, recreate, waits);
   const failed = observed.filter((b) => b.phase === 'failed');
 
@@ -139,7 +144,7 @@ export function planBrokers(input: PlanInput): BrokerPlan {
     const after = Math.max(1, w.untilMs - nowMs);
     requeueAfterMs = requeueAfterMs === undefined ? after : Math.min(requeueAfterMs, after);
   }
-  return { deletes, creates, waits, failed, requeueAfterMs };
+  return { deletes, creates, updates, waits, failed, requeueAfterMs };
 }
 
 /** A create per placement without a broker (or whose failed broker is being replaced). */
@@ -172,29 +177,35 @@ function planCreates(
   return creates;
 }
 
-/** Rolls outdated brokers: Jobs and unavailable Pods at once, available Pods one at a time. */
+/** Rolls outdated brokers: Jobs and unavailable ones at once, available ones one at a time. */
 function planRollout(
   desired: DesiredBrokers,
   outdated: readonly ObservedBroker[],
   byName: ReadonlyMap<string, ObservedBroker>,
-  deletes: BrokerDelete[],
-  waits: BrokerWait[],
+  out: { deletes: BrokerDelete[]; updates: BrokerCreate[]; waits: BrokerWait[] },
 ): void {
+  const { deletes, updates, waits } = out;
+  const placements = new Map(desired.placements.map((p) => [p.name, p]));
+  const roll = (b: ObservedBroker): void => {
+    const placement = placements.get(b.name);
+    if (isAppliedKind(b.kind) && placement !== undefined) updates.push({ placement, recreations: b.recreations });
+    else deletes.push({ kind: b.kind, name: b.name, uid: b.uid, node: b.node, reason: 'Outdated' });
+  };
   const servingOutdated: ObservedBroker[] = [];
   for (const b of outdated) {
-    if (b.kind === 'Job' || !isAvailable(b)) deletes.push({ kind: b.kind, name: b.name, uid: b.uid, node: b.node, reason: 'Outdated' });
+    if (b.kind === 'Job' || !isAvailable(b)) roll(b);
     else servingOutdated.push(b);
   }
   if (servingOutdated.length === 0) return;
-  const deleting = new Set(deletes.map((d) => d.name));
-  // Placements not served right now (missing, terminating, not available, or being deleted).
+  const rolling = new Set([...deletes.map((d) => d.name), ...updates.map((u) => u.placement.name)]);
+  // Placements not served right now (missing, terminating, not available, or being rolled).
   const unserved = desired.placements.filter((p) => {
     const b = byName.get(p.name);
-    return b === undefined || deleting.has(p.name) || b.phase === 'terminating' || !isAvailable(b);
+    return b === undefined || rolling.has(p.name) || b.phase === 'terminating' || !isAvailable(b);
   }).length;
   const [first, ...rest] = servingOutdated;
   if (unserved === 0 && first !== undefined) {
-    deletes.push({ kind: first.kind, name: first.name, uid: first.uid, node: first.node, reason: 'Outdated' });
+    roll(first);
     for (const b of rest) waits.push({ name: b.name, reason: 'RollingUpdate' });
   } else {
     for (const b of servingOutdated) waits.push({ name: b.name, reason: 'RollingUpdate' });
