@@ -248,7 +248,12 @@ program
   )
   .option('--http-address <host:port>', 'address for /metrics, /healthz, /readyz ("" disables)', ':8080')
   .option('--startup-timeout <ms>', 'longest wait for first handler reports after a restart', positiveInt, 30_000)
-  .option('--reconcile-interval <ms>', 'slot ledger vs PodResources interval (0 = off)', positiveInt, 5_000)
+  .option(
+    '--reconcile-interval <ms>',
+    'slot ledger vs PodResources interval while this node holds a slot (otherwise every 60 s; 0 = off)',
+    positiveInt,
+    5_000,
+  )
   .option('--slot-grace <ms>', 'how long a held slot may be missing from PodResources before it is freed', positiveInt, 10_000)
   .option('--cdi-kind <vendor/class>', 'also return CDI device names <kind>=<device>')
   .addOption(

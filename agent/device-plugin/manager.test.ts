@@ -4,7 +4,7 @@
  * restarts — or starts late — gets every plugin registered again without a new sync.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -175,6 +175,23 @@ describe('kubelet restarts', () => {
     await kubelet.start();
     await waitSeen(DOOR, 'door-0:Unhealthy');
     expect(kubelet.registrations).toBe(2);
+  });
+
+  it('re-serves and re-registers when the whole device-plugins directory is replaced (the watch follows the new one)', async () => {
+    await kubelet.start();
+    manager.start();
+    await manager.sync(new Map([[DOOR, slots('door-0')]]));
+    await waitSeen(DOOR, 'door-0:Healthy');
+
+    for (const round of [1, 2]) {
+      await kubelet.stop();
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir);
+      await kubelet.start();
+      await waitSeen(DOOR, 'door-0:Healthy');
+      expect(existsSync(manager.servers().get(DOOR)!.socketPath)).toBe(true);
+      expect(kubelet.registrations, `round ${round}`).toBe(1 + round);
+    }
   });
 });
 

@@ -4,10 +4,12 @@
  * The caller states the whole desired set of resources (`sync`); the manager diffs it,
  * starts and stops servers, and pushes device lists. It watches the device-plugins
  * directory: when the kubelet restarts it wipes the plugin sockets and re-creates
- * kubelet.sock, and every plugin is re-served and re-registered at once (fs events, with
- * a short poll as a safety net in case the directory itself was replaced).
+ * kubelet.sock, and every plugin is re-served and re-registered at once. The directory
+ * watch reacts first; a poll is the safety net: every 10 s while the directory is watched
+ * (for filesystems whose watch misses events), every 500 ms while it is not (missing, or
+ * being replaced). An idle agent wakes for it only every 10 s (issue 15).
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { credentials, type Client } from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,8 +23,12 @@ export interface DevicePluginManagerOptions {
   readonly pluginDir: string;
   readonly backend: PluginBackend;
   readonly log: Logger;
-  /** Safety-net check interval; fs events normally react first. */
+  /** Safety-net check interval while the directory is watched (fs events normally react first). Default 10 s. */
   readonly pollIntervalMs?: number;
+  /** Check interval while the directory cannot be watched (missing or replaced). Default 500 ms. */
+  readonly unwatchedPollIntervalMs?: number;
+  /** Called after each successful registration with the kubelet (metrics). */
+  readonly onRegistration?: () => void;
 }
 
 const KUBELET_SOCKET = 'kubelet.sock';
@@ -60,7 +66,10 @@ export class DevicePluginManager {
   readonly #protos: DevicePluginProtos;
   readonly #entries = new Map<string, Entry>();
   #watcher: FSWatcher | undefined;
+  /** Identity (inode) of the directory #watcher watches: a replaced directory needs a new watch. */
+  #watchedDir: number | undefined;
   #poll: NodeJS.Timeout | undefined;
+  #pollMs: number | undefined;
   #retry: NodeJS.Timeout | undefined;
   #retryDelayMs = 50;
   #checking: Promise<void> = Promise.resolve();
@@ -91,8 +100,6 @@ export class DevicePluginManager {
   start(): void {
     this.#stopped = false;
     this.#watchDir();
-    this.#poll = setInterval(() => void this.#requestCheck(), this.#options.pollIntervalMs ?? 500);
-    this.#poll.unref();
   }
 
   /** Makes the running set equal `resources` (resource name → devices). */
@@ -143,8 +150,9 @@ export class DevicePluginManager {
   /** Stops every server and removes its socket. Nothing else is touched. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#watcher?.close();
+    this.#unwatch();
     clearInterval(this.#poll);
+    this.#poll = undefined;
     clearTimeout(this.#retry);
     await this.#checking;
     this.#registration?.client.close();
@@ -155,17 +163,47 @@ export class DevicePluginManager {
 
   #watchDir(): void {
     try {
+      this.#watchedDir = statSync(this.#options.pluginDir).ino;
       this.#watcher = watch(this.#options.pluginDir, () => {
         this.#fullCheck = true;
         void this.#requestCheck();
       });
       this.#watcher.on('error', () => {
-        this.#watcher?.close();
-        this.#watcher = undefined;
+        this.#unwatch();
+        void this.#requestCheck();
       });
     } catch {
-      this.#watcher = undefined; // directory missing; the poll re-creates the watch later
+      this.#unwatch(); // directory missing; the fast poll re-creates the watch later
     }
+    this.#armPoll();
+  }
+
+  #unwatch(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#watchedDir = undefined;
+    this.#armPoll();
+  }
+
+  /** The safety-net poll: slow while the directory is watched, fast while it is not. */
+  #armPoll(): void {
+    if (this.#stopped) return;
+    const ms = this.#watcher === undefined ? (this.#options.unwatchedPollIntervalMs ?? 500) : (this.#options.pollIntervalMs ?? 10_000);
+    if (ms === this.#pollMs && this.#poll !== undefined) return;
+    clearInterval(this.#poll);
+    this.#pollMs = ms;
+    this.#poll = setInterval(() => void this.#requestCheck(), ms);
+    this.#poll.unref();
+  }
+
+  /** Drops the watch when its directory was removed or replaced (a watch follows the inode, not the path). */
+  async #checkWatchedDir(): Promise<void> {
+    if (this.#watcher === undefined) return;
+    const ino = await stat(this.#options.pluginDir).then(
+      (s) => s.ino,
+      () => undefined,
+    );
+    if (ino !== this.#watchedDir) this.#unwatch();
   }
 
   /** Coalesces bursts of fs events into one check at a time. */
@@ -192,6 +230,7 @@ export class DevicePluginManager {
    * is checked when an fs event arrived, kubelet.sock changed, or a registration is pending.
    */
   async #check(): Promise<void> {
+    await this.#checkWatchedDir();
     if (this.#watcher === undefined) {
       this.#watchDir();
       this.#fullCheck = true;
@@ -232,6 +271,7 @@ export class DevicePluginManager {
       await entry.server.register(this.kubeletSocket, undefined, this.#registrationClient(kubelet));
       entry.registeredWith = kubelet;
       this.registrations++;
+      this.#options.onRegistration?.();
       return true;
     } catch (error) {
       // A channel that failed reconnects with gRPC's backoff (up to minutes): start afresh.

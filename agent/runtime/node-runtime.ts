@@ -22,6 +22,7 @@ import type { DevicePluginMode } from '../device-plugin/resources.ts';
 import { DiscoverySession } from '../discovery/session.ts';
 import { PodResourcesClient } from '../kubelet/pod-resources-client.ts';
 import { planLedgerReconcile, type ReconcilePlan } from '../ledger/reconcile.ts';
+import { shouldReconcile } from '../ledger/reconcile-schedule.ts';
 import { SlotLedger } from '../ledger/slot-ledger.ts';
 import type { AgentMetrics } from '../metrics.ts';
 import type { PluginDevice } from '../../proto/types.ts';
@@ -39,8 +40,13 @@ export interface NodeRuntimeOptions {
   readonly publication: DevicePublication;
   /** The kubelet's PodResources socket; enables slot reconciliation. */
   readonly podResourcesSocket?: string;
-  /** How often to reconcile the ledger with PodResources (0 = only when asked); default 5 s. */
+  /**
+   * How often to reconcile the ledger with PodResources while this node holds a slot (0 = only
+   * when asked); default 5 s.
+   */
   readonly reconcileIntervalMs?: number;
+  /** How often while it holds none (see ledger/reconcile-schedule.ts); default 60 s. */
+  readonly idleReconcileIntervalMs?: number;
   /** How long a held slot may be missing from PodResources before it is freed; default 10 s. */
   readonly slotGraceMs?: number;
   /** Longest wait for a handler's first report before unconfirmed seeded devices go offline; default 30 s. */
@@ -79,7 +85,8 @@ export class NodeRuntime {
   #reportedAt: number | undefined;
   #publishRetry: NodeJS.Timeout | undefined;
   #publishBackoffMs = 0;
-  #lastRegistrations = 0;
+  /** When PodResources was last asked (Date.now()). */
+  #lastReconcileAt: number | undefined;
   #started = false;
   #stopping = false;
 
@@ -109,7 +116,12 @@ export class NodeRuntime {
             },
           }),
     });
-    this.plugins = new DevicePluginManager({ pluginDir: options.pluginDir, backend: this.devices, log: options.log });
+    this.plugins = new DevicePluginManager({
+      pluginDir: options.pluginDir,
+      backend: this.devices,
+      log: options.log,
+      ...(metrics === undefined ? {} : { onRegistration: () => metrics.registrations.inc() }),
+    });
     this.#podResources = options.podResourcesSocket === undefined ? undefined : new PodResourcesClient(options.podResourcesSocket);
   }
 
@@ -145,23 +157,14 @@ export class NodeRuntime {
     );
     const every = this.#options.reconcileIntervalMs ?? 5_000;
     if (this.#podResources !== undefined && every > 0) {
+      const idleIntervalMs = this.#options.idleReconcileIntervalMs ?? 60_000;
       this.#schedule(
         () => {
+          const sinceLastMs = this.#lastReconcileAt === undefined ? undefined : Date.now() - this.#lastReconcileAt;
+          if (!shouldReconcile({ holdsSlots: this.#holdsSlots(), sinceLastMs, idleIntervalMs })) return;
           this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
         },
         every,
-        true,
-      );
-    }
-    const metrics = this.#options.metrics;
-    if (metrics !== undefined) {
-      this.#schedule(
-        () => {
-          const delta = this.plugins.registrations - this.#lastRegistrations;
-          if (delta > 0) metrics.registrations.inc(delta);
-          this.#lastRegistrations = this.plugins.registrations;
-        },
-        1_000,
         true,
       );
     }
@@ -198,6 +201,7 @@ export class NodeRuntime {
   /** Frees slots whose pods are gone and adopts slots the kubelet holds (see ledger/reconcile.ts). */
   async reconcileLedger(): Promise<ReconcilePlan> {
     if (this.#podResources === undefined) throw new Error('no PodResources socket configured');
+    this.#lastReconcileAt = Date.now();
     const pods = await this.#podResources.list();
     const plan = planLedgerReconcile({
       node: this.#options.node,
@@ -215,6 +219,11 @@ export class NodeRuntime {
     this.#log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot), restored: plan.restore }, 'Reconciled slot ledger');
     await this.#pluginSync.trigger();
     return plan;
+  }
+
+  #holdsSlots(): boolean {
+    for (const [, holder] of this.ledger.entries()) if (holder.node === this.#options.node) return true;
+    return false;
   }
 
   /** A timer cleared by stop(); unref'd, so it never keeps the process alive. */
