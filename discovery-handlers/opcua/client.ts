@@ -12,12 +12,22 @@
  * in the transport; lists and strings are cut here (`MAX_*`) so what the pure code sees is
  * small. node-opcua's client certificate (created once, needed even for policy None) lives in
  * a temp dir of the run's own, removed by `close()`.
+ *
+ * Secure sessions (`openSession`) use the operator's certificate and key from memory (no file)
+ * and a trust store of their own that accepts exactly the one server certificate Tether has
+ * already verified (trust.ts) and nothing else: node-opcua never auto-accepts, never writes a
+ * PKI folder, never reads the default one in the home directory.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import type * as NodeOpcuaClient from 'node-opcua-client';
+import type { UserIdentityInfo } from 'node-opcua-client';
 import type { ApplicationType, SecurityMode } from './details.ts';
+import type { ClientIdentity, UserIdentity } from './security.ts';
 import type { EndpointInfo } from './servers.ts';
+import { splitDerChain } from './trust.ts';
 
 /** A server as FindServers lists it. */
 export interface ApplicationInfo {
@@ -51,7 +61,24 @@ export interface OpcuaDiscoveryClient {
   /** FindServers (and FindServersOnNetwork when `network`) on one connection to `url`. */
   queryLds(url: string, network: boolean): Promise<LdsAnswer>;
   getEndpoints(url: string): Promise<{ endpoints: readonly EndpointInfo[]; dropped: number }>;
+  /**
+   * Opens a channel to `request.url` with the request's mode and policy, trusting only
+   * `request.serverCertificate`, activates a session as `request.user`, then closes both.
+   * Resolves when the session was activated; rejects with node-opcua's error otherwise.
+   * Needs `identity` in the options unless the mode is None.
+   */
+  openSession(request: SessionRequest): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface SessionRequest {
+  readonly url: string;
+  readonly securityMode: SecurityMode;
+  readonly securityPolicyUri: string;
+  /** As GetEndpoints sent it (one DER certificate or a chain); already verified by the caller. */
+  readonly serverCertificate?: Uint8Array;
+  readonly user: UserIdentity;
+  readonly timeoutMs: number;
 }
 
 export interface ClientOptions {
@@ -61,6 +88,8 @@ export interface ClientOptions {
   readonly maxEntries: number;
   /** Where node-opcua's own warnings and errors go (it prints them to stdout otherwise). */
   readonly log: (message: string) => void;
+  /** The application instance for secure sessions (from the operator's Secret). */
+  readonly identity?: ClientIdentity;
 }
 
 export type OpcuaClientFactory = (options: ClientOptions) => Promise<OpcuaDiscoveryClient>;
@@ -156,6 +185,86 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string, onTime
   }
 }
 
+type OpcuaModule = typeof NodeOpcuaClient;
+
+/**
+ * A trust store that accepts one certificate (by the SHA-1 of the leaf), for one session.
+ * Shaped as node-opcua's ICertificateStore (a transitive package, so not imported by type).
+ */
+function soleTrust(opcua: OpcuaModule, accepted: Uint8Array | undefined): object {
+  const leafPrint = (der: Uint8Array): string =>
+    createHash('sha1')
+      .update((splitDerChain(der) ?? [der])[0]!)
+      .digest('hex');
+  const expected = accepted === undefined ? undefined : leafPrint(accepted);
+  const first = (c: Uint8Array | Uint8Array[]): Uint8Array => (Array.isArray(c) ? c[0]! : c);
+  const isAccepted = (c: Uint8Array | Uint8Array[]): boolean => expected !== undefined && leafPrint(first(c)) === expected;
+  return {
+    referenceCounter: 0,
+    initialize: () => Promise.resolve(),
+    dispose: () => Promise.resolve(),
+    checkCertificate: (c: Uint8Array | Uint8Array[]) =>
+      Promise.resolve(isAccepted(c) ? opcua.StatusCodes.Good : opcua.StatusCodes.BadCertificateUntrusted),
+    verifyCertificate: (c: Uint8Array | Uint8Array[]) => Promise.resolve(isAccepted(c) ? 'Good' : 'BadCertificateUntrusted'),
+    getTrustStatus: (c: Uint8Array) => Promise.resolve(isAccepted(c) ? opcua.StatusCodes.Good : opcua.StatusCodes.BadCertificateUntrusted),
+    trustCertificate: () => Promise.resolve(),
+    rejectCertificate: () => Promise.resolve(),
+    addIssuer: () => Promise.resolve(),
+    addRevocationList: () => Promise.resolve(),
+  };
+}
+
+/** One secure session, opened and closed (see OpcuaDiscoveryClient.openSession). */
+async function openSession(opcua: OpcuaModule, options: ClientOptions, request: SessionRequest): Promise<void> {
+  const identity = options.identity;
+  const secure = request.securityMode !== 'None';
+  if (secure && (identity === undefined || request.serverCertificate === undefined))
+    throw new Error('a secure session needs a client identity and the server certificate');
+  const chain = identity?.certificateChain.map((c) => Buffer.from(c)) ?? [];
+  const client = opcua.OPCUAClient.create({
+    applicationName: 'Tether',
+    ...(identity === undefined ? {} : { applicationUri: identity.applicationUri }),
+    endpointMustExist: false,
+    keepSessionAlive: false,
+    connectionStrategy: { maxRetry: 0, initialDelay: 100, maxDelay: 100 },
+    transportTimeout: request.timeoutMs,
+    requestedSessionTimeout: Math.max(request.timeoutMs * 2, 10_000),
+    securityMode: opcua.MessageSecurityMode[request.securityMode],
+    securityPolicy: request.securityPolicyUri,
+    ...(request.serverCertificate === undefined ? {} : { serverCertificate: Buffer.from(request.serverCertificate) }),
+    clientCertificateManager: soleTrust(opcua, request.serverCertificate) as never,
+    ...(identity === undefined
+      ? {}
+      : {
+          certificateKeyPairProvider: {
+            getCertificate: () => chain[0]!,
+            getCertificateChain: () => chain,
+            getPrivateKey: () => ({ hidden: identity.privateKey }),
+          },
+        }),
+    transportSettings: { maxMessageSize: options.maxResponseBytes, maxChunkCount: Math.ceil(options.maxResponseBytes / 8192) + 1 },
+  });
+  const user: UserIdentityInfo =
+    request.user.kind === 'UserName'
+      ? { type: opcua.UserTokenType.UserName, userName: request.user.userName, password: request.user.password }
+      : { type: opcua.UserTokenType.Anonymous };
+  const disconnect = (): void => void client.disconnect().catch(() => undefined);
+  try {
+    await withTimeout(
+      (async () => {
+        await client.connect(request.url);
+        const session = await client.createSession(user);
+        await session.close(false).catch(() => undefined);
+      })(),
+      request.timeoutMs,
+      request.url,
+      disconnect,
+    );
+  } finally {
+    await client.disconnect().catch(() => undefined);
+  }
+}
+
 /** The node-opcua-backed client (loads node-opcua on first call). */
 export const createNodeOpcuaClient: OpcuaClientFactory = async (options) => {
   const opcua = await import('node-opcua-client');
@@ -167,6 +276,9 @@ export const createNodeOpcuaClient: OpcuaClientFactory = async (options) => {
   const { OPCUACertificateManager } = await import('node-opcua-certificate-manager');
   const pki = await mkdtemp(join(tmpdir(), 'tether-opcua-pki-'));
   const certificateManager = new OPCUACertificateManager({ rootFolder: pki, automaticallyAcceptUnknownCertificate: false });
+  // Once, before any connection: clients started together would otherwise race to create the
+  // key pair (one found no private key yet and failed its first GetEndpoints).
+  await certificateManager.initialize();
 
   async function session<T>(url: string, body: (client: InstanceType<typeof opcua.OPCUAClient>) => Promise<T>): Promise<T> {
     const client = opcua.OPCUAClient.create({
@@ -196,6 +308,7 @@ export const createNodeOpcuaClient: OpcuaClientFactory = async (options) => {
   }
 
   return {
+    openSession: (request) => openSession(opcua, options, request),
     queryLds: (url, network) =>
       session(url, async (client) => {
         const servers = narrowAll(await client.findServers(), toApplication, options.maxEntries);

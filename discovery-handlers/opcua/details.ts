@@ -46,6 +46,16 @@ export interface OpcuaDetails {
   readonly maxServers: number;
   readonly maxConcurrentRequests: number;
   readonly shared: boolean;
+  /** Certificate checks and secure sessions; undefined = neither (discovery only). */
+  readonly security?: SecurityDetails;
+}
+
+export interface SecurityDetails {
+  readonly verify: 'Off' | 'Report' | 'Require';
+  readonly sessions: 'Off' | 'WhenRequired' | 'Always';
+  readonly sessionTimeoutMs: number;
+  readonly sessionIntervalMs: number;
+  readonly maxConcurrentSessions: number;
 }
 
 export const POLICY_URI_PREFIX = 'http://opcfoundation.org/UA/SecurityPolicy#';
@@ -69,6 +79,16 @@ function discoveryUrlsOf(input: OpcuaDetailsInput): readonly string[] {
   if (explicit !== undefined) return explicit;
   const elsewhere = input.opcuaDiscoveryMethod === undefined && (input.endpointUrls.length > 0 || input.dnsSd);
   return elsewhere ? [] : [DEFAULT_DISCOVERY_URL];
+}
+
+function securityDetails(input: NonNullable<OpcuaDetailsInput['security']>): SecurityDetails {
+  return {
+    verify: input.verify,
+    sessions: input.sessions,
+    sessionTimeoutMs: Math.round(input.sessionTimeoutSeconds * 1000),
+    sessionIntervalMs: Math.round(input.sessionIntervalSeconds * 1000),
+    maxConcurrentSessions: input.maxConcurrentSessions,
+  };
 }
 
 /** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
@@ -104,5 +124,6 @@ export function parseOpcuaDetails(raw: unknown): OpcuaDetails {
     maxServers: input.maxServers,
     maxConcurrentRequests: input.maxConcurrentRequests,
     shared: input.shared,
+    ...(input.security === undefined ? {} : { security: securityDetails(input.security) }),
   };
 }

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runHandler, type RunningHandler } from '../../test/peers/handler-run.ts';
 import type { AnyDiscoveryHandler, DiscoveredDevice } from '../contract.ts';
-import type { ApplicationInfo, LdsAnswer, OpcuaClientFactory } from './client.ts';
+import type { ApplicationInfo, LdsAnswer, OpcuaClientFactory, SessionRequest } from './client.ts';
 import { createOpcuaHandler } from './opcua.ts';
 import type { EndpointInfo } from './servers.ts';
 
@@ -14,6 +14,8 @@ class FakeNetwork {
   readonly lds = new Map<string, ApplicationInfo[]>();
   readonly servers = new Map<string, EndpointInfo[]>();
   readonly asked: string[] = [];
+  readonly sessions: SessionRequest[] = [];
+  sessionResult: (request: SessionRequest) => Promise<void> = () => Promise.resolve();
   network: LdsAnswer['network'] = 'unsupported';
   closed = false;
 
@@ -30,6 +32,10 @@ class FakeNetwork {
         const endpoints = this.servers.get(url);
         if (endpoints === undefined) return Promise.reject(new Error('connection refused'));
         return Promise.resolve({ endpoints, dropped: 0 });
+      },
+      openSession: (request) => {
+        this.sessions.push(request);
+        return this.sessionResult(request);
       },
       close: () => {
         this.closed = true;

@@ -28,6 +28,8 @@ import {
 import { createNodeOpcuaClient, type LdsAnswer, type OpcuaClientFactory, type OpcuaDiscoveryClient } from './client.ts';
 import { parseOpcuaDetails, type OpcuaDetails } from './details.ts';
 import { Backoff, PresenceTable } from './presence.ts';
+import { securityConfig } from './security.ts';
+import { SecurityChecks } from './sessions.ts';
 import { describeServer, passesListingFilters, type ServerCandidate, type Source } from './servers.ts';
 import { checkEndpointUrl, hostPort, withHost } from './urls.ts';
 
@@ -92,6 +94,7 @@ class OpcuaDiscovery {
   readonly #reported = new Map<string, string>();
   readonly #warned = new Set<string>();
   #dnsSd: DnsSdInstances | undefined;
+  #security: SecurityChecks | undefined;
   #wake: (() => void) | undefined;
   /** A DNS-SD change arrived while a round ran: the next round starts at once. */
   #changed = false;
@@ -109,11 +112,16 @@ class OpcuaDiscovery {
   async run(): Promise<void> {
     const { signal } = this.#context;
     const factory = this.#options.clientFactory ?? createNodeOpcuaClient;
+    // Before node-opcua loads: bad credentials are a DetailsError naming the property.
+    const security = securityConfig(this.#details, this.#context.properties);
+    if (security !== undefined)
+      this.#security = new SecurityChecks(security, (event, key, error) => this.#count(event, key, error), this.#context.count);
     const client = await factory({
       timeoutMs: this.#details.requestTimeoutMs,
       maxResponseBytes: this.#details.maxResponseBytes,
       maxEntries: this.#details.maxServers,
       log: (message) => this.#context.log.debug({ opcua: message }, 'node-opcua logged'),
+      ...(security?.client === undefined ? {} : { identity: security.client }),
     });
     const browsing = this.#startDnsSd();
     try {
@@ -272,8 +280,9 @@ class OpcuaDiscovery {
       for (const refused of described.refusedUrls) this.#count('unsafe_endpoint_url', `${key} ${refused.url}`);
       if (described.rejection?.kind === 'uri-mismatch') this.#count('uri_mismatch', key);
       if (described.rejection?.kind === 'no-endpoints') this.#count('no_endpoints', key);
-      if (described.untrusted) this.#count('untrusted_certificate', key);
-      this.#presence.answered(key, described.device);
+      if (described.untrusted && this.#security === undefined) this.#count('untrusted_certificate', key);
+      const device = this.#security === undefined ? described.device : await this.#security.apply(client, key, described);
+      this.#presence.answered(key, device);
     } catch (error) {
       this.#serverBackoff.failed(key, now);
       this.#presence.failed(key);
@@ -286,6 +295,7 @@ class OpcuaDiscovery {
     const keys = new Set(candidates.keys());
     this.#presence.keepOnly(keys);
     this.#serverBackoff.keepOnly(keys);
+    this.#security?.keepOnly(keys);
     const queue = [...candidates.values()];
     const worker = async (): Promise<void> => {
       for (let next = queue.shift(); next !== undefined && !this.#context.signal.aborted; next = queue.shift())

@@ -40,6 +40,51 @@ const StandardSchema = closedObject({
 export const APPLICATION_TYPES = ['Server', 'Client', 'ClientAndServer', 'DiscoveryServer'] as const;
 export const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
 
+export const VERIFY_MODES = ['Off', 'Report', 'Require'] as const;
+export const SESSION_MODES = ['Off', 'WhenRequired', 'Always'] as const;
+
+/** Properties (from the DeviceDiscovery's `spec.properties`, usually Secrets) the security block reads. */
+export const SECURITY_PROPERTIES = {
+  certificate: 'OPCUA_CLIENT_CERTIFICATE',
+  privateKey: 'OPCUA_CLIENT_PRIVATE_KEY',
+  username: 'OPCUA_USERNAME',
+  password: 'OPCUA_PASSWORD',
+  trusted: 'OPCUA_TRUSTED_CERTIFICATES',
+} as const;
+
+const SecuritySchema = closedObject(
+  {
+    verify: stringEnum(VERIFY_MODES, {
+      description:
+        'What an untrusted server certificate (not signed by a certificate in OPCUA_TRUSTED_CERTIFICATES, not pinned there or in trustedCertificateThumbprints, expired, or naming another application URI) does: Report = the device is kept with OPCUA_SERVER_CERT_TRUST saying why, a warning and the untrusted_certificate event, and no session is opened to it (credentials never go to an untrusted server); Require = the device is withheld too; Off = no check (sessions open to any server).',
+      default: 'Report',
+    }),
+    sessions: stringEnum(SESSION_MODES, {
+      description:
+        'When a secure channel and a session are opened to a server to prove Tether can use it (result in OPCUA_SESSION): WhenRequired = servers that offer no None endpoint; Always = every server (None with Anonymous when it offers nothing else); Off = never. Needs OPCUA_CLIENT_CERTIFICATE and OPCUA_CLIENT_PRIVATE_KEY unless Off.',
+      default: 'WhenRequired',
+    }),
+    sessionTimeoutSeconds: Type.Number({
+      description: 'Secure channel plus session activation, per server.',
+      minimum: 0.1,
+      maximum: 120,
+      default: 10,
+    }),
+    sessionIntervalSeconds: Type.Number({
+      description:
+        "A server's session is tried again after this long, or at once when its certificate or endpoints change (a wrong password is not retried every round: servers lock accounts).",
+      minimum: 1,
+      maximum: 86_400,
+      default: 300,
+    }),
+    maxConcurrentSessions: Type.Integer({ description: 'Sessions being opened at once.', minimum: 1, maximum: 64, default: 4 }),
+  },
+  {
+    description:
+      "Server certificate checks and secure sessions. Credentials come from the DeviceDiscovery's properties (Secrets), never from details: OPCUA_CLIENT_CERTIFICATE + OPCUA_CLIENT_PRIVATE_KEY (PEM; the application certificate Tether presents), OPCUA_USERNAME + OPCUA_PASSWORD (optional; Anonymous without), OPCUA_TRUSTED_CERTIFICATES (PEM bundle of CA and pinned server certificates). None of them, nor the server certificate, ever becomes a device property. Absent: no checks, no sessions.",
+  },
+);
+
 export const OpcuaDetailsSchema = closedObject(
   {
     opcuaDiscoveryMethod: Type.Optional(
@@ -130,6 +175,7 @@ export const OpcuaDetailsSchema = closedObject(
     maxServers: Type.Integer({ description: 'Servers tracked per discovery.', minimum: 1, maximum: 10_000, default: 1024 }),
     maxConcurrentRequests: Type.Integer({ description: 'Servers asked at once.', minimum: 1, maximum: 256, default: 16 }),
     shared: Type.Boolean({ description: 'A server is the same device from every node that sees it (Akri: true).', default: true }),
+    security: Type.Optional(SecuritySchema),
   },
   {
     description:

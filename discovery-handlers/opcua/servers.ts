@@ -55,7 +55,13 @@ export interface Described {
   readonly refusedUrls: readonly { url: string; reason: UrlRefusal }[];
   /** The server certificate is not in `trustedCertificateThumbprints` (only when that list is set). */
   readonly untrusted: boolean;
+  /** With a device: the endpoints kept (URLs checked), and the server certificate as sent. */
+  readonly endpoints?: readonly CheckedEndpoint[];
+  readonly certificate?: Uint8Array;
 }
+
+/** An endpoint whose URL passed the checks; `url` is the one to connect to. */
+export type CheckedEndpoint = EndpointInfo & { readonly url: string };
 
 const MAX_ENDPOINTS = 64;
 
@@ -135,7 +141,7 @@ export function describeServer(
   details: OpcuaDetails,
 ): Described {
   const refusedUrls: { url: string; reason: UrlRefusal }[] = [];
-  const kept: (EndpointInfo & { readonly url: string })[] = [];
+  const kept: CheckedEndpoint[] = [];
   for (const endpoint of endpoints.slice(0, MAX_ENDPOINTS)) {
     const checked = checkEndpointUrl(endpoint.endpointUrl, answeredFrom, { allowedCidrs: details.allowedCidrs });
     if ('url' in checked) kept.push({ ...endpoint, url: checked.url });
@@ -161,13 +167,22 @@ export function describeServer(
   // in GetEndpoints while registering as Server.
   const type = candidate.applicationType ?? first.applicationType;
   if (!passesEndpointFilters(type, first, kept, details)) return { rejection: { kind: 'filtered' }, refusedUrls, untrusted: false };
+  return { ...withCertificate(first.applicationUri, serverProperties(candidate, type, kept), kept, details), refusedUrls };
+}
+
+/** The device with its certificate's thumbprint (and pinning verdict) among its properties. */
+function withCertificate(
+  id: string,
+  properties: Record<string, string>,
+  kept: readonly CheckedEndpoint[],
+  details: OpcuaDetails,
+): Omit<Described, 'refusedUrls'> {
   const certificate = kept.find((e) => e.serverCertificate !== undefined && e.serverCertificate.length > 0)?.serverCertificate;
   const print = certificate === undefined ? undefined : thumbprint(certificate);
   const untrusted = print !== undefined && details.trustedThumbprints.size > 0 && !details.trustedThumbprints.has(print);
-  const properties = serverProperties(candidate, type, kept);
   if (print !== undefined) {
     properties['OPCUA_SERVER_CERT_THUMBPRINT'] = print;
     if (details.trustedThumbprints.size > 0) properties['OPCUA_SERVER_CERT_TRUSTED'] = String(!untrusted);
   }
-  return { device: { id: first.applicationUri, properties }, refusedUrls, untrusted };
+  return { device: { id, properties }, untrusted, endpoints: kept, ...(certificate === undefined ? {} : { certificate }) };
 }

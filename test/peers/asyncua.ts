@@ -55,8 +55,13 @@ export interface ServerSpec {
   readonly product?: string;
   /** Registers with this LDS on start (and on `register`). */
   readonly lds?: string;
-  /** Only Basic256Sha256 SignAndEncrypt endpoints, with a self-signed certificate. */
+  /** Only Basic256Sha256 SignAndEncrypt endpoints, with a self-signed certificate (or certFile/keyFile). */
   readonly secure?: boolean;
+  /** The secure server's certificate and key (PEM or DER files), e.g. from test/peers/opcua/pki.ts. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** UserName tokens only, checked against this table (default: Anonymous, any user name). */
+  readonly users?: Readonly<Record<string, string>>;
   /** The discovery URL sent to the LDS (default: its own). */
   readonly advertise?: string;
   /** EndpointUrls GetEndpoints returns instead of the real one. */

@@ -12,6 +12,10 @@ OPC UA peers for Tether's tests, on Python asyncua (a stack Tether does not use)
       Servers in one process (one event loop; ports from the JSON list). Each entry:
       {"port", "uri", "name", "product"?, "lds"?, "secure"?, "advertise"?, "endpoints"?}
         secure:     only Basic256Sha256 SignAndEncrypt endpoints, with a self-signed certificate
+                    (or "certFile" + "keyFile": the server certificate and key, PEM or DER, e.g.
+                    signed by a test CA)
+        users:      {"name": "password"}: UserName tokens only, checked against this table
+                    (default: Anonymous and any UserName accepted)
         advertise:  the discovery URL sent to the LDS (default opc.tcp://<host>:<port>)
         endpoints:  EndpointUrls GetEndpoints returns instead of the real one (an unexpected list)
 
@@ -28,7 +32,9 @@ import sys
 import tempfile
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.internal_server import InternalServer
+from asyncua.server.user_managers import UserManager
 
 logging.basicConfig(level=logging.ERROR)
 
@@ -107,6 +113,18 @@ def make_certificate(directory, uri, host):
     return cert_path, key_path
 
 
+class TableUsers(UserManager):
+    """UserName tokens checked against a fixed table; anything else is refused."""
+
+    def __init__(self, users):
+        self.users = users
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if username is not None and username in self.users and self.users[username] == password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
 class TestServer:
     def __init__(self, host, spec):
         self.host, self.spec = host, spec
@@ -118,7 +136,8 @@ class TestServer:
 
     async def start(self):
         spec = self.spec
-        s = Server()
+        users = spec.get("users")
+        s = Server(user_manager=TableUsers(users)) if users is not None else Server()
         await s.init()
         s.set_endpoint(self.url)
         s.set_server_name(spec["name"])
@@ -126,13 +145,18 @@ class TestServer:
         s.product_uri = spec.get("product", "urn:tether-test:product")
         s.set_match_discovery_client_ip(False)
         if spec.get("secure"):
-            directory = tempfile.mkdtemp(prefix="tether-opcua-")
-            cert, key = make_certificate(directory, spec["uri"], self.host)
+            if spec.get("certFile"):
+                cert, key = spec["certFile"], spec["keyFile"]
+            else:
+                directory = tempfile.mkdtemp(prefix="tether-opcua-")
+                cert, key = make_certificate(directory, spec["uri"], self.host)
             await s.load_certificate(cert)
             await s.load_private_key(key)
             s.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
         else:
             s.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if users is not None:
+            s.set_identity_tokens([ua.UserNameIdentityToken])
         await s.start()
         if spec.get("endpoints") is not None:
             fake = spec["endpoints"]
