@@ -10,6 +10,17 @@ export interface PolicyRule {
   readonly verbs: readonly string[];
 }
 
+/**
+ * What the controller does with workload brokers: watch them (list, watch), apply them by
+ * server-side apply (patch; create for the first apply), delete them.
+ */
+export const WORKLOAD_BROKER_VERBS: readonly string[] = ['list', 'watch', 'create', 'patch', 'delete'];
+
+/** The rule for broker kinds of one API group (the chart's `controller.brokerKinds` entries). */
+export function brokerKindRule(apiGroup: string, resources: readonly string[]): PolicyRule {
+  return { apiGroups: [apiGroup], resources, verbs: WORKLOAD_BROKER_VERBS };
+}
+
 /** ClusterRole rules (or a Role in the watched namespace with `--namespace`, plus nodes). */
 export const CONTROLLER_RULES: readonly PolicyRule[] = [
   // Read what users ask for; write only its status (server-side apply = patch).
@@ -22,6 +33,9 @@ export const CONTROLLER_RULES: readonly PolicyRule[] = [
   // Brokers.
   { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch', 'create', 'delete'] },
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch', 'create', 'delete'] },
+  // Workload brokers (spec.broker.workload) of the built-in kinds with a pod template; other
+  // kinds are granted by brokerKindRule (chart value controller.brokerKinds).
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: WORKLOAD_BROKER_VERBS },
   // Opt-in eviction of consumers of an offline device.
   { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
   // Services (server-side apply creates with patch, which also needs create).

@@ -35,7 +35,7 @@ import { createAgentMetrics } from '../../agent/metrics.ts';
 import { DEFAULT_CONFIG, DEFAULT_LEADER_ELECTION } from '../../controller/runtime/config.ts';
 import { REPORTING_CONTROLLER } from '../../controller/runtime/events.ts';
 import { startController, type Controller } from '../../controller/main.ts';
-import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/runtime/rbac.ts';
+import { CONTROLLER_RULES, LEADER_ELECTION_RULES, brokerKindRule, type PolicyRule } from '../../controller/runtime/rbac.ts';
 import type { Device, DeviceDiscovery } from '../../api/schema.ts';
 import type { AnyDiscoveryHandler, DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { builtinHandlers } from '../../discovery-handlers/registry.ts';
@@ -328,6 +328,29 @@ describe('chart', () => {
     // Without eviction, that one rule goes.
     const noEviction = await render('r', 'tether-system', 'controller.rbac.podEviction=false');
     expect(grants(find(noEviction, 'ClusterRole', 'r-tether-controller').rules!)).not.toContain('/pods/eviction:create');
+    // Workload broker kinds of controller.brokerKinds: exactly brokerKindRule for each, nothing else of their groups.
+    const withKinds = await render(
+      'r',
+      'tether-system',
+      'controller.brokerKinds[0].apiGroup=core.spinkube.dev',
+      'controller.brokerKinds[0].resources={spinapps}',
+      'controller.brokerKinds[1].apiGroup=example.com',
+      'controller.brokerKinds[1].resources={things,gadgets}',
+    );
+    const extended = [
+      ...find(withKinds, 'ClusterRole', 'r-tether-controller').rules!,
+      ...find(withKinds, 'ClusterRole', 'r-tether-controller-nodes').rules!,
+    ];
+    expect(grants(extended)).toEqual(
+      grants([
+        ...CONTROLLER_RULES,
+        brokerKindRule('core.spinkube.dev', ['spinapps']),
+        brokerKindRule('example.com', ['things', 'gadgets']),
+      ]),
+    );
+    await expect(render('r', 'tether-system', 'controller.brokerKinds[0].resources={spinapps}')).rejects.toThrow(
+      /controller\.brokerKinds\[\]\.apiGroup is required/,
+    );
   });
 
   it('narrows the agent: Secrets/ConfigMaps by namespace (Roles) and by name; everything by watchNamespace', async () => {

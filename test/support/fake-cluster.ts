@@ -16,7 +16,7 @@ import { Informer } from '../../kube/informer.ts';
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../api/labels.ts';
 import { agentManager, agentSlotsManager } from '../../api/field-managers.ts';
-import { CONTROLLER_RULES, LEADER_ELECTION_RULES } from '../../controller/runtime/rbac.ts';
+import { CONTROLLER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from '../../controller/runtime/rbac.ts';
 import { microTime, rfc3339 } from '../../controller/runtime/time.ts';
 
 const MERGE_PATCH = 'application/merge-patch+json';
@@ -308,7 +308,8 @@ export async function applyAsAgent(api: Api, view: AgentView): Promise<void> {
 
 /**
  * Creates a ServiceAccount in `namespace` bound to exactly the controller's rules (ClusterRole
- * `name`, plus a Role for Leases in `namespace`) and returns a kubeconfig using its token.
+ * `name`, with `extraRules` such as the chart's `controller.brokerKinds` grant, plus a Role for
+ * Leases in `namespace`) and returns a kubeconfig using its token.
  * `cleanup` removes the cluster-scoped objects.
  */
 export async function controllerServiceAccount(
@@ -316,6 +317,7 @@ export async function controllerServiceAccount(
   api: Api,
   namespace: string,
   name: string,
+  extraRules: readonly PolicyRule[] = [],
 ): Promise<{ kubeConfig: KubeConfig; cleanup: () => Promise<void> }> {
   const rbac = (kind: string, plural: string, namespaced: boolean) => ({
     group: 'rbac.authorization.k8s.io',
@@ -332,7 +334,10 @@ export async function controllerServiceAccount(
     409,
   );
   await ignoring(
-    api.create(rbac('ClusterRole', 'clusterroles', false), undefined, { metadata: { name }, rules: CONTROLLER_RULES } as never),
+    api.create(rbac('ClusterRole', 'clusterroles', false), undefined, {
+      metadata: { name },
+      rules: [...CONTROLLER_RULES, ...extraRules],
+    } as never),
     409,
   );
   await ignoring(
