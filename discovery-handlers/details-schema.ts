@@ -73,5 +73,3 @@ export function includeExcludeFilter(
   return (description) =>
     Type.Optional(Type.Union([tether, akriFilter], { description: `${description} {include, exclude} or Akri's {action, items}.` }));
 }
-
-export { filterLists, type FilterInput } from './filter-lists.ts';

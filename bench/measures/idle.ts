@@ -9,7 +9,12 @@
  *   npm run bench -- idle          TETHER_BENCH_IDLE_MINUTES (default 2), TETHER_BENCH_IDLE_SETTLE_S (30),
  *                                  TETHER_BENCH_IDLE_ENTRY=js|ts|both (default both),
  *                                  TETHER_BENCH_IDLE_NODE_FLAGS (default: the chart's, V8_FLAGS below),
- *                                  TETHER_BENCH_IDLE_CONTROLLER_ARGS (extra flags, e.g. longer leader election periods)
+ *                                  TETHER_BENCH_IDLE_CONTROLLER_ARGS (extra flags, e.g. longer leader election periods),
+ *                                  TETHER_BENCH_IDLE_KUBECONFIG=json|yaml (default json, see below)
+ *
+ * In the cluster both components read their service account, never a YAML kubeconfig, so the
+ * `yaml` package (loaded only for YAML text) stays out of them; by default they get the bench
+ * cluster's kubeconfig as JSON, so that they run here as they run there.
  *
  * Two ways to run the same code side by side, both measured at once:
  * - `js`: the JavaScript the image ships (tsc → dist/bench-app, as deploy/image/app-tree.ts
@@ -24,10 +29,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { parse as parseYaml } from 'yaml';
 import { MockKubelet } from '../../agent/kubelet/mock-kubelet.ts';
 import { clusterDown, clusterUp } from '../../test/cluster/cluster.ts';
 import { freePort, httpGet, logTail } from '../../test/cluster/processes.ts';
@@ -122,6 +128,11 @@ async function idle(): Promise<Measurement[]> {
   const cluster = await clusterUp({ cacheDir, log: (m) => say(`cluster: ${m}`) });
   const js = entries.includes('js') ? await buildJavaScript() : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'tidle-'));
+  let kubeconfig = cluster.kubeconfig;
+  if ((process.env['TETHER_BENCH_IDLE_KUBECONFIG'] ?? 'json') === 'json') {
+    kubeconfig = join(dir, 'kubeconfig.json');
+    await writeFile(kubeconfig, JSON.stringify(parseYaml(await readFile(cluster.kubeconfig, 'utf8'))));
+  }
   const kubelets: MockKubelet[] = [];
   const subjects: Subject[] = [];
   try {
@@ -142,7 +153,7 @@ async function idle(): Promise<Measurement[]> {
             '--node-name',
             `bench-idle-${entry}`,
             '--kubeconfig',
-            cluster.kubeconfig,
+            kubeconfig,
             '--device-plugin-dir',
             join(node, 'dp'),
             '--pod-resources-socket',
@@ -167,7 +178,7 @@ async function idle(): Promise<Measurement[]> {
             ...cli,
             'controller',
             '--kubeconfig',
-            cluster.kubeconfig,
+            kubeconfig,
             '--leader-election-namespace',
             'default',
             '--leader-election-id',

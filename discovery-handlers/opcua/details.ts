@@ -7,8 +7,10 @@
 import { DetailsError } from '../contract.ts';
 import { parseWithSchema } from '../details-parse.ts';
 import { parseCidr, type Cidr } from '../ipv4.ts';
-import { filterLists, type FilterInput } from '../details-schema.ts';
-import { DEFAULT_DISCOVERY_URL, OpcuaDetailsSchema, type OpcuaDetailsInput } from './schema.ts';
+import { filterLists, type FilterInput } from '../filter-lists.ts';
+import { DEFAULT_DISCOVERY_URL } from './constants.ts';
+import DETAILS_SCHEMA from './details.schema.json' with { type: 'json' };
+import type { OpcuaDetailsInput, OpcuaDetailsSchema } from './schema.ts';
 
 export type ApplicationType = 'Server' | 'Client' | 'ClientAndServer' | 'DiscoveryServer';
 export type SecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
@@ -93,7 +95,7 @@ function securityDetails(input: NonNullable<OpcuaDetailsInput['security']>): Sec
 
 /** Validates raw details (an object, or Akri's YAML text); every error names the field path. */
 export function parseOpcuaDetails(raw: unknown): OpcuaDetails {
-  const input = parseWithSchema(OpcuaDetailsSchema, raw ?? {});
+  const input = parseWithSchema<typeof OpcuaDetailsSchema>(DETAILS_SCHEMA, raw ?? {});
   const standard = input.opcuaDiscoveryMethod?.standard;
   if (standard?.applicationNames !== undefined && input.applicationNames !== undefined)
     throw new DetailsError('details.applicationNames', "set in two places; keep the top-level one (Akri's)");

@@ -9,9 +9,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { closedObject, includeExcludeFilter, stringEnum } from '../details-schema.ts';
-
-/** Akri's default: the Local Discovery Server of the node itself. */
-export const DEFAULT_DISCOVERY_URL = 'opc.tcp://localhost:4840/';
+import { DEFAULT_DISCOVERY_URL } from './constants.ts';
 
 const url = (description: string): ReturnType<typeof Type.Array<ReturnType<typeof Type.String>>> =>
   Type.Array(Type.String({ maxLength: 1024, pattern: '^opc\\.tcp://[^/?#\\s]+', errorMessage: 'must be an opc.tcp://host:port URL' }), {
@@ -42,15 +40,6 @@ export const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
 
 export const VERIFY_MODES = ['Off', 'Report', 'Require'] as const;
 export const SESSION_MODES = ['Off', 'WhenRequired', 'Always'] as const;
-
-/** Properties (from the DeviceDiscovery's `spec.properties`, usually Secrets) the security block reads. */
-export const SECURITY_PROPERTIES = {
-  certificate: 'OPCUA_CLIENT_CERTIFICATE',
-  privateKey: 'OPCUA_CLIENT_PRIVATE_KEY',
-  username: 'OPCUA_USERNAME',
-  password: 'OPCUA_PASSWORD',
-  trusted: 'OPCUA_TRUSTED_CERTIFICATES',
-} as const;
 
 const SecuritySchema = closedObject(
   {

@@ -9,7 +9,7 @@
 import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { DetailsError } from '../contract.ts';
 import { POLICY_URI_PREFIX, type OpcuaDetails } from './details.ts';
-import { SECURITY_PROPERTIES } from './schema.ts';
+import { SECURITY_PROPERTIES } from './constants.ts';
 import type { EndpointInfo } from './servers.ts';
 import { certificateUris, parsePemCertificates, trustAnchors, type TrustAnchors } from './trust.ts';
 
