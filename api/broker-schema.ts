@@ -21,6 +21,13 @@ const BrokerMetadataSchema = Type.Object(
  * the way are created; a missing list element or a non-object on the way is an error reported
  * on the DeviceDiscovery with the pointer.
  */
+/**
+ * Longest DeviceDiscovery name whose brokers may be StatefulSets: the StatefulSet controller
+ * labels pods with `controller-revision-hash: <name>-<up to 10 chars>` (≤ 63), so a StatefulSet
+ * name must be ≤ 52; a broker name is `<discovery>-<16 hex>-<10 hex>` while it fits.
+ */
+export const MAX_STATEFULSET_DISCOVERY_NAME_LENGTH = 52 - 17 - 11;
+
 export const BROKER_PATH_PATTERN = '^/spec(/([^/~]|~[01])+)+$';
 export const MAX_BROKER_PATHS = 16;
 

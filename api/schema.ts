@@ -42,9 +42,16 @@ import {
 
 import { MAX_NODE_REPORT_MESSAGE_LENGTH, type API_VERSION } from './group.ts';
 import { cel, immutable, opaqueList, opaqueObject, stringEnum, stringMap } from './schema-builders.ts';
-import { BrokerSchema } from './broker-schema.ts';
+import { BrokerSchema, MAX_STATEFULSET_DISCOVERY_NAME_LENGTH } from './broker-schema.ts';
 
-export { BrokerInjectSchema, BrokerSchema, BROKER_PATH_PATTERN, MAX_BROKER_PATHS, WorkloadBrokerSchema } from './broker-schema.ts';
+export {
+  BrokerInjectSchema,
+  BrokerSchema,
+  BROKER_PATH_PATTERN,
+  MAX_BROKER_PATHS,
+  MAX_STATEFULSET_DISCOVERY_NAME_LENGTH,
+  WorkloadBrokerSchema,
+} from './broker-schema.ts';
 export type { Broker, BrokerInject, WorkloadBroker } from './broker-schema.ts';
 
 export { API_GROUP, API_VERSION, API_VERSION_NAME, MAX_NODE_REPORT_MESSAGE_LENGTH } from './group.ts';
@@ -404,6 +411,14 @@ export const DeviceDiscoverySchema = Type.Object(
       {
         rule: `!self.metadata.name.matches('${DEVICE_NAME_SUFFIX_PATTERN}')`,
         message: 'metadata.name must not end in -<16 hex digits>: that shape is reserved for Device names',
+      },
+      {
+        rule:
+          "!has(self.spec.broker) || !has(self.spec.broker.workload) || self.spec.broker.workload.apiVersion != 'apps/v1' || " +
+          `self.spec.broker.workload.kind != 'StatefulSet' || self.metadata.name.size() <= ${MAX_STATEFULSET_DISCOVERY_NAME_LENGTH}`,
+        message:
+          `metadata.name must be at most ${MAX_STATEFULSET_DISCOVERY_NAME_LENGTH} characters when the brokers are StatefulSets: ` +
+          'their names are <name>-<16 hex>-<10 hex>, and the StatefulSet controller needs names of at most 52 characters',
       },
     ),
   },

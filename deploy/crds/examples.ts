@@ -235,6 +235,22 @@ export function crdExamples(): CrdExample[] {
       pod: { spec: { containers: [{}] } },
       workload: { apiVersion: 'apps/v1', kind: 'Deployment', spec: {} },
     }),
+    {
+      name: 'StatefulSet broker of a discovery with a 25-character name',
+      kind: 'DeviceDiscovery',
+      expect: 'cel-invalid',
+      object: withValue(withValue(baseDiscovery(), 'metadata.name', 'a'.repeat(25)), 'spec.broker', {
+        workload: { apiVersion: 'apps/v1', kind: 'StatefulSet', spec: { template: {} } },
+      }),
+    },
+    {
+      name: 'StatefulSet broker of a discovery with a 24-character name',
+      kind: 'DeviceDiscovery',
+      expect: 'valid',
+      object: withValue(withValue(baseDiscovery(), 'metadata.name', 'a'.repeat(24)), 'spec.broker', {
+        workload: { apiVersion: 'apps/v1', kind: 'StatefulSet', spec: { template: {} } },
+      }),
+    },
     dd('workload broker of kind Pod', 'cel-invalid', 'spec.broker', { workload: { apiVersion: 'v1', kind: 'Pod', spec: {} } }),
     dd('custom-kind broker without inject', 'cel-invalid', 'spec.broker', {
       workload: { apiVersion: 'core.spinkube.dev/v1alpha1', kind: 'SpinApp', spec: {} },

@@ -25,6 +25,7 @@ const log = pino({ level: process.env.TETHER_TEST_LOG ?? 'silent' });
 const suffix = uniqueSuffix();
 
 const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true };
+const STATEFULSETS: ResourceType = { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet', namespaced: true };
 const SPINAPPS: ResourceType = { group: 'core.spinkube.dev', version: 'v1alpha1', plural: 'spinapps', kind: 'SpinApp', namespaced: true };
 const CRDS: ResourceType = {
   group: 'apiextensions.k8s.io',
@@ -290,6 +291,31 @@ describe('a Deployment broker', () => {
   });
 });
 
+describe('a StatefulSet broker', () => {
+  it('is applied with the device in its pod template and ready when its pod is', async () => {
+    const dd = `sts-${suffix}`;
+    await createDiscovery(dd, {
+      workload: {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        spec: { template: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } },
+      },
+    });
+    const { device, node } = await deviceOnNode(dd, 'sts');
+    const applied = await oneBroker(STATEFULSETS, device.name);
+    expect(appliedByController(applied)).toBe(true);
+    const template = (applied.spec as { template: { spec: { containers: { resources?: { limits?: object } }[] } } }).template;
+    expect(template.spec.containers[0]?.resources?.limits).toEqual({ [device.resource]: '1' });
+    // Its pod (<name>-0, made by the real StatefulSet controller) runs on the node: ready.
+    expect((await deviceCondition(device.name, 'True')).message).toBe('1/1 brokers ready');
+    const pods = await admin.list<KubeObject & { spec?: { nodeName?: string } }>(RESOURCES.pods, {
+      namespace: namespace.name,
+      labelSelector: `tether.dev/device=${device.name}`,
+    });
+    expect(pods.items.map((p) => [p.metadata?.name, p.spec?.nodeName])).toEqual([[`${applied.metadata!.name!}-0`, node]]);
+  });
+});
+
 describe('a custom-kind broker (SpinApp-shaped)', () => {
   const spinApp = (inject: Record<string, unknown>): unknown => ({
     workload: {
@@ -387,7 +413,7 @@ describe('a custom-kind broker (SpinApp-shaped)', () => {
 });
 
 describe('a kind the apiserver does not serve', () => {
-  it('is a clear condition and a Warning Event, not a crash; other discoveries keep working', async () => {
+  it('is a clear condition and a Warning Event on the DeviceDiscovery, not a crash', async () => {
     const dd = `unknown-${suffix}`;
     await createDiscovery(dd, {
       workload: { apiVersion: 'gadgets.example.com/v1', kind: 'Gizmo', spec: {}, inject: { resources: ['/spec/limits'] } },

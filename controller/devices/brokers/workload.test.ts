@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { brokerName } from '../../../api/labels.ts';
-import { deviceResourceName } from '../../../api/names.ts';
-import type { WorkloadBroker } from '../../../api/schema.ts';
+import { deviceName, deviceResourceName } from '../../../api/names.ts';
+import { MAX_STATEFULSET_DISCOVERY_NAME_LENGTH, type WorkloadBroker } from '../../../api/schema.ts';
 import { DEVICE, DEVICE_UID, broker, device, discovery, nodes } from '../../../test/support/broker-fixtures.ts';
 import { brokerObject, desiredBrokers, templateHash } from './desired.ts';
 import { planBrokers } from './plan.ts';
@@ -58,6 +58,17 @@ describe('workload kinds', () => {
     expect(effectiveInject(deployment).podTemplates).toEqual(['/spec/template']);
     expect(effectiveInject({ ...deployment, kind: 'StatefulSet' }).podTemplates).toEqual(['/spec/template']);
     expect(effectiveInject(spinApp).podTemplates).toEqual([]);
+  });
+});
+
+describe('StatefulSet broker names', () => {
+  it.each([
+    [MAX_STATEFULSET_DISCOVERY_NAME_LENGTH, true],
+    [MAX_STATEFULSET_DISCOVERY_NAME_LENGTH + 1, false],
+  ])('a %i-character discovery name gives broker names a StatefulSet can have (≤ 52): %s', (length, fits) => {
+    const discoveryName = 'd'.repeat(length);
+    const name = brokerName(deviceName({ namespace: 'ns', discovery: discoveryName, deviceId: 'x' }), 'node-with-a-long-name');
+    expect(name.length <= 52).toBe(fits);
   });
 });
 
