@@ -182,6 +182,12 @@ build_containerd() {
   echo "$pin" > "$containerd_out/.stamp"
 }
 
+# Tether's wasmtime containerd shim (Rust, crates.io) for the e2e's containerd 1.6 node: its own
+# script, cached by a hash of the crate, in the same shared cache as containerd 2.
+build_wasm_shim() {
+  TETHER_CACHE="$(dirname "$containerd_out")" TETHER_LOG_PREFIX=build.sh "$here/build-wasm-shim.sh"
+}
+
 main() {
   mkdir -p "$bin"
   # Two `cluster:up`s at once must not build twice into the same files.
@@ -192,6 +198,7 @@ main() {
   build_etcd
   build_helm
   build_containerd
+  build_wasm_shim
   log "done in $((SECONDS - start))s: $bin, $containerd_bin"
 }
 

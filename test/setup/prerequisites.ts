@@ -22,6 +22,9 @@ export const PACKAGES: Readonly<Record<string, string>> = {
   runc: 'the e2e nodes',
   'containernetworking-plugins': 'the e2e nodes (CNI bridge, host-local)',
   'busybox-static': 'the e2e test image',
+  'libseccomp-dev': 'the e2e wasmtime containerd shim (deploy/wasm-shim links libseccomp)',
+  'pkg-config': 'the e2e wasmtime containerd shim (finds libseccomp)',
+  'protobuf-compiler': 'the e2e wasmtime containerd shim (containerd-client generates its gRPC code with protoc)',
 };
 
 /** Services apt starts on install; the tests run their own instances. */
