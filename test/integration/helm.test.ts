@@ -235,6 +235,10 @@ describe('chart', () => {
       'agent.watchNamespace=a',
       '--set',
       'controller.watchNamespace=a',
+      '--set',
+      'controller.brokerKinds[0].apiGroup=core.spinkube.dev',
+      '--set',
+      'controller.brokerKinds[0].resources={spinapps}',
     );
   });
 
