@@ -9,6 +9,7 @@
  * config says; their names hash our socket address, so they do not collide
  * with a system containerd's.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -20,6 +21,33 @@ import type { NodeLayout } from './layout.ts';
 import { NODE_CDI_DIR, PAUSE_IMAGE } from './layout.ts';
 
 const BUILD_SCRIPT = join(import.meta.dirname, '..', 'cluster', 'build.sh');
+const WASM_SHIM_SCRIPT = join(import.meta.dirname, '..', 'cluster', 'build-wasm-shim.sh');
+
+/** Tether's wasmtime shim (deploy/wasm-shim): containerd maps runtime type `io.containerd.wasmtime.v1` to this name on its PATH. */
+export const WASM_SHIM_BINARY = 'containerd-shim-wasmtime-v1';
+/** The CRI runtime handler (and RuntimeClass name) that runs WebAssembly on the containerd 1.6 node. */
+export const WASM_RUNTIME_HANDLER = 'wasmtime';
+
+/**
+ * Where test/cluster/build-wasm-shim.sh puts the shim for the current sources (a dir named by
+ * their hash, so a changed crate is a different dir). Asks the script (~0.1 s, builds nothing).
+ */
+export function wasmShimBinDir(cacheDir: string): string {
+  return execFileSync('bash', [WASM_SHIM_SCRIPT, '--print-dir'], {
+    encoding: 'utf8',
+    env: { ...process.env, TETHER_CACHE: cacheDir },
+  }).trim();
+}
+
+/** The shim's bin dir when the shim is built (test/cluster/build.sh builds it), else undefined. */
+export function builtWasmShimDir(cacheDir: string): string | undefined {
+  try {
+    const dir = wasmShimBinDir(cacheDir);
+    return existsSync(join(dir, WASM_SHIM_BINARY)) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The pinned containerd 2 version, read from test/cluster/build.sh so it is stated once. */
 export function pinnedContainerdVersion(): string {
@@ -48,8 +76,14 @@ export function missingRuntime(layout: NodeLayout): string[] {
 }
 
 /** The config of the node's containerd. */
-export function containerdConfig(layout: NodeLayout): string {
-  return layout.runtime === 'containerd-2' ? containerd2Config(layout) : containerd16Config(layout);
+export function containerdConfig(layout: NodeLayout, wasmShim?: boolean): string {
+  if (layout.runtime === 'containerd-2') return containerd2Config(layout);
+  return containerd16Config(layout, wasmShim ?? builtWasmShimDir(layout.cacheDir) !== undefined);
+}
+
+/** True when the config file on disk is what this checkout would write (a reused node must not lack a runtime). */
+export function isContainerdConfigCurrent(layout: NodeLayout): boolean {
+  return existsSync(layout.containerdConfig) && readFileSync(layout.containerdConfig, 'utf8') === containerdConfig(layout);
 }
 
 /**
@@ -115,8 +149,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 `;
 }
 
-/** The containerd config (version 2 schema, containerd 1.6). */
-function containerd16Config(layout: NodeLayout): string {
+/**
+ * The containerd config (version 2 schema, containerd 1.6). With `wasmShim`, a second runtime
+ * `wasmtime` (type `io.containerd.wasmtime.v1`: containerd runs containerd-shim-wasmtime-v1 from
+ * its PATH, which {@link startContainerd} puts first): pods with `runtimeClassName: wasmtime` run
+ * the `.wasm` entrypoint of their image in wasmtime, their pause container as a plain process.
+ */
+function containerd16Config(layout: NodeLayout, wasmShim: boolean): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `# Written by test/e2e/containerd.ts; regenerated on every node start.
 version = 2
@@ -156,7 +195,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [${cri}.containerd.runtimes.runc.options]
         # cgroup v1 with the cgroupfs driver, as the kubelet is configured.
         SystemdCgroup = false
-  [${cri}.cni]
+${
+  wasmShim
+    ? `    [${cri}.containerd.runtimes.${WASM_RUNTIME_HANDLER}]
+      runtime_type = "io.containerd.wasmtime.v1"
+`
+    : ''
+}  [${cri}.cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = ${JSON.stringify(layout.cniConfDir)}
     max_conf_num = 1
@@ -169,20 +214,21 @@ export function startContainerd(layout: NodeLayout): RunningComponent {
   mkdirSync(layout.containerdRoot, { recursive: true });
   mkdirSync(layout.runDir, { recursive: true, mode: 0o711 });
   mkdirSync(layout.logDir, { recursive: true });
-  writeFileSync(layout.containerdConfig, containerdConfig(layout));
+  const wasmShimDir = layout.runtime === 'containerd-2' ? undefined : builtWasmShimDir(layout.cacheDir);
+  writeFileSync(layout.containerdConfig, containerdConfig(layout, wasmShimDir !== undefined));
   const args = ['--config', layout.containerdConfig, '--log-level', 'info'];
   // containerd 2 finds its shim (containerd-shim-runc-v2) on PATH: ours first, not Debian's 1.6 one.
   const bin = containerdBinDir(layout.cacheDir);
+  const systemPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
   if (layout.cdiSpecDir !== undefined) mkdirSync(layout.cdiSpecDir, { recursive: true });
   return startComponent({
     name: 'containerd',
     ...(layout.runtime === 'containerd-2'
-      ? nodeCommand(layout, 'env', [
-          `PATH=${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-          join(bin, 'containerd'),
-          ...args,
-        ])
-      : nodeCommand(layout, 'containerd', args)),
+      ? nodeCommand(layout, 'env', [`PATH=${bin}:${systemPath}`, join(bin, 'containerd'), ...args])
+      : wasmShimDir !== undefined
+        ? // containerd 1.6 finds containerd-shim-wasmtime-v1 on its PATH.
+          nodeCommand(layout, 'env', [`PATH=${wasmShimDir}:${systemPath}`, 'containerd', ...args])
+        : nodeCommand(layout, 'containerd', args)),
     logFile: join(layout.logDir, 'containerd.log'),
     cwd: layout.nodeDir,
   });

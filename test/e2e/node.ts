@@ -25,7 +25,7 @@ import type { ClusterInfo } from '../cluster/cluster.ts';
 import { withLock } from '../cluster/lock.ts';
 import { freePort, httpGet, isRunning, startComponent, stopComponent } from '../cluster/processes.ts';
 import type { RunningComponent } from '../cluster/processes.ts';
-import { missingRuntime, startContainerd, waitContainerdReady } from './containerd.ts';
+import { isContainerdConfigCurrent, missingRuntime, startContainerd, waitContainerdReady } from './containerd.ts';
 import { CriClient } from './cri.ts';
 import { ensureImages } from './images.ts';
 import { ensureIsolation, ensureMountNamespace, removeIsolation, removeMountNamespace } from './isolation.ts';
@@ -144,6 +144,8 @@ async function isNodeHealthy(layout: NodeLayout, state: NodeState, cluster: Clus
   if (state.server !== cluster.server || state.containerd === undefined || state.kubelet === undefined || state.endpoints === undefined)
     return false;
   if (!isRunning(state.containerd) || !isRunning(state.kubelet)) return false;
+  // A node started before a runtime was added (e.g. the wasm shim got built) is restarted.
+  if (!isContainerdConfigCurrent(layout)) return false;
   try {
     const health = await httpGet(`http://${layout.healthzAddress}:${state.endpoints.healthzPort}/healthz`);
     if (health.status !== 200) return false;

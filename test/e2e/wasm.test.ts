@@ -1,0 +1,88 @@
+/**
+ * WebAssembly pods on the e2e's containerd 1.6 node (node 1) through Tether's own wasmtime shim
+ * (deploy/wasm-shim): containerd runs `containerd-shim-wasmtime-v1` for the `wasmtime` runtime
+ * handler, and the RuntimeClass `wasmtime` (deploy/examples/runtimeclass-wasmtime.yaml) selects it.
+ *
+ * The pod's image holds nothing but `/wasm-broker.wasm` (the sample broker, a wasm32-wasip2
+ * component; deploy/image/wasm-image.ts): runc could not start it, so a Running pod that prints and
+ * serves its env is the shim's doing. The env is what Tether's device plugin would give a broker
+ * of one MQTT device (agent/allocation/env.ts), plus a variable the broker must leave out.
+ */
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { useTestNamespace, waitFor } from '../integration/support.ts';
+import { nodeLayout } from './layout.ts';
+import { api, deletePod, waitPodLogLines, waitPodRunning } from './support.ts';
+import { ensureWasmRuntime, wasmBrokerPod, wasmRuntimeProblem, wasmShimRssKiB } from './wasm.ts';
+
+const layout = nodeLayout();
+const ns = useTestNamespace('wasm');
+const POD = 'wasm-broker';
+const PORT = 8080;
+/** A device name as Tether makes them: its last 16 hex digits are the env suffix. */
+const DEVICE = 'mqtt-home-assistant-0123456789abcdef';
+const SUFFIX = '0123456789ABCDEF';
+const ENV = {
+  TETHER_DEVICES: DEVICE,
+  [`HA_NAME_${SUFFIX}`]: 'livingroom',
+  HA_NAME: 'livingroom',
+  [`HA_SENSOR_TEMPERATURE_STATE_TOPIC_${SUFFIX}`]: 'livingroom/sensor/temperature/state',
+  HA_SENSOR_TEMPERATURE_STATE_TOPIC: 'livingroom/sensor/temperature/state',
+  MQTT_BROKER_URL: 'mqtt://10.250.90.1:1883',
+  NOT_A_DEVICE_PROPERTY: 'must not be served',
+};
+/** What the broker prints and serves: the device's variables, sorted. */
+const EXPECTED = Object.keys(ENV)
+  .filter((key) => key !== 'NOT_A_DEVICE_PROPERTY')
+  .sort()
+  .map((key) => `${key}=${ENV[key as keyof typeof ENV]}`);
+
+describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
+  let podIp: string;
+
+  beforeAll(async () => {
+    const problem = wasmRuntimeProblem(layout);
+    if (problem !== undefined) throw new Error(`node 1 cannot run Wasm pods: ${problem}`);
+    const image = await ensureWasmRuntime(layout);
+    process.stderr.write(
+      `[wasm] image ${image.name} ${image.manifestDigest.slice(0, 19)} (${image.kind}, ${image.imported ? 'imported' : 'already imported'})\n`,
+    );
+  });
+
+  it('reaches Running, logs the device env and serves it over HTTP from the pod network', async () => {
+    const started = Date.now();
+    await api().core.createNamespacedPod({
+      namespace: ns.name,
+      body: wasmBrokerPod({ name: POD, node: inject('e2eNodeName'), env: ENV, port: PORT }),
+    });
+    const pod = await waitPodRunning(ns.name, POD, 120_000);
+    const runningMs = Date.now() - started;
+    podIp = pod.status?.podIP ?? '';
+    expect(podIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+
+    const log = await waitPodLogLines(ns.name, POD, [...EXPECTED, `wasm-broker: listening on 0.0.0.0:${PORT}`]);
+    expect(log).not.toContain('NOT_A_DEVICE_PROPERTY');
+
+    const response = await fetch(`http://${podIp}:${PORT}/`, { signal: AbortSignal.timeout(10_000) });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await response.text()).toBe(`${EXPECTED.join('\n')}\n`);
+    const missing = await fetch(`http://${podIp}:${PORT}/nope`, { signal: AbortSignal.timeout(10_000) });
+    expect(missing.status).toBe(404);
+
+    const rss = wasmShimRssKiB();
+    expect(rss.size).toBeGreaterThan(0);
+    process.stderr.write(
+      `[wasm] pod created → Running in ${runningMs} ms; shim processes RSS ${[...rss.values()].map((kib) => `${(kib / 1024).toFixed(1)} MiB`).join(' + ')}\n`,
+    );
+  });
+
+  it('stops on pod deletion: SIGTERM ends the guest, the shim exits', async () => {
+    const started = Date.now();
+    await deletePod(ns.name, POD, 60_000);
+    const deletedMs = Date.now() - started;
+    await waitFor(() => wasmShimRssKiB().size === 0, { timeoutMs: 30_000, description: 'no wasm shim process left' });
+    process.stderr.write(`[wasm] pod deleted in ${deletedMs} ms\n`);
+    // The grace period is the default 30 s: a guest the shim did not stop on SIGTERM would take that long.
+    expect(deletedMs).toBeLessThan(15_000);
+  });
+});

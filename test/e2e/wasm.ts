@@ -1,0 +1,148 @@
+/**
+ * WebAssembly on the e2e node, for tests: Tether's wasmtime shim (deploy/wasm-shim, built by
+ * test/cluster/build-wasm-shim.sh — test/cluster/build.sh runs it, so the e2e setup has it before
+ * node 1's containerd 1.6 starts with the `wasmtime` runtime), the sample broker's image
+ * (examples/wasm-broker packed by deploy/image/wasm-image.ts) imported into a node's containerd,
+ * the `wasmtime` RuntimeClass, and a pod that runs the broker.
+ *
+ * Reusable by any e2e test that runs Wasm brokers: call {@link ensureWasmRuntime} in beforeAll,
+ * then use {@link WASM_BROKER_IMAGE} with `runtimeClassName: wasmtime` in a template.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { V1Pod } from '@kubernetes/client-node';
+import { buildWasmBrokerImage, WASM_BROKER_IMAGE, type BuiltWasmImage } from '../../deploy/image/wasm-image.ts';
+import { runCommand } from '../../deploy/image/exec.ts';
+import { kubectl } from '../integration/support.ts';
+import { ctrCommand, isContainerdConfigCurrent, WASM_RUNTIME_HANDLER, WASM_SHIM_BINARY, builtWasmShimDir } from './containerd.ts';
+import type { NodeLayout } from './layout.ts';
+
+export { WASM_BROKER_IMAGE, WASM_RUNTIME_HANDLER, WASM_SHIM_BINARY };
+
+const execFileAsync = promisify(execFile);
+
+/** The RuntimeClass `wasmtime` (handler `wasmtime`), as users apply it. */
+export const WASM_RUNTIME_CLASS_MANIFEST = fileURLToPath(new URL('../../deploy/examples/runtimeclass-wasmtime.yaml', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../cluster/build-wasm-shim.sh', import.meta.url));
+
+/**
+ * Builds the shim when its cached build is missing (minutes cold, ~0.1 s cached) and returns
+ * its bin dir. The e2e setup already ran it through build.sh; this is for callers outside it.
+ */
+export async function ensureWasmShim(cacheDir: string): Promise<string> {
+  const env = { ...process.env, TETHER_CACHE: cacheDir };
+  await execFileAsync('bash', [BUILD_SCRIPT], { env, maxBuffer: 64 * 1024 * 1024 });
+  const dir = builtWasmShimDir(cacheDir);
+  if (dir === undefined) throw new Error(`${BUILD_SCRIPT} succeeded but ${WASM_SHIM_BINARY} is missing`);
+  return dir;
+}
+
+/**
+ * Why `layout`'s containerd cannot run Wasm pods, or undefined when it can: it must be the
+ * containerd 1.6 node, the shim must be built and containerd must run with the config that names it.
+ */
+export function wasmRuntimeProblem(layout: NodeLayout): string | undefined {
+  if (layout.runtime === 'containerd-2') return `${layout.nodeName} runs containerd 2; the wasmtime runtime is on the containerd 1.6 node`;
+  if (builtWasmShimDir(layout.cacheDir) === undefined) return `${WASM_SHIM_BINARY} is not built (test/cluster/build-wasm-shim.sh)`;
+  if (!isContainerdConfigCurrent(layout)) return `${layout.nodeName}'s containerd runs an older config (restart the node)`;
+  return undefined;
+}
+
+/** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
+async function importedDigest(layout: NodeLayout, name: string): Promise<string | undefined> {
+  const { stdout } = await execFileAsync(ctrCommand(layout), [
+    '--address',
+    layout.containerdSocket,
+    '--namespace',
+    'k8s.io',
+    'images',
+    'list',
+    `name==${name}`,
+  ]);
+  return stdout
+    .split('\n')
+    .find((line) => line.startsWith(`${name} `))
+    ?.split(/\s+/)[2];
+}
+
+/** Builds the sample broker's image and imports it into `layout`'s containerd unless it has that digest. */
+export async function importWasmBrokerImage(layout: NodeLayout): Promise<BuiltWasmImage & { imported: boolean }> {
+  const image = await buildWasmBrokerImage({ out: join(layout.imageDir, 'wasm-broker.oci.tar') });
+  if ((await importedDigest(layout, image.name)) === image.manifestDigest) return { ...image, imported: false };
+  await execFileAsync(ctrCommand(layout), ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
+  const listed = await importedDigest(layout, image.name);
+  if (listed !== image.manifestDigest)
+    throw new Error(`imported ${image.name} but containerd lists ${listed ?? 'nothing'}, not ${image.manifestDigest}`);
+  return { ...image, imported: true };
+}
+
+/** Applies the `wasmtime` RuntimeClass (idempotent). */
+export async function applyWasmRuntimeClass(): Promise<void> {
+  await kubectl('apply', '-f', WASM_RUNTIME_CLASS_MANIFEST);
+}
+
+/**
+ * Everything a Wasm broker needs on `layout`'s node: throws {@link wasmRuntimeProblem}'s
+ * answer, else imports the broker image and applies the RuntimeClass.
+ */
+export async function ensureWasmRuntime(layout: NodeLayout): Promise<BuiltWasmImage & { imported: boolean }> {
+  const problem = wasmRuntimeProblem(layout);
+  if (problem !== undefined) throw new Error(`no Wasm runtime: ${problem}`);
+  const image = await importWasmBrokerImage(layout);
+  await applyWasmRuntimeClass();
+  return image;
+}
+
+/** A pod running the sample Wasm broker on `node` with `env`, serving on `port`. */
+export function wasmBrokerPod(options: { name: string; node: string; env: Readonly<Record<string, string>>; port?: number }): V1Pod {
+  const port = options.port ?? 8080;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: options.name, labels: { app: 'wasm-broker' } },
+    spec: {
+      runtimeClassName: WASM_RUNTIME_HANDLER,
+      nodeSelector: { 'kubernetes.io/hostname': options.node },
+      restartPolicy: 'Always',
+      containers: [
+        {
+          name: 'main',
+          image: WASM_BROKER_IMAGE,
+          imagePullPolicy: 'Never',
+          env: [...Object.entries(options.env).map(([name, value]) => ({ name, value })), { name: 'PORT', value: String(port) }],
+          ports: [{ containerPort: port, name: 'http' }],
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Resident memory of the shim's processes on this machine, in KiB by pid: containerd starts
+ * one shim (the ttrpc server) per pod, which runs the pod's containers as children of the
+ * same binary (the wasm guest runs inside one of them).
+ */
+export function wasmShimRssKiB(): Map<number, number> {
+  const rss = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (basename(readlinkSync(`/proc/${entry}/exe`)).replace(/ \(deleted\)$/, '') !== WASM_SHIM_BINARY) continue;
+      const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
+      if (match !== null) rss.set(Number(entry), Number(match[1]));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return rss;
+}
+
+/** The shim's version lines (`containerd-shim-wasmtime-v1 -v`). */
+export function wasmShimVersion(cacheDir: string): string {
+  const dir = builtWasmShimDir(cacheDir);
+  if (dir === undefined) throw new Error(`${WASM_SHIM_BINARY} is not built`);
+  return runCommand(join(dir, WASM_SHIM_BINARY), ['-v']).trim();
+}
