@@ -42,6 +42,7 @@ async function packagesLoadedBy(entry: string): Promise<string[]> {
 const LOADED_WHEN_NEEDED = [
   '@kubernetes/client-node', // ~80 MiB; never at run time
   'prom-client', // ~19 MiB; never at run time
+  '@grpc/proto-loader', // ~3.5 MiB over protobufjs; never at run time (proto/load.ts uses protobufjs directly)
   'yaml', // ~12 MiB; YAML text: a kubeconfig, Akri's discoveryDetails, an external handler's details
   'fast-xml-parser', // ~7 MiB; the first WS-Discovery or SOAP document an onvif discovery receives
   'mqtt', // ~17 MiB; an mqtt discovery's run

@@ -1,14 +1,17 @@
 /**
- * Loads Tether's .proto interfaces at run time (no code generation step).
- * Field names keep their proto spelling (`keepCase`) so the TypeScript wire
- * types in ./types.ts read exactly like the upstream definitions.
+ * Loads Tether's .proto interfaces at run time (no code generation step), with protobufjs
+ * directly: the same conversions @grpc/proto-loader makes (its serializers are exactly these),
+ * without its descriptor extension and the FileDescriptorProtos it builds for every method
+ * (~3.5 MiB of RSS an idle agent does not need; issue 15). Field names keep their proto
+ * spelling (`keepCase`) so the TypeScript wire types in ./types.ts read exactly like the
+ * upstream definitions.
  */
 import { fileURLToPath } from 'node:url';
-import { loadSync, type Options } from '@grpc/proto-loader';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 
-const LOADER_OPTIONS: Options = {
-  keepCase: true,
+/** What a decoded message looks like (@grpc/proto-loader's options of the same names). */
+const TO_OBJECT: protobuf.IConversionOptions = {
   longs: Number,
   enums: String,
   defaults: true,
@@ -17,19 +20,52 @@ const LOADER_OPTIONS: Options = {
   oneofs: true,
 };
 
-function loadPackage(file: string, pkg: string): GrpcObject {
-  const path = fileURLToPath(new URL(file, import.meta.url));
-  let ns: GrpcObject | undefined = loadPackageDefinition(loadSync(path, LOADER_OPTIONS));
-  // Dotted packages (k8s.io.kubelet.pkg.apis.dra.v1) load as nested namespaces.
-  for (const part of pkg.split('.')) ns = ns?.[part] as GrpcObject | undefined;
-  if (ns === undefined) throw new Error(`proto package ${pkg} missing from ${file}`);
-  return ns;
+/** A parsed .proto file, its types resolved. */
+interface ProtoFile {
+  readonly root: protobuf.Root;
+  readonly file: string;
 }
 
-function service(ns: GrpcObject, name: string): ServiceClientConstructor {
-  const ctor = ns[name];
-  if (typeof ctor !== 'function') throw new Error(`service ${name} missing`);
-  return ctor;
+function loadFile(file: string): ProtoFile {
+  const root = new protobuf.Root();
+  root.loadSync(fileURLToPath(new URL(file, import.meta.url)), { keepCase: true });
+  root.resolveAll();
+  return { root, file };
+}
+
+function serializer(type: protobuf.Type): (value: object) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`${type.fullName}: expected an object, got an array`);
+    return type.encode(type.fromObject(value)).finish() as Buffer;
+  };
+}
+
+function deserializer(type: protobuf.Type): (bytes: Buffer) => object {
+  return (bytes) => type.toObject(type.decode(bytes), TO_OBJECT);
+}
+
+/** The gRPC client constructor (its `service` is the server's definition) of `pkg.name`. */
+function service(proto: ProtoFile, pkg: string, name: string): ServiceClientConstructor {
+  const found = proto.root.lookup(`${pkg}.${name}`);
+  if (!(found instanceof protobuf.Service)) throw new Error(`service ${pkg}.${name} missing from ${proto.file}`);
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  for (const method of found.methodsArray) {
+    const request = method.resolvedRequestType;
+    const response = method.resolvedResponseType;
+    if (request === null || response === null) throw new Error(`${pkg}.${name}/${method.name}: unresolved types`);
+    definition[method.name] = {
+      path: `/${pkg}.${name}/${method.name}`,
+      requestStream: method.requestStream === true,
+      responseStream: method.responseStream === true,
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      // The lower-camel-case alias @grpc/proto-loader gives every method (client.listAndWatch).
+      originalName: `${method.name.charAt(0).toLowerCase()}${method.name.slice(1)}`,
+    };
+  }
+  return makeClientConstructor(definition, name);
 }
 
 export interface DevicePluginProtos {
@@ -52,20 +88,19 @@ export interface DiscoveryProtos {
 
 /** Kubelet device-plugin API v1beta1. */
 export function loadDevicePluginProtos(): DevicePluginProtos {
-  const ns = loadPackage('./deviceplugin-v1beta1.proto', 'v1beta1');
-  return { Registration: service(ns, 'Registration'), DevicePlugin: service(ns, 'DevicePlugin') };
+  const proto = loadFile('./deviceplugin-v1beta1.proto');
+  return { Registration: service(proto, 'v1beta1', 'Registration'), DevicePlugin: service(proto, 'v1beta1', 'DevicePlugin') };
 }
 
 /** Kubelet PodResources API v1. */
 export function loadPodResourcesProtos(): PodResourcesProtos {
-  const ns = loadPackage('./podresources-v1.proto', 'v1');
-  return { PodResourcesLister: service(ns, 'PodResourcesLister') };
+  return { PodResourcesLister: service(loadFile('./podresources-v1.proto'), 'v1', 'PodResourcesLister') };
 }
 
 /** Akri discovery-handler protocol v0. */
 export function loadDiscoveryProtos(): DiscoveryProtos {
-  const ns = loadPackage('./discovery-v0.proto', 'v0');
-  return { Registration: service(ns, 'Registration'), DiscoveryHandler: service(ns, 'DiscoveryHandler') };
+  const proto = loadFile('./discovery-v0.proto');
+  return { Registration: service(proto, 'v0', 'Registration'), DiscoveryHandler: service(proto, 'v0', 'DiscoveryHandler') };
 }
 
 /** The kubelet's DRA plugin APIs, each at every version Tether serves. */
@@ -84,11 +119,11 @@ export interface DraProtos {
  */
 export function loadDraProtos(): DraProtos {
   const dra = (version: string): ServiceClientConstructor =>
-    service(loadPackage(`./dra-${version}.proto`, `k8s.io.kubelet.pkg.apis.dra.${version}`), 'DRAPlugin');
+    service(loadFile(`./dra-${version}.proto`), `k8s.io.kubelet.pkg.apis.dra.${version}`, 'DRAPlugin');
   const health = (version: string): ServiceClientConstructor =>
-    service(loadPackage(`./dra-health-${version}.proto`, version), 'DRAResourceHealth');
+    service(loadFile(`./dra-health-${version}.proto`), version, 'DRAResourceHealth');
   return {
-    Registration: service(loadPackage('./pluginregistration-v1.proto', 'pluginregistration'), 'Registration'),
+    Registration: service(loadFile('./pluginregistration-v1.proto'), 'pluginregistration', 'Registration'),
     DRAPlugin: { v1: dra('v1'), v1beta1: dra('v1beta1') },
     DRAResourceHealth: { v1: health('v1'), v1alpha1: health('v1alpha1') },
   };
