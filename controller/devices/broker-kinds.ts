@@ -36,6 +36,11 @@ export function kubernetesKind(kind: BrokerKind): string {
 export interface KindReadiness {
   /** The kind's cache is synced: the reconciler may create and apply brokers of it. */
   readonly ready: boolean;
+  /**
+   * The kind's cache is still syncing: its brokers are invisible, so nothing that depends on
+   * them (Services, status) may be written yet — a controller restart must not flap them.
+   */
+  readonly pending: boolean;
   /** The kind is not served: look again after this long. */
   readonly retryInMs?: number;
 }
@@ -52,14 +57,14 @@ export function workloadKindReadiness(
 ): KindReadiness {
   const workload = discovery?.spec.broker?.workload;
   if (discovery === undefined || workload === undefined || desired.kind === undefined || !isAppliedKind(desired.kind))
-    return { ready: true };
+    return { ready: true, pending: false };
   const state = ctx.workloads.ensure(workload.apiVersion, workload.kind);
   const recorded = ctx.state.templateErrors.get(discoveryKey);
   if (state.state === 'ready') {
     if (recorded?.unknownKind === true) ctx.state.templateErrors.delete(discoveryKey);
-    return { ready: true };
+    return { ready: true, pending: false };
   }
-  if (state.state === 'pending') return { ready: false };
+  if (state.state === 'pending') return { ready: false, pending: true };
   const message = `${WORKLOAD_FIELD}: ${state.message}`;
   if (recorded?.message !== message && desired.templateHash !== undefined) {
     ctx.state.templateErrors.set(discoveryKey, { hash: desired.templateHash, message, unknownKind: true });
@@ -72,5 +77,11 @@ export function workloadKindReadiness(
     });
     ctx.enqueueDiscovery(discoveryKey);
   }
-  return { ready: false, retryInMs: Math.max(1, state.retryAtMs - Date.now()) };
+  return { ready: false, pending: false, retryInMs: Math.max(1, state.retryAtMs - Date.now()) };
+}
+
+/** Whether the discovery's workload kind is still syncing (its brokers not visible yet). */
+export function isWorkloadKindPending(ctx: ControllerContext, discovery: DeviceDiscovery): boolean {
+  const workload = discovery.spec.broker?.workload;
+  return workload !== undefined && ctx.workloads.ensure(workload.apiVersion, workload.kind).state === 'pending';
 }

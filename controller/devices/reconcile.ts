@@ -93,6 +93,37 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
   const updated = await applyCreates(ctx, { device, discovery, desired, hostname, update: true }, plan.updates, signal);
 
   const after = afterApply(observed, plan, created.brokers);
+  const changed = plan.deletes.length > 0 || created.brokers.length > 0 || updated.brokers.length > 0;
+  // Until the kind's cache has synced its brokers are invisible: leave Service and status be.
+  const settleMs = kindReadiness.pending
+    ? undefined
+    : await settleDevice(ctx, { key, device, discovery, desired, plan, after, changed, now }, signal);
+  if (releaseError !== undefined) throw releaseError;
+  if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
+  const requeueAfterMs = minDefined(earliestLoss(referenced, nodes, now), plan.requeueAfterMs, settleMs, kindReadiness.retryInMs);
+  return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+}
+
+/**
+ * The device's Service and its `BrokersReady` status after the plan's writes. Status settles a
+ * moment after the last broker change, so a broker that is created and becomes ready within that
+ * moment costs one status write, not one per step; returns how long until it settles, if not yet.
+ */
+async function settleDevice(
+  ctx: ControllerContext,
+  input: {
+    key: string;
+    device: Device;
+    discovery: DeviceDiscovery | undefined;
+    desired: DesiredBrokers;
+    plan: BrokerPlan;
+    after: readonly ObservedBroker[];
+    changed: boolean;
+    now: number;
+  },
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  const { key, device, discovery, desired, plan, after, now } = input;
   await reconcileDeviceService(
     ctx,
     device,
@@ -100,28 +131,16 @@ export async function reconcileDevice(ctx: ControllerContext, key: string, signa
     after.some((b) => b.phase !== 'terminating'),
     signal,
   );
-
-  const changed = plan.deletes.length > 0 || created.brokers.length > 0 || updated.brokers.length > 0;
-  if (changed) {
+  const discoveryKey = `${device.metadata.namespace ?? ''}/${device.spec.discovery}`;
+  if (input.changed) {
     ctx.state.lastBrokerChange.set(key, now);
     ctx.enqueueDiscovery(discoveryKey);
   }
-  // Status settles a moment after the last broker change, so a broker that is created and
-  // becomes ready within that moment costs one status write, not one per step.
   const settleMs = (ctx.state.lastBrokerChange.get(key) ?? -Infinity) + ctx.config.statusBatchMs - now;
-  if (settleMs <= 0) {
-    ctx.state.lastBrokerChange.delete(key);
-    await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
-  }
-  if (releaseError !== undefined) throw releaseError;
-  if (created.conflicts > 0) throw new RetryLater(`${created.conflicts} broker name(s) of ${key} still taken`);
-  const requeueAfterMs = minDefined(
-    earliestLoss(referenced, nodes, now),
-    plan.requeueAfterMs,
-    settleMs > 0 ? settleMs : undefined,
-    kindReadiness.retryInMs,
-  );
-  return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+  if (settleMs > 0) return settleMs;
+  ctx.state.lastBrokerChange.delete(key);
+  await applyDeviceStatus(ctx, device, desired, after, plan, currentTemplateError(ctx, discoveryKey, desired), now, signal);
+  return undefined;
 }
 
 function minDefined(...values: (number | undefined)[]): number | undefined {

@@ -13,10 +13,14 @@ import { RESOURCES } from '../../kube/resources.ts';
 import { COMPONENT_LABEL, DISCOVERY_LABEL, EVICT_ON_OFFLINE_ANNOTATION, discoveryServiceName } from '../../api/labels.ts';
 import { evictConsumers } from '../devices/consumers.ts';
 import { reconcileDeviceClass } from '../dra/reconcile.ts';
+import { isWorkloadKindPending } from '../devices/broker-kinds.ts';
 import { nodeInfo, nodeSelected } from '../nodes/nodes.ts';
 import { applyServiceAction, type ReconcileResult } from '../devices/reconcile.ts';
 import { desiredDiscoveryService, planService } from '../devices/services.ts';
 import { BROKERS_READY, conditionsMatch, discoveryStatus, readyCount, settleConditions } from '../status.ts';
+
+/** How soon to look again while a workload kind's cache syncs (one list: well under a second). */
+const KIND_SYNC_POLL_MS = 200;
 
 /** Names of the Ready nodes the discovery's nodeSelector selects. */
 function selectedNodes(ctx: ControllerContext, discovery: DeviceDiscovery, now: number): Set<string> {
@@ -57,6 +61,8 @@ export async function reconcileDiscovery(ctx: ControllerContext, key: string, si
     );
     return {};
   }
+  // Its brokers' kind is still syncing (a controller restart): counts and Service would flap.
+  if (isWorkloadKindPending(ctx, discovery)) return { requeueAfterMs: KIND_SYNC_POLL_MS };
   const hash = templateHash(discovery);
   const refused = ctx.state.templateErrors.get(key);
   if (refused !== undefined && refused.hash !== hash) ctx.state.templateErrors.delete(key);

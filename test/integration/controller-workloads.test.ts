@@ -7,7 +7,7 @@
  * Deployment's readiness is the real one; the SpinApp has no operator here, so the test plays
  * it and sets its Ready condition. Every assertion is on the state of the world.
  */
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceName, deviceResourceName } from '../../api/names.ts';
@@ -69,6 +69,7 @@ let controller: Controller;
 let nodes: FakeNodes;
 let kubelet: FakeKubelet;
 let cleanupRbac: () => Promise<void> = () => Promise.resolve();
+let controllerKubeConfig: KubeConfig;
 
 beforeAll(async () => {
   const kc = loadKubeConfig();
@@ -81,12 +82,18 @@ beforeAll(async () => {
   cleanupRbac = account.cleanup;
   kubelet = new FakeKubelet(admin.client, log, namespace.name, () => 'run');
   await kubelet.start();
-  controller = await startController(
-    { ...DEFAULT_CONFIG, namespace: namespace.name, httpHost: '127.0.0.1', httpPort: 0, statusBatchMs: 50 },
-    { kubeConfig: account.kubeConfig, log },
-  );
-  await waitFor(() => controller.isReady(), { description: 'controller caches synced' });
+  controllerKubeConfig = account.kubeConfig;
+  controller = await startTestController();
 });
+
+async function startTestController(): Promise<Controller> {
+  const started = await startController(
+    { ...DEFAULT_CONFIG, namespace: namespace.name, httpHost: '127.0.0.1', httpPort: 0, statusBatchMs: 50 },
+    { kubeConfig: controllerKubeConfig, log },
+  );
+  await waitFor(() => started.isReady(), { description: 'controller caches synced' });
+  return started;
+}
 
 afterAll(async () => {
   await controller?.stop();
@@ -288,6 +295,53 @@ describe('a Deployment broker', () => {
     const restored = await oneBroker(DEPLOYMENTS, device.name);
     expect(restored.metadata?.ownerReferences?.[0]?.uid).toBe(back.metadata.uid);
     expect(restored.metadata?.uid).not.toBe(before.uid);
+  });
+});
+
+describe('a controller restart', () => {
+  it('writes nothing to workload brokers that are as they should be', async () => {
+    const dd = `restart-${suffix}`;
+    const workload = {
+      workload: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        spec: { template: { spec: { containers: [{ name: 'broker', image: 'example.com/broker:1' }] } } },
+      },
+    };
+    await createDiscovery(dd, workload);
+    const { device } = await deviceOnNode(dd, 'restart');
+    await deviceCondition(device.name, 'True');
+    const before = await oneBroker(DEPLOYMENTS, device.name);
+    const deviceBefore = await admin.get<Device>(RESOURCES.devices, namespace.name, device.name);
+
+    await controller.stop();
+    controller = await startTestController();
+    // A second device of the same discovery, seen after the restart: once its broker exists and
+    // the queues are empty, the restarted controller has reconciled the first device too.
+    const second = deviceName({ namespace: namespace.name, discovery: dd, deviceId: 'dev-2' });
+    const node2 = `wl-${suffix}-restart-2`;
+    await nodes.add(node2, { [deviceResourceName(second)]: '1' });
+    await applyAsAgent(admin, {
+      namespace: namespace.name,
+      name: second,
+      discovery: dd,
+      deviceId: 'dev-2',
+      shared: true,
+      capacity: 1,
+      node: node2,
+    });
+    await oneBroker(DEPLOYMENTS, second);
+    await waitFor(() => controller.pending() === 0, { description: 'controller queues empty' });
+
+    // The Deployment controller keeps writing its status; what the controller applies is unchanged:
+    // same generation, and its Apply entry (time included) as it was.
+    const after = await oneBroker(DEPLOYMENTS, device.name);
+    expect(after.metadata?.uid).toBe(before.metadata?.uid);
+    expect(after.metadata?.generation).toBe(before.metadata?.generation);
+    const applyEntry = (o: Workload): unknown => o.metadata?.managedFields?.find((f) => f.manager === 'tether-controller');
+    expect(applyEntry(after)).toEqual(applyEntry(before));
+    const deviceAfter = await admin.get<Device>(RESOURCES.devices, namespace.name, device.name);
+    expect(deviceAfter.metadata.resourceVersion).toBe(deviceBefore.metadata.resourceVersion);
   });
 });
 
