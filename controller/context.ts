@@ -92,6 +92,8 @@ export interface ControllerContext {
   readonly state: SharedState;
   /** Queues a DeviceDiscovery status/service reconcile (batched). */
   readonly enqueueDiscovery: (key: string) => void;
+  /** Whether the apiserver serves DRA (controller/dra/availability.ts); absent = it does. */
+  readonly draServed?: () => boolean;
 }
 
 /** The broker objects of one kind of workload. */

@@ -32,6 +32,7 @@ import { nodesReferenced } from './nodes/nodes.ts';
 import { WorkQueue } from './runtime/queue.ts';
 import { RetryLater, reconcileDevice, type ReconcileResult } from './devices/reconcile.ts';
 import { reconcileDiscovery } from './discoveries/reconcile.ts';
+import { waitForDraAnswer } from './dra/availability.ts';
 import { DISCOVERY_NAMESPACE_LABEL, type DeviceClass, type ResourceClaimTemplate } from './dra/objects.ts';
 import { WorkloadCaches } from './workloads.ts';
 import type { WorkloadObject } from './devices/brokers/workload.ts';
@@ -117,6 +118,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   const state = newSharedState();
   let elector: LeaderElector | undefined;
   let leading = false;
+  let draServed: boolean | undefined; // whether the apiserver serves DRA; undefined until it answered
   const isLeader = (): boolean => leading;
 
   const metrics = createMetrics({
@@ -139,6 +141,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     config,
     state,
     enqueueDiscovery: (key) => discoveryQueue.addAfter(key, config.statusBatchMs),
+    draServed: () => draServed === true,
   };
   wireHandlers(ctx, deviceQueue, discoveryQueue, isLeader);
 
@@ -166,9 +169,9 @@ export async function startController(config: ControllerConfig, deps: Controller
     clearInterval(resync);
   };
 
-  const informers = Object.values(caches) as Informer<never>[];
+  const { informers, draInformers } = splitInformers(caches);
   for (const informer of informers) informer.start();
-  const allSynced = (): boolean => informers.every((i) => i.hasSynced());
+  const allSynced = (): boolean => draServed !== undefined && informers.every((i) => i.hasSynced());
 
   let server: HttpServer | undefined;
   if (config.httpPort >= 0) {
@@ -182,14 +185,12 @@ export async function startController(config: ControllerConfig, deps: Controller
           })
           .join('\n'),
       }),
-      ready: () => ({
-        ok: allSynced(),
-        detail: `${informers.map((i) => `${i.type.plural}: ${i.hasSynced() ? 'synced' : 'syncing'}`).join('\n')}\nleader: ${String(leading)}`,
-      }),
+      ready: () => ({ ok: allSynced(), detail: readyDetail(informers, leading, draServed) }),
     });
   }
 
   const running = (async (): Promise<void> => {
+    draServed = await startDraPart({ client, log, metrics, draInformers, informers }, stopping.signal);
     await Promise.race([Promise.all(informers.map((i) => i.synced())), abortPromise(stopping.signal)]);
     if (stopping.signal.aborted) return;
     log.info({ devices: caches.devices.size(), discoveries: caches.discoveries.size(), nodes: caches.nodes.size() }, 'Caches synced');
@@ -232,6 +233,53 @@ export async function startController(config: ControllerConfig, deps: Controller
     pending: () => deviceQueue.length() + discoveryQueue.length() + deviceQueue.processingCount() + discoveryQueue.processingCount(),
     stop,
   };
+}
+
+/** /readyz's text: each informer, leadership, whether DRA is served. */
+function readyDetail(informers: readonly Informer<never>[], leading: boolean, draServed: boolean | undefined): string {
+  const dra = draServed === undefined ? 'asking' : draServed ? 'served' : 'not served';
+  return `${informers.map((i) => `${i.type.plural}: ${i.hasSynced() ? 'synced' : 'syncing'}`).join('\n')}\nleader: ${String(leading)}\ndra: ${dra}`;
+}
+
+/**
+ * The informers to start at once, and the DRA ones, started once the apiserver said it serves
+ * resource.k8s.io/v1: on a cluster without it they would never sync, and the controller would
+ * never be ready.
+ */
+function splitInformers(caches: Caches): { informers: Informer<never>[]; draInformers: Informer<never>[] } {
+  const dra = new Set<unknown>([caches.deviceClasses, caches.claimTemplates]);
+  const all = Object.values(caches) as Informer<never>[];
+  return { informers: all.filter((i) => !dra.has(i)), draInformers: all.filter((i) => dra.has(i)) };
+}
+
+/**
+ * Asks whether the apiserver serves resource.k8s.io/v1 (until it answers); when it does, starts
+ * the DRA informers and adds them to `informers`. False when not served or stopped first.
+ */
+async function startDraPart(
+  part: {
+    client: KubeClient;
+    log: Logger;
+    metrics: ReturnType<typeof createMetrics>;
+    draInformers: readonly Informer<never>[];
+    informers: Informer<never>[];
+  },
+  signal: AbortSignal,
+): Promise<boolean> {
+  const served = await waitForDraAnswer(
+    (path) => part.client.request('GET', path, { verb: 'get', resource: 'discovery', signal }),
+    signal,
+    (error) => part.log.warn({ err: error }, 'Could not ask whether the apiserver serves resource.k8s.io/v1; asking again'),
+  );
+  if (signal.aborted) return false;
+  part.metrics.draServed.set(served ? 1 : 0);
+  if (served) {
+    for (const informer of part.draInformers) informer.start();
+    part.informers.push(...part.draInformers);
+  } else {
+    part.log.warn('The apiserver serves no resource.k8s.io/v1: running without the DRA part (no DeviceClasses for DRA discoveries)');
+  }
+  return served;
 }
 
 /** Runs the controller until `signal` aborts (SIGTERM), then stops it (releasing the lease). */

@@ -11,7 +11,7 @@ import { isApiError } from '../../kube/client.ts';
 import { RESOURCES } from '../../kube/resources.ts';
 import { brokerClaimTemplateName, deviceClassName } from '../../api/dra-attributes.ts';
 import { refOf, type ControllerContext } from '../context.ts';
-import { planClaimTemplate, planDeviceClass, type DerivedAction } from './objects.ts';
+import { isDraDiscovery, planClaimTemplate, planDeviceClass, type DerivedAction } from './objects.ts';
 
 type DerivedType = typeof RESOURCES.deviceClasses | typeof RESOURCES.resourceClaimTemplates;
 
@@ -59,9 +59,13 @@ export async function reconcileDeviceClass(
   discovery: DeviceDiscovery | undefined,
   signal: AbortSignal,
 ): Promise<void> {
+  const regarding = refOf('DeviceDiscovery', API_VERSION, discovery ?? { metadata: { name, namespace } });
+  if (ctx.draServed?.() === false) {
+    if (isDraDiscovery(discovery)) reportDraNotServed(ctx, regarding);
+    return;
+  }
   const cached = ctx.caches.deviceClasses.get(undefined, deviceClassName(namespace, name));
   const action = planDeviceClass(namespace, name, discovery, cached);
-  const regarding = refOf('DeviceDiscovery', API_VERSION, discovery ?? { metadata: { name, namespace } });
   await applyAction(ctx, RESOURCES.deviceClasses, undefined, action, regarding, signal);
 }
 
@@ -72,8 +76,20 @@ export async function reconcileClaimTemplate(
   discovery: DeviceDiscovery | undefined,
   signal: AbortSignal,
 ): Promise<void> {
+  if (ctx.draServed?.() === false) return; // its discovery carries the Warning
   const namespace = device.metadata.namespace ?? '';
   const cached = ctx.caches.claimTemplates.get(namespace, brokerClaimTemplateName(device.metadata.name ?? ''));
   const action = planClaimTemplate(device, discovery, cached);
   await applyAction(ctx, RESOURCES.resourceClaimTemplates, namespace, action, refOf('Device', API_VERSION, device), signal);
+}
+
+/** A DRA discovery on a cluster without resource.k8s.io/v1: no DeviceClass, said once per event window. */
+function reportDraNotServed(ctx: ControllerContext, regarding: Parameters<ControllerContext['events']['record']>[0]['regarding']): void {
+  ctx.events.record({
+    regarding,
+    type: 'Warning',
+    reason: 'DraNotServed',
+    action: 'Apply',
+    note: 'spec.backend is DRA but the apiserver serves no resource.k8s.io/v1 (DeviceClasses, ResourceClaimTemplates): no DeviceClass is made; restart the controller once the API is enabled',
+  });
 }

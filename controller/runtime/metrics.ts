@@ -11,6 +11,8 @@ export interface ControllerMetrics {
   readonly brokerActions: Counter<'action' | 'reason'>;
   readonly nodeReleases: Counter<'result'>;
   readonly leader: Gauge;
+  /** 1 when the apiserver serves resource.k8s.io/v1 (the DRA part runs), 0 when not; unset until asked. */
+  readonly draServed: Gauge;
 }
 
 /** Gauges computed at scrape time. */
@@ -56,6 +58,11 @@ export function createMetrics(sources: MetricSources): ControllerMetrics {
     registers: [registry],
   });
   const leader = new Gauge({ name: 'tether_controller_leader', help: '1 while this replica holds the lease.', registers: [registry] });
+  const draServed = new Gauge({
+    name: 'tether_controller_dra_served',
+    help: '1 when the apiserver serves resource.k8s.io/v1 and the DRA part runs (DeviceClasses, claim templates), 0 when it does not.',
+    registers: [registry],
+  });
   new Gauge({
     name: 'tether_controller_queue_depth',
     help: 'Keys waiting in each work queue (not counting delayed requeues).',
@@ -91,5 +98,5 @@ export function createMetrics(sources: MetricSources): ControllerMetrics {
       this.set(sources.discoveries());
     },
   });
-  return { registry, reconciles, reconcileDuration, apiRequests, brokerActions, nodeReleases, leader };
+  return { registry, reconciles, reconcileDuration, apiRequests, brokerActions, nodeReleases, leader, draServed };
 }
