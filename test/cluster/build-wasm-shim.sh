@@ -40,7 +40,7 @@ mkdir -p "$cache"
 exec 9>"$cache/.wasm-shim.lock"
 flock 9
 if [[ -x "$bin/$name" ]]; then
-  log "wasm shim $hash: cached ($bin/$name)"
+  log "wasm shim $hash: cached"
   exit 0
 fi
 missing=()
@@ -58,4 +58,6 @@ export CARGO_TARGET_DIR="$cache/wasm-shim-target"
 mkdir -p "$bin"
 cp -f "$CARGO_TARGET_DIR/release/$name" "$bin/$name.tmp"
 mv -f "$bin/$name.tmp" "$bin/$name"
+# Earlier builds' outputs (other hashes) are never used again.
+find "$cache" -maxdepth 1 -name 'wasm-shim-*' -not -name "wasm-shim-$hash" -not -name wasm-shim-target -exec rm -rf {} +
 log "wasm shim $hash: built in $((SECONDS - start))s: $bin/$name ($(du -h "$bin/$name" | cut -f1))"

@@ -76,12 +76,19 @@ export function missingRuntime(layout: NodeLayout): string[] {
 }
 
 /** The config of the node's containerd. */
-export function containerdConfig(layout: NodeLayout, wasmShim?: boolean): string {
-  if (layout.runtime === 'containerd-2') return containerd2Config(layout);
-  return containerd16Config(layout, wasmShim ?? builtWasmShimDir(layout.cacheDir) !== undefined);
+export function containerdConfig(layout: NodeLayout, wasmShimDir: string | undefined = nodeWasmShimDir(layout)): string {
+  return layout.runtime === 'containerd-2' ? containerd2Config(layout) : containerd16Config(layout, wasmShimDir);
 }
 
-/** True when the config file on disk is what this checkout would write (a reused node must not lack a runtime). */
+/** The wasm shim's dir for `layout`'s containerd: built, and the node runs containerd 1.6. */
+function nodeWasmShimDir(layout: NodeLayout): string | undefined {
+  return layout.runtime === 'containerd-2' ? undefined : builtWasmShimDir(layout.cacheDir);
+}
+
+/**
+ * True when the config file on disk is what this checkout would write: a reused node must not
+ * lack a runtime, nor run an earlier build of the wasm shim (its dir is named in the config).
+ */
 export function isContainerdConfigCurrent(layout: NodeLayout): boolean {
   return existsSync(layout.containerdConfig) && readFileSync(layout.containerdConfig, 'utf8') === containerdConfig(layout);
 }
@@ -150,12 +157,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 }
 
 /**
- * The containerd config (version 2 schema, containerd 1.6). With `wasmShim`, a second runtime
+ * The containerd config (version 2 schema, containerd 1.6). With `wasmShimDir`, a second runtime
  * `wasmtime` (type `io.containerd.wasmtime.v1`: containerd runs containerd-shim-wasmtime-v1 from
  * its PATH, which {@link startContainerd} puts first): pods with `runtimeClassName: wasmtime` run
  * the `.wasm` entrypoint of their image in wasmtime, their pause container as a plain process.
  */
-function containerd16Config(layout: NodeLayout, wasmShim: boolean): string {
+function containerd16Config(layout: NodeLayout, wasmShimDir: string | undefined): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `# Written by test/e2e/containerd.ts; regenerated on every node start.
 version = 2
@@ -196,8 +203,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         # cgroup v1 with the cgroupfs driver, as the kubelet is configured.
         SystemdCgroup = false
 ${
-  wasmShim
-    ? `    [${cri}.containerd.runtimes.${WASM_RUNTIME_HANDLER}]
+  wasmShimDir !== undefined
+    ? `    # WebAssembly: ${join(wasmShimDir, WASM_SHIM_BINARY)}, first on containerd's PATH.
+    [${cri}.containerd.runtimes.${WASM_RUNTIME_HANDLER}]
       runtime_type = "io.containerd.wasmtime.v1"
 `
     : ''
@@ -214,8 +222,8 @@ export function startContainerd(layout: NodeLayout): RunningComponent {
   mkdirSync(layout.containerdRoot, { recursive: true });
   mkdirSync(layout.runDir, { recursive: true, mode: 0o711 });
   mkdirSync(layout.logDir, { recursive: true });
-  const wasmShimDir = layout.runtime === 'containerd-2' ? undefined : builtWasmShimDir(layout.cacheDir);
-  writeFileSync(layout.containerdConfig, containerdConfig(layout, wasmShimDir !== undefined));
+  const wasmShimDir = nodeWasmShimDir(layout);
+  writeFileSync(layout.containerdConfig, containerdConfig(layout, wasmShimDir));
   const args = ['--config', layout.containerdConfig, '--log-level', 'info'];
   // containerd 2 finds its shim (containerd-shim-runc-v2) on PATH: ours first, not Debian's 1.6 one.
   const bin = containerdBinDir(layout.cacheDir);

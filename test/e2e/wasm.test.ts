@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { useTestNamespace, waitFor } from '../integration/support.ts';
 import { nodeLayout } from './layout.ts';
 import { api, deletePod, waitPodLogLines, waitPodRunning } from './support.ts';
-import { ensureWasmRuntime, wasmBrokerPod, wasmRuntimeProblem, wasmShimRssKiB } from './wasm.ts';
+import { ensureWasmRuntime, wasmBrokerPod, wasmRuntimeProblem, wasmShimProcesses } from './wasm.ts';
 
 const layout = nodeLayout();
 const ns = useTestNamespace('wasm');
@@ -69,10 +69,11 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     const missing = await fetch(`http://${podIp}:${PORT}/nope`, { signal: AbortSignal.timeout(10_000) });
     expect(missing.status).toBe(404);
 
-    const rss = wasmShimRssKiB();
-    expect(rss.size).toBeGreaterThan(0);
+    const shims = wasmShimProcesses();
+    expect(shims.length).toBeGreaterThan(0);
+    const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
     process.stderr.write(
-      `[wasm] pod created → Running in ${runningMs} ms; shim processes RSS ${[...rss.values()].map((kib) => `${(kib / 1024).toFixed(1)} MiB`).join(' + ')}\n`,
+      `[wasm] pod created → Running in ${runningMs} ms; shim processes (pid←ppid RSS/PSS cgroup):\n${shims.map((p) => `  ${p.pid}←${p.ppid} ${mib(p.rssKiB)}/${mib(p.pssKiB)} ${p.cgroup}`).join('\n')}\n  PSS total ${mib(shims.reduce((sum, p) => sum + p.pssKiB, 0))}\n`,
     );
   });
 
@@ -80,7 +81,7 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     const started = Date.now();
     await deletePod(ns.name, POD, 60_000);
     const deletedMs = Date.now() - started;
-    await waitFor(() => wasmShimRssKiB().size === 0, { timeoutMs: 30_000, description: 'no wasm shim process left' });
+    await waitFor(() => wasmShimProcesses().length === 0, { timeoutMs: 30_000, description: 'no wasm shim process left' });
     process.stderr.write(`[wasm] pod deleted in ${deletedMs} ms\n`);
     // The grace period is the default 30 s: a guest the shim did not stop on SIGTERM would take that long.
     expect(deletedMs).toBeLessThan(15_000);

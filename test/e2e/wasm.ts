@@ -120,24 +120,42 @@ export function wasmBrokerPod(options: { name: string; node: string; env: Readon
   };
 }
 
+/** One process running the shim's binary. */
+export interface WasmShimProcess {
+  pid: number;
+  ppid: number;
+  /** Resident memory, KiB (pages shared with the other shim processes, such as the binary's code, count in each). */
+  rssKiB: number;
+  /** Proportional set size, KiB: shared pages divided among their users (the processes' PSS adds up). */
+  pssKiB: number;
+  /** The process's cgroup path (v1 memory controller): the container it belongs to, or the shim's own. */
+  cgroup: string;
+}
+
 /**
- * Resident memory of the shim's processes on this machine, in KiB by pid: containerd starts
- * one shim (the ttrpc server) per pod, which runs the pod's containers as children of the
- * same binary (the wasm guest runs inside one of them).
+ * The shim's processes on this machine, with their resident memory: per pod, containerd starts
+ * one shim (the ttrpc server, parent 1 after it daemonises), which runs each container (pause,
+ * then the wasm guest) as a child process of the same binary.
  */
-export function wasmShimRssKiB(): Map<number, number> {
-  const rss = new Map<number, number>();
+export function wasmShimProcesses(): WasmShimProcess[] {
+  const found: WasmShimProcess[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (basename(readlinkSync(`/proc/${entry}/exe`)).replace(/ \(deleted\)$/, '') !== WASM_SHIM_BINARY) continue;
-      const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
-      if (match !== null) rss.set(Number(entry), Number(match[1]));
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+      const ppid = /^PPid:\s+(\d+)$/m.exec(status);
+      const pss = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'));
+      const cgroups = readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+      const cgroup = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(cgroups)?.[1] ?? /^0::(.*)$/m.exec(cgroups)?.[1] ?? '?';
+      if (rss !== null && ppid !== null && pss !== null)
+        found.push({ pid: Number(entry), ppid: Number(ppid[1]), rssKiB: Number(rss[1]), pssKiB: Number(pss[1]), cgroup });
     } catch {
       // gone meanwhile, or not ours to read
     }
   }
-  return rss;
+  return found.sort((a, b) => a.pid - b.pid);
 }
 
 /** The shim's version lines (`containerd-shim-wasmtime-v1 -v`). */

@@ -11,8 +11,8 @@
 //! `_start`). The WASI context gets the container's args and env, its stdio (so `kubectl logs`
 //! shows what it prints), the pod's network (TCP/UDP sockets, name lookup) and `/` preopened.
 //!
-//! SIGTERM or SIGQUIT (kubelet stopping the pod) ends the guest at once with 128 + signal;
-//! SIGINT first asks nothing of the guest (WASI has no signals) and also ends it.
+//! WASI has no signals: SIGTERM (the kubelet stopping the pod), SIGQUIT or SIGINT ends the guest
+//! at once with exit status 128 + signal, instead of the kubelet's SIGKILL a grace period later.
 
 use anyhow::{Context, Result, bail};
 use containerd_shim_wasm::sandbox::Sandbox;
