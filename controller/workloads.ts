@@ -48,7 +48,11 @@ export class WorkloadCaches {
 
   constructor(options: WorkloadCachesOptions) {
     this.#options = options;
-    this.#resources = new ApiResources(options.client);
+    // A retry must ask the apiserver again: its cached answer may not be older than the retry delay.
+    this.#resources = new ApiResources(options.client, {
+      refreshMs: options.retryMs ?? 10_000,
+      ...(options.now ? { now: options.now } : {}),
+    });
   }
 
   /** State of `kind` in `apiVersion`, starting its resolution and informer when new. */
