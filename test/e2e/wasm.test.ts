@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { useTestNamespace, waitFor } from '../integration/support.ts';
 import { nodeLayout } from './layout.ts';
 import { api, deletePod, waitPodLogLines, waitPodRunning } from './support.ts';
-import { ensureWasmRuntime, wasmBrokerPod, wasmRuntimeProblem, wasmShimProcesses } from './wasm.ts';
+import { ensureWasmRuntime, wasmBrokerPod, waitPodReady, wasmRuntimeProblem, wasmShimProcesses } from './wasm.ts';
 
 const layout = nodeLayout();
 const ns = useTestNamespace('wasm');
@@ -52,10 +52,13 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     const started = Date.now();
     await api().core.createNamespacedPod({
       namespace: ns.name,
-      body: wasmBrokerPod({ name: POD, node: inject('e2eNodeName'), env: ENV, port: PORT }),
+      body: wasmBrokerPod(POD, { node: inject('e2eNodeName'), env: ENV, port: PORT }),
     });
     const pod = await waitPodRunning(ns.name, POD, 120_000);
     const runningMs = Date.now() - started;
+    const ready = await waitPodReady(ns.name, POD, 60_000);
+    const readyMs = Date.now() - started;
+    expect(ready.status?.containerStatuses?.[0]?.restartCount).toBe(0);
     podIp = pod.status?.podIP ?? '';
     expect(podIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
 
@@ -73,7 +76,7 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     expect(shims.length).toBeGreaterThan(0);
     const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
     process.stderr.write(
-      `[wasm] pod created → Running in ${runningMs} ms; shim processes (pid←ppid RSS/PSS cgroup):\n${shims.map((p) => `  ${p.pid}←${p.ppid} ${mib(p.rssKiB)}/${mib(p.pssKiB)} ${p.cgroup}`).join('\n')}\n  PSS total ${mib(shims.reduce((sum, p) => sum + p.pssKiB, 0))}\n`,
+      `[wasm] pod created → Running in ${runningMs} ms, Ready (readiness probe on /healthz) in ${readyMs} ms; shim processes (pid←ppid RSS/PSS cgroup):\n${shims.map((p) => `  ${p.pid}←${p.ppid} ${mib(p.rssKiB)}/${mib(p.pssKiB)} ${p.cgroup}`).join('\n')}\n  PSS total ${mib(shims.reduce((sum, p) => sum + p.pssKiB, 0))}\n`,
     );
   });
 

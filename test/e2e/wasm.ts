@@ -6,17 +6,19 @@
  * the `wasmtime` RuntimeClass, and a pod that runs the broker.
  *
  * Reusable by any e2e test that runs Wasm brokers: call {@link ensureWasmRuntime} in beforeAll,
- * then use {@link WASM_BROKER_IMAGE} with `runtimeClassName: wasmtime` in a template.
+ * then use {@link wasmBrokerPodSpec} (or {@link WASM_BROKER_IMAGE} with `runtimeClassName:
+ * wasmtime`) in a pod template.
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { buildWasmBrokerImage, WASM_BROKER_IMAGE, type BuiltWasmImage } from '../../deploy/image/wasm-image.ts';
 import { runCommand } from '../../deploy/image/exec.ts';
-import { kubectl } from '../integration/support.ts';
+import { api, kubectl } from '../integration/support.ts';
+import { watchUntil } from './watch.ts';
 import { ctrCommand, isContainerdConfigCurrent, WASM_RUNTIME_HANDLER, WASM_SHIM_BINARY, builtWasmShimDir } from './containerd.ts';
 import type { NodeLayout } from './layout.ts';
 
@@ -96,28 +98,55 @@ export async function ensureWasmRuntime(layout: NodeLayout): Promise<BuiltWasmIm
   return image;
 }
 
-/** A pod running the sample Wasm broker on `node` with `env`, serving on `port`. */
-export function wasmBrokerPod(options: { name: string; node: string; env: Readonly<Record<string, string>>; port?: number }): V1Pod {
+/** What {@link wasmBrokerPodSpec} needs. */
+export interface WasmBrokerOptions {
+  /** Env vars for the broker (a device's, as Tether's device plugin would set them); PORT is added. */
+  env?: Readonly<Record<string, string>>;
+  /** Pins the pod to this node (the containerd 1.6 node: only its containerd has the runtime). */
+  node?: string;
+  /** The broker's HTTP port (default 8080). */
+  port?: number;
+}
+
+/**
+ * The pod spec of a sample Wasm broker: RuntimeClass `wasmtime`, the imported image (never
+ * pulled), the `http` port and a readiness probe on `/healthz`. Usable as a Deployment's or a
+ * DeviceDiscovery broker's pod template (the controller adds the device's resource and env).
+ */
+export function wasmBrokerPodSpec(options: WasmBrokerOptions = {}): V1PodSpec {
   const port = options.port ?? 8080;
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: options.name, labels: { app: 'wasm-broker' } },
-    spec: {
-      runtimeClassName: WASM_RUNTIME_HANDLER,
-      nodeSelector: { 'kubernetes.io/hostname': options.node },
-      restartPolicy: 'Always',
-      containers: [
-        {
-          name: 'main',
-          image: WASM_BROKER_IMAGE,
-          imagePullPolicy: 'Never',
-          env: [...Object.entries(options.env).map(([name, value]) => ({ name, value })), { name: 'PORT', value: String(port) }],
-          ports: [{ containerPort: port, name: 'http' }],
-        },
-      ],
-    },
+    runtimeClassName: WASM_RUNTIME_HANDLER,
+    ...(options.node === undefined ? {} : { nodeSelector: { 'kubernetes.io/hostname': options.node } }),
+    containers: [
+      {
+        name: 'main',
+        image: WASM_BROKER_IMAGE,
+        imagePullPolicy: 'Never',
+        env: [...Object.entries(options.env ?? {}).map(([name, value]) => ({ name, value })), { name: 'PORT', value: String(port) }],
+        ports: [{ containerPort: port, name: 'http' }],
+        readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2 },
+      },
+    ],
   };
+}
+
+/** A pod running the sample Wasm broker ({@link wasmBrokerPodSpec}). */
+export function wasmBrokerPod(name: string, options: WasmBrokerOptions = {}): V1Pod {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: 'wasm-broker' } }, spec: wasmBrokerPodSpec(options) };
+}
+
+/** Waits until the pod's Ready condition is True (its readiness probe passed). */
+export async function waitPodReady(namespace: string, name: string, timeoutMs = 60_000): Promise<V1Pod> {
+  return watchUntil<V1Pod>(api().kc, {
+    path: `/api/v1/namespaces/${namespace}/pods`,
+    fieldSelector: `metadata.name=${name}`,
+    predicate: (pod) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    timeoutMs,
+    description: `pod ${name} Ready`,
+    describe: (pod) =>
+      JSON.stringify({ phase: pod.status?.phase, conditions: pod.status?.conditions, containerStatuses: pod.status?.containerStatuses }),
+  });
 }
 
 /** One process running the shim's binary. */
