@@ -29,6 +29,13 @@ export const WASM_BROKER_CRATE = join(REPO, 'examples', 'wasm-broker');
 export const WASM_BROKER_IMAGE = 'tether.local/examples/wasm-broker:0.1.0';
 /** The Rust target the sample broker is built for: WASI preview 2 (a component; std's sockets work). */
 export const WASM_BROKER_TARGET = 'wasm32-wasip2';
+/**
+ * The same broker as a WASI preview 1 module, for proving a shim's module path: preview 1 has
+ * no sockets, so it prints its env, fails to listen and exits 1.
+ */
+export const WASM_BROKER_P1_IMAGE = 'tether.local/examples/wasm-broker-p1:0.1.0';
+/** The Rust targets the sample broker builds for. */
+export type WasmBrokerTarget = 'wasm32-wasip2' | 'wasm32-wasip1';
 
 /** What the first 8 bytes of a WebAssembly binary say it is. */
 export type WasmKind = 'module' | 'component';
@@ -130,29 +137,35 @@ function cacheDir(): string {
  * and returns the `.wasm` path. Cargo's target dir is in Tether's cache: an unchanged crate
  * costs well under a second.
  */
-export function buildWasmBroker(options: { log?: (message: string) => void } = {}): string {
+export function buildWasmBroker(options: { target?: WasmBrokerTarget; log?: (message: string) => void } = {}): string {
+  const target = options.target ?? WASM_BROKER_TARGET;
   const installed = runCommand('rustup', ['target', 'list', '--installed']).split('\n');
-  if (!installed.includes(WASM_BROKER_TARGET)) {
-    options.log?.(`Adding the Rust target ${WASM_BROKER_TARGET}`);
-    runCommand('rustup', ['target', 'add', WASM_BROKER_TARGET]);
+  if (!installed.includes(target)) {
+    options.log?.(`Adding the Rust target ${target}`);
+    runCommand('rustup', ['target', 'add', target]);
   }
   const targetDir = join(cacheDir(), 'wasm-broker-target');
-  runCommand('cargo', ['build', '--release', '--locked', '--target', WASM_BROKER_TARGET], {
+  runCommand('cargo', ['build', '--release', '--locked', '--target', target], {
     cwd: WASM_BROKER_CRATE,
     env: { ...process.env, CARGO_TARGET_DIR: targetDir },
   });
-  return join(targetDir, WASM_BROKER_TARGET, 'release', 'wasm-broker.wasm');
+  return join(targetDir, target, 'release', 'wasm-broker.wasm');
 }
 
-/** Builds the sample broker and its image ({@link WASM_BROKER_IMAGE} by default) under the cache. */
+/**
+ * Builds the sample broker and its image under the cache: {@link WASM_BROKER_IMAGE} for
+ * wasm32-wasip2 (the default), {@link WASM_BROKER_P1_IMAGE} for wasm32-wasip1.
+ */
 export async function buildWasmBrokerImage(
-  options: { name?: string; out?: string; log?: (message: string) => void } = {},
+  options: { target?: WasmBrokerTarget; name?: string; out?: string; log?: (message: string) => void } = {},
 ): Promise<BuiltWasmImage> {
-  const wasm = buildWasmBroker(options.log === undefined ? {} : { log: options.log });
+  const target = options.target ?? WASM_BROKER_TARGET;
+  const wasm = buildWasmBroker({ target, ...(options.log === undefined ? {} : { log: options.log }) });
+  const p1 = target === 'wasm32-wasip1';
   return buildWasmImage({
     wasm,
-    name: options.name ?? WASM_BROKER_IMAGE,
-    out: options.out ?? join(cacheDir(), 'image', 'wasm-broker.oci.tar'),
+    name: options.name ?? (p1 ? WASM_BROKER_P1_IMAGE : WASM_BROKER_IMAGE),
+    out: options.out ?? join(cacheDir(), 'image', p1 ? 'wasm-broker-p1.oci.tar' : 'wasm-broker.oci.tar'),
   });
 }
 

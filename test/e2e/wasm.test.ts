@@ -11,12 +11,15 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { useTestNamespace, waitFor } from '../integration/support.ts';
 import { nodeLayout } from './layout.ts';
-import { api, deletePod, waitPodLogLines, waitPodRunning } from './support.ts';
-import { ensureWasmRuntime, wasmBrokerPod, waitPodReady, wasmRuntimeProblem, wasmShimProcesses } from './wasm.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { api, deletePod, podLog, waitPodLogLines, waitPodRunning } from './support.ts';
+import { watchUntil } from './watch.ts';
+import { ensureWasmRuntime, importWasmBrokerImage, wasmBrokerPod, waitPodReady, wasmRuntimeProblem, wasmShimProcesses } from './wasm.ts';
 
 const layout = nodeLayout();
 const ns = useTestNamespace('wasm');
 const POD = 'wasm-broker';
+const P1_POD = 'wasm-broker-p1';
 const PORT = 8080;
 /** A device name as Tether makes them: its last 16 hex digits are the env suffix. */
 const DEVICE = 'mqtt-home-assistant-0123456789abcdef';
@@ -78,6 +81,30 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     process.stderr.write(
       `[wasm] pod created → Running in ${runningMs} ms, Ready (readiness probe on /healthz) in ${readyMs} ms; shim processes (pid←ppid RSS/PSS cgroup):\n${shims.map((p) => `  ${p.pid}←${p.ppid} ${mib(p.rssKiB)}/${mib(p.pssKiB)} ${p.cgroup}`).join('\n')}\n  PSS total ${mib(shims.reduce((sum, p) => sum + p.pssKiB, 0))}\n`,
     );
+  });
+
+  it('runs a WASI preview 1 module too: env in, stdout out, its exit status the container’s', async () => {
+    // The same broker built for wasm32-wasip1: no sockets there, so it prints its env, fails to listen and exits 1.
+    const image = await importWasmBrokerImage(layout, 'wasm32-wasip1');
+    expect(image.kind).toBe('module');
+    const pod = wasmBrokerPod(P1_POD, { node: inject('e2eNodeName'), env: ENV, port: PORT, image: image.name });
+    pod.spec!.restartPolicy = 'Never';
+    delete pod.spec!.containers[0]!.readinessProbe;
+    await api().core.createNamespacedPod({ namespace: ns.name, body: pod });
+    const ended = await watchUntil<V1Pod>(api().kc, {
+      path: `/api/v1/namespaces/${ns.name}/pods`,
+      fieldSelector: `metadata.name=${P1_POD}`,
+      predicate: (p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded',
+      timeoutMs: 120_000,
+      description: `pod ${P1_POD} ended`,
+      describe: (p) => JSON.stringify({ phase: p.status?.phase, containerStatuses: p.status?.containerStatuses }),
+    });
+    expect(ended.status?.phase).toBe('Failed');
+    expect(ended.status?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(1);
+    const log = await podLog(ns.name, P1_POD);
+    expect(log.split('\n').slice(0, EXPECTED.length)).toEqual(EXPECTED);
+    expect(log).toContain(`wasm-broker: cannot listen on 0.0.0.0:${PORT}`);
+    await deletePod(ns.name, P1_POD);
   });
 
   it('stops on pod deletion: SIGTERM ends the guest, the shim exits', async () => {

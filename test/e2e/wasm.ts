@@ -15,7 +15,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import { buildWasmBrokerImage, WASM_BROKER_IMAGE, type BuiltWasmImage } from '../../deploy/image/wasm-image.ts';
+import { buildWasmBrokerImage, WASM_BROKER_IMAGE, type BuiltWasmImage, type WasmBrokerTarget } from '../../deploy/image/wasm-image.ts';
 import { runCommand } from '../../deploy/image/exec.ts';
 import { api, kubectl } from '../integration/support.ts';
 import { watchUntil } from './watch.ts';
@@ -70,9 +70,15 @@ async function importedDigest(layout: NodeLayout, name: string): Promise<string 
     ?.split(/\s+/)[2];
 }
 
-/** Builds the sample broker's image and imports it into `layout`'s containerd unless it has that digest. */
-export async function importWasmBrokerImage(layout: NodeLayout): Promise<BuiltWasmImage & { imported: boolean }> {
-  const image = await buildWasmBrokerImage({ out: join(layout.imageDir, 'wasm-broker.oci.tar') });
+/**
+ * Builds the sample broker's image (wasm32-wasip2 unless `target` says otherwise) and imports it
+ * into `layout`'s containerd unless it has that digest.
+ */
+export async function importWasmBrokerImage(
+  layout: NodeLayout,
+  target: WasmBrokerTarget = 'wasm32-wasip2',
+): Promise<BuiltWasmImage & { imported: boolean }> {
+  const image = await buildWasmBrokerImage({ target, out: join(layout.imageDir, `wasm-broker-${target}.oci.tar`) });
   if ((await importedDigest(layout, image.name)) === image.manifestDigest) return { ...image, imported: false };
   await execFileAsync(ctrCommand(layout), ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
   const listed = await importedDigest(layout, image.name);
@@ -106,6 +112,8 @@ export interface WasmBrokerOptions {
   node?: string;
   /** The broker's HTTP port (default 8080). */
   port?: number;
+  /** Another image (default {@link WASM_BROKER_IMAGE}), e.g. the preview 1 build. */
+  image?: string;
 }
 
 /**
@@ -121,7 +129,7 @@ export function wasmBrokerPodSpec(options: WasmBrokerOptions = {}): V1PodSpec {
     containers: [
       {
         name: 'main',
-        image: WASM_BROKER_IMAGE,
+        image: options.image ?? WASM_BROKER_IMAGE,
         imagePullPolicy: 'Never',
         env: [...Object.entries(options.env ?? {}).map(([name, value]) => ({ name, value })), { name: 'PORT', value: String(port) }],
         ports: [{ containerPort: port, name: 'http' }],
