@@ -9,7 +9,7 @@
  * of one MQTT device (agent/allocation/env.ts), plus a variable the broker must leave out.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { useTestNamespace, waitFor } from '../integration/support.ts';
+import { isApiError, useTestNamespace, waitFor } from '../integration/support.ts';
 import { nodeLayout } from './layout.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { api, deletePod, podLog, waitPodLogLines, waitPodRunning } from './support.ts';
@@ -104,7 +104,18 @@ describe('Wasm pods on the containerd 1.6 node (RuntimeClass wasmtime)', () => {
     const log = await podLog(ns.name, P1_POD);
     expect(log.split('\n').slice(0, EXPECTED.length)).toEqual(EXPECTED);
     expect(log).toContain(`wasm-broker: cannot listen on 0.0.0.0:${PORT}`);
-    await deletePod(ns.name, P1_POD);
+    // Gone at once (its containers have ended): wait for 404, not a DELETED event a watch could miss.
+    await api().core.deleteNamespacedPod({ namespace: ns.name, name: P1_POD });
+    await waitFor(
+      () =>
+        api()
+          .core.readNamespacedPod({ namespace: ns.name, name: P1_POD })
+          .then(
+            () => false,
+            (error: unknown) => isApiError(error, 404),
+          ),
+      { timeoutMs: 60_000, description: `pod ${P1_POD} gone` },
+    );
   });
 
   it('stops on pod deletion: SIGTERM ends the guest, the shim exits', async () => {
