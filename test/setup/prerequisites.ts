@@ -1,7 +1,8 @@
 /**
  * First step of `npm test`: makes sure this machine has what the peer, integration and e2e
  * tests start for real (Mosquitto, avahi, containerd, runc, CNI plugins, busybox, iproute2,
- * openssl) and what builds Kubernetes (Go). As root on Debian it installs the missing
+ * openssl), what builds Kubernetes (Go) and what builds the e2e's wasm shim (Rust, libseccomp,
+ * protoc). As root on Debian it installs the missing
  * packages with apt, showing apt's progress; otherwise it stops at once with one message
  * naming exactly what to install. Nothing is ever skipped: a test without its peer fails.
  *
@@ -42,6 +43,12 @@ function goVersion(): [number, number] | undefined {
   return match === null ? undefined : [Number(match[1]), Number(match[2])];
 }
 
+/** Rust builds the e2e's wasmtime containerd shim (deploy/wasm-shim) and the sample Wasm broker. */
+function rustProblem(): string | undefined {
+  const ok = ['cargo', 'rustup'].every((command) => spawnSync(command, ['--version'], { stdio: 'ignore' }).status === 0);
+  return ok ? undefined : 'Rust with cargo and rustup (builds the e2e wasm shim and broker; https://rustup.rs)';
+}
+
 /** What is missing, as lines for a message. */
 export function missingPrerequisites(): { packages: string[]; go: string | undefined } {
   const hasDpkg = spawnSync('dpkg-query', ['--version']).status === 0;
@@ -68,6 +75,8 @@ function main(): void {
   const problems: string[] = [];
   if (!asRoot) problems.push('root (the tests create network namespaces and run kubelets and containerd)');
   if (go !== undefined) problems.push(go);
+  const rust = rustProblem();
+  if (rust !== undefined) problems.push(rust);
   const install = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
   if (packages.length > 0 && (checkOnly || !asRoot || spawnSync('apt-get', ['--version']).status !== 0)) {
     problems.push(`Debian packages: ${packages.join(' ')}  (${install})`);
