@@ -17,6 +17,7 @@ import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 import { opcuaMeasures } from './measures/opcua.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
+import { wasmBrokerMeasures } from './measures/wasm-brokers.ts';
 
 const measures: Measure[] = [
   ...foundationMeasures,
@@ -26,6 +27,7 @@ const measures: Measure[] = [
   ...onvifUsbMeasures,
   ...cliMeasures,
   ...realNodeMeasures,
+  ...wasmBrokerMeasures,
   ...idleMeasures,
   ...importCostMeasures,
   ...devicePluginModeMeasures,

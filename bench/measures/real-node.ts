@@ -50,7 +50,7 @@ const say = (message: string): void => void process.stderr.write(`[real-node ben
 
 const ROUNDS = 20;
 const RELEASE = 'tether';
-const SYSTEM_NAMESPACE = 'tether-system';
+export const SYSTEM_NAMESPACE = 'tether-system';
 const AGENT_SELECTOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=agent`;
 const CONTROLLER_LEASE = 'tether-controller';
 const INSTALL_NAMESPACE = 'bench-rn-install';
@@ -64,7 +64,8 @@ const GRACE_S = 1;
 /** Broker: idle until SIGTERM. */
 const brokerTemplate = busyboxBroker();
 
-interface RealNodes {
+/** The running cluster a real-node measure gets from {@link withRealNodes}: Tether's image imported, the chart not installed. */
+export interface RealNodes {
   readonly kc: KubeConfig;
   readonly helm: Helm;
   readonly values: string;
@@ -78,7 +79,7 @@ function add(samples: Samples, name: string, value: number): void {
   (samples[name] ??= []).push(value);
 }
 
-function onNode1(node: string): Record<string, unknown> {
+export function onNode1(node: string): Record<string, unknown> {
   return { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] };
 }
 
@@ -93,12 +94,12 @@ function echoDiscovery(node: string, descriptions: string[], availabilityFile?: 
   };
 }
 
-async function install(env: RealNodes, wait: boolean): Promise<void> {
+export async function install(env: RealNodes, wait: boolean): Promise<void> {
   await env.helm.run('install', RELEASE, CHART, '-n', SYSTEM_NAMESPACE, '-f', env.values, ...(wait ? ['--wait', '--timeout', '3m'] : []));
 }
 
 /** Uninstalls Tether and waits until none of its pods is left. */
-async function uninstall(env: RealNodes): Promise<void> {
+export async function uninstall(env: RealNodes): Promise<void> {
   await env.helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
   await watchSetUntil(env.kc, {
     path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/pods`,
@@ -115,7 +116,7 @@ async function setAvailability(content: 'OFFLINE' | 'online'): Promise<void> {
   await rename(`${AVAILABILITY_FILE}.tmp`, AVAILABILITY_FILE);
 }
 
-async function withRealNodes<T>(body: (env: RealNodes) => Promise<T>): Promise<T> {
+export async function withRealNodes<T>(body: (env: RealNodes) => Promise<T>): Promise<T> {
   const layouts = [nodeLayout(), nodeLayout(process.env, 2)] as const;
   const log = (m: string): void => say(m);
   ensureE2eCacheDir(layouts[0]);
