@@ -15,15 +15,15 @@
 import { AppsV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Device } from '../../api/schema.ts';
-import { buildTetherImage } from '../../deploy/image/tether-image.ts';
-import { isApiError, useTestNamespace } from '../integration/support.ts';
-import { devicesOf, RELEASE, SYSTEM_NAMESPACE, waitAgentsReady, waitControllersReady } from './chart-support.ts';
-import { writeE2eChartValues } from './cluster.ts';
-import { CHART, helmFor, type Helm } from './helm.ts';
-import { importTetherImage } from './images.ts';
+import { loadKubeConfig, useTestNamespace } from '../integration/support.ts';
+import { devicesOf, installTetherForSuite, RELEASE, SYSTEM_NAMESPACE, waitAgentsReady, waitControllersReady } from './chart-support.ts';
+import { helmFor, type Helm } from './helm.ts';
 import { startLanPeers, type LanPeers } from './lan.ts';
 import { nodeLayout } from './layout.ts';
-import { installSpinAppCrd, SPINAPP_OF_DISCOVERY, SPINAPPS, startSpinOperator, type SpinOperator } from './spin-operator.ts';
+import { KubeClient } from '../../kube/client.ts';
+import { Api } from '../../kube/resources.ts';
+import { installSpinAppCrd, SPINAPPS } from '../support/spinapp.ts';
+import { SPINAPP_OF_DISCOVERY, startSpinOperator, type SpinOperator } from './spin-operator.ts';
 import { api, createDiscovery, waitFor, waitPodLogLines } from './support.ts';
 import { ensureWasmRuntime, wasmRuntimeProblem, WASM_BROKER_IMAGE, WASM_RUNTIME_HANDLER } from './wasm.ts';
 
@@ -108,34 +108,13 @@ beforeAll(async () => {
   if (problem !== undefined) throw new Error(`node 1 cannot run Wasm pods: ${problem}`);
   await ensureWasmRuntime(layout1);
   helm = helmFor(inject('clusterBinDir'), inject('kubeconfig'));
-  const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
-  for (const layout of [layout1, layout2]) importTetherImage(layout, image);
-  await installSpinAppCrd();
+  await installSpinAppCrd(new Api(new KubeClient(loadKubeConfig())));
   lan = await startLanPeers();
-  await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
-  try {
-    await api().core.createNamespace({
-      body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
-    });
-  } catch (error) {
-    if (!isApiError(error, 409)) throw error;
-  }
-  await helm.run(
-    'install',
-    RELEASE,
-    CHART,
-    '-n',
-    SYSTEM_NAMESPACE,
-    '-f',
-    writeE2eChartValues(layout1, inject('e2eNodeServer')),
-    // The e2e control plane applied the CRDs (chart.test.ts checks the chart installing them).
-    '--set',
-    'crds.install=false',
+  await installTetherForSuite(
+    helm,
+    [layout1, layout2],
     '--set-json',
     `controller.brokerKinds=[{"apiGroup":"${SPINAPPS.group}","resources":["${SPINAPPS.plural}"]}]`,
-    '--wait',
-    '--timeout',
-    '3m',
   );
   await waitAgentsReady();
   await waitControllersReady();

@@ -7,7 +7,12 @@
 import type { V1DaemonSet, V1Deployment, V1Pod, V1Node } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import type { Device } from '../../api/schema.ts';
-import { api, GROUP, ResilientWatch, VERSION, waitFor, type WatchEvent } from '../integration/support.ts';
+import { buildTetherImage } from '../../deploy/image/tether-image.ts';
+import { api, GROUP, isApiError, ResilientWatch, VERSION, waitFor, type WatchEvent } from '../integration/support.ts';
+import { writeE2eChartValues } from './cluster.ts';
+import { CHART, type Helm } from './helm.ts';
+import { importTetherImage } from './images.ts';
+import type { NodeLayout } from './layout.ts';
 import { watchSetUntil, watchUntil } from './watch.ts';
 
 export const RELEASE = 'tether';
@@ -276,4 +281,39 @@ export async function deviceSnapshot(namespace: string): Promise<Map<string, Dev
     items: Device[];
   };
   return new Map(list.items.map((d) => [d.metadata?.name ?? '', d]));
+}
+
+/**
+ * Installs Tether's chart as the suites after chart.test.ts do: its image imported into both
+ * nodes, a leftover release removed, the system namespace made, and the CRDs the e2e control
+ * plane applied left to it (chart.test.ts checks the chart installing them). `extra`: more
+ * `helm install` arguments (`--set …`).
+ */
+export async function installTetherForSuite(helm: Helm, layouts: readonly NodeLayout[], ...extra: string[]): Promise<void> {
+  const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
+  for (const layout of layouts) importTetherImage(layout, image);
+  await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
+  await api()
+    .core.createNamespace({
+      body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
+    })
+    .catch((error: unknown) => {
+      if (!isApiError(error, 409)) throw error;
+    });
+  const values = writeE2eChartValues(layouts[0]!, inject('e2eNodeServer'));
+  await helm.run(
+    'install',
+    RELEASE,
+    CHART,
+    '-n',
+    SYSTEM_NAMESPACE,
+    '-f',
+    values,
+    '--set',
+    'crds.install=false',
+    ...extra,
+    '--wait',
+    '--timeout',
+    '3m',
+  );
 }

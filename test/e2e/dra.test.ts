@@ -22,12 +22,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { deviceClassName, OFFLINE_TAINT_KEY, SLOTS_CAPACITY } from '../../api/dra-attributes.ts';
 import { draPoolName, DRA_DRIVER_NAME } from '../../api/dra-names.ts';
 import { deviceName, discoveryResourceName } from '../../api/names.ts';
-import { buildTetherImage } from '../../deploy/image/tether-image.ts';
 import { GROUP, isApiError, useTestNamespace, VERSION } from '../integration/support.ts';
-import { agentPodOn, RELEASE, SYSTEM_NAMESPACE, waitAgentsReady } from './chart-support.ts';
-import { writeE2eChartValues } from './cluster.ts';
-import { CHART, helmFor, type Helm } from './helm.ts';
-import { importTetherImage } from './images.ts';
+import { agentPodOn, installTetherForSuite, RELEASE, SYSTEM_NAMESPACE, waitAgentsReady } from './chart-support.ts';
+import { helmFor, type Helm } from './helm.ts';
 import { watchUntil } from './watch.ts';
 import { startStandInDriver, STAND_IN_DRIVER, type StandInDriver } from './dra-driver.ts';
 import { BUSYBOX_IMAGE, nodeLayout } from './layout.ts';
@@ -328,33 +325,7 @@ describe.skipIf(layout.runtime !== 'containerd-2')(
         mkdirSync(dirname(availabilityHost), { recursive: true });
         writeFileSync(availabilityHost, 'online\n');
         helm = helmFor(inject('clusterBinDir'), inject('kubeconfig'));
-        const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
-        for (const l of [nodeLayout(), layout]) importTetherImage(l, image);
-        await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
-        await api()
-          .core.createNamespace({
-            body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
-          })
-          .catch((error: unknown) => {
-            if (!isApiError(error, 409)) throw error;
-          });
-        // The e2e control plane applied the CRDs (chart.test.ts checks the chart installing them).
-        await helm.run(
-          'install',
-          RELEASE,
-          CHART,
-          '-n',
-          SYSTEM_NAMESPACE,
-          '-f',
-          writeE2eChartValues(nodeLayout(), inject('e2eNodeServer')),
-          '--set',
-          'crds.install=false',
-          '--set',
-          'agent.dra.enabled=true',
-          '--wait',
-          '--timeout',
-          '3m',
-        );
+        await installTetherForSuite(helm, [nodeLayout(), layout], '--set', 'agent.dra.enabled=true');
         await createDiscovery(ns.name, DISCOVERY, {
           handler: 'debug-echo',
           details: { descriptions: IDS, availabilityFile: availabilityInPod },

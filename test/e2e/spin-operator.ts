@@ -1,6 +1,5 @@
 /**
- * SpinKube's `SpinApp`, reduced to its shape (an opaque spec, a status with conditions), and a
- * stand-in for its operator: each SpinApp becomes one Pod (owned by it, so the garbage collector
+ * A stand-in for SpinKube's operator (test/support/spinapp.ts has the CRD): each SpinApp becomes one Pod (owned by it, so the garbage collector
  * removes it with the SpinApp) running `spec.image` under a RuntimeClass with `spec.variables` as
  * env, `spec.resources` and `spec.deploymentConfig.nodeSelector`, as SpinKube's operator copies
  * them into its Deployment; when the Pod is Ready, the SpinApp gets `Ready` True. Enough for the
@@ -8,37 +7,11 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../kube/client.ts';
-import { api, isApiError, loadKubeConfig, waitFor } from '../integration/support.ts';
+import { api, isApiError, loadKubeConfig } from '../integration/support.ts';
+import { SPINAPPS } from '../support/spinapp.ts';
 
-export const SPINAPPS = { group: 'core.spinkube.dev', version: 'v1alpha1', plural: 'spinapps' } as const;
 /** Label on the stand-in's pods: the `tether.dev/discovery` of the SpinApp they run. */
 export const SPINAPP_OF_DISCOVERY = 'e2e.tether.dev/spinapp-of';
-
-export const SPINAPP_CRD = {
-  metadata: { name: `${SPINAPPS.plural}.${SPINAPPS.group}` },
-  spec: {
-    group: SPINAPPS.group,
-    scope: 'Namespaced',
-    names: { plural: SPINAPPS.plural, singular: 'spinapp', kind: 'SpinApp', listKind: 'SpinAppList' },
-    versions: [
-      {
-        name: SPINAPPS.version,
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        schema: {
-          openAPIV3Schema: {
-            type: 'object',
-            properties: {
-              spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-            },
-          },
-        },
-      },
-    ],
-  },
-};
 
 interface SpinApp {
   apiVersion: string;
@@ -51,36 +24,6 @@ interface SpinApp {
     deploymentConfig?: { nodeSelector?: Record<string, string> };
   };
   status?: { conditions?: { type: string; status: string }[] };
-}
-
-/**
- * Installs the SpinApp CRD and waits until it is established. Sent as raw JSON: client-node's
- * typed serializer drops `x-kubernetes-preserve-unknown-fields` (it knows the field under
- * another name), and the apiserver would then prune every SpinApp's spec to `{}`.
- */
-export async function installSpinAppCrd(): Promise<void> {
-  const client = new KubeClient(loadKubeConfig());
-  const crds = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
-  try {
-    await client.request('POST', crds, {
-      verb: 'create',
-      resource: 'customresourcedefinitions',
-      body: { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', ...SPINAPP_CRD },
-    });
-  } catch (error) {
-    if (!isApiError(error, 409)) throw error;
-  }
-  await waitFor(
-    async () => {
-      const crd = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
-        'GET',
-        `${crds}/${SPINAPP_CRD.metadata.name}`,
-        { verb: 'get', resource: 'customresourcedefinitions' },
-      );
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') === true;
-    },
-    { timeoutMs: 30_000, description: 'the SpinApp CRD established' },
-  );
 }
 
 export interface SpinOperator {

@@ -18,6 +18,7 @@ import { KubeClient, isApiError, type KubeObject, type ResourceType } from '../.
 import { Api, RESOURCES } from '../../kube/resources.ts';
 import { startController, type Controller } from '../../controller/main.ts';
 import { FakeKubelet, FakeNodes, applyAsAgent, controllerServiceAccount } from '../support/fake-cluster.ts';
+import { installSpinAppCrd, SPINAPPS } from '../support/spinapp.ts';
 import { API_VERSION, loadKubeConfig, uniqueSuffix, useTestNamespace, waitFor } from './support.ts';
 
 const namespace = useTestNamespace('it-wl');
@@ -26,41 +27,6 @@ const suffix = uniqueSuffix();
 
 const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true };
 const STATEFULSETS: ResourceType = { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet', namespaced: true };
-const SPINAPPS: ResourceType = { group: 'core.spinkube.dev', version: 'v1alpha1', plural: 'spinapps', kind: 'SpinApp', namespaced: true };
-const CRDS: ResourceType = {
-  group: 'apiextensions.k8s.io',
-  version: 'v1',
-  plural: 'customresourcedefinitions',
-  kind: 'CustomResourceDefinition',
-  namespaced: false,
-};
-
-/** SpinKube's SpinApp, reduced to its shape: an opaque spec, a status with conditions. */
-const SPINAPP_CRD = {
-  metadata: { name: 'spinapps.core.spinkube.dev' },
-  spec: {
-    group: 'core.spinkube.dev',
-    scope: 'Namespaced',
-    names: { plural: 'spinapps', singular: 'spinapp', kind: 'SpinApp', listKind: 'SpinAppList' },
-    versions: [
-      {
-        name: 'v1alpha1',
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        schema: {
-          openAPIV3Schema: {
-            type: 'object',
-            properties: {
-              spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-            },
-          },
-        },
-      },
-    ],
-  },
-};
 
 type Workload = KubeObject & { spec?: Record<string, unknown> };
 
@@ -74,7 +40,7 @@ let controllerKubeConfig: KubeConfig;
 beforeAll(async () => {
   const kc = loadKubeConfig();
   admin = new Api(new KubeClient(kc));
-  await installSpinAppCrd();
+  await installSpinAppCrd(admin);
   nodes = new FakeNodes(admin);
   const account = await controllerServiceAccount(kc, admin, namespace.name, `tether-controller-wl-${suffix}`, [
     brokerKindRule('core.spinkube.dev', ['spinapps']),
@@ -108,24 +74,6 @@ afterAll(async () => {
 });
 
 /** Installs the CRD once per cluster (kept: other runs of this file may use it at the same time). */
-async function installSpinAppCrd(): Promise<void> {
-  try {
-    await admin.create(CRDS, undefined, SPINAPP_CRD as never);
-  } catch (error) {
-    if (!isApiError(error, 409)) throw error;
-  }
-  await waitFor(
-    async () => {
-      const crd = await admin.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(
-        CRDS,
-        undefined,
-        SPINAPP_CRD.metadata.name,
-      );
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-    },
-    { description: 'SpinApp CRD established' },
-  );
-}
 
 async function createDiscovery(name: string, broker: unknown): Promise<DeviceDiscovery> {
   const body = {
