@@ -2,7 +2,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { DEVICE, DEVICE_UID, device, discovery } from '../../test/support/broker-fixtures.ts';
 import { brokerObject, templateHash } from '../devices/brokers/desired.ts';
-import { desiredClaimTemplate, desiredDeviceClass, planClaimTemplate, planDeviceClass, type DeviceClass } from './objects.ts';
+import {
+  desiredClaimTemplate,
+  desiredDeviceClass,
+  extendedResourceHolder,
+  planClaimTemplate,
+  planDeviceClass,
+  type DeviceClass,
+} from './objects.ts';
 
 const dra = (extra = {}): ReturnType<typeof discovery> => discovery({ backend: 'DRA', ...extra });
 
@@ -47,6 +54,33 @@ describe('DeviceClass', () => {
     ['discovery gone, nothing there', undefined, undefined, 'none'],
   ] as const)('%s → %s', (_what, d, cached, expected) => {
     expect(planDeviceClass('ns', 'cams', d, cached).kind).toBe(expected);
+  });
+});
+
+describe('same-named DRA discoveries in several namespaces: one holds tether.dev/<name>', () => {
+  const at = (namespace: string, created: string, extra = {}): ReturnType<typeof discovery> => {
+    const d = dra(extra);
+    return { ...d, metadata: { ...d.metadata, namespace, creationTimestamp: new Date(created) } };
+  };
+
+  it('the oldest live DRA discovery of that name holds it; namespaces break ties; others and other names do not count', () => {
+    const older = at('b', '2026-01-01T00:00:00Z');
+    const younger = at('a', '2026-02-01T00:00:00Z');
+    const twin = at('a', '2026-01-01T00:00:00Z');
+    expect(extendedResourceHolder([younger, older], 'cams')).toBe('b/cams');
+    expect(extendedResourceHolder([older, twin], 'cams')).toBe('a/cams');
+    const pluginOnly = { ...at('c', '2025-01-01T00:00:00Z'), spec: discovery().spec };
+    const deleting = at('d', '2025-01-01T00:00:00Z');
+    deleting.metadata.deletionTimestamp = new Date('2026-03-01T00:00:00Z');
+    expect(extendedResourceHolder([younger, pluginOnly, deleting], 'cams')).toBe('a/cams');
+    expect(extendedResourceHolder([younger], 'other')).toBeUndefined();
+  });
+
+  it('a discovery that does not hold it gets a class without extendedResourceName, re-applied when that changes', () => {
+    const without = desiredDeviceClass(dra(), false);
+    expect(without.spec.extendedResourceName).toBeUndefined();
+    expect(planDeviceClass('ns', 'cams', dra(), without, false).kind).toBe('none');
+    expect(planDeviceClass('ns', 'cams', dra(), without, true).kind).toBe('apply');
   });
 });
 

@@ -74,14 +74,41 @@ function withHash<T extends { metadata: { annotations?: Record<string, string> }
   return object;
 }
 
-/** The DeviceClass of a DRA discovery. */
-export function desiredDeviceClass(discovery: DeviceDiscovery): DeviceClass {
+/**
+ * Which DRA discovery named `name` holds the cluster-wide extended resource `tether.dev/<name>`
+ * (`namespace/name`): the oldest live one, ties broken by namespace. Same-named discoveries in
+ * other namespaces get DeviceClasses without it — two classes naming one extended resource would
+ * leave the scheduler to pick between them.
+ */
+export function extendedResourceHolder(discoveries: Iterable<DeviceDiscovery>, name: string): string | undefined {
+  let holder: DeviceDiscovery | undefined;
+  for (const d of discoveries) {
+    if (d.metadata.name !== name || !isDraDiscovery(d)) continue;
+    if (holder === undefined || olderFirst(d, holder) < 0) holder = d;
+  }
+  return holder === undefined ? undefined : `${holder.metadata.namespace ?? ''}/${name}`;
+}
+
+/** Creation time in ms (the cache holds the apiserver's RFC 3339 string; the type says Date). */
+function createdMs(d: DeviceDiscovery): number {
+  const created = d.metadata.creationTimestamp as Date | string | undefined;
+  return created === undefined ? 0 : new Date(created).getTime() || 0;
+}
+
+function olderFirst(a: DeviceDiscovery, b: DeviceDiscovery): number {
+  const at = createdMs(a);
+  const bt = createdMs(b);
+  return at !== bt ? at - bt : (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '');
+}
+
+/** The DeviceClass of a DRA discovery; `extendedResource`: whether it carries `tether.dev/<discovery>`. */
+export function desiredDeviceClass(discovery: DeviceDiscovery, extendedResource = true): DeviceClass {
   const namespace = discovery.metadata.namespace ?? '';
   const name = discovery.metadata.name ?? '';
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [DISCOVERY_LABEL]: name, [DISCOVERY_NAMESPACE_LABEL]: namespace };
   const spec = {
     selectors: [{ cel: { expression: discoverySelector(namespace, name) } }],
-    extendedResourceName: discoveryResourceName(name),
+    ...(extendedResource ? { extendedResourceName: discoveryResourceName(name) } : {}),
   };
   return withHash<DeviceClass>(
     { apiVersion: 'resource.k8s.io/v1', kind: 'DeviceClass', metadata: { name: deviceClassName(namespace, name), labels }, spec },
@@ -108,13 +135,14 @@ export function planDeviceClass(
   name: string,
   discovery: DeviceDiscovery | undefined,
   cached: DeviceClass | undefined,
+  extendedResource = true,
 ): DerivedAction<DeviceClass> {
   const className = deviceClassName(namespace, name);
   if (cached !== undefined && !ours(cached)) return isDraDiscovery(discovery) ? { kind: 'conflict', name: className } : { kind: 'none' };
   if (!isDraDiscovery(discovery)) {
     return cached === undefined || cached.metadata.deletionTimestamp != null ? { kind: 'none' } : { kind: 'delete', name: className };
   }
-  const desired = desiredDeviceClass(discovery);
+  const desired = desiredDeviceClass(discovery, extendedResource);
   return cached !== undefined && sameHash(cached, desired) ? { kind: 'none' } : { kind: 'apply', object: desired };
 }
 

@@ -11,7 +11,8 @@ import { isApiError } from '../../kube/client.ts';
 import { RESOURCES } from '../../kube/resources.ts';
 import { brokerClaimTemplateName, deviceClassName } from '../../api/dra-attributes.ts';
 import { refOf, type ControllerContext } from '../context.ts';
-import { isDraDiscovery, planClaimTemplate, planDeviceClass, type DerivedAction } from './objects.ts';
+import { discoveryResourceName } from '../../api/names.ts';
+import { extendedResourceHolder, isDraDiscovery, planClaimTemplate, planDeviceClass, type DerivedAction } from './objects.ts';
 
 type DerivedType = typeof RESOURCES.deviceClasses | typeof RESOURCES.resourceClaimTemplates;
 
@@ -65,7 +66,18 @@ export async function reconcileDeviceClass(
     return;
   }
   const cached = ctx.caches.deviceClasses.get(undefined, deviceClassName(namespace, name));
-  const action = planDeviceClass(namespace, name, discovery, cached);
+  const holder = extendedResourceHolder(ctx.caches.discoveries.list(), name);
+  const holdsExtendedResource = holder === undefined || holder === `${namespace}/${name}`;
+  if (!holdsExtendedResource && isDraDiscovery(discovery)) {
+    ctx.events.record({
+      regarding,
+      type: 'Warning',
+      reason: 'ExtendedResourceNameTaken',
+      action: 'Apply',
+      note: `${discoveryResourceName(name)} is cluster-wide and belongs to the older DRA discovery ${holder}: this discovery's DeviceClass has no extendedResourceName (its devices are reached through ResourceClaims; rename the discovery to get one)`,
+    });
+  }
+  const action = planDeviceClass(namespace, name, discovery, cached, holdsExtendedResource);
   await applyAction(ctx, RESOURCES.deviceClasses, undefined, action, regarding, signal);
 }
 
