@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deviceName, deviceResourceName, discoveryResourceName } from '../api/names.ts';
 import { createDebugEchoHandler, parseDebugEchoDetails } from '../discovery-handlers/debug-echo/debug-echo.ts';
 import { MockKubelet } from './kubelet/mock-kubelet.ts';
@@ -295,6 +295,55 @@ describe('ledger reconciliation against PodResources', () => {
     const adopted = await agent.reconcileLedger();
     expect(adopted.adopt).toEqual([{ slot: `${y}-0`, resource: deviceResourceName(y) }]);
     await kubelet.waitFor(() => !healthy(kubelet, any).includes(`${y}-0`), 5_000, 'y hidden from the discovery resource');
+  });
+});
+
+describe('slot grace after a re-allocation', () => {
+  it("a slot the kubelet gives a new pod restarts its grace: the old pod's absence never frees it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tt-'));
+    const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
+    await kubelet.start();
+    const agent = new StandaloneAgent({
+      node: NODE,
+      pluginDir: join(dir, 'dp'),
+      log,
+      podResourcesSocket: kubelet.podResourcesSocket!,
+      reconcileIntervalMs: 0,
+      slotGraceMs: 10_000,
+      discoveries: [
+        {
+          namespace: 'default',
+          name: 'echo',
+          handler: createDebugEchoHandler(),
+          details: parseDebugEchoDetails({ descriptions: ['x'] }),
+          capacity: 1,
+          offlineGraceMs: 60_000,
+          properties: new Map(),
+        },
+      ],
+    });
+    agent.start();
+    cleanups.push(async () => {
+      vi.useRealTimers();
+      await agent.stop();
+      await kubelet.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const slot = `${deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'x', node: NODE })}-0`;
+    const any = discoveryResourceName('echo');
+    await kubelet.waitFor(() => healthy(kubelet, any).length === 1, 5_000, 'the slot');
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+
+    await kubelet.allocateIds({ namespace: 'default', name: 'p1' }, any, [slot]);
+    kubelet.removePod('default', 'p1');
+    expect((await agent.reconcileLedger()).free).toEqual([]); // missing from now on
+    vi.setSystemTime(Date.now() + 8_000);
+    // The kubelet admits p2 with the same slot: Allocate done, p2 not listed in PodResources yet.
+    await kubelet.rawAllocate(any, { container_requests: [{ devices_ids: [slot] }] });
+    vi.setSystemTime(Date.now() + 8_000); // 16 s after p1 left, 8 s after p2's Allocate
+    expect((await agent.reconcileLedger()).free).toEqual([]);
+    vi.setSystemTime(Date.now() + 10_000); // a full grace after p2 was first found missing: freed
+    expect((await agent.reconcileLedger()).free).toEqual([slot]);
   });
 });
 

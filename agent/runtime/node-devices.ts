@@ -43,6 +43,11 @@ export interface NodeDevicesOptions {
   readonly persistSlots?: (device: ServedDevice, held: readonly number[]) => Promise<void>;
   /** Observes every Allocate outcome (for metrics). */
   readonly onAllocate?: (outcome: 'ok' | 'conflict' | 'error', seconds: number) => void;
+  /**
+   * Called when an Allocate has claimed `slots` in the ledger: a slot the kubelet just gave a new
+   * pod is in use again, whatever PodResources said about its previous pod.
+   */
+  readonly onClaimed?: (slots: readonly string[]) => void;
 }
 
 export class NodeDevices implements PluginBackend {
@@ -202,6 +207,7 @@ export class NodeDevices implements PluginBackend {
       );
       throw new PluginError(status.ABORTED, `slot already allocated: ${held.join(', ')}`);
     }
+    this.#options.onClaimed?.(deviceIds);
     try {
       const response = buildContainerResponse(devices, this.#options.cdiKind === undefined ? {} : { cdiKind: this.#options.cdiKind });
       await this.#persist(devices);

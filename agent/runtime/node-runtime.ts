@@ -106,6 +106,11 @@ export class NodeRuntime {
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
       ...(options.devicePluginMode === undefined ? {} : { mode: options.devicePluginMode }),
       persistSlots: (device, held) => publication.persistSlots(device, held),
+      // A re-claimed slot's grace restarts: its old pod's absence from PodResources says nothing
+      // about the new pod, which may not be listed yet (the Device lost such a slot in CI).
+      onClaimed: (slots) => {
+        for (const slot of slots) this.#missingSince.delete(slot);
+      },
       ...(metrics === undefined
         ? {}
         : {
