@@ -40,8 +40,16 @@ let lan: LanPeers;
 let operator: SpinOperator | undefined;
 const timings: Record<string, number> = {};
 
-function onNode1(): Record<string, unknown> {
-  return { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node1()] }] }] };
+/** A DeviceDiscovery of the LAN's Home Assistant device on node 1 (the node with the wasmtime runtime), with `broker`. */
+async function createHaDiscovery(name: string, broker: Record<string, unknown>): Promise<void> {
+  await createDiscovery(ns.name, name, {
+    handler: 'mqtt',
+    details: { broker: lan.mqttUrl, homeAssistant: true },
+    nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node1()] }] }] },
+    capacity: 1,
+    offlineGracePeriodSeconds: 1,
+    broker,
+  });
 }
 
 async function haDevice(discovery: string): Promise<Device | undefined> {
@@ -135,33 +143,26 @@ describe('brokers of any workload kind on the real nodes', () => {
   it('MQTT device → a Wasm broker Deployment (RuntimeClass wasmtime) Running with the device env; last will → gone; back → Running', async () => {
     await lan.ha.announce();
     let started = Date.now();
-    await createDiscovery(ns.name, 'wasm-ha', {
-      handler: 'mqtt',
-      details: { broker: lan.mqttUrl, homeAssistant: true },
-      nodeSelector: onNode1(),
-      capacity: 1,
-      offlineGracePeriodSeconds: 1,
-      broker: {
-        workload: {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: 'wasm-ha' } },
-            template: {
-              metadata: { labels: { app: 'wasm-ha' } },
-              spec: {
-                runtimeClassName: WASM_RUNTIME_HANDLER,
-                containers: [
-                  {
-                    name: 'main',
-                    image: WASM_BROKER_IMAGE,
-                    imagePullPolicy: 'Never',
-                    env: [{ name: 'PORT', value: String(PORT) }],
-                    ports: [{ containerPort: PORT, name: 'http' }],
-                  },
-                ],
-              },
+    await createHaDiscovery('wasm-ha', {
+      workload: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'wasm-ha' } },
+          template: {
+            metadata: { labels: { app: 'wasm-ha' } },
+            spec: {
+              runtimeClassName: WASM_RUNTIME_HANDLER,
+              containers: [
+                {
+                  name: 'main',
+                  image: WASM_BROKER_IMAGE,
+                  imagePullPolicy: 'Never',
+                  env: [{ name: 'PORT', value: String(PORT) }],
+                  ports: [{ containerPort: PORT, name: 'http' }],
+                },
+              ],
             },
           },
         },
@@ -189,22 +190,15 @@ describe('brokers of any workload kind on the real nodes', () => {
   });
 
   it('the same device → a SpinApp-shaped custom resource, run by a stand-in operator as a Wasm pod; Ready → BrokersReady; offline → gone; back → applied again', async () => {
-    await createDiscovery(ns.name, 'spin-ha', {
-      handler: 'mqtt',
-      details: { broker: lan.mqttUrl, homeAssistant: true },
-      nodeSelector: onNode1(),
-      capacity: 1,
-      offlineGracePeriodSeconds: 1,
-      broker: {
-        workload: {
-          apiVersion: `${SPINAPPS.group}/${SPINAPPS.version}`,
-          kind: 'SpinApp',
-          spec: { image: WASM_BROKER_IMAGE, executor: 'containerd-shim-spin', replicas: 1 },
-          inject: {
-            resources: ['/spec/resources/limits'],
-            env: ['/spec/variables'],
-            nodeSelector: ['/spec/deploymentConfig/nodeSelector'],
-          },
+    await createHaDiscovery('spin-ha', {
+      workload: {
+        apiVersion: `${SPINAPPS.group}/${SPINAPPS.version}`,
+        kind: 'SpinApp',
+        spec: { image: WASM_BROKER_IMAGE, executor: 'containerd-shim-spin', replicas: 1 },
+        inject: {
+          resources: ['/spec/resources/limits'],
+          env: ['/spec/variables'],
+          nodeSelector: ['/spec/deploymentConfig/nodeSelector'],
         },
       },
     });
