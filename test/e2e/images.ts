@@ -97,7 +97,7 @@ function busyboxRootfs(layout: NodeLayout): string {
 }
 
 /** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
-function importedDigest(layout: NodeLayout, name: string): string | undefined {
+export function importedDigest(layout: NodeLayout, name: string): string | undefined {
   const listing = runCommand(ctrCommand(layout), [
     '--address',
     layout.containerdSocket,

@@ -20,6 +20,7 @@ import { runCommand } from '../../deploy/image/exec.ts';
 import { api, kubectl } from '../integration/support.ts';
 import { watchUntil } from './watch.ts';
 import { ctrCommand, isContainerdConfigCurrent, WASM_RUNTIME_HANDLER, WASM_SHIM_BINARY, builtWasmShimDir } from './containerd.ts';
+import { importedDigest } from './images.ts';
 import type { NodeLayout } from './layout.ts';
 
 export { WASM_BROKER_IMAGE, WASM_RUNTIME_HANDLER, WASM_SHIM_BINARY };
@@ -53,23 +54,6 @@ export function wasmRuntimeProblem(layout: NodeLayout): string | undefined {
   return undefined;
 }
 
-/** The manifest digest containerd holds for `name` in `k8s.io`, if any. */
-async function importedDigest(layout: NodeLayout, name: string): Promise<string | undefined> {
-  const { stdout } = await execFileAsync(ctrCommand(layout), [
-    '--address',
-    layout.containerdSocket,
-    '--namespace',
-    'k8s.io',
-    'images',
-    'list',
-    `name==${name}`,
-  ]);
-  return stdout
-    .split('\n')
-    .find((line) => line.startsWith(`${name} `))
-    ?.split(/\s+/)[2];
-}
-
 /**
  * Builds the sample broker's image (wasm32-wasip2 unless `target` says otherwise) and imports it
  * into `layout`'s containerd unless it has that digest.
@@ -79,9 +63,9 @@ export async function importWasmBrokerImage(
   target: WasmBrokerTarget = 'wasm32-wasip2',
 ): Promise<BuiltWasmImage & { imported: boolean }> {
   const image = await buildWasmBrokerImage({ target, out: join(layout.imageDir, `wasm-broker-${target}.oci.tar`) });
-  if ((await importedDigest(layout, image.name)) === image.manifestDigest) return { ...image, imported: false };
+  if (importedDigest(layout, image.name) === image.manifestDigest) return { ...image, imported: false };
   await execFileAsync(ctrCommand(layout), ['--address', layout.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', image.out]);
-  const listed = await importedDigest(layout, image.name);
+  const listed = importedDigest(layout, image.name);
   if (listed !== image.manifestDigest)
     throw new Error(`imported ${image.name} but containerd lists ${listed ?? 'nothing'}, not ${image.manifestDigest}`);
   return { ...image, imported: true };
