@@ -29,7 +29,8 @@ interface Setup {
   nameOf: (description: string) => string;
 }
 
-async function setup(options: { descriptions?: string[]; capacity?: number; graceMs?: number } = {}): Promise<Setup> {
+/** `slotGraceMs`: with the mock kubelet's PodResources, the ledger reconciled only when the test asks. */
+async function setup(options: { descriptions?: string[]; capacity?: number; graceMs?: number; slotGraceMs?: number } = {}): Promise<Setup> {
   const dir = await mkdtemp(join(tmpdir(), 'tt-'));
   const availability = join(dir, 'availability');
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
@@ -39,6 +40,9 @@ async function setup(options: { descriptions?: string[]; capacity?: number; grac
     node: NODE,
     pluginDir: join(dir, 'dp'),
     log,
+    ...(options.slotGraceMs === undefined
+      ? {}
+      : { podResourcesSocket: kubelet.podResourcesSocket!, reconcileIntervalMs: 0, slotGraceMs: options.slotGraceMs }),
     discoveries: [
       {
         namespace: 'default',
@@ -250,7 +254,7 @@ describe('device plugins with the mock kubelet', () => {
 
 describe('ledger reconciliation against PodResources', () => {
   it('frees the slot of a deleted pod and adopts a slot the kubelet holds', async () => {
-    const { agent, kubelet } = await echoAgentWithPodResources(['x', 'y'], 0);
+    const { agent, kubelet } = await setup({ descriptions: ['x', 'y'], capacity: 1, slotGraceMs: 0 });
     const x = deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'x', node: NODE });
     const y = deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'y', node: NODE });
     const any = discoveryResourceName('echo');
@@ -271,48 +275,9 @@ describe('ledger reconciliation against PodResources', () => {
   });
 });
 
-/**
- * A standalone agent serving debug-echo devices (capacity 1) to a mock kubelet with PodResources;
- * the ledger is reconciled only when the test asks. Stopped after the test.
- */
-async function echoAgentWithPodResources(
-  descriptions: string[],
-  slotGraceMs: number,
-): Promise<{ agent: StandaloneAgent; kubelet: MockKubelet }> {
-  const dir = await mkdtemp(join(tmpdir(), 'tt-'));
-  const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
-  await kubelet.start();
-  const agent = new StandaloneAgent({
-    node: NODE,
-    pluginDir: join(dir, 'dp'),
-    log,
-    podResourcesSocket: kubelet.podResourcesSocket!,
-    reconcileIntervalMs: 0,
-    slotGraceMs,
-    discoveries: [
-      {
-        namespace: 'default',
-        name: 'echo',
-        handler: createDebugEchoHandler(),
-        details: parseDebugEchoDetails({ descriptions }),
-        capacity: 1,
-        offlineGraceMs: 60_000,
-        properties: new Map(),
-      },
-    ],
-  });
-  agent.start();
-  cleanups.push(async () => {
-    await agent.stop();
-    await kubelet.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return { agent, kubelet };
-}
-
 describe('slot grace after a re-allocation', () => {
   it("a slot the kubelet gives a new pod restarts its grace: the old pod's absence never frees it", async () => {
-    const { agent, kubelet } = await echoAgentWithPodResources(['x'], 10_000);
+    const { agent, kubelet } = await setup({ descriptions: ['x'], capacity: 1, slotGraceMs: 10_000 });
     cleanups.push(() => {
       vi.useRealTimers();
       return Promise.resolve();
