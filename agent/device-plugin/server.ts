@@ -6,18 +6,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  credentials,
-  Server,
-  ServerCredentials,
-  status,
-  type Client,
-  type sendUnaryData,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import { credentials, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { loadDevicePluginProtos, type DevicePluginProtos } from '../../proto/load.ts';
 import {
@@ -34,6 +23,7 @@ import {
   type PreferredAllocationResponse,
   type RegisterRequest,
 } from '../../proto/types.ts';
+import { GrpcSocketServer, type MethodHandler, type ServerStream } from './grpc-server.ts';
 
 /** Answers the kubelet's questions about one resource. Called concurrently. */
 export interface PluginBackend {
@@ -83,9 +73,10 @@ function sameDevices(a: readonly PluginDevice[], b: readonly PluginDevice[]): bo
   return a.length === b.length && a.every((d, i) => d.ID === b[i]?.ID && d.health === b[i]?.health);
 }
 
-function toServiceError(error: unknown): Partial<ServiceError> {
-  if (error instanceof PluginError) return { code: error.code, details: error.message };
-  return { code: status.INTERNAL, details: error instanceof Error ? error.message : String(error) };
+/** What the kubelet is told: a PluginError's own status, INTERNAL for anything else. */
+function toStatusError(error: unknown): PluginError {
+  if (error instanceof PluginError) return error;
+  return new PluginError(status.INTERNAL, error instanceof Error ? error.message : String(error), { cause: error });
 }
 
 export class DevicePluginServer {
@@ -101,8 +92,8 @@ export class DevicePluginServer {
   /** The IDs of the last `setDevices` input, in its order, and the permutation that sorts them. */
   #inputIds: readonly string[] = [];
   #order: readonly number[] = [];
-  readonly #streams = new Set<ServerWritableStream<Empty, ListAndWatchResponse>>();
-  #server: Server | undefined;
+  readonly #streams = new Set<ServerStream<ListAndWatchResponse>>();
+  #server: GrpcSocketServer | undefined;
 
   constructor(options: DevicePluginServerOptions) {
     this.resourceName = options.resourceName;
@@ -144,14 +135,16 @@ export class DevicePluginServer {
   async serve(): Promise<void> {
     if (this.#server !== undefined) await this.#close();
     await rm(this.socketPath, { force: true });
-    const server = new Server();
-    server.addService(this.#protos.DevicePlugin.service, this.#implementation());
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix://${this.socketPath}`, ServerCredentials.createInsecure(), (error) =>
-        error ? reject(new Error(`binding ${this.socketPath}`, { cause: error })) : resolve(),
-      );
-    });
-    this.#server = server;
+    try {
+      this.#server = await GrpcSocketServer.listen({
+        socketPath: this.socketPath,
+        service: this.#protos.DevicePlugin.service,
+        handlers: this.#implementation(),
+        onError: (error) => this.#log.debug({ err: error }, 'kubelet connection error'),
+      });
+    } catch (error) {
+      throw new Error(`binding ${this.socketPath}`, { cause: error });
+    }
   }
 
   /**
@@ -195,14 +188,7 @@ export class DevicePluginServer {
     this.#streams.clear();
     const server = this.#server;
     this.#server = undefined;
-    if (server === undefined) return;
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => server.forceShutdown(), 1_000);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    await server?.close();
   }
 
   #snapshot(): ListAndWatchResponse {
@@ -213,43 +199,41 @@ export class DevicePluginServer {
     return ids.filter((id) => !this.#ids.has(id));
   }
 
-  #implementation(): UntypedServiceImplementation {
+  #implementation(): Record<string, MethodHandler> {
+    const options: DevicePluginOptions = { pre_start_required: false, get_preferred_allocation_available: true };
     return {
-      GetDevicePluginOptions: (_call: ServerUnaryCall<Empty, DevicePluginOptions>, done: sendUnaryData<DevicePluginOptions>) =>
-        done(null, { pre_start_required: false, get_preferred_allocation_available: true }),
-      ListAndWatch: (stream: ServerWritableStream<Empty, ListAndWatchResponse>) => {
-        this.#streams.add(stream);
-        const forget = (): void => {
-          this.#streams.delete(stream);
-        };
-        stream.on('cancelled', forget);
-        stream.on('close', forget);
-        stream.on('error', forget);
-        stream.write(this.#snapshot());
+      GetDevicePluginOptions: { unary: (_request: Empty) => options },
+      ListAndWatch: {
+        serverStream: (_request: Empty, stream: ServerStream<ListAndWatchResponse>) => {
+          this.#streams.add(stream);
+          stream.onClose(() => this.#streams.delete(stream));
+          stream.write(this.#snapshot());
+        },
       },
-      GetPreferredAllocation: (
-        call: ServerUnaryCall<PreferredAllocationRequest, PreferredAllocationResponse>,
-        done: sendUnaryData<PreferredAllocationResponse>,
-      ) => {
-        try {
-          const container_responses = call.request.container_requests.map((request) => ({
-            deviceIDs: [...this.#backend.preferredAllocation(this.resourceName, request)],
-          }));
-          done(null, { container_responses });
-        } catch (error) {
-          done(toServiceError(error));
-        }
+      GetPreferredAllocation: {
+        unary: (request: PreferredAllocationRequest): PreferredAllocationResponse => {
+          try {
+            return {
+              container_responses: request.container_requests.map((container) => ({
+                deviceIDs: [...this.#backend.preferredAllocation(this.resourceName, container)],
+              })),
+            };
+          } catch (error) {
+            throw toStatusError(error);
+          }
+        },
       },
-      Allocate: (call: ServerUnaryCall<AllocateRequest, AllocateResponse>, done: sendUnaryData<AllocateResponse>) => {
-        this.#allocate(call.request).then(
-          (response) => done(null, response),
-          (error: unknown) => {
+      Allocate: {
+        unary: async (request: AllocateRequest): Promise<AllocateResponse> => {
+          try {
+            return await this.#allocate(request);
+          } catch (error) {
             this.#log.warn({ err: error }, 'Refused allocation');
-            done(toServiceError(error));
-          },
-        );
+            throw toStatusError(error);
+          }
+        },
       },
-      PreStartContainer: (_call: ServerUnaryCall<unknown, Empty>, done: sendUnaryData<Empty>) => done(null, {}),
+      PreStartContainer: { unary: (_request: unknown): Empty => ({}) },
     };
   }
 

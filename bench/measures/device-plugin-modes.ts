@@ -1,6 +1,8 @@
 /**
  * Device-plugin modes at scale (#15): a `tether agent` process on the real control plane with
- * N debug-echo devices in one discovery, served to the mock kubelet per device or lean.
+ * N debug-echo devices in one discovery, served to the mock kubelet per device or lean. The
+ * agent runs as the image runs it (tsc's JavaScript, the chart's V8 flags);
+ * TETHER_BENCH_ENTRY=ts runs it from the sources instead.
  * Reports the time until the kubelet has every slot and until every Device object exists, the
  * agent's RSS (settled and peak), its open file descriptors and plugin sockets against this
  * machine's limit, and Allocate with the durable slot claim through the served resource
@@ -23,7 +25,9 @@ import { createAgentMetrics } from '../../agent/metrics.ts';
 import { discoveryResourceName } from '../../api/names.ts';
 import type { DiscoveryHandler } from '../../discovery-handlers/contract.ts';
 import { clusterUp } from '../../test/cluster/cluster.ts';
+import { freePort, httpGet } from '../../test/cluster/processes.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
+import { buildJavaScript, chartNodeOptions } from '../image-app.ts';
 
 const GROUP = { group: 'tether.dev', version: 'v1alpha1' } as const;
 
@@ -61,6 +65,13 @@ async function openFds(pid: number): Promise<number> {
 async function fdLimit(pid: number): Promise<number> {
   const line = (await readFile(`/proc/${pid}/limits`, 'utf8')).split('\n').find((l) => l.startsWith('Max open files'));
   return Number(line?.split(/\s+/)[3]);
+}
+
+/** The V8 heap's size and use, from the agent's /metrics (so RSS can be split into heap and the rest). */
+async function heapFigures(port: number): Promise<{ total: number; used: number }> {
+  const text = (await httpGet(`http://127.0.0.1:${port}/metrics`)).body;
+  const value = (name: string): number => Number(new RegExp(`^\\w*${name} (\\S+)$`, 'm').exec(text)?.[1]) / 1024 / 1024;
+  return { total: value('nodejs_heap_size_total_bytes'), used: value('nodejs_heap_size_used_bytes') };
 }
 
 /** Counts Device objects until there are `want`, polling (the figure is "all exist by"). */
@@ -101,12 +112,16 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         spec: { handler: 'debug-echo', details: { descriptions: Array.from({ length: devices }, (_, i) => `d${i}`) } },
       },
     });
-    const cli = fileURLToPath(new URL('../../bin/tether.ts', import.meta.url));
+    const asImage = (process.env['TETHER_BENCH_ENTRY'] ?? 'js') === 'js';
+    const cli = asImage ? await buildJavaScript() : fileURLToPath(new URL('../../bin/tether.mjs', import.meta.url));
+    const nodeFlags = asImage ? await chartNodeOptions('agent') : [];
+    const metricsPort = await freePort();
     const started = performance.now();
     // Flags as the chart sets them, minus the host paths this bench replaces.
     const child = spawn(
       process.execPath,
       [
+        ...nodeFlags,
         cli,
         'agent',
         '--node-name',
@@ -122,11 +137,11 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         '--registration-socket',
         '',
         '--http-address',
-        '',
+        `127.0.0.1:${metricsPort}`,
         '--log-level',
         'error',
       ],
-      { env: { ...process.env, KUBECONFIG: bench.kubeconfig }, stdio: 'inherit' },
+      { env: { ...process.env, KUBECONFIG: bench.kubeconfig, ...(asImage ? { NODE_ENV: 'production' } : {}) }, stdio: 'inherit' },
     );
     const pid = child.pid!;
     let maxFds = 0;
@@ -148,11 +163,14 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
       await new Promise((resolve) => setTimeout(resolve, 10_000)); // let watch events and GC settle
       const sockets = (await readdir(join(dir, 'dp'))).filter((f) => f.startsWith('tether-')).length;
       const label = `dp-${mode}-${devices}`;
+      const heap = await heapFigures(metricsPort);
       return [
         summarize(`${label}: to kubelet (every slot Healthy)`, 's', [toKubelet / 1000]),
         summarize(`${label}: to Device objects (all ${devices})`, 's', [toDevices / 1000]),
         summarize(`${label}: RSS settled`, 'MiB', [await procStatus(pid, 'VmRSS')], 1),
         summarize(`${label}: RSS peak (VmHWM)`, 'MiB', [await procStatus(pid, 'VmHWM')], 1),
+        summarize(`${label}: V8 heap total`, 'MiB', [heap.total], 1),
+        summarize(`${label}: V8 heap used`, 'MiB', [heap.used], 1),
         summarize(`${label}: open fds (max sampled)`, 'fds', [Math.max(maxFds, await openFds(pid))], 0),
         summarize(`${label}: fd limit (ulimit -n)`, 'fds', [await fdLimit(pid)], 0),
         summarize(`${label}: plugin sockets / kubelet resources`, 'count', [sockets, kubelet.resourceNames().length], 0),

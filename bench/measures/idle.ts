@@ -29,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -39,6 +39,7 @@ import { clusterDown, clusterUp } from '../../test/cluster/cluster.ts';
 import { freePort, httpGet, logTail } from '../../test/cluster/processes.ts';
 import { linkSharedBinaries } from '../../test/faults/control-plane.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
+import { buildJavaScript } from '../image-app.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SAMPLE_MS = 5_000;
@@ -62,27 +63,6 @@ export async function rssMiB(pid: number): Promise<{ rss: number; peak: number }
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
   return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
-}
-
-/** Emits the product's JavaScript as the image does (tsc, no type check) into dist/bench-app. */
-async function buildJavaScript(): Promise<string> {
-  const out = join(REPO, 'dist', 'bench-app');
-  await rm(out, { recursive: true, force: true });
-  say('emitting JavaScript (tsc -p deploy/image/tsconfig.build.json) into dist/bench-app');
-  const tsc = spawn(
-    process.execPath,
-    [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'deploy/image/tsconfig.build.json', '--outDir', out, '--noCheck'],
-    {
-      cwd: REPO,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  const [code] = (await once(tsc, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`tsc exited ${code}`);
-  await mkdir(join(out, 'proto'), { recursive: true });
-  for (const name of (await readdir(join(REPO, 'proto'))).filter((n) => n.endsWith('.proto')))
-    await copyFile(join(REPO, 'proto', name), join(out, 'proto', name));
-  return join(out, 'bin', 'tether.js');
 }
 
 interface Subject {
