@@ -380,9 +380,10 @@ function wireHandlers(ctx: ControllerContext, deviceQueue: WorkQueue, discoveryQ
   // DRA objects: a change (or a class whose discovery is gone) reconciles their owner.
   caches.deviceClasses.onEvent((e) => {
     for (const key of deviceClassOwner(e.object, ctx.config.namespace)) discoveryQueue.add(key);
-    // A class gone may free its extended resource for a same-named discovery elsewhere.
+    // A class gone may free its extended resource for a same-named discovery elsewhere; a new
+    // one may be an older discovery's (switched to DRA) that takes it from a younger holder.
     const name = e.object.metadata.labels?.[DISCOVERY_LABEL];
-    if (e.type === 'deleted' && name !== undefined) {
+    if (e.type !== 'updated' && name !== undefined) {
       for (const d of caches.discoveries.list()) if (d.metadata.name === name) discoveryQueue.add(objectKey(d));
     }
   });
