@@ -102,6 +102,17 @@ export class DevicePluginManager {
     this.#watchDir();
   }
 
+  /**
+   * Updates the devices of running plugins only (the set of plugins stays). False, with
+   * nothing changed, when one of `resources` is not running: the caller syncs instead.
+   */
+  update(resources: ReadonlyMap<string, readonly PluginDevice[]>): boolean {
+    if (this.#stopped) return true;
+    for (const name of resources.keys()) if (!this.#entries.has(name)) return false;
+    for (const [name, devices] of resources) this.#entries.get(name)!.server.setDevices(devices);
+    return true;
+  }
+
   /** Makes the running set equal `resources` (resource name → devices). */
   async sync(resources: ReadonlyMap<string, readonly PluginDevice[]>): Promise<void> {
     if (this.#stopped) return; // a late sync after stop() must not open new sockets

@@ -37,7 +37,7 @@ interface Rig {
   want: (name: string, o?: { devices?: number; capacity?: number; brokered?: boolean }) => DesiredSession;
 }
 
-async function rig(initial: (want: Rig['want']) => DesiredSession[]): Promise<Rig> {
+async function rig(initial: (want: Rig['want']) => DesiredSession[], mode: 'lean' | 'per-device' = 'lean'): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'tlm-'));
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
   await kubelet.start();
@@ -95,7 +95,7 @@ async function rig(initial: (want: Rig['want']) => DesiredSession[]): Promise<Ri
     podResourcesSocket: kubelet.podResourcesSocket!,
     reconcileIntervalMs: 0,
     slotGraceMs: 0,
-    devicePluginMode: 'lean',
+    devicePluginMode: mode,
   });
   await runtime.start();
   cleanups.push(async () => {
@@ -196,5 +196,30 @@ describe('lean device-plugin mode', () => {
     await runtime.settled();
     expect(serverSlotCalls).toHaveLength(1);
     expect(mirror).toHaveBeenCalledTimes(1);
+  });
+
+  it("re-advertises only the claimed device's resources after an Allocate, and they match a full sync (per-device mode)", async () => {
+    const { runtime, kubelet } = await rig((want) => [want('cams', { devices: 20 }), want('mics', { devices: 5 })], 'per-device');
+    const cams = discoveryResourceName('cams');
+    await kubelet.waitFor(() => healthy(kubelet, cams) === 20 && healthy(kubelet, discoveryResourceName('mics')) === 5);
+    await runtime.settled();
+    const servers = runtime.plugins.servers();
+    expect(servers.size).toBe(20 + 5 + 2);
+    const updated = new Set<string>();
+    for (const [name, server] of servers) {
+      const setDevices = server.setDevices.bind(server);
+      vi.spyOn(server, 'setDevices').mockImplementation((devices) => {
+        updated.add(name);
+        return setDevices(devices);
+      });
+    }
+    const own = deviceResourceName(nameOf('cams', 'd3'));
+    await kubelet.allocate({ namespace: 'ns', name: 'p1' }, own, 1);
+    await kubelet.waitFor(() => healthy(kubelet, cams) === 19, 5_000, 'the slot Unhealthy under the discovery resource');
+    await runtime.settled();
+    expect([...updated].sort()).toEqual([own, cams].sort());
+    // What the partial sync advertised is what a full one would.
+    for (const [name, devices] of runtime.devices.resources())
+      expect(servers.get(name)!.devices, name).toEqual(devices.sort((a, b) => (a.ID < b.ID ? -1 : 1)));
   });
 });

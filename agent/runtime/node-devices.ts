@@ -29,9 +29,11 @@ export interface NodeDevicesOptions {
   /**
    * Called after only slot holdings or resource choices changed: the plugins must advertise
    * anew, the published devices are unchanged (a claim is made durable by `persistSlots`).
-   * Kept apart so an Allocate does not recompute the publication of every device. Default: `onChange`.
+   * Kept apart so an Allocate does not recompute the publication of every device. `devices`
+   * names the devices whose slots changed (their resources are all that must advertise anew,
+   * see `resourcesOf`); 'all' when any device's may have. Default: `onChange`.
    */
-  readonly onSlotsChange?: () => void;
+  readonly onSlotsChange?: (devices: ReadonlySet<string> | 'all') => void;
   readonly cdiKind?: string;
   /** How devices are offered to the kubelet; default `per-device`. */
   readonly mode?: DevicePluginMode;
@@ -90,7 +92,7 @@ export class NodeDevices implements PluginBackend {
     if (this.#brokered.has(session) === brokered) return;
     if (brokered) this.#brokered.add(session);
     else this.#brokered.delete(session);
-    if (this.#options.mode === 'lean') this.#slotsChanged();
+    if (this.#options.mode === 'lean') this.#slotsChanged('all');
   }
 
   /**
@@ -154,6 +156,23 @@ export class NodeDevices implements PluginBackend {
   }
 
   /**
+   * The resources that advertise any of `names` (each device's own, its discovery's), each
+   * exactly as `resources()` has it: after an Allocate, two lists are made instead of one
+   * per served device. Unknown names are skipped.
+   */
+  resourcesOf(names: ReadonlySet<string>): Map<ResourceName, PluginDevice[]> {
+    const all = this.devices();
+    const discoveries = new Set(all.filter((d) => names.has(d.name)).map((d) => discoveryResourceName(d.discovery)));
+    return desiredResources(
+      all.filter((d) => discoveries.has(discoveryResourceName(d.discovery))),
+      this.#options.ledger,
+      this.#options.node,
+      (d) => names.has(d.name) && this.servesOwnResource(d),
+      (d) => this.#slotIdsOf(d),
+    );
+  }
+
+  /**
    * Mirrors what the cluster says about one served device's slots (index → node): other
    * nodes' holdings replace the ledger's, this node's are only added. True when the ledger
    * changed (the plugins must advertise anew).
@@ -188,7 +207,7 @@ export class NodeDevices implements PluginBackend {
       const device = ref === undefined ? undefined : this.device(ref.deviceName);
       if (device !== undefined) touched.set(device.name, device);
     }
-    this.#slotsChanged();
+    this.#slotsChanged(new Set(touched.keys()));
     await this.#persist([...touched.values()]);
   }
 
@@ -211,13 +230,13 @@ export class NodeDevices implements PluginBackend {
     try {
       const response = buildContainerResponse(devices, this.#options.cdiKind === undefined ? {} : { cdiKind: this.#options.cdiKind });
       await this.#persist(devices);
-      this.#slotsChanged();
+      this.#slotsChanged(namesOf(devices));
       observe('ok');
       return response;
     } catch (error) {
       // The winner's holding may already be mirrored from the cluster: keep it.
       this.#options.ledger.releaseHeldBy(deviceIds, this.#options.node);
-      this.#slotsChanged();
+      this.#slotsChanged(namesOf(devices));
       if (error instanceof ApplyConflictError) {
         observe('conflict');
         throw new PluginError(status.ABORTED, `slot already allocated by another node: ${deviceIds.join(', ')}`, { cause: error });
@@ -235,7 +254,7 @@ export class NodeDevices implements PluginBackend {
       return device === undefined ? [] : [device];
     });
     this.#options.ledger.release(deviceIds);
-    this.#slotsChanged();
+    this.#slotsChanged(namesOf(devices));
     this.#persist(devices).catch(() => undefined); // retried by ledger reconciliation
   }
 
@@ -249,8 +268,9 @@ export class NodeDevices implements PluginBackend {
     return held.sort((a, b) => a - b);
   }
 
-  #slotsChanged(): void {
-    (this.#options.onSlotsChange ?? this.#options.onChange)();
+  #slotsChanged(devices: ReadonlySet<string> | 'all'): void {
+    if (this.#options.onSlotsChange === undefined) this.#options.onChange();
+    else this.#options.onSlotsChange(devices);
   }
 
   /** Persists the slot holdings of each distinct device. */
@@ -278,4 +298,8 @@ export class NodeDevices implements PluginBackend {
     if (!device.online) throw new PluginError(status.FAILED_PRECONDITION, `device ${device.name} is offline`);
     return device;
   }
+}
+
+function namesOf(devices: readonly ServedDevice[]): Set<string> {
+  return new Set(devices.map((d) => d.name));
 }

@@ -78,6 +78,11 @@ export class NodeRuntime {
   readonly #sessions = new Map<string, RunningSession>();
   readonly #sessionSync: SerialTask;
   readonly #pluginSync: SerialTask;
+  /**
+   * What the next plugin sync must cover: the devices whose slots alone changed, or
+   * 'all' (devices came or went, or a caller asked for everything).
+   */
+  #pluginWork: Set<string> | 'all' = 'all';
   readonly #publishSync: SerialTask;
   readonly #podResources: PodResourcesClient | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -95,14 +100,14 @@ export class NodeRuntime {
     this.#log = options.log;
     const onError = (what: string) => (error: unknown) => this.#log.error({ err: error }, `Failed to ${what}`);
     this.#sessionSync = serialTask(() => this.#reconcileSessions(), onError('reconcile discovery sessions'));
-    this.#pluginSync = serialTask(() => this.#syncPlugins(), onError('sync device plugins'));
+    this.#pluginSync = serialTask(() => this.#syncPluginsNow(), onError('sync device plugins'));
     this.#publishSync = serialTask(() => this.#syncPublished(), onError('publish devices'));
     const { metrics, publication } = options;
     this.devices = new NodeDevices({
       node: options.node,
       ledger: this.ledger,
       onChange: () => this.#changed(),
-      onSlotsChange: () => void this.#pluginSync.trigger(),
+      onSlotsChange: (devices) => void this.#syncPlugins(devices),
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
       ...(options.devicePluginMode === undefined ? {} : { mode: options.devicePluginMode }),
       persistSlots: (device, held) => publication.persistSlots(device, held),
@@ -143,7 +148,7 @@ export class NodeRuntime {
       publication.start({
         republish: () => this.#changed(),
         slots: (name, slots) => {
-          if (this.#started && this.devices.mirrorServerSlots(name, slots)) void this.#pluginSync.trigger();
+          if (this.#started && this.devices.mirrorServerSlots(name, slots)) void this.#syncPlugins(new Set([name]));
         },
         served: (name) => this.devices.device(name),
         hasSession: (namespace, discovery) => this.#sessions.has(`${namespace}/${discovery}`),
@@ -222,7 +227,7 @@ export class NodeRuntime {
     if (plan.free.length === 0 && plan.adopt.length === 0 && plan.restore.length === 0) return plan;
     await this.devices.reconcileSlots(plan);
     this.#log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot), restored: plan.restore }, 'Reconciled slot ledger');
-    await this.#pluginSync.trigger();
+    await this.#syncPlugins();
     return plan;
   }
 
@@ -242,11 +247,29 @@ export class NodeRuntime {
 
   #changed(): void {
     this.#reportedAt ??= performance.now();
-    void this.#pluginSync.trigger();
+    void this.#syncPlugins();
     if (!this.#stopping) void this.#publishSync.trigger();
   }
 
-  async #syncPlugins(): Promise<void> {
+  /** Queues a plugin sync: of the resources of `devices` only, or of everything. */
+  #syncPlugins(devices: ReadonlySet<string> | 'all' = 'all'): Promise<void> {
+    if (devices === 'all' || this.#pluginWork === 'all') this.#pluginWork = 'all';
+    else for (const name of devices) this.#pluginWork.add(name);
+    return this.#pluginSync.trigger();
+  }
+
+  async #syncPluginsNow(): Promise<void> {
+    const work = this.#pluginWork;
+    this.#pluginWork = new Set();
+    if (work !== 'all' && work.size === 0) return; // a sync queued before this one covered it
+    const dra = this.#options.dra;
+    if (
+      work !== 'all' &&
+      (dra === undefined || !this.devices.devices().some((d) => work.has(d.name) && dra.isDra(d.namespace, d.discovery)))
+    ) {
+      // Slots of a few plugin-served devices changed (an Allocate): their resources only.
+      if (this.plugins.update(this.devices.resourcesOf(work))) return;
+    }
     const since = this.#reportedAt;
     this.#reportedAt = undefined;
     // Only devices new to this node need the cluster's slot record; every later change of it
