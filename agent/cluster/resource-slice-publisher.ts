@@ -70,6 +70,8 @@ export class ResourceSlicePublisher {
    */
   #told = false;
   #started = false;
+  /** This node's slices first known (the informer synced). */
+  #synced: Promise<void> = new Promise(() => undefined);
   #stopped = false;
   #dirty = false;
   #loop: Promise<void> | undefined;
@@ -95,7 +97,11 @@ export class ResourceSlicePublisher {
         if (known === undefined || newer(known.metadata.resourceVersion, object.metadata.resourceVersion)) return;
         this.#known.delete(name);
       } else {
-        if (known !== undefined && !newer(object.metadata.resourceVersion, known.metadata.resourceVersion)) return;
+        if (known !== undefined && !newer(object.metadata.resourceVersion, known.metadata.resourceVersion)) {
+          // Our own write seen again: keep the informer's copy, so each slice is held once, not twice.
+          if (object.metadata.resourceVersion === known.metadata.resourceVersion) this.#known.set(name, object);
+          return;
+        }
         this.#known.set(name, object);
       }
       this.#kick();
@@ -111,13 +117,28 @@ export class ResourceSlicePublisher {
    */
   start(): Promise<void> {
     this.#informer.start();
-    void this.#informer.synced().then(() => {
+    this.#synced = this.#informer.synced().then(() => {
       if (this.#stopped) return;
       for (const slice of this.#informer.list()) this.#known.set(slice.metadata.name, slice);
       this.#started = true;
       this.#kick();
     });
     return Promise.resolve();
+  }
+
+  /**
+   * Resolves when the slices reflect the last `update` (its pass ran, or failed and waits for
+   * a retry). Before this node's slices are first known it waits for them up to
+   * `waitForSyncMs`, never longer: a cluster that does not answer the slice list must not hold
+   * the caller.
+   */
+  async flushed(waitForSyncMs = 5_000): Promise<void> {
+    if (!this.#started && !this.#stopped) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#synced, new Promise((resolve) => (timer = setTimeout(resolve, waitForSyncMs)))]);
+      clearTimeout(timer);
+    }
+    await this.idle();
   }
 
   /** The devices this node serves now (all of them; non-DRA ones are skipped). Cheap, synchronous. */
@@ -172,18 +193,17 @@ export class ResourceSlicePublisher {
 
   async #pass(): Promise<void> {
     const { node, discovery } = this.#options;
+    const started = performance.now();
     const pools = desiredPools(node, this.#devices, (namespace, name) => draSettings(discovery(namespace, name)), this.#memo);
     const plan = planSlices(node, pools, [...this.#known.values()], {}, this.#generations, this.#memo.keys);
     if (plan.apply.length === 0 && plan.delete.length === 0) return;
+    const planned = performance.now();
     const uid = this.#options.nodeUid?.();
     const owner = uid === undefined ? {} : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid }] };
     await forEachLimit(plan.apply, this.#options.concurrency ?? 8, async (slice) => {
       this.writes.apply++;
       const body = { ...slice, metadata: { ...slice.metadata, ...owner } };
-      const written = await this.#api.apply<ResourceSlice>(RESOURCES.resourceSlices, body, {
-        fieldManager: agentManager(node),
-        force: true,
-      });
+      const written = await this.#write(body);
       this.#known.set(written.metadata.name, withoutManagedFields(written));
       this.#generations.set(written.spec.pool.name, written.spec.pool.generation);
     });
@@ -196,7 +216,33 @@ export class ResourceSlicePublisher {
       }
       this.#known.delete(name);
     });
-    this.#options.log.debug({ applied: plan.apply.length, deleted: plan.delete.length }, 'Published ResourceSlices');
+    this.#options.log.debug(
+      {
+        applied: plan.apply.length,
+        deleted: plan.delete.length,
+        planMs: Math.round(planned - started),
+        writeMs: Math.round(performance.now() - planned),
+      },
+      'Published ResourceSlices',
+    );
+  }
+
+  /**
+   * A slice the cluster does not have yet is created (POST); one it has is applied. Both
+   * as this node's field manager. A create costs the apiserver half what a server-side
+   * apply of a 64-device slice does (~20–30 vs ~45–80 ms here): the first publication of
+   * 10 000 devices is 157 of them.
+   */
+  async #write(slice: ResourceSlice): Promise<ResourceSlice> {
+    const fieldManager = agentManager(this.#options.node);
+    if (!this.#known.has(slice.metadata.name)) {
+      try {
+        return await this.#api.create<ResourceSlice>(RESOURCES.resourceSlices, undefined, slice, undefined, fieldManager);
+      } catch (error) {
+        if (!isApiError(error, 409)) throw error; // written meanwhile (not yet seen): apply it
+      }
+    }
+    return this.#api.apply<ResourceSlice>(RESOURCES.resourceSlices, slice, { fieldManager, force: true });
   }
 }
 
@@ -221,8 +267,10 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
 /**
  * `publication` that also keeps the ResourceSlices equal to the devices it publishes: the node
  * runtime calls `publish` with every device it serves after each change, so the slices follow
- * the same level-triggered path as the Device objects (the slices are written concurrently with,
- * and independently of, the Devices).
+ * the same level-triggered path as the Device objects. The slices go first: they are what the
+ * scheduler allocates from, while the Device objects are the inventory, and thousands of
+ * Device writes queued at the apiserver ahead of them would hold them back (10 000 devices:
+ * every device in a slice after 10.4 s when written side by side).
  */
 export function withResourceSlices(publication: DevicePublication, slices: ResourceSlicePublisher): DevicePublication {
   return {
@@ -235,8 +283,9 @@ export function withResourceSlices(publication: DevicePublication, slices: Resou
     },
     previouslyServed: (namespace, discovery) => publication.previouslyServed(namespace, discovery),
     serverSlots: (device) => publication.serverSlots(device),
-    publish(devices) {
+    async publish(devices) {
       slices.update(devices);
+      await slices.flushed();
       return publication.publish(devices);
     },
     persistSlots: (device, held) => publication.persistSlots(device, held),

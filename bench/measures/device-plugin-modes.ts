@@ -45,11 +45,30 @@ async function withNamespace<T>(body: (bench: Bench) => Promise<T>): Promise<T> 
   const custom = kc.makeApiClient(CustomObjectsApi);
   const namespace = `bench-dp-${Date.now().toString(36)}`;
   const core = kc.makeApiClient(CoreV1Api);
+  await quietApiserver(core);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   try {
     return await body({ kc, custom, namespace, kubeconfig: info.kubeconfig });
   } finally {
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  }
+}
+
+/**
+ * Waits until no earlier bench namespace is still being deleted: removing one with 10 000
+ * Devices keeps the apiserver busy for minutes, and a run beside it measures that instead.
+ */
+async function quietApiserver(core: CoreV1Api): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const terminating = (await core.listNamespace()).items.filter(
+      (ns) => ns.metadata?.name?.startsWith('bench-') === true && ns.status?.phase === 'Terminating',
+    );
+    if (terminating.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`bench namespaces still terminating after 15 min: ${terminating.map((ns) => ns.metadata?.name).join(', ')}`);
+    process.stderr.write(`[bench] waiting for ${terminating.length} earlier bench namespace(s) to be deleted\n`);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
   }
 }
 
@@ -95,8 +114,38 @@ async function waitForDevices(bench: Bench, want: number): Promise<void> {
   }
 }
 
-/** A `tether agent` process with `devices` debug-echo devices, served `mode`. */
-async function scale(mode: DevicePluginMode, devices: number): Promise<Measurement[]> {
+/** Devices listed in this node's ResourceSlices. */
+async function slicedDevices(bench: Bench, node: string): Promise<number> {
+  const list = (await bench.custom.listClusterCustomObject({
+    group: 'resource.k8s.io',
+    version: 'v1',
+    plural: 'resourceslices',
+    fieldSelector: `spec.nodeName=${node}`,
+  })) as { items: { spec: { devices?: unknown[] } }[] };
+  return list.items.reduce((n, slice) => n + (slice.spec.devices?.length ?? 0), 0);
+}
+
+/** Deletes this node's ResourceSlices (an agent leaves them on stop, so a restart does not churn them). */
+async function deleteSlices(bench: Bench, node: string): Promise<void> {
+  const list = (await bench.custom.listClusterCustomObject({
+    group: 'resource.k8s.io',
+    version: 'v1',
+    plural: 'resourceslices',
+    fieldSelector: `spec.nodeName=${node}`,
+  })) as { items: { metadata: { name: string } }[] };
+  for (const slice of list.items) {
+    await bench.custom
+      .deleteClusterCustomObject({ group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', name: slice.metadata.name })
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * A `tether agent` process with `devices` debug-echo devices, served `mode`: per device or
+ * lean through the device plugins, or `dra` (a DRA discovery, `tether agent --dra`: the
+ * figure is every device in this node's ResourceSlices).
+ */
+async function scale(mode: DevicePluginMode | 'dra', devices: number): Promise<Measurement[]> {
   return withNamespace(async (bench) => {
     const dir = await mkdtemp(join(tmpdir(), 'tdpm-'));
     const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp') });
@@ -109,7 +158,11 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         apiVersion: 'tether.dev/v1alpha1',
         kind: 'DeviceDiscovery',
         metadata: { name: 'scale' },
-        spec: { handler: 'debug-echo', details: { descriptions: Array.from({ length: devices }, (_, i) => `d${i}`) } },
+        spec: {
+          handler: 'debug-echo',
+          details: { descriptions: Array.from({ length: devices }, (_, i) => `d${i}`) },
+          ...(mode === 'dra' ? { backend: 'DRA' } : {}),
+        },
       },
     });
     const asImage = (process.env['TETHER_BENCH_ENTRY'] ?? 'js') === 'js';
@@ -131,7 +184,11 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         '--device-plugin-dir',
         join(dir, 'dp'),
         // Per-device is the default: left out, the same bench runs against agents without the flag.
-        ...(mode === 'per-device' ? [] : ['--device-plugin-mode', mode]),
+        ...(mode === 'per-device'
+          ? []
+          : mode === 'dra'
+            ? ['--dra', '--kubelet-dir', join(dir, 'kubelet'), '--cdi-dir', join(dir, 'cdi'), '--state-dir', join(dir, 'state')]
+            : ['--device-plugin-mode', mode]),
         '--pod-resources-socket',
         '',
         '--registration-socket',
@@ -139,7 +196,7 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
         '--http-address',
         `127.0.0.1:${metricsPort}`,
         '--log-level',
-        'error',
+        process.env['TETHER_BENCH_AGENT_LOG'] ?? 'error',
       ],
       { env: { ...process.env, KUBECONFIG: bench.kubeconfig, ...(asImage ? { NODE_ENV: 'production' } : {}) }, stdio: 'inherit' },
     );
@@ -156,7 +213,14 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
       const ready = (): boolean =>
         kubelet.resource(resource)?.devices.filter((d) => d.health === 'Healthy').length === devices &&
         kubelet.resourceNames().length === (mode === 'lean' ? 1 : devices + 1);
-      await kubelet.waitFor(ready, 600_000, `${devices} devices at the kubelet`);
+      if (mode === 'dra') {
+        while ((await slicedDevices(bench, 'scale-node')) < devices) {
+          if (child.exitCode !== null) throw new Error(`the agent exited ${child.exitCode}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      } else {
+        await kubelet.waitFor(ready, 600_000, `${devices} devices at the kubelet`);
+      }
       const toKubelet = performance.now() - started;
       await waitForDevices(bench, devices);
       const toDevices = performance.now() - started;
@@ -165,7 +229,9 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
       const label = `dp-${mode}-${devices}`;
       const heap = await heapFigures(metricsPort);
       return [
-        summarize(`${label}: to kubelet (every slot Healthy)`, 's', [toKubelet / 1000]),
+        summarize(`${label}: ${mode === 'dra' ? 'to ResourceSlices (every device listed)' : 'to kubelet (every slot Healthy)'}`, 's', [
+          toKubelet / 1000,
+        ]),
         summarize(`${label}: to Device objects (all ${devices})`, 's', [toDevices / 1000]),
         summarize(`${label}: RSS settled`, 'MiB', [await procStatus(pid, 'VmRSS')], 1),
         summarize(`${label}: RSS peak (VmHWM)`, 'MiB', [await procStatus(pid, 'VmHWM')], 1),
@@ -181,6 +247,7 @@ async function scale(mode: DevicePluginMode, devices: number): Promise<Measureme
       await once(child, 'exit');
       await kubelet.stop();
       await rm(dir, { recursive: true, force: true });
+      if (mode === 'dra') await deleteSlices(bench, 'scale-node');
     }
   });
 }
@@ -310,6 +377,12 @@ export const devicePluginModeMeasures: Measure[] = [
     description: 'agent process, 10 000 devices, lean mode: to kubelet, to Device objects, RSS, fds',
     onlyWhenNamed: true,
     run: () => scale('lean', 10_000),
+  },
+  {
+    name: 'dra-10k',
+    description: 'agent process, 10 000 devices, DRA backend: to ResourceSlices, to Device objects, RSS, fds',
+    onlyWhenNamed: true,
+    run: () => scale('dra', 10_000),
   },
   {
     name: 'dp-per-device-1k',
