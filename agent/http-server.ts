@@ -1,5 +1,6 @@
 /** /metrics, /healthz and /readyz on one small HTTP server. */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../kube/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from '../kube/prometheus.ts';
 

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
-/** Records the package of every module resolved, prints them at exit. */
+/** Records the package of every module resolved, and whether Node's bundled undici loaded; prints them at exit. */
 const HOOK = `
 import { registerHooks } from 'node:module';
 const packages = new Set();
@@ -20,10 +20,18 @@ registerHooks({
     return result;
   },
 });
-process.on('exit', () => process.stdout.write(JSON.stringify([...packages].sort())));
+process.on('exit', () =>
+  process.stdout.write(JSON.stringify({ packages: [...packages].sort(), undici: process.moduleLoadList.some((m) => m.includes('undici')) })),
+);
 `;
 
-async function packagesLoadedBy(entry: string): Promise<string[]> {
+interface Loaded {
+  readonly packages: string[];
+  /** Node's bundled undici (fetch, WebSocket): an ESM import of node:http loads it (kube/node-http.ts). */
+  readonly undici: boolean;
+}
+
+async function loadedBy(entry: string): Promise<Loaded> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
@@ -35,7 +43,7 @@ async function packagesLoadedBy(entry: string): Promise<string[]> {
     ],
     { cwd: new URL('..', import.meta.url).pathname },
   );
-  return JSON.parse(stdout) as string[];
+  return JSON.parse(stdout) as Loaded;
 }
 
 /** Each: what it costs to import (`npm run bench -- import-cost`) and when it is needed. */
@@ -51,17 +59,23 @@ const LOADED_WHEN_NEEDED = [
 ];
 
 describe('import footprint', () => {
+  it('the probe sees undici when node:http is imported as a module', async () => {
+    expect((await loadedBy('node:http')).undici).toBe(true);
+  });
+
   // TypeBox (~20 MiB) builds the schemas for the generators; the run time reads their JSON.
   const heavy = [...LOADED_WHEN_NEEDED, 'typebox'];
 
   it('the agent loads no package that only some work needs, nor TypeBox', async () => {
-    const loaded = await packagesLoadedBy('./agent/main.ts');
-    expect(loaded).toContain('@grpc/grpc-js'); // the probe sees packages
-    expect(loaded.filter((p) => heavy.includes(p))).toEqual([]);
+    const loaded = await loadedBy('./agent/main.ts');
+    expect(loaded.packages).toContain('@grpc/grpc-js'); // the probe sees packages
+    expect(loaded.packages.filter((p) => heavy.includes(p))).toEqual([]);
+    expect(loaded.undici, "Node's bundled undici (~13 MiB)").toBe(false);
   });
 
   it('the controller loads no package that only some work needs, nor TypeBox', async () => {
-    const loaded = await packagesLoadedBy('./controller/main.ts');
-    expect(loaded.filter((p) => heavy.includes(p))).toEqual([]);
+    const loaded = await loadedBy('./controller/main.ts');
+    expect(loaded.packages.filter((p) => heavy.includes(p))).toEqual([]);
+    expect(loaded.undici, "Node's bundled undici (~13 MiB)").toBe(false);
   });
 });

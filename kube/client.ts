@@ -13,7 +13,8 @@
  *
  * Errors are {@link KubeApiError}s with the numeric HTTP `code` and the Status body.
  */
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { request as httpRequest, Agent as HttpAgent } from './node-http.ts';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -146,7 +147,7 @@ export class KubeApiError extends Error {
 
 interface Auth {
   readonly headers: Readonly<Record<string, string>>;
-  readonly agent: HttpAgent;
+  readonly agent: InstanceType<typeof HttpAgent>;
   /** The TLS material the agent was made with: an unchanged one keeps its pooled connections. */
   readonly tlsKey: string;
   readonly at: number;

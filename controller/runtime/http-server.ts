@@ -2,7 +2,8 @@
  * /healthz (the process and its loops are alive), /readyz (caches synced; a standby replica is
  * ready too — it serves as soon as it wins the lease) and /metrics on one small HTTP server.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../../kube/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from '../../kube/prometheus.ts';
 

@@ -5,7 +5,8 @@
  * is parsed by the hostile-input-safe parser in xml.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { request as httpRequest } from '../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import { child, escapeXml, parseXml, path, textValue, type XmlNode } from './xml.ts';
 
