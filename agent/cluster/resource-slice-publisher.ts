@@ -77,7 +77,7 @@ export class ResourceSlicePublisher {
   #loop: Promise<void> | undefined;
   #failures = 0;
   #retry: NodeJS.Timeout | undefined;
-  /** Writes issued (apply, delete), for tests and benchmarks. */
+  /** Writes issued (apply: a create or an apply; delete), for tests and benchmarks. */
   readonly writes = { apply: 0, delete: 0 };
 
   constructor(options: ResourceSlicePublisherOptions) {
