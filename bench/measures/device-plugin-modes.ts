@@ -114,29 +114,26 @@ async function waitForDevices(bench: Bench, want: number): Promise<void> {
   }
 }
 
+const SLICES = { group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices' } as const;
+
+interface SliceList {
+  readonly items: { metadata: { name: string }; spec: { devices?: unknown[] } }[];
+}
+
+/** This node's ResourceSlices. */
+async function nodeSlices(bench: Bench, node: string): Promise<SliceList> {
+  return (await bench.custom.listClusterCustomObject({ ...SLICES, fieldSelector: `spec.nodeName=${node}` })) as SliceList;
+}
+
 /** Devices listed in this node's ResourceSlices. */
 async function slicedDevices(bench: Bench, node: string): Promise<number> {
-  const list = (await bench.custom.listClusterCustomObject({
-    group: 'resource.k8s.io',
-    version: 'v1',
-    plural: 'resourceslices',
-    fieldSelector: `spec.nodeName=${node}`,
-  })) as { items: { spec: { devices?: unknown[] } }[] };
-  return list.items.reduce((n, slice) => n + (slice.spec.devices?.length ?? 0), 0);
+  return (await nodeSlices(bench, node)).items.reduce((n, slice) => n + (slice.spec.devices?.length ?? 0), 0);
 }
 
 /** Deletes this node's ResourceSlices (an agent leaves them on stop, so a restart does not churn them). */
 async function deleteSlices(bench: Bench, node: string): Promise<void> {
-  const list = (await bench.custom.listClusterCustomObject({
-    group: 'resource.k8s.io',
-    version: 'v1',
-    plural: 'resourceslices',
-    fieldSelector: `spec.nodeName=${node}`,
-  })) as { items: { metadata: { name: string } }[] };
-  for (const slice of list.items) {
-    await bench.custom
-      .deleteClusterCustomObject({ group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', name: slice.metadata.name })
-      .catch(() => undefined);
+  for (const slice of (await nodeSlices(bench, node)).items) {
+    await bench.custom.deleteClusterCustomObject({ ...SLICES, name: slice.metadata.name }).catch(() => undefined);
   }
 }
 
