@@ -10,6 +10,7 @@ import { agentMeasures } from './measures/agent.ts';
 import { cliMeasures } from './measures/cli.ts';
 import { controllerMeasures } from './measures/controller.ts';
 import { devicePluginModeMeasures } from './measures/device-plugin-modes.ts';
+import { deviceWriteCeilingMeasures } from './measures/device-write-ceiling.ts';
 import { foundationMeasures } from './measures/foundation.ts';
 import { idleMeasures } from './measures/idle.ts';
 import { importCostMeasures } from './measures/import-cost.ts';
@@ -31,6 +32,7 @@ const measures: Measure[] = [
   ...idleMeasures,
   ...importCostMeasures,
   ...devicePluginModeMeasures,
+  ...deviceWriteCeilingMeasures,
   ...opcuaMeasures,
 ];
 

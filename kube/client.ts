@@ -13,6 +13,7 @@
  *
  * Errors are {@link KubeApiError}s with the numeric HTTP `code` and the Status body.
  */
+import { withDeadline } from './deadline.ts';
 import type { IncomingMessage } from 'node:http';
 import { request as httpRequest, Agent as HttpAgent } from './node-http.ts';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
@@ -173,8 +174,11 @@ export class KubeClient {
   readonly #secure: boolean;
   #auth: Promise<Auth> | undefined;
   #exec: ExecCredential | undefined;
+  readonly #requestTimeoutMs: number;
 
-  constructor(kc: KubeConfigSource, counter: RequestCounter = new RequestCounter()) {
+  /** `requestTimeoutMs` bounds each request, answer included (not watches). */
+  constructor(kc: KubeConfigSource, counter: RequestCounter = new RequestCounter(), requestTimeoutMs = REQUEST_TIMEOUT_MS) {
+    this.#requestTimeoutMs = requestTimeoutMs;
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new Error('the kubeconfig has no current cluster');
     if (cluster.proxyUrl !== undefined && cluster.proxyUrl !== null) throw new Error("the kubeconfig's proxy-url is not supported");
@@ -189,15 +193,20 @@ export class KubeClient {
   async request<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, options: RequestOptions): Promise<T> {
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': options.contentType ?? 'application/json' };
-    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
     this.counter.record(options.verb, options.resource);
-    const response = await this.#send(method, path, options.query, headers, body, signal);
-    const text = await readText(response);
-    const status = response.statusCode ?? 0;
-    if (status < 200 || status > 299)
-      throw new KubeApiError(status, `${method} ${path}: HTTP ${status}: ${statusMessage(text)}`, text, response.headers);
-    return (text === '' ? undefined : JSON.parse(text)) as T;
+    return withDeadline(
+      options.signal,
+      this.#requestTimeoutMs,
+      `${method} ${path}: no answer within ${this.#requestTimeoutMs} ms`,
+      async (signal) => {
+        const response = await this.#send(method, path, options.query, headers, body, signal);
+        const text = await readText(response);
+        const status = response.statusCode ?? 0;
+        if (status < 200 || status > 299)
+          throw new KubeApiError(status, `${method} ${path}: HTTP ${status}: ${statusMessage(text)}`, text, response.headers);
+        return (text === '' ? undefined : JSON.parse(text)) as T;
+      },
+    );
   }
 
   /**
@@ -277,12 +286,14 @@ export class KubeClient {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const auth = await this.#currentAuth();
+    if (signal.aborted) throw abortError(signal);
     const send = this.#secure ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
+      // The signal is followed here rather than passed as `signal`: node's own handling adds
+      // an end-of-stream watcher per request, which an idle process pays for on every call.
       const req = send(url, {
         method,
         agent: auth.agent,
-        signal,
         headers: {
           Accept: 'application/json',
           'User-Agent': 'tether',
@@ -291,6 +302,9 @@ export class KubeClient {
           ...(body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) }),
         },
       });
+      const onAbort = (): void => void req.destroy(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.once('close', () => signal.removeEventListener('abort', onAbort));
       req.once('response', resolve);
       req.once('error', reject);
       req.end(body);
@@ -367,12 +381,26 @@ function base64(data: string): string {
   return Buffer.from(data, 'base64').toString('utf8');
 }
 
+/** The error an aborted request ends with: the abort's reason when it is an Error. */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('the request was aborted', { cause: reason });
+}
+
 function readText(response: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let ended = false;
     response.on('data', (chunk: Buffer) => chunks.push(chunk));
-    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.once('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
     response.once('error', reject);
+    // An aborted request may close its response without an error event.
+    response.once('close', () => {
+      if (!ended) reject(new Error('the response closed before its end'));
+    });
   });
 }
 

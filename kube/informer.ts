@@ -46,13 +46,21 @@ export interface InformerOptions<T> {
    */
   readonly backoffMaxMs?: number;
   /**
-   * Server-side watch timeout; default 120 s (±10 % jitter). A watch silent for this plus 30 s
-   * is presumed dead (no HTTP/2 pings over HTTP/1.1) and re-established from its resourceVersion.
+   * Server-side watch timeout; default between 5 and 10 min, as client-go's reflector picks it
+   * (each re-established watch is a request an idle process pays for). A watch silent for
+   * WATCH_SILENCE_S (the apiserver sends a bookmark about every minute), or for this plus 30 s
+   * when that is shorter, is presumed dead (no HTTP/2 pings over HTTP/1.1) and re-established
+   * from its resourceVersion.
    */
   readonly watchTimeoutSeconds?: number;
   /** Applied to every object before it is cached (e.g. drop fields nobody reads, to save memory). */
   readonly transform?: (object: T) => T;
 }
+
+/** Shortest default watch timeout (client-go's reflector: 5 min, times 1 to 2). */
+const MIN_WATCH_TIMEOUT_S = 300;
+/** Seconds without a byte (three missed bookmarks) after which a watch is presumed dead. */
+const WATCH_SILENCE_S = 180;
 
 /** Cache key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
 export function objectKey(object: KubeObject): string {
@@ -249,8 +257,10 @@ export class Informer<T extends KubeObject> {
   }
 
   async #watch(signal: AbortSignal): Promise<void> {
-    const timeout = this.#options.watchTimeoutSeconds ?? 120;
-    const jittered = Math.max(1, Math.round(timeout * (0.9 + Math.random() * 0.2)));
+    const jittered =
+      this.#options.watchTimeoutSeconds === undefined
+        ? Math.round(MIN_WATCH_TIMEOUT_S * (1 + Math.random()))
+        : Math.max(1, Math.round(this.#options.watchTimeoutSeconds * (0.9 + Math.random() * 0.2)));
     let gone = false;
     await this.#options.client.watch(
       collectionPath(this.type, this.#options.namespace),
@@ -267,7 +277,7 @@ export class Informer<T extends KubeObject> {
         if (this.#onWatchEvent(event) === 'gone') gone = true;
       },
       signal,
-      (jittered + 30) * 1000,
+      Math.min(jittered + 30, WATCH_SILENCE_S) * 1000,
     );
     if (gone) this.#resourceVersion = '';
   }

@@ -3,6 +3,8 @@
  * registration, prepare → CDI spec, idempotency, unprepare, the checkpoint across a plugin
  * restart, per-claim errors, health updates and re-registration after a kubelet restart.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,6 +60,18 @@ let claims: FakeClaims;
 let driver: DraDriver;
 let plugin: DraPlugin;
 const cam = served('cam-a');
+
+/** Socket files a crashed process left: bound by a child that is then killed (nothing unlinks them). */
+async function leaveStaleSockets(paths: readonly string[]): Promise<void> {
+  const script = `const net = require('node:net'); for (const p of ${JSON.stringify(paths)}) net.createServer().listen(p); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  try {
+    await kubelet.waitFor(() => paths.every((p) => existsSync(p)), 5_000, 'the stale sockets');
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+}
 
 async function startPlugin(): Promise<void> {
   driver = new DraDriver({ cdiDir: join(dir, 'cdi'), stateDir: join(dir, 'state'), claims, log });
@@ -234,17 +248,24 @@ describe('DRA kubelet plugin', () => {
   });
 
   it('binds afresh over stale sockets (an agent restarted after a crash) and registers again', async () => {
-    const crashed = plugin; // its socket files stay where the new agent's go
-    const claimsBefore = driver;
+    const before = plugin;
+    const driverBefore = driver;
+    await before.stop();
+    await leaveStaleSockets([before.endpoint, before.registrationSocket]);
     await startPlugin();
-    try {
-      await kubelet.waitFor(() => plugin.registrations === 1, 5_000, 'registration of the new plugin');
-      const claim = claims.add('c1', 'uid-1', [cam.name]);
-      expect((await kubelet.prepare('tether.dev', [claim])).claims['uid-1']?.error).toBe('');
-      expect([driver.specWrites, claimsBefore.specWrites]).toEqual([1, 0]);
-    } finally {
-      await crashed.stop();
-    }
+    await kubelet.waitFor(() => plugin.registrations === 1, 5_000, 'registration of the new plugin');
+    const claim = claims.add('c1', 'uid-1', [cam.name]);
+    expect((await kubelet.prepare('tether.dev', [claim])).claims['uid-1']?.error).toBe('');
+    expect([driver.specWrites, driverBefore.specWrites]).toEqual([1, 0]);
+  });
+
+  it('serves a removed socket again at once, through the directory watches (the poll is a minute here)', async () => {
+    await rm(plugin.endpoint);
+    await kubelet.waitFor(() => existsSync(plugin.endpoint), 5_000, 'the endpoint served again');
+    const claim = claims.add('c1', 'uid-1', [cam.name]);
+    expect((await kubelet.prepare('tether.dev', [claim])).claims['uid-1']?.error).toBe('');
+    await rm(plugin.registrationSocket);
+    await kubelet.waitFor(() => plugin.registrations === 2, 5_000, 'registered again');
   });
 
   it('leaves no directory watch behind after stop (it would keep the agent process alive)', async () => {
@@ -253,7 +274,7 @@ describe('DRA kubelet plugin', () => {
     const before = watches();
     const other = new DraPlugin({ kubeletDir: join(dir, 'kubelet2'), node: NODE, driver, log, pollIntervalMs: 60_000 });
     await other.start();
-    expect(watches()).toBe(before + 1);
+    expect(watches()).toBe(before + 2); // the registration directory and the endpoint's
     await other.stop();
     expect(watches()).toBe(before);
   });

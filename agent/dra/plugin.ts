@@ -15,7 +15,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   Server,
   ServerCredentials,
@@ -50,11 +50,16 @@ export interface DraPluginOptions {
   readonly node: string;
   readonly driver: DraDriver;
   readonly log: Logger;
-  /** Safety-net check interval; fs events normally react first. Default 1 s. */
+  /**
+   * Safety-net check interval while both socket directories are watched (fs events react
+   * first); default 10 s. Without a watch the check runs every UNWATCHED_POLL_MS.
+   */
   readonly pollIntervalMs?: number;
 }
 
 const MAX_RETRY_MS = 30_000;
+/** The check's interval while a socket directory could not be watched. */
+const UNWATCHED_POLL_MS = 1_000;
 
 async function isSocket(path: string): Promise<boolean> {
   try {
@@ -96,8 +101,9 @@ export class DraPlugin {
   readonly #streams = new Set<ServerWritableStream<unknown, NodeWatchResourcesResponse>>();
   #registration: Server | undefined;
   #service: Server | undefined;
-  #watcher: FSWatcher | undefined;
+  #watchers: FSWatcher[] = [];
   #poll: NodeJS.Timeout | undefined;
+  #pollMs = 0;
   #retry: NodeJS.Timeout | undefined;
   #retryMs = 1_000;
   #checking: Promise<void> = Promise.resolve();
@@ -120,17 +126,16 @@ export class DraPlugin {
     this.#stopped = false;
     this.#unsubscribe = this.#options.driver.onChange(() => this.#pushHealth());
     // Bound afresh even when socket files exist: they are stale, from an agent that crashed.
-    await this.#ensureSockets(true); // also starts the directory watch
-    this.#poll = setInterval(() => void this.#check(), this.#options.pollIntervalMs ?? 1_000);
-    this.#poll.unref();
+    await this.#ensureSockets(true); // also starts the directory watches and the poll
   }
 
   /** Stops serving and removes both sockets (the kubelet then deregisters the plugin). */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
-    this.#watcher?.close();
+    this.#closeWatchers();
     clearInterval(this.#poll);
+    this.#poll = undefined;
     clearTimeout(this.#retry);
     await this.#checking;
     for (const stream of this.#streams) stream.end();
@@ -150,13 +155,20 @@ export class DraPlugin {
   }
 
   async #ensureSockets(fresh = false): Promise<void> {
+    let served = false;
     if (fresh || !(await isSocket(this.endpoint))) {
       await shutdown(this.#service);
       await mkdir(join(this.endpoint, '..'), { recursive: true });
       this.#service = await bind(this.endpoint, (server) => this.#addDraServices(server));
       this.#log.info({ endpoint: this.endpoint }, 'Serving DRA plugin');
+      served = true;
     }
-    if (fresh || !(await isSocket(this.registrationSocket))) await this.#serveRegistration();
+    if (fresh || !(await isSocket(this.registrationSocket))) {
+      await this.#serveRegistration();
+      served = true;
+    }
+    // New watches: a directory may have been re-created.
+    if (served) this.#watchDirs();
   }
 
   async #serveRegistration(): Promise<void> {
@@ -166,25 +178,44 @@ export class DraPlugin {
     this.#registration = await bind(this.registrationSocket, (server) =>
       server.addService(this.#protos.Registration.service, this.#registrationImpl()),
     );
-    // A new watch: the directory may have been re-created.
-    this.#watchDir();
     this.#log.info({ socket: this.registrationSocket }, 'Offered DRA plugin registration');
   }
 
-  #watchDir(): void {
-    // One watch at a time: a leaked watcher would keep the process alive after stop().
-    this.#watcher?.close();
-    this.#watcher = undefined;
+  /** Watches both socket directories, so a removed socket is served again at once. */
+  #watchDirs(): void {
+    // One watch per directory at a time: a leaked watcher would keep the process alive after stop().
+    this.#closeWatchers();
     if (this.#stopped) return;
-    try {
-      this.#watcher = watch(join(this.registrationSocket, '..'), () => void this.#check());
-      this.#watcher.on('error', () => {
-        this.#watcher?.close();
-        this.#watcher = undefined;
-      });
-    } catch {
-      this.#watcher = undefined; // directory missing: the poll re-creates it
+    for (const dir of [dirname(this.registrationSocket), dirname(this.endpoint)]) {
+      try {
+        const watcher = watch(dir, () => void this.#check());
+        watcher.on('error', () => {
+          watcher.close();
+          this.#watchers = this.#watchers.filter((w) => w !== watcher);
+          this.#armPoll();
+        });
+        this.#watchers.push(watcher);
+      } catch {
+        // directory missing: the fast poll re-creates it
+      }
     }
+    this.#armPoll();
+  }
+
+  #closeWatchers(): void {
+    for (const watcher of this.#watchers) watcher.close();
+    this.#watchers = [];
+  }
+
+  /** The safety-net poll: slow while both directories are watched, fast while one is not. */
+  #armPoll(): void {
+    if (this.#stopped) return;
+    const ms = this.#watchers.length === 2 ? (this.#options.pollIntervalMs ?? 10_000) : UNWATCHED_POLL_MS;
+    if (ms === this.#pollMs && this.#poll !== undefined) return;
+    clearInterval(this.#poll);
+    this.#pollMs = ms;
+    this.#poll = setInterval(() => void this.#check(), ms);
+    this.#poll.unref();
   }
 
   #registrationImpl(): UntypedServiceImplementation {

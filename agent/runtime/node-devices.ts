@@ -137,6 +137,12 @@ export class NodeDevices implements PluginBackend {
     return [...this.#sessions.values()].flatMap((m) => [...m.values()]);
   }
 
+  /** Whether any session serves a device. */
+  servesAny(): boolean {
+    for (const session of this.#sessions.values()) if (session.size > 0) return true;
+    return false;
+  }
+
   device(name: string): ServedDevice | undefined {
     for (const session of this.#sessions.values()) {
       const device = session.get(name);

@@ -171,7 +171,8 @@ export class NodeRuntime {
       this.#schedule(
         () => {
           const sinceLastMs = this.#lastReconcileAt === undefined ? undefined : Date.now() - this.#lastReconcileAt;
-          if (!shouldReconcile({ holdsSlots: this.#holdsSlots(), sinceLastMs, idleIntervalMs })) return;
+          if (!shouldReconcile({ holdsSlots: this.#holdsSlots(), servesDevices: this.devices.servesAny(), sinceLastMs, idleIntervalMs }))
+            return;
           this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
         },
         every,

@@ -63,7 +63,7 @@ async function withNamespace<T>(body: (bench: Bench) => Promise<T>): Promise<T> 
  * Waits until no earlier bench namespace is still being deleted: removing one with 10 000
  * Devices keeps the apiserver busy for minutes, and a run beside it measures that instead.
  */
-async function quietApiserver(core: CoreV1Api): Promise<void> {
+export async function quietApiserver(core: CoreV1Api): Promise<void> {
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
     const terminating = (await core.listNamespace()).items.filter(

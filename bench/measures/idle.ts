@@ -3,14 +3,18 @@
  * DeviceDiscovery, so no devices; its own mock kubelet over real sockets) and the real
  * `tether controller` (leader-elected) against a real kube-apiserver, left alone. After they
  * are ready and have settled, RSS is sampled every few seconds and CPU is read from
- * /proc/<pid>/stat (utime + stime: CPU the process used, whatever else the machine is doing)
- * over N idle minutes.
+ * /proc/<pid>/task/<tid>/schedstat (CPU the process used, whatever else the machine is doing)
+ * over N idle minutes. A bare Node process with the same flags (`setInterval` every 10 s) is
+ * measured beside them as the control: this machine's idle cost moves severalfold within an
+ * evening, and the control shows how much of a figure is the machine's.
  *
  *   npm run bench -- idle          TETHER_BENCH_IDLE_MINUTES (default 2), TETHER_BENCH_IDLE_SETTLE_S (30),
  *                                  TETHER_BENCH_IDLE_ENTRY=js|ts|both (default both),
  *                                  TETHER_BENCH_IDLE_NODE_FLAGS (default: the chart's, V8_FLAGS below),
  *                                  TETHER_BENCH_IDLE_CONTROLLER_ARGS (extra flags, e.g. longer leader election periods),
- *                                  TETHER_BENCH_IDLE_KUBECONFIG=json|yaml (default json, see below)
+ *                                  TETHER_BENCH_IDLE_KUBECONFIG=json|yaml (default json, see below),
+ *                                  TETHER_BENCH_IDLE_BASELINE=<git ref> (also runs that commit's image
+ *                                  JavaScript beside, at the same time: a paired comparison)
  *
  * In the cluster both components read their service account, never a YAML kubeconfig, so the
  * `yaml` package (loaded only for YAML text) stays out of them; by default they get the bench
@@ -29,7 +33,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -39,7 +43,7 @@ import { clusterDown, clusterUp } from '../../test/cluster/cluster.ts';
 import { freePort, httpGet, logTail } from '../../test/cluster/processes.ts';
 import { linkSharedBinaries } from '../../test/faults/control-plane.ts';
 import { summarize, type Measure, type Measurement } from '../harness.ts';
-import { buildJavaScript } from '../image-app.ts';
+import { buildJavaScript, checkoutRef } from '../image-app.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SAMPLE_MS = 5_000;
@@ -50,8 +54,22 @@ const CLOCK_TICKS_PER_S = 100;
 
 const say = (message: string): void => void process.stderr.write(`[idle bench] ${message}\n`);
 
-/** CPU seconds (user + system) a process has used so far. */
+/**
+ * CPU seconds a process has used so far: the sum of its threads' run time from
+ * /proc/<pid>/task/<tid>/schedstat (nanoseconds, exact), falling back to utime + stime from
+ * /proc/<pid>/stat (1/100 s ticks, sampled: too coarse for a few ticks per idle minute).
+ */
 export async function cpuSeconds(pid: number): Promise<number> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const runNs = await Promise.all(
+    tids.map((tid) =>
+      readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').then(
+        (s) => Number(s.split(' ')[0]),
+        () => Number.NaN,
+      ),
+    ),
+  );
+  if (runNs.length > 0 && runNs.every(Number.isFinite)) return runNs.reduce((a, b) => a + b, 0) / 1e9;
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start at state (field 3).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -68,11 +86,12 @@ export async function rssMiB(pid: number): Promise<{ rss: number; peak: number }
 interface Subject {
   readonly label: string;
   readonly child: ChildProcess;
-  readonly port: number;
+  /** Its /readyz port; none for the control. */
+  readonly port: number | undefined;
   readonly logFile: string;
 }
 
-function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: number, dir: string): Subject {
+function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: number | undefined, dir: string): Subject {
   const logFile = join(dir, `${label.replace(/\W+/g, '-')}.log`);
   const fd = openSync(logFile, 'w');
   const nodeFlags = (process.env['TETHER_BENCH_IDLE_NODE_FLAGS'] ?? V8_FLAGS).split(' ').filter((f) => f !== '');
@@ -82,6 +101,7 @@ function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: n
 }
 
 async function waitReady(subject: Subject, timeoutMs = 120_000): Promise<void> {
+  if (subject.port === undefined) return;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (subject.child.exitCode !== null) throw new Error(`${subject.label} exited ${subject.child.exitCode}:\n${logTail(subject.logFile)}`);
@@ -102,11 +122,17 @@ async function stop(subject: Subject): Promise<void> {
 async function idle(): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 2);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 30);
-  const entries = (process.env['TETHER_BENCH_IDLE_ENTRY'] ?? 'both') === 'both' ? ['js', 'ts'] : [process.env['TETHER_BENCH_IDLE_ENTRY']!];
+  const baselineRef = process.env['TETHER_BENCH_IDLE_BASELINE'];
+  const entries = [
+    ...((process.env['TETHER_BENCH_IDLE_ENTRY'] ?? 'both') === 'both' ? ['js', 'ts'] : [process.env['TETHER_BENCH_IDLE_ENTRY']!]),
+    ...(baselineRef === undefined ? [] : ['baseline']),
+  ];
   const cacheDir = process.env['TETHER_BENCH_IDLE_CACHE'] ?? join(homedir(), '.cache', 'tether-bench-idle');
   linkSharedBinaries(cacheDir);
   const cluster = await clusterUp({ cacheDir, log: (m) => say(`cluster: ${m}`) });
   const js = entries.includes('js') ? await buildJavaScript() : undefined;
+  const baseline =
+    baselineRef === undefined ? undefined : await buildJavaScript('idle-baseline', await checkoutRef(baselineRef, 'idle-baseline'));
   const dir = await mkdtemp(join(tmpdir(), 'tidle-'));
   let kubeconfig = cluster.kubeconfig;
   if ((process.env['TETHER_BENCH_IDLE_KUBECONFIG'] ?? 'json') === 'json') {
@@ -117,8 +143,8 @@ async function idle(): Promise<Measurement[]> {
   const subjects: Subject[] = [];
   try {
     for (const entry of entries) {
-      const cli = entry === 'js' ? [js!] : [join(REPO, 'bin', 'tether.mjs')];
-      const env = entry === 'js' ? { NODE_ENV: 'production' } : {};
+      const cli = entry === 'js' ? [js!] : entry === 'baseline' ? [baseline!] : [join(REPO, 'bin', 'tether.mjs')];
+      const env = entry === 'ts' ? {} : { NODE_ENV: 'production' };
       const node = join(dir, entry);
       const kubelet = new MockKubelet({ pluginDir: join(node, 'dp'), podResourcesDir: join(node, 'pr') });
       await kubelet.start();
@@ -126,7 +152,7 @@ async function idle(): Promise<Measurement[]> {
       const agentPort = await freePort();
       subjects.push(
         start(
-          `agent (${entry})`,
+          `agent (${entry === 'baseline' ? `baseline ${baselineRef}` : entry})`,
           [
             ...cli,
             'agent',
@@ -153,7 +179,7 @@ async function idle(): Promise<Measurement[]> {
       const controllerPort = await freePort();
       subjects.push(
         start(
-          `controller (${entry})`,
+          `controller (${entry === 'baseline' ? `baseline ${baselineRef}` : entry})`,
           [
             ...cli,
             'controller',
@@ -175,6 +201,7 @@ async function idle(): Promise<Measurement[]> {
         ),
       );
     }
+    subjects.push(start('control: bare node', ['-e', 'setInterval(() => {}, 10_000)'], {}, undefined, dir));
     await Promise.all(subjects.map((s) => waitReady(s)));
     say(`ready; settling ${settleS} s, then sampling ${minutes} idle minute(s) every ${SAMPLE_MS / 1000} s`);
     await delay(settleS * 1000);

@@ -14,6 +14,7 @@
 import type { Logger } from 'pino';
 import { isApiError } from '../../kube/client.ts';
 import { RESOURCES, type Api } from '../../kube/resources.ts';
+import { withDeadline } from '../../kube/deadline.ts';
 import { sleep } from '../../kube/sleep.ts';
 import { microTime, toMillis } from './time.ts';
 
@@ -133,8 +134,11 @@ export class LeaderElector {
    * resourceVersion), no read first — half the requests of an idle leader. Any failure (a
    * conflict: someone else wrote it) falls back to read-then-update.
    */
-  async #renewHeld(outer: AbortSignal): Promise<boolean> {
-    const signal = AbortSignal.any([outer, AbortSignal.timeout(this.#config.renewDeadlineMs)]);
+  #renewHeld(outer: AbortSignal): Promise<boolean> {
+    return withDeadline(outer, this.#config.renewDeadlineMs, 'lease renewal timed out', (signal) => this.#renewHeldWithin(signal));
+  }
+
+  async #renewHeldWithin(signal: AbortSignal): Promise<boolean> {
     const now = Date.now();
     const held = this.#lease;
     const { namespace, name, identity, leaseDurationSeconds } = this.#config;
@@ -156,8 +160,11 @@ export class LeaderElector {
   }
 
   /** One attempt; true when we hold the lease afterwards. */
-  async #tryAcquireOrRenew(outer: AbortSignal): Promise<boolean> {
-    const signal = AbortSignal.any([outer, AbortSignal.timeout(this.#config.renewDeadlineMs)]);
+  #tryAcquireOrRenew(outer: AbortSignal): Promise<boolean> {
+    return withDeadline(outer, this.#config.renewDeadlineMs, 'lease update timed out', (signal) => this.#tryAcquireOrRenewWithin(signal));
+  }
+
+  async #tryAcquireOrRenewWithin(signal: AbortSignal): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.#config;
     const now = Date.now();
     let current: Lease;
