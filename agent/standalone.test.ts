@@ -30,7 +30,16 @@ interface Setup {
 }
 
 /** `slotGraceMs`: with the mock kubelet's PodResources, the ledger reconciled only when the test asks. */
-async function setup(options: { descriptions?: string[]; capacity?: number; graceMs?: number; slotGraceMs?: number } = {}): Promise<Setup> {
+async function setup(
+  options: {
+    descriptions?: string[];
+    capacity?: number;
+    graceMs?: number;
+    slotGraceMs?: number;
+    /** Periodic reconciles (default: only when the test asks). */
+    reconcile?: { everyMs: number; idleMs: number };
+  } = {},
+): Promise<Setup> {
   const dir = await mkdtemp(join(tmpdir(), 'tt-'));
   const availability = join(dir, 'availability');
   const kubelet = new MockKubelet({ pluginDir: join(dir, 'dp'), podResourcesDir: join(dir, 'pr') });
@@ -42,7 +51,12 @@ async function setup(options: { descriptions?: string[]; capacity?: number; grac
     log,
     ...(options.slotGraceMs === undefined
       ? {}
-      : { podResourcesSocket: kubelet.podResourcesSocket!, reconcileIntervalMs: 0, slotGraceMs: options.slotGraceMs }),
+      : {
+          podResourcesSocket: kubelet.podResourcesSocket!,
+          reconcileIntervalMs: options.reconcile?.everyMs ?? 0,
+          ...(options.reconcile === undefined ? {} : { idleReconcileIntervalMs: options.reconcile.idleMs }),
+          slotGraceMs: options.slotGraceMs,
+        }),
     discoveries: [
       {
         namespace: 'default',
@@ -297,6 +311,34 @@ describe('slot grace after a re-allocation', () => {
     expect((await agent.reconcileLedger()).free).toEqual([]);
     vi.setSystemTime(Date.now() + 10_000); // a full grace after p2 was first found missing: freed
     expect((await agent.reconcileLedger()).free).toEqual([slot]);
+  });
+});
+
+describe('periodic ledger reconcile', () => {
+  it('asks PodResources often only while a slot is held: an Allocate starts it, the freed slot ends it', async () => {
+    const { agent, kubelet } = await setup({
+      descriptions: ['x'],
+      capacity: 1,
+      slotGraceMs: 300,
+      reconcile: { everyMs: 100, idleMs: 60_000 },
+    });
+    const slot = `${deviceName({ namespace: 'default', discovery: 'echo', deviceId: 'x', node: NODE })}-0`;
+    const any = discoveryResourceName('echo');
+    await kubelet.waitFor(
+      () => healthy(kubelet, any).length === 1 && kubelet.podResourcesLists >= 1,
+      5_000,
+      'the slot and the first reconcile',
+    );
+    await kubelet.allocateIds({ namespace: 'default', name: 'p1' }, any, [slot]);
+    // Idle until now, so the next tick was a minute away: the Allocate brings it forward.
+    const afterAllocate = kubelet.podResourcesLists;
+    await kubelet.waitFor(() => kubelet.podResourcesLists >= afterAllocate + 3, 2_000, 'reconciles while the slot is held');
+    kubelet.removePod('default', 'p1');
+    await kubelet.waitFor(() => [...agent.ledger.entries()].length === 0, 5_000, 'the slot freed after its grace');
+    // Holding nothing again: back to the idle interval.
+    const idleFrom = kubelet.podResourcesLists;
+    await new Promise((resolve) => setTimeout(resolve, 500)); // five short intervals
+    expect(kubelet.podResourcesLists).toBeLessThanOrEqual(idleFrom + 1);
   });
 });
 

@@ -20,8 +20,10 @@ export interface StandaloneAgentOptions {
   readonly cdiKind?: string;
   /** The kubelet's PodResources socket; enables ledger reconciliation. */
   readonly podResourcesSocket?: string;
-  /** How often to reconcile the ledger (0 = only when asked). */
+  /** How often to reconcile the ledger while this node holds a slot (0 = only when asked). */
   readonly reconcileIntervalMs?: number;
+  /** How often while it holds none. */
+  readonly idleReconcileIntervalMs?: number;
   /** How long a held slot may be missing from PodResources before it is freed. */
   readonly slotGraceMs?: number;
 }
@@ -41,6 +43,7 @@ export class StandaloneAgent {
       publication: noPublication(),
       ...(options.podResourcesSocket === undefined ? {} : { podResourcesSocket: options.podResourcesSocket }),
       ...(options.reconcileIntervalMs === undefined ? {} : { reconcileIntervalMs: options.reconcileIntervalMs }),
+      ...(options.idleReconcileIntervalMs === undefined ? {} : { idleReconcileIntervalMs: options.idleReconcileIntervalMs }),
       ...(options.slotGraceMs === undefined ? {} : { slotGraceMs: options.slotGraceMs }),
       ...(options.cdiKind === undefined ? {} : { cdiKind: options.cdiKind }),
     });

@@ -77,6 +77,8 @@ export class MockKubelet extends EventEmitter {
   readonly #allocations = new Map<string, Map<string, Map<string, string[]>>>();
   #registration: Server | undefined;
   #podResources: Server | undefined;
+  /** PodResources List calls answered. */
+  podResourcesLists = 0;
   /** Register calls answered (accepted or refused). */
   registrations = 0;
 
@@ -101,7 +103,11 @@ export class MockKubelet extends EventEmitter {
     if (this.#options.podResourcesDir !== undefined && this.#podResources === undefined) {
       await mkdir(this.#options.podResourcesDir, { recursive: true });
       this.#podResources = await this.#serve(this.podResourcesSocket!, this.#pr.PodResourcesLister.service, {
-        List: (_c: unknown, done: sendUnaryData<ListPodResourcesResponse>) => done(null, { pod_resources: this.listPods() }),
+        List: (_c: unknown, done: sendUnaryData<ListPodResourcesResponse>) => {
+          this.podResourcesLists++;
+          done(null, { pod_resources: this.listPods() });
+          this.emit('listed');
+        },
         GetAllocatableResources: (_c: unknown, done: sendUnaryData<AllocatableResourcesResponse>) =>
           done(null, { devices: this.#allocatable(), cpu_ids: [], memory: [] }),
         Get: (call: ServerUnaryCall<GetPodResourcesRequest, unknown>, done: sendUnaryData<GetPodResourcesResponse>) => {
@@ -226,7 +232,7 @@ export class MockKubelet extends EventEmitter {
   waitFor(predicate: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
     if (predicate()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const events = ['registered', 'devices', 'disconnected', 'restarted', 'pods'];
+      const events = ['registered', 'devices', 'disconnected', 'restarted', 'pods', 'listed'];
       const check = (): void => {
         if (!predicate()) return;
         cleanup();

@@ -92,6 +92,9 @@ export class NodeRuntime {
   #publishBackoffMs = 0;
   /** When PodResources was last asked (Date.now()). */
   #lastReconcileAt: number | undefined;
+  /** The periodic reconcile's next tick, and when it is due (Date.now()). */
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #reconcileDueAt = 0;
   #started = false;
   #stopping = false;
 
@@ -115,6 +118,8 @@ export class NodeRuntime {
       // about the new pod, which may not be listed yet (the Device lost such a slot in CI).
       onClaimed: (slots) => {
         for (const slot of slots) this.#missingSince.delete(slot);
+        // Holding a slot now: its pod's departure is watched at the short interval again.
+        if (this.#started) this.#armReconcile(this.#reconcileEveryMs());
       },
       ...(metrics === undefined
         ? {}
@@ -165,20 +170,7 @@ export class NodeRuntime {
       this.#options.startupTimeoutMs ?? 30_000,
       false,
     );
-    const every = this.#options.reconcileIntervalMs ?? 5_000;
-    if (this.#podResources !== undefined && every > 0) {
-      const idleIntervalMs = this.#options.idleReconcileIntervalMs ?? 60_000;
-      this.#schedule(
-        () => {
-          const sinceLastMs = this.#lastReconcileAt === undefined ? undefined : Date.now() - this.#lastReconcileAt;
-          if (!shouldReconcile({ holdsSlots: this.#holdsSlots(), servesDevices: this.devices.servesAny(), sinceLastMs, idleIntervalMs }))
-            return;
-          this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
-        },
-        every,
-        true,
-      );
-    }
+    this.#armReconcile(this.#reconcileEveryMs());
     this.#log.info({ sessions: this.#sessions.size, seededDevices: publication.seeded }, 'Agent started');
   }
 
@@ -186,6 +178,7 @@ export class NodeRuntime {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearTimeout(timer);
+    clearTimeout(this.#reconcileTimer);
     clearTimeout(this.#publishRetry);
     await this.#sessionSync.idle();
     await Promise.all([...this.#sessions.values()].map((e) => e.session.stop()));
@@ -227,9 +220,38 @@ export class NodeRuntime {
     this.#missingSince = plan.missingSince;
     if (plan.free.length === 0 && plan.adopt.length === 0 && plan.restore.length === 0) return plan;
     await this.devices.reconcileSlots(plan);
+    if (plan.adopt.length > 0 || plan.restore.length > 0) this.#armReconcile(this.#reconcileEveryMs());
     this.#log.info({ freed: plan.free, adopted: plan.adopt.map((a) => a.slot), restored: plan.restore }, 'Reconciled slot ledger');
     await this.#syncPlugins();
     return plan;
+  }
+
+  #reconcileEveryMs(): number {
+    return this.#options.reconcileIntervalMs ?? 5_000;
+  }
+
+  /**
+   * Arms the periodic reconcile's next tick in `ms`, unless one is due sooner. A tick runs at
+   * the short interval while this node holds a slot and at the idle interval otherwise, so an
+   * idle agent wakes once a minute for it, not every 5 s (see ledger/reconcile-schedule.ts).
+   */
+  #armReconcile(ms: number): void {
+    const every = this.#reconcileEveryMs();
+    if (this.#podResources === undefined || every <= 0 || this.#stopping) return;
+    const due = Date.now() + ms;
+    if (this.#reconcileTimer !== undefined && this.#reconcileDueAt <= due) return;
+    clearTimeout(this.#reconcileTimer);
+    this.#reconcileDueAt = due;
+    this.#reconcileTimer = setTimeout(() => {
+      this.#reconcileTimer = undefined;
+      const idleIntervalMs = this.#options.idleReconcileIntervalMs ?? 60_000;
+      const holdsSlots = this.#holdsSlots();
+      const sinceLastMs = this.#lastReconcileAt === undefined ? undefined : Date.now() - this.#lastReconcileAt;
+      if (shouldReconcile({ holdsSlots, servesDevices: this.devices.servesAny(), sinceLastMs, idleIntervalMs }))
+        this.reconcileLedger().catch((error: unknown) => this.#log.warn({ err: error }, 'Failed to reconcile slot ledger'));
+      this.#armReconcile(holdsSlots ? every : idleIntervalMs);
+    }, ms);
+    this.#reconcileTimer.unref();
   }
 
   #holdsSlots(): boolean {

@@ -413,7 +413,9 @@ describe('Tether installed by its Helm chart on two nodes', () => {
           const pod = await leaderPod(5_000).catch(() => undefined);
           return pod !== undefined && pod.metadata?.name !== leader.metadata?.name ? pod : undefined;
         },
-        { timeoutMs: 30_000, description: 'another controller pod holding the Lease' },
+        // The released lease is taken at the standby's next try (--retry-period, 20 s); an
+        // unreleased one would take the lease duration (60 s), past this.
+        { timeoutMs: 45_000, description: 'another controller pod holding the Lease' },
       );
       timings['leader deleted → standby leads'] = (Date.now() - started) / 1_000;
       expect(next.metadata?.name).not.toBe(leader.metadata?.name);
