@@ -12,6 +12,8 @@
  */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION } from '../../api/group.ts';
+import { DISCOVERY_LABEL } from '../../api/labels.ts';
+import { deviceName } from '../../api/names.ts';
 import { nodeStateApply } from '../../agent/publish/device-object.ts';
 import { KubeClient } from '../../kube/client.ts';
 import { KubeConfig as TetherKubeConfig } from '../../kube/kubeconfig.ts';
@@ -21,13 +23,18 @@ import { quietApiserver } from './device-plugin-modes.ts';
 
 const IN_FLIGHT = 32;
 
-function device(namespace: string, i: number, prefix: string): Record<string, unknown> {
+/** Device i of discovery `discovery` ('created' or 'applied'), named as the agent names it. */
+function name(namespace: string, discovery: string, i: number): string {
+  return deviceName({ namespace, discovery, deviceId: `device-${i}`, node: 'ceiling-node' });
+}
+
+function device(namespace: string, i: number, discovery: string): Record<string, unknown> {
   return {
     apiVersion: API_VERSION,
     kind: 'Device',
-    metadata: { name: `${prefix}-${i}`, namespace, labels: { 'tether.dev/discovery': 'ceiling' } },
+    metadata: { name: name(namespace, discovery, i), namespace, labels: { [DISCOVERY_LABEL]: discovery } },
     spec: {
-      discovery: 'ceiling',
+      discovery,
       deviceId: `device-${i}`,
       shared: false,
       capacity: 2,
@@ -68,7 +75,7 @@ async function ceiling(): Promise<Measurement[]> {
       client.request('POST', base, { body: device(namespace, i, 'created'), verb: 'create', resource: 'devices' }),
     );
     const identity = await rate(n, (i) =>
-      client.request('PATCH', `${base}/applied-${i}`, {
+      client.request('PATCH', `${base}/${name(namespace, 'applied', i)}`, {
         body: device(namespace, i, 'applied'),
         ...apply,
         verb: 'apply',
@@ -76,8 +83,8 @@ async function ceiling(): Promise<Measurement[]> {
       }),
     );
     const status = await rate(n, (i) =>
-      client.request('PATCH', `${base}/applied-${i}/status`, {
-        body: nodeStateApply(`applied-${i}`, namespace, 'ceiling-node', 'Online', new Date()),
+      client.request('PATCH', `${base}/${name(namespace, 'applied', i)}/status`, {
+        body: nodeStateApply(name(namespace, 'applied', i), namespace, 'ceiling-node', 'Online', new Date()),
         ...apply,
         verb: 'apply',
         resource: 'devices/status',
