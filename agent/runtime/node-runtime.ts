@@ -286,10 +286,12 @@ export class NodeRuntime {
     this.#pluginWork = new Set();
     if (work !== 'all' && work.size === 0) return; // a sync queued before this one covered it
     const dra = this.#options.dra;
-    if (
-      work !== 'all' &&
-      (dra === undefined || !this.devices.devices().some((d) => work.has(d.name) && dra.isDra(d.namespace, d.discovery)))
-    ) {
+    const isDra = (name: string): boolean => {
+      const device = this.devices.device(name);
+      return device !== undefined && dra !== undefined && dra.isDra(device.namespace, device.discovery);
+    };
+    // Looks up only the changed devices, not every served one.
+    if (work !== 'all' && (dra === undefined || ![...work].some(isDra))) {
       // Slots of a few plugin-served devices changed (an Allocate): their resources only.
       if (this.plugins.update(this.devices.resourcesOf(work))) return;
     }
