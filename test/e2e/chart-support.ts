@@ -293,6 +293,11 @@ export async function installTetherForSuite(helm: Helm, layouts: readonly NodeLa
   const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
   for (const layout of layouts) importTetherImage(layout, image);
   await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
+  // Uninstalled controllers may leave their Lease held (docs/bench-real-node.md: helm seems to
+  // remove their RBAC before they stop): the new ones would wait out its 60 s before leading.
+  await api()
+    .coordination.deleteNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' })
+    .catch(() => undefined);
   await api()
     .core.createNamespace({
       body: { metadata: { name: SYSTEM_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
