@@ -4,14 +4,12 @@
  * deleted or released Device this node still serves is written again (a release only once
  * the node is Ready). Waits are on recorded requests and events, with timeouts.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
+import { FakeHttpServer } from '../../test/support/fake-http-server.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceName } from '../../api/names.ts';
 import type { Device } from '../../api/schema.ts';
-import { KubeClient } from '../../kube/client.ts';
 import { Api } from '../../kube/resources.ts';
 import type { ServedDevice } from '../device.ts';
 import type { PublicationEvents } from '../runtime/adapters.ts';
@@ -28,29 +26,11 @@ interface Request {
 }
 
 /** Devices in namespace ns: a list, one watch stream the test pushes to, and applies echoed back. */
-class FakeApiserver {
-  readonly server: Server;
-  port = 0;
+class FakeApiserver extends FakeHttpServer {
   items: Device[] = [];
   readonly requests: Request[] = [];
   readonly #watches: ServerResponse[] = [];
-  readonly #waiters = new Set<() => void>();
   #rv = 100;
-
-  constructor() {
-    this.server = createServer((req, res) => void this.#handle(req, res));
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const w of this.#watches) w.destroy();
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
 
   /** Pushes a watch event to the open watch (waits for the informer to open it). */
   async send(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: Device): Promise<void> {
@@ -64,32 +44,9 @@ class FakeApiserver {
     return this.requests.filter((r) => r.method === 'PATCH');
   }
 
-  async until(test: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.#waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, left);
-        this.#waiters.add(done);
-      });
-    }
-  }
-
-  /** Re-checks every pending `until` (called on requests and on the publication's events). */
-  poke(): void {
-    for (const wake of [...this.#waiters]) wake();
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected override async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    let text = '';
-    for await (const chunk of req) text += String(chunk);
+    const text = await FakeHttpServer.bodyText(req);
     const body = text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>);
     this.requests.push({ method: req.method ?? '', path: url.pathname, body });
     if (req.method === 'GET' && url.searchParams.get('watch') === 'true') {
@@ -154,14 +111,7 @@ async function rig(items: Device[], options: { ready?: boolean } = {}): Promise<
   const fake = new FakeApiserver();
   fake.items = items;
   await fake.start();
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${fake.port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  const client = new KubeClient(kc);
+  const client = fake.kubeClient();
   const ready = { value: options.ready ?? true };
   const publication = new DeviceObjects({
     node: NODE,

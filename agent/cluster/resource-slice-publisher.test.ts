@@ -5,15 +5,14 @@
  * stops waiting for a slice list that never succeeds after `waitForSyncMs`. Waits are on
  * recorded requests and on promises; the `waitForSyncMs` cases use fake timers.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
+import { FakeHttpServer } from '../../test/support/fake-http-server.ts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { agentManager } from '../../api/field-managers.ts';
 import { deviceName } from '../../api/names.ts';
 import { discovery } from '../../test/support/broker-fixtures.ts';
-import { KubeClient } from '../../kube/client.ts';
+import type { KubeClient } from '../../kube/client.ts';
 import type { ServedDevice } from '../device.ts';
 import { noPublication, type DevicePublication, type PublicationEvents } from '../runtime/adapters.ts';
 import { draSettings, ResourceSlicePublisher, withResourceSlices } from './resource-slice-publisher.ts';
@@ -47,35 +46,16 @@ interface Write {
  * that stay open, writes echoed back with a new resourceVersion (a create answered with
  * `createStatus` instead when set; all of them held between `hold` and `release`).
  */
-class FakeApiserver {
-  readonly server: Server;
-  port = 0;
+class FakeApiserver extends FakeHttpServer {
   items: ResourceSlice[] = [];
   list: 'answer' | 'hang' | 'fail' = 'answer';
   createStatus: number | undefined;
   readonly requests: Recorded[] = [];
   /** What was answered and what was published, in order (the publication stub adds to it). */
   readonly events: string[] = [];
-  readonly #open: ServerResponse[] = [];
-  readonly #waiters = new Set<() => void>();
   #held: Promise<void> | undefined;
   #release = (): void => undefined;
   #rv = 100;
-
-  constructor() {
-    this.server = createServer((req, res) => void this.#handle(req, res));
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const res of this.#open) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
 
   /** Holds the answers to writes until `release`. */
   hold(): void {
@@ -96,41 +76,18 @@ class FakeApiserver {
       .map(({ method, path, query, contentType, body }) => ({ method, path, query, contentType, slice: body?.metadata.name }));
   }
 
-  async until(test: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.#waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, left);
-        this.#waiters.add(done);
-      });
-    }
-  }
-
-  #poke(): void {
-    for (const wake of [...this.#waiters]) wake();
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected override async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    let text = '';
-    for await (const chunk of req) text += String(chunk);
+    const text = await FakeHttpServer.bodyText(req);
     const body = text === '' ? undefined : (JSON.parse(text) as ResourceSlice);
     const query = Object.fromEntries(url.searchParams);
     this.requests.push({ method: req.method ?? '', path: url.pathname, query, contentType: req.headers['content-type'], body });
-    this.#poke();
+    this.poke();
     if (req.method === 'GET') {
       if (query['watch'] === 'true' || this.list === 'hang') {
         res.writeHead(200, { 'content-type': 'application/json' });
         if (query['watch'] === 'true') res.write('');
-        this.#open.push(res);
-        return;
+        return; // left open: stop() closes every connection
       }
       if (this.list === 'fail') return answer(res, 500, { kind: 'Status', code: 500, message: 'scripted failure' });
       return answer(res, 200, { kind: 'ResourceSliceList', metadata: { resourceVersion: String(this.#rv) }, items: this.items });
@@ -194,14 +151,7 @@ afterEach(async () => {
 async function rig(script: Partial<Pick<FakeApiserver, 'items' | 'list' | 'createStatus'>> = {}): Promise<Rig> {
   const fake = Object.assign(new FakeApiserver(), script);
   await fake.start();
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${fake.port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  const client = new KubeClient(kc);
+  const client = fake.kubeClient();
   const publisher = new ResourceSlicePublisher({
     node: NODE,
     client,
