@@ -17,7 +17,7 @@ import { withDeadline } from './deadline.ts';
 import type { IncomingMessage } from 'node:http';
 import { request as httpRequest, Agent as HttpAgent } from './node-http.ts';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { ExecConfig, KubeConfigSource, KubeCluster, KubeUser } from './kubeconfig.ts';
 
@@ -244,6 +244,10 @@ export class KubeClient {
         const status = response.statusCode ?? 0;
         throw new KubeApiError(status, `watch ${path}: HTTP ${status}: ${statusMessage(text)}`, text, response.headers);
       }
+      // The pool's idle-socket timeout would fire on a quiet watch about once a minute, for
+      // nothing: the inactivity timer above is what ends a dead watch (the pool restores its
+      // timeout if the socket is reused).
+      response.socket.setTimeout(0);
       response.setEncoding('utf8');
       let buffered = '';
       for await (const chunk of response as AsyncIterable<string>) {
@@ -326,14 +330,14 @@ export class KubeClient {
   async #authenticate(previous: Auth | undefined): Promise<Auth> {
     const exec = execConfigOf(this.#user);
     const credential = exec === undefined ? undefined : await this.#execCredential(exec);
-    const tls = await tlsMaterial(this.#cluster, this.#user, credential);
+    const tls = tlsMaterial(this.#cluster, this.#user, credential);
     const tlsKey = JSON.stringify(tls);
     let agent = previous?.tlsKey === tlsKey ? previous.agent : undefined;
     // A replaced pool's connections (a watch may still use one) close when they end.
     agent ??= this.#secure
       ? new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS, ...tls })
       : new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS });
-    return { headers: await authHeaders(this.#user, credential), agent, tlsKey, at: Date.now() };
+    return { headers: authHeaders(this.#user, credential), agent, tlsKey, at: Date.now() };
   }
 
   async #execCredential(exec: ExecConfig): Promise<ExecCredential> {
@@ -353,12 +357,15 @@ interface TlsMaterial {
 }
 
 /** Trust and client certificate for the connection pool, read now (files may have rotated). */
-async function tlsMaterial(cluster: KubeCluster, user: KubeUser, credential: ExecCredential | undefined): Promise<TlsMaterial> {
-  const pem = async (file: string | null | undefined, data: string | null | undefined): Promise<string | undefined> =>
-    file ? readFile(file, 'utf8') : data ? base64(data) : undefined;
-  const ca = await pem(cluster.caFile, cluster.caData);
-  const cert = credential?.cert ?? (await pem(user.certFile, user.certData));
-  const key = credential?.key ?? (await pem(user.keyFile, user.keyData));
+function tlsMaterial(cluster: KubeCluster, user: KubeUser, credential: ExecCredential | undefined): TlsMaterial {
+  // Credential files are a few KiB on local volumes (tmpfs in a pod), read once a minute: a
+  // synchronous read takes microseconds, where fs/promises made four thread-pool round trips
+  // per file, each waking the event loop (issue 15).
+  const pem = (file: string | null | undefined, data: string | null | undefined): string | undefined =>
+    file ? readFileSync(file, 'utf8') : data ? base64(data) : undefined;
+  const ca = pem(cluster.caFile, cluster.caData);
+  const cert = credential?.cert ?? pem(user.certFile, user.certData);
+  const key = credential?.key ?? pem(user.keyFile, user.keyData);
   return {
     ...(ca === undefined ? {} : { ca }),
     ...(cert === undefined ? {} : { cert }),
@@ -369,8 +376,8 @@ async function tlsMaterial(cluster: KubeCluster, user: KubeUser, credential: Exe
 }
 
 /** The Authorization header: a bearer token (exec plugin, inline or file) or basic auth. */
-async function authHeaders(user: KubeUser, credential: ExecCredential | undefined): Promise<Record<string, string>> {
-  const token = credential?.token ?? (await tokenOf(user));
+function authHeaders(user: KubeUser, credential: ExecCredential | undefined): Record<string, string> {
+  const token = credential?.token ?? tokenOf(user);
   if (token !== undefined) return { Authorization: `Bearer ${token}` };
   if (user.username && user.password)
     return { Authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` };
@@ -405,12 +412,12 @@ function readText(response: IncomingMessage): Promise<string> {
 }
 
 /** The user's bearer token: inline, or read now from its token file (service account tokens rotate). */
-async function tokenOf(user: KubeUser): Promise<string | undefined> {
+function tokenOf(user: KubeUser): string | undefined {
   if (user.token) return user.token;
   const provider = user.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
   if (provider === undefined || provider === null) return undefined;
   if (provider.name === 'tokenFile' && typeof provider.config?.tokenFile === 'string')
-    return (await readFile(provider.config.tokenFile, 'utf8')).trim();
+    return readFileSync(provider.config.tokenFile, 'utf8').trim();
   if (execConfigOf(user) !== undefined) return undefined;
   throw new Error(`auth-provider "${String(provider.name)}" is not supported (use an exec plugin or a token)`);
 }

@@ -195,6 +195,26 @@ describe('kubelet restarts', () => {
   });
 });
 
+describe('safety-net poll', () => {
+  it('runs only while a plugin is served: an agent serving no device never wakes for it', async () => {
+    await kubelet.start();
+    manager.start();
+    expect(manager.pollIntervalMs).toBeUndefined();
+    await manager.sync(new Map([[DOOR, slots('door-0')]]));
+    expect(manager.pollIntervalMs).toBe(60_000);
+    await waitSeen(DOOR, 'door-0:Healthy');
+    await manager.sync(new Map());
+    expect(manager.pollIntervalMs).toBeUndefined();
+
+    // Without a poll the first plugin still registers, and a kubelet restart still reaches it.
+    await manager.sync(new Map([[CAMS, slots('cam-0')]]));
+    await waitSeen(CAMS, 'cam-0:Healthy');
+    await kubelet.stop();
+    await kubelet.start();
+    await kubelet.waitFor(() => kubelet.registrations === 3, 3_000, 'registration after the kubelet restart');
+  });
+});
+
 describe('stop', () => {
   it('stops every plugin, removes their sockets and ignores a late sync', async () => {
     await kubelet.start();

@@ -7,7 +7,9 @@
  * kubelet.sock, and every plugin is re-served and re-registered at once. The directory
  * watch reacts first; a poll is the safety net: every 10 s while the directory is watched
  * (for filesystems whose watch misses events), every 500 ms while it is not (missing, or
- * being replaced). An idle agent wakes for it only every 10 s (issue 15).
+ * being replaced). With no plugin to keep registered there is nothing to poll for, so an
+ * agent serving no device never wakes for it (issue 15); the first plugin's check watches
+ * the directory again if it has to.
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { credentials, type Client } from '@grpc/grpc-js';
@@ -17,6 +19,7 @@ import type { Logger } from 'pino';
 import { loadDevicePluginProtos, type DevicePluginProtos } from '../../proto/load.ts';
 import type { PluginDevice } from '../../proto/types.ts';
 import { DevicePluginServer, type PluginBackend } from './server.ts';
+import { KUBELET_CHANNEL_OPTIONS } from '../kubelet/channel-options.ts';
 
 export interface DevicePluginManagerOptions {
   /** The kubelet's device-plugins directory, e.g. /var/lib/kubelet/device-plugins. */
@@ -140,6 +143,7 @@ export class DevicePluginManager {
         this.#entries.delete(name);
         return entry.server.stop();
       });
+    this.#armPoll();
     // One plugin that cannot serve must not hold up the others: the check retries it.
     const started = await Promise.allSettled(starting);
     for (const result of started) {
@@ -196,13 +200,24 @@ export class DevicePluginManager {
     this.#armPoll();
   }
 
-  /** The safety-net poll: slow while the directory is watched, fast while it is not. */
+  /** The safety-net poll's interval now: undefined while no plugin runs (nothing to keep registered). */
+  get pollIntervalMs(): number | undefined {
+    return this.#poll === undefined ? undefined : this.#pollMs;
+  }
+
+  /** The safety-net poll: slow while the directory is watched, fast while it is not, off with no plugin. */
   #armPoll(): void {
-    if (this.#stopped) return;
-    const ms = this.#watcher === undefined ? (this.#options.unwatchedPollIntervalMs ?? 500) : (this.#options.pollIntervalMs ?? 10_000);
-    if (ms === this.#pollMs && this.#poll !== undefined) return;
+    const ms =
+      this.#stopped || this.#entries.size === 0
+        ? undefined
+        : this.#watcher === undefined
+          ? (this.#options.unwatchedPollIntervalMs ?? 500)
+          : (this.#options.pollIntervalMs ?? 10_000);
+    if (ms === this.#pollMs && (this.#poll !== undefined) === (ms !== undefined)) return;
     clearInterval(this.#poll);
+    this.#poll = undefined;
     this.#pollMs = ms;
+    if (ms === undefined) return;
     this.#poll = setInterval(() => void this.#requestCheck(), ms);
     this.#poll.unref();
   }
@@ -297,7 +312,7 @@ export class DevicePluginManager {
   #registrationClient(kubelet: string): Client {
     if (this.#registration?.kubelet !== kubelet) {
       this.#registration?.client.close();
-      const client = new this.#protos.Registration(`unix://${this.kubeletSocket}`, credentials.createInsecure());
+      const client = new this.#protos.Registration(`unix://${this.kubeletSocket}`, credentials.createInsecure(), KUBELET_CHANNEL_OPTIONS);
       this.#registration = { kubelet, client };
     }
     return this.#registration.client;

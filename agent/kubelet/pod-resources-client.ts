@@ -1,14 +1,24 @@
-/** Client of the kubelet's PodResources API (List). One connection, reused. */
+/** Client of the kubelet's PodResources API (List). One channel; its connection is let go when idle. */
 import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { loadPodResourcesProtos } from '../../proto/load.ts';
 import type { ListPodResourcesResponse, PodResources } from '../../proto/types.ts';
+import { KUBELET_CHANNEL_OPTIONS } from './channel-options.ts';
 
 export class PodResourcesClient {
   readonly #client: Client;
 
-  constructor(socketPath: string) {
+  /** `idleTimeoutMs`: how long an unused connection is kept (default KUBELET_CHANNEL_OPTIONS'). */
+  constructor(socketPath: string, options: { readonly idleTimeoutMs?: number } = {}) {
     const { PodResourcesLister } = loadPodResourcesProtos();
-    this.#client = new PodResourcesLister(`unix://${socketPath}`, credentials.createInsecure());
+    this.#client = new PodResourcesLister(`unix://${socketPath}`, credentials.createInsecure(), {
+      ...KUBELET_CHANNEL_OPTIONS,
+      ...(options.idleTimeoutMs === undefined ? {} : { 'grpc.client_idle_timeout_ms': options.idleTimeoutMs }),
+    });
+  }
+
+  /** The channel, for its connectivity state. */
+  get channel(): ReturnType<Client['getChannel']> {
+    return this.#client.getChannel();
   }
 
   list(timeoutMs = 5_000): Promise<PodResources[]> {
