@@ -16,6 +16,10 @@
  *                                  TETHER_BENCH_IDLE_BASELINE=<git ref> (also runs that commit's image
  *                                  JavaScript beside, at the same time: a paired comparison)
  *
+ * The kubelet probes both in the cluster, so the bench does too, as the kubelet does (a new
+ * connection per probe) at the periods of the chart's liveness and readiness probes (read from
+ * its templates; TETHER_BENCH_IDLE_PROBES=0 for none).
+ *
  * In the cluster both components read their service account, never a YAML kubeconfig, so the
  * `yaml` package (loaded only for YAML text) stays out of them; by default they get the bench
  * cluster's kubeconfig as JSON, so that they run here as they run there.
@@ -31,6 +35,7 @@
  * (TETHER_CLUSTER_DOWN=1 stops it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -119,6 +124,30 @@ async function stop(subject: Subject): Promise<void> {
   await Promise.race([exited, delay(10_000).then(() => subject.child.kill('SIGKILL'))]);
 }
 
+interface Probe {
+  readonly path: string;
+  readonly periodS: number;
+}
+
+/** The liveness and readiness probes a chart template gives its container (startup probes end at the first success). */
+export function chartProbes(template: string): Probe[] {
+  const probes = [...template.matchAll(/(livenessProbe|readinessProbe):\s*\n\s*httpGet:\s*\n\s*path: (\S+)[^]*?periodSeconds: (\d+)/g)];
+  return probes.map(([, , path, period]) => ({ path: path!, periodS: Number(period) }));
+}
+
+/** Probes `port` as the kubelet does: a new connection per probe, at each probe's period. Returns the stopper. */
+function probeLikeKubelet(port: number, probes: readonly Probe[]): () => void {
+  const timers = probes.map(({ path, periodS }) =>
+    setInterval(() => {
+      const request = httpRequest({ host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close', 'User-Agent': 'kube-probe/1.37' } });
+      request.on('response', (response) => response.resume());
+      request.on('error', () => undefined); // a dead subject is reported by the sampling loop
+      request.end();
+    }, periodS * 1000),
+  );
+  return () => timers.forEach((t) => clearInterval(t));
+}
+
 async function idle(): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 2);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 30);
@@ -141,6 +170,7 @@ async function idle(): Promise<Measurement[]> {
   }
   const kubelets: MockKubelet[] = [];
   const subjects: Subject[] = [];
+  const probing: (() => void)[] = [];
   try {
     for (const entry of entries) {
       const cli = entry === 'js' ? [js!] : entry === 'baseline' ? [baseline!] : [join(REPO, 'bin', 'tether.mjs')];
@@ -203,6 +233,19 @@ async function idle(): Promise<Measurement[]> {
     }
     subjects.push(start('control: bare node', ['-e', 'setInterval(() => {}, 10_000)'], {}, undefined, dir));
     await Promise.all(subjects.map((s) => waitReady(s)));
+    if (process.env['TETHER_BENCH_IDLE_PROBES'] !== '0') {
+      const templates = join(REPO, 'deploy', 'helm', 'tether', 'templates');
+      const probes = {
+        agent: chartProbes(await readFile(join(templates, 'agent-daemonset.yaml'), 'utf8')),
+        controller: chartProbes(await readFile(join(templates, 'controller-deployment.yaml'), 'utf8')),
+      };
+      for (const s of subjects) {
+        if (s.port === undefined) continue;
+        const own = s.label.startsWith('agent') ? probes.agent : probes.controller;
+        probing.push(probeLikeKubelet(s.port, own));
+      }
+      say(`probing as the chart's kubelet probes do: agent ${JSON.stringify(probes.agent)}, controller ${JSON.stringify(probes.controller)}`);
+    }
     say(`ready; settling ${settleS} s, then sampling ${minutes} idle minute(s) every ${SAMPLE_MS / 1000} s`);
     await delay(settleS * 1000);
     const rss = subjects.map(() => [] as number[]);
@@ -238,6 +281,7 @@ async function idle(): Promise<Measurement[]> {
     }
     return results;
   } finally {
+    for (const stopProbing of probing) stopProbing();
     await Promise.all(subjects.map(stop));
     for (const kubelet of kubelets) await kubelet.stop();
     await rm(dir, { recursive: true, force: true });
