@@ -139,7 +139,13 @@ export function chartProbes(template: string): Probe[] {
 function probeLikeKubelet(port: number, probes: readonly Probe[]): () => void {
   const timers = probes.map(({ path, periodS }) =>
     setInterval(() => {
-      const request = httpRequest({ host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close', 'User-Agent': 'kube-probe/1.37' } });
+      const request = httpRequest({
+        host: '127.0.0.1',
+        port,
+        path,
+        agent: false,
+        headers: { Connection: 'close', 'User-Agent': 'kube-probe/1.37' },
+      });
       request.on('response', (response) => response.resume());
       request.on('error', () => undefined); // a dead subject is reported by the sampling loop
       request.end();
@@ -244,7 +250,9 @@ async function idle(): Promise<Measurement[]> {
         const own = s.label.startsWith('agent') ? probes.agent : probes.controller;
         probing.push(probeLikeKubelet(s.port, own));
       }
-      say(`probing as the chart's kubelet probes do: agent ${JSON.stringify(probes.agent)}, controller ${JSON.stringify(probes.controller)}`);
+      say(
+        `probing as the chart's kubelet probes do: agent ${JSON.stringify(probes.agent)}, controller ${JSON.stringify(probes.controller)}`,
+      );
     }
     say(`ready; settling ${settleS} s, then sampling ${minutes} idle minute(s) every ${SAMPLE_MS / 1000} s`);
     await delay(settleS * 1000);
