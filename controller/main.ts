@@ -35,6 +35,7 @@ import { reconcileDiscovery } from './discoveries/reconcile.ts';
 import { waitForDraAnswer } from './dra/availability.ts';
 import { DISCOVERY_NAMESPACE_LABEL, type DeviceClass, type ResourceClaimTemplate } from './dra/objects.ts';
 import { WorkloadCaches } from './workloads.ts';
+import { OnDemandInformers } from './runtime/on-demand.ts';
 import type { WorkloadObject } from './devices/brokers/workload.ts';
 
 export interface ControllerDeps {
@@ -155,8 +156,10 @@ export async function startController(config: ControllerConfig, deps: Controller
     for (const d of caches.discoveries.list())
       if (d.metadata.annotations?.[EVICT_ON_OFFLINE_ANNOTATION] === 'true') state.consumerSweeps.add(objectKey(d));
     enqueueEverything(ctx, deviceQueue, discoveryQueue);
-    for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, signal));
-    for (let i = 0; i < config.discoveryWorkers; i++) workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, signal));
+    const gate = (s: AbortSignal): Promise<void> => onDemand.synced(s);
+    for (let i = 0; i < config.deviceWorkers; i++) workers.push(runWorker('device', ctx, deviceQueue, reconcileDevice, gate, signal));
+    for (let i = 0; i < config.discoveryWorkers; i++)
+      workers.push(runWorker('discovery', ctx, discoveryQueue, reconcileDiscovery, gate, signal));
     if (config.resyncMs > 0) {
       clearInterval(resync);
       resync = setInterval(() => enqueueEverything(ctx, deviceQueue, discoveryQueue), config.resyncMs);
@@ -169,8 +172,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     clearInterval(resync);
   };
 
-  const { informers, draInformers } = splitInformers(caches);
-  for (const informer of informers) informer.start();
+  const { informers, onDemand, draInformers } = startInformers(caches, log);
   const allSynced = (): boolean => draServed !== undefined && informers.every((i) => i.hasSynced());
 
   let server: HttpServer | undefined;
@@ -190,8 +192,8 @@ export async function startController(config: ControllerConfig, deps: Controller
   }
 
   const running = (async (): Promise<void> => {
-    draServed = await startDraPart({ client, log, metrics, draInformers, informers }, stopping.signal);
-    await Promise.race([Promise.all(informers.map((i) => i.synced())), abortPromise(stopping.signal)]);
+    draServed = await startDraPart({ client, log, metrics, draInformers, onDemand, namespace: config.namespace }, stopping.signal);
+    await syncCaches(informers, onDemand, log, stopping.signal);
     if (stopping.signal.aborted) return;
     log.info({ devices: caches.devices.size(), discoveries: caches.discoveries.size(), nodes: caches.nodes.size() }, 'Caches synced');
     if (config.leaderElection === undefined) {
@@ -242,14 +244,45 @@ function readyDetail(informers: readonly Informer<never>[], leading: boolean, dr
 }
 
 /**
- * The informers to start at once, and the DRA ones, started once the apiserver said it serves
+ * Starts the informers needed at once; the brokers' ones start on demand (runtime/on-demand.ts),
+ * and the DRA ones, returned here, on demand too and only once the apiserver said it serves
  * resource.k8s.io/v1: on a cluster without it they would never sync, and the controller would
  * never be ready.
  */
-function splitInformers(caches: Caches): { informers: Informer<never>[]; draInformers: Informer<never>[] } {
-  const dra = new Set<unknown>([caches.deviceClasses, caches.claimTemplates]);
-  const all = Object.values(caches) as Informer<never>[];
-  return { informers: all.filter((i) => !dra.has(i)), draInformers: all.filter((i) => dra.has(i)) };
+function startInformers(
+  caches: Caches,
+  log: Logger,
+): { informers: Informer<never>[]; onDemand: OnDemandInformers; draInformers: Informer<never>[] } {
+  const informers = [caches.discoveries, caches.devices, caches.nodes] as unknown as Informer<never>[];
+  for (const informer of informers) informer.start();
+  const onDemand = new OnDemandInformers(informers, log);
+  onDemand.add([caches.pods, caches.jobs, caches.services] as unknown as Informer<never>[]);
+  caches.discoveries.onEvent(() => onDemand.start('a DeviceDiscovery exists'));
+  caches.devices.onEvent(() => onDemand.start('a Device exists'));
+  return { informers, onDemand, draInformers: [caches.deviceClasses, caches.claimTemplates] as unknown as Informer<never>[] };
+}
+
+/** Waits for the running informers; starts the on-demand ones when objects of theirs are left, and waits for those too. */
+async function syncCaches(
+  informers: readonly Informer<never>[],
+  onDemand: OnDemandInformers,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  await Promise.race([Promise.all(informers.map((i) => i.synced())), abortPromise(signal)]);
+  if (signal.aborted) return;
+  if (!onDemand.started && (await leftOver(onDemand, log, signal))) onDemand.start('objects of an earlier run are left');
+  await onDemand.synced(signal);
+}
+
+/** Whether objects of the on-demand informers are left (brokers or DeviceClasses of deleted discoveries); true when it cannot tell. */
+async function leftOver(onDemand: OnDemandInformers, log: Logger, signal: AbortSignal): Promise<boolean> {
+  try {
+    return await onDemand.anyLeftOver(signal);
+  } catch (error) {
+    log.warn({ err: error }, 'Could not ask whether broker or DRA objects are left; watching them');
+    return true;
+  }
 }
 
 /**
@@ -262,7 +295,9 @@ async function startDraPart(
     log: Logger;
     metrics: ReturnType<typeof createMetrics>;
     draInformers: readonly Informer<never>[];
-    informers: Informer<never>[];
+    onDemand: OnDemandInformers;
+    /** The controller's --namespace; undefined: all. */
+    namespace: string | undefined;
   },
   signal: AbortSignal,
 ): Promise<boolean> {
@@ -274,8 +309,11 @@ async function startDraPart(
   if (signal.aborted) return false;
   part.metrics.draServed.set(served ? 1 : 0);
   if (served) {
-    for (const informer of part.draInformers) informer.start();
-    part.informers.push(...part.draInformers);
+    for (const informer of part.draInformers) {
+      // DeviceClasses are cluster-scoped: a namespaced controller's leftovers are its namespace's.
+      const own = informer.type.namespaced || part.namespace === undefined ? undefined : `${DISCOVERY_NAMESPACE_LABEL}=${part.namespace}`;
+      part.onDemand.add([informer], own);
+    }
   } else {
     part.log.warn('The apiserver serves no resource.k8s.io/v1: running without the DRA part (no DeviceClasses for DRA discoveries)');
   }
@@ -431,11 +469,14 @@ async function runWorker(
   ctx: ControllerContext,
   queue: WorkQueue,
   reconcile: Reconciler,
+  /** Resolves when the caches a reconcile reads are synced (on-demand informers just started). */
+  gate: (signal: AbortSignal) => Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
   for (;;) {
     const key = await queue.get(signal);
     if (key === undefined) return;
+    await gate(signal);
     const end = ctx.metrics.reconcileDuration.startTimer({ controller: name });
     try {
       const result = await reconcile(ctx, key, signal);

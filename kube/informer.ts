@@ -148,6 +148,22 @@ export class Informer<T extends KubeObject> {
     return new Promise((resolve) => this.#attemptWaiters.push(resolve));
   }
 
+  /**
+   * Whether the apiserver holds any object this informer would cache (and that also matches
+   * `alsoSelect`, a label selector): one list of at most one object, for a caller deciding
+   * whether to start it at all.
+   */
+  async anyExists(signal?: AbortSignal, alsoSelect?: string): Promise<boolean> {
+    const labelSelector = [this.#options.labelSelector, alsoSelect].filter((s) => s !== undefined && s !== '').join(',') || undefined;
+    const page = await this.#options.client.request<{ items?: unknown[] }>('GET', collectionPath(this.type, this.#options.namespace), {
+      verb: 'list',
+      resource: this.type.plural,
+      query: { limit: 1, labelSelector, fieldSelector: this.#options.fieldSelector },
+      signal,
+    });
+    return (page.items ?? []).length > 0;
+  }
+
   /** What the loop is doing, and the last error (for readiness and logs). */
   health(): { state: string; lastError?: string } {
     const error = this.#lastError;

@@ -206,6 +206,22 @@ async function nodesFor(prefix: string, count: number, devices: TestDevice[], ca
 
 // ---------------------------------------------------------------------------------------------
 
+describe('an idle controller', () => {
+  it("watches only DeviceDiscoveries, Devices and Nodes until the first DeviceDiscovery, then the brokers' kinds too", async () => {
+    const watched = (): string[] =>
+      Object.keys(controller.requests.snapshot())
+        .filter((k) => k.startsWith('watch '))
+        .map((k) => k.slice('watch '.length))
+        .sort();
+    await waitFor(() => watched().length >= 3, { description: 'the first watches' });
+    expect(watched()).toEqual(['devicediscoveries', 'devices', 'nodes']);
+
+    await createDiscovery(`idle-${suffix}`, { broker: podBroker });
+    await waitFor(() => ['jobs', 'pods', 'services'].every((k) => watched().includes(k)), { description: 'broker watches' });
+    expect(controller.isReady()).toBe(true);
+  });
+});
+
 describe('brokers', () => {
   it('runs one broker per node that sees the device: device resource requested, pinned to the node, owned by the Device', async () => {
     const dd = `brokers-${suffix}`;
