@@ -44,17 +44,18 @@ export const DEFAULT_CONFIG: ControllerConfig = {
 };
 
 /**
- * Renewals every 20 s. Each renewal of an otherwise idle controller costs ~19 ms of CPU here
- * (cold code: the HTTPS request path never gets hot at a few calls a minute), so the period is
- * most of the idle figure: 10 s gave 0.127 CPU-s/min, 20 s 0.071 (bench idle; issue 15 asks
- * 0.05; client-go's 2 s would be ~0.6). Standbys read the lease as often. Failover: a stopped
- * (SIGTERM) leader releases the lease, so a standby leads within one retry period (≤ 20 s); a
- * crashed one is replaced once the lease expires (≤ 60 s + 20 s). Two renewal attempts fit in
- * the renew deadline. Shorter periods are flags away (chart: controller.extraArgs).
+ * Renewals every 30 s. A renewal is most of an otherwise idle controller's CPU: one HTTPS
+ * request over cold code (the request path never gets hot at a few calls a minute), several ms
+ * here and tens when the machine is busy; 10 s gave 0.127 CPU-s/min, 20 s 0.071 (bench idle;
+ * issue 15 asks 0.05; client-go's 2 s would be ~0.6). Standbys read the lease as often.
+ * Failover: a stopped (SIGTERM) leader releases the lease, so a standby leads within one retry
+ * period (≤ 30 s); a crashed one is replaced once the lease expires (≤ 90 s + 30 s), while the
+ * agents go on serving every device. Two renewal attempts fit in the renew deadline. Shorter
+ * periods are flags away (chart: controller.extraArgs).
  */
 export const DEFAULT_LEADER_ELECTION: Omit<LeaderElectionConfig, 'namespace' | 'identity'> = {
   name: 'tether-controller',
-  leaseDurationSeconds: 60,
-  renewDeadlineMs: 40_000,
-  retryPeriodMs: 20_000,
+  leaseDurationSeconds: 90,
+  renewDeadlineMs: 60_000,
+  retryPeriodMs: 30_000,
 };

@@ -10,9 +10,9 @@ describe('controller flags', () => {
     expect(config.leaderElection).toMatchObject({
       namespace: 'tether-system',
       name: 'tether-controller',
-      leaseDurationSeconds: 60,
-      renewDeadlineMs: 40_000,
-      retryPeriodMs: 20_000,
+      leaseDurationSeconds: 90,
+      renewDeadlineMs: 60_000,
+      retryPeriodMs: 30_000,
     });
     expect(config.leaderElection?.identity).toMatch(/^ctl-0_[0-9a-f]{8}$/);
     expect(config.httpPort).toBe(8081);
@@ -27,8 +27,8 @@ describe('controller flags', () => {
   });
 
   it.each([
-    { what: 'retry ≥ renew', change: { retryPeriod: 40_000 } },
-    { what: 'renew ≥ lease', change: { renewDeadline: 60_000 } },
+    { what: 'retry ≥ renew', change: { retryPeriod: 60_000 } },
+    { what: 'renew ≥ lease', change: { renewDeadline: 90_000 } },
     { what: 'no workers', change: { deviceWorkers: 0 } },
     { what: 'max below base', change: { brokerBackoffMax: 1 } },
     { what: 'a bad address', change: { httpAddress: 'nope' } },

@@ -413,8 +413,8 @@ describe('Tether installed by its Helm chart on two nodes', () => {
           const pod = await leaderPod(5_000).catch(() => undefined);
           return pod !== undefined && pod.metadata?.name !== leader.metadata?.name ? pod : undefined;
         },
-        // The released lease is taken at the standby's next try (--retry-period, 20 s); an
-        // unreleased one would take the lease duration (60 s), past this.
+        // The released lease is taken at the standby's next try (--retry-period, 30 s); an
+        // unreleased one would take the lease duration (90 s), past this.
         { timeoutMs: 45_000, description: 'another controller pod holding the Lease' },
       );
       timings['leader deleted → standby leads'] = (Date.now() - started) / 1_000;
