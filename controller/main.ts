@@ -476,9 +476,11 @@ async function runWorker(
   for (;;) {
     const key = await queue.get(signal);
     if (key === undefined) return;
-    await gate(signal);
     const end = ctx.metrics.reconcileDuration.startTimer({ controller: name });
     try {
+      await gate(signal);
+      // Stopped while waiting: the key goes back (below), and done() still runs.
+      if (signal.aborted) throw new Error('stopped before the reconcile');
       const result = await reconcile(ctx, key, signal);
       queue.forget(key);
       if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
