@@ -116,7 +116,12 @@ describe('device plugins with the mock kubelet', () => {
     const a = nameOf('cam-a');
     const perDevice = deviceResourceName(a);
     const perDiscovery = discoveryResourceName('echo');
-    await kubelet.waitFor(() => healthy(kubelet, perDiscovery).length === 2, 5_000, 'discovery resource');
+    // Both plugins listed: each registers and streams its devices on its own schedule.
+    await kubelet.waitFor(
+      () => healthy(kubelet, perDiscovery).length === 2 && healthy(kubelet, perDevice).length === 1,
+      5_000,
+      'discovery and device resources',
+    );
     await kubelet.allocate({ namespace: 'default', name: 'pod-1' }, perDevice, 1);
     await kubelet.waitFor(() => !healthy(kubelet, perDiscovery).includes(`${a}-0`), 5_000, 'slot hidden from discovery resource');
     // Still Healthy where it is allocated: the kubelet already counts it as used there.
