@@ -19,6 +19,7 @@ import { ApplyConflictError } from '../publish/devices-api.ts';
 import type { DevicePublication, DiscoverySource, PublicationEvents } from './adapters.ts';
 import type { DesiredSession } from './desired-sessions.ts';
 import { NodeRuntime } from './node-runtime.ts';
+import { WakeSignal } from '../../test/support/wake-signal.ts';
 
 const log = pino({ level: 'silent' });
 const NODE = 'n1';
@@ -28,35 +29,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Resolves when `test()` holds, re-checked on every `signal` poke; rejects after `timeoutMs`. */
-class Signal {
-  readonly #waiters = new Set<() => void>();
-  poke(): void {
-    for (const wake of [...this.#waiters]) wake();
-  }
-  async until(test: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#waiters.add(done);
-      });
-      this.#waiters.clear();
-    }
-  }
-}
-
 /** One handler per discovery name: records its runs and hands the sink to the test. */
 class Handlers {
   readonly runs = new Map<string, number>();
   readonly sinks = new Map<string, DeviceSink>();
-  readonly changed = new Signal();
+  readonly changed = new WakeSignal();
   fail = false;
 
   handler(shared = false): AnyDiscoveryHandler {
@@ -106,7 +83,7 @@ class FakePublication implements DevicePublication {
   readonly persisted: { device: string; held: readonly number[] }[] = [];
   readonly previous = new Map<string, DiscoveredDevice[]>();
   readonly slots = new Map<string, Record<string, string>>();
-  readonly changed = new Signal();
+  readonly changed = new WakeSignal();
   events: PublicationEvents | undefined;
   conflict = false;
   failNextPublish = 0;

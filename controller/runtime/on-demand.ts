@@ -55,7 +55,8 @@ export class OnDemandInformers {
 
   /** Resolves once every started informer has synced (at once when none is started or all are). */
   async synced(signal: AbortSignal): Promise<void> {
-    const syncing = this.#mine.filter((i) => this.#started && !i.hasSynced());
+    if (!this.#started) return;
+    const syncing = this.#mine.filter((i) => !i.hasSynced());
     if (syncing.length === 0) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {

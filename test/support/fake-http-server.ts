@@ -6,11 +6,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeClient } from '../../kube/client.ts';
+import { WakeSignal } from './wake-signal.ts';
 
 export abstract class FakeHttpServer {
   readonly server: Server;
   port = 0;
-  readonly #waiters = new Set<() => void>();
+  readonly #wake = new WakeSignal();
 
   constructor() {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -39,26 +40,13 @@ export abstract class FakeHttpServer {
   }
 
   /** Resolves once `test()` holds, re-checked at every `poke`; rejects after `timeoutMs`. */
-  async until(test: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.#waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, left);
-        this.#waiters.add(done);
-      });
-    }
+  until(test: () => boolean, what: string, timeoutMs?: number): Promise<void> {
+    return this.#wake.until(test, what, timeoutMs);
   }
 
   /** Re-checks every pending `until` (call on requests and on the events a test records). */
   poke(): void {
-    for (const wake of [...this.#waiters]) wake();
+    this.#wake.poke();
   }
 
   /** A request's body as text. */
