@@ -94,6 +94,9 @@ describe('tether demo', () => {
     const { code, stdout } = await tether('demo', '--steps', '6', '--step-ms', '50', '--devices', '2');
     expect(code).toBe(0);
     expect(stdout).toContain('step 6: pods are deleted');
+    // Every step succeeded, the first allocation included (it raced the plugins' device lists).
+    expect(stdout).not.toContain('… failed');
+    expect(stdout).toMatch(/step 1: pod-1 asks for any camera .* … ok/);
     // After the last step every slot is free again: 4 of 4 in the discovery resource.
     const last = stdout.slice(stdout.lastIndexOf('step 6'));
     expect(last).toMatch(/^tether\.dev\/cameras\s+yes\s+4\/4\s+4\s*$/m);

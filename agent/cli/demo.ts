@@ -111,7 +111,11 @@ export async function demo(options: DemoOptions): Promise<void> {
     },
   ];
   try {
-    await kubelet.waitFor(() => kubelet.resourceNames().length === options.devices + 1, 10_000, 'plugins registered');
+    // Registered and listed: each plugin streams its devices to the kubelet after registering.
+    const listed = (): boolean =>
+      kubelet.resourceNames().length === options.devices + 1 &&
+      kubelet.resourceNames().every((name) => (kubelet.resource(name)?.devices.length ?? 0) > 0);
+    await kubelet.waitFor(listed, 10_000, 'plugins registered and their devices listed');
     for (let i = 0; !options.signal.aborted && (options.steps === 0 || i < options.steps); i++) {
       const step = steps[i % steps.length]!;
       let outcome = 'ok';
