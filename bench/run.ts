@@ -18,6 +18,7 @@ import { networkHandlerMeasures } from './measures/network-handlers.ts';
 import { onvifUsbMeasures } from './measures/onvif-usb.ts';
 import { opcuaMeasures } from './measures/opcua.ts';
 import { realNodeMeasures } from './measures/real-node.ts';
+import { realNodeIdleMeasures } from './measures/real-node-idle.ts';
 import { wasmBrokerMeasures } from './measures/wasm-brokers.ts';
 
 const measures: Measure[] = [
@@ -28,6 +29,7 @@ const measures: Measure[] = [
   ...onvifUsbMeasures,
   ...cliMeasures,
   ...realNodeMeasures,
+  ...realNodeIdleMeasures,
   ...wasmBrokerMeasures,
   ...idleMeasures,
   ...importCostMeasures,

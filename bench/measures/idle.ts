@@ -14,7 +14,9 @@
  *                                  TETHER_BENCH_IDLE_CONTROLLER_ARGS (extra flags, e.g. longer leader election periods),
  *                                  TETHER_BENCH_IDLE_KUBECONFIG=json|yaml (default json, see below),
  *                                  TETHER_BENCH_IDLE_BASELINE=<git ref> (also runs that commit's image
- *                                  JavaScript beside, at the same time: a paired comparison)
+ *                                  JavaScript beside, at the same time: a paired comparison),
+ *                                  TETHER_BENCH_IDLE_VARIANT_FLAGS="<node flags>" (also runs this tree's
+ *                                  JavaScript beside with these flags added: a paired A/B of V8 flags)
  *
  * The kubelet probes both in the cluster, so the bench does too, as the kubelet does (a new
  * connection per probe) at the periods of the chart's liveness and readiness probes (read from
@@ -96,10 +98,19 @@ interface Subject {
   readonly logFile: string;
 }
 
-function start(label: string, command: string[], env: NodeJS.ProcessEnv, port: number | undefined, dir: string): Subject {
+const words = (text: string | undefined): string[] => (text ?? '').split(' ').filter((w) => w !== '');
+
+function start(
+  label: string,
+  command: string[],
+  env: NodeJS.ProcessEnv,
+  port: number | undefined,
+  dir: string,
+  extraNodeFlags: readonly string[] = [],
+): Subject {
   const logFile = join(dir, `${label.replace(/\W+/g, '-')}.log`);
   const fd = openSync(logFile, 'w');
-  const nodeFlags = (process.env['TETHER_BENCH_IDLE_NODE_FLAGS'] ?? V8_FLAGS).split(' ').filter((f) => f !== '');
+  const nodeFlags = [...words(process.env['TETHER_BENCH_IDLE_NODE_FLAGS'] ?? V8_FLAGS), ...extraNodeFlags];
   const child = spawn(process.execPath, [...nodeFlags, ...command], { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   return { label, child, port, logFile };
@@ -154,18 +165,67 @@ function probeLikeKubelet(port: number, probes: readonly Probe[]): () => void {
   return () => timers.forEach((t) => clearInterval(t));
 }
 
+/** A process measured while idle; `alive` throws when it is gone, with why. */
+export interface IdleSubject {
+  readonly label: string;
+  readonly pid: number;
+  readonly alive: () => void;
+}
+
+/**
+ * Samples RSS every few seconds and CPU per minute of `subjects` over `minutes` idle minutes:
+ * RSS (p50 over the samples), peak RSS (VmHWM), CPU-s per minute, and CPU-s per minute over
+ * the whole window.
+ */
+export async function sampleIdle(subjects: readonly IdleSubject[], minutes: number): Promise<Measurement[]> {
+  const rss = subjects.map(() => [] as number[]);
+  const cpuPerMinute = subjects.map(() => [] as number[]);
+  const first = await Promise.all(subjects.map((s) => cpuSeconds(s.pid)));
+  let minuteStart = [...first];
+  const started = Date.now();
+  const end = started + minutes * 60_000;
+  let nextMinute = started + 60_000;
+  while (Date.now() < end) {
+    await delay(Math.min(SAMPLE_MS, Math.max(0, end - Date.now())));
+    for (const [i, s] of subjects.entries()) {
+      s.alive();
+      rss[i]!.push((await rssMiB(s.pid)).rss);
+    }
+    if (Date.now() >= nextMinute - 100) {
+      const now = await Promise.all(subjects.map((s) => cpuSeconds(s.pid)));
+      for (const i of subjects.keys()) cpuPerMinute[i]!.push(now[i]! - minuteStart[i]!);
+      minuteStart = now;
+      nextMinute += 60_000;
+    }
+  }
+  const last = await Promise.all(subjects.map((s) => cpuSeconds(s.pid)));
+  const elapsedMin = (Date.now() - started) / 60_000;
+  const results: Measurement[] = [];
+  for (const [i, s] of subjects.entries()) {
+    const peak = (await rssMiB(s.pid)).peak;
+    const total = (last[i]! - first[i]!) / elapsedMin;
+    results.push(summarize(`idle ${s.label} RSS`, 'MiB', rss[i]!, 1));
+    results.push(summarize(`idle ${s.label} peak RSS (VmHWM, incl. start-up)`, 'MiB', [peak], 1));
+    results.push(summarize(`idle ${s.label} CPU, per minute`, 'CPU-s/min', cpuPerMinute[i]!, 3));
+    results.push(summarize(`idle ${s.label} CPU, over ${elapsedMin.toFixed(1)} min`, 'CPU-s/min', [total], 3));
+  }
+  return results;
+}
+
 async function idle(): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 2);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 30);
   const baselineRef = process.env['TETHER_BENCH_IDLE_BASELINE'];
+  const variantFlags = words(process.env['TETHER_BENCH_IDLE_VARIANT_FLAGS']);
   const entries = [
     ...((process.env['TETHER_BENCH_IDLE_ENTRY'] ?? 'both') === 'both' ? ['js', 'ts'] : [process.env['TETHER_BENCH_IDLE_ENTRY']!]),
     ...(baselineRef === undefined ? [] : ['baseline']),
+    ...(variantFlags.length === 0 ? [] : ['variant']),
   ];
   const cacheDir = process.env['TETHER_BENCH_IDLE_CACHE'] ?? join(homedir(), '.cache', 'tether-bench-idle');
   linkSharedBinaries(cacheDir);
   const cluster = await clusterUp({ cacheDir, log: (m) => say(`cluster: ${m}`) });
-  const js = entries.includes('js') ? await buildJavaScript() : undefined;
+  const js = entries.includes('js') || entries.includes('variant') ? await buildJavaScript() : undefined;
   const baseline =
     baselineRef === undefined ? undefined : await buildJavaScript('idle-baseline', await checkoutRef(baselineRef, 'idle-baseline'));
   const dir = await mkdtemp(join(tmpdir(), 'tidle-'));
@@ -179,8 +239,10 @@ async function idle(): Promise<Measurement[]> {
   const probing: (() => void)[] = [];
   try {
     for (const entry of entries) {
-      const cli = entry === 'js' ? [js!] : entry === 'baseline' ? [baseline!] : [join(REPO, 'bin', 'tether.mjs')];
+      const cli = entry === 'js' || entry === 'variant' ? [js!] : entry === 'baseline' ? [baseline!] : [join(REPO, 'bin', 'tether.mjs')];
       const env = entry === 'ts' ? {} : { NODE_ENV: 'production' };
+      const label = entry === 'baseline' ? `baseline ${baselineRef}` : entry === 'variant' ? `js ${variantFlags.join(' ')}` : entry;
+      const extraFlags = entry === 'variant' ? variantFlags : [];
       const node = join(dir, entry);
       const kubelet = new MockKubelet({ pluginDir: join(node, 'dp'), podResourcesDir: join(node, 'pr') });
       await kubelet.start();
@@ -188,7 +250,7 @@ async function idle(): Promise<Measurement[]> {
       const agentPort = await freePort();
       subjects.push(
         start(
-          `agent (${entry === 'baseline' ? `baseline ${baselineRef}` : entry})`,
+          `agent (${label})`,
           [
             ...cli,
             'agent',
@@ -210,12 +272,13 @@ async function idle(): Promise<Measurement[]> {
           env,
           agentPort,
           dir,
+          extraFlags,
         ),
       );
       const controllerPort = await freePort();
       subjects.push(
         start(
-          `controller (${entry === 'baseline' ? `baseline ${baselineRef}` : entry})`,
+          `controller (${label})`,
           [
             ...cli,
             'controller',
@@ -229,11 +292,12 @@ async function idle(): Promise<Measurement[]> {
             `127.0.0.1:${controllerPort}`,
             '--log-format',
             'json',
-            ...(process.env['TETHER_BENCH_IDLE_CONTROLLER_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
+            ...words(process.env['TETHER_BENCH_IDLE_CONTROLLER_ARGS']),
           ],
           env,
           controllerPort,
           dir,
+          extraFlags,
         ),
       );
     }
@@ -256,38 +320,16 @@ async function idle(): Promise<Measurement[]> {
     }
     say(`ready; settling ${settleS} s, then sampling ${minutes} idle minute(s) every ${SAMPLE_MS / 1000} s`);
     await delay(settleS * 1000);
-    const rss = subjects.map(() => [] as number[]);
-    const cpuPerMinute = subjects.map(() => [] as number[]);
-    const first = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
-    let minuteStart = [...first];
-    const started = Date.now();
-    const end = started + minutes * 60_000;
-    let nextMinute = started + 60_000;
-    while (Date.now() < end) {
-      await delay(Math.min(SAMPLE_MS, Math.max(0, end - Date.now())));
-      for (const [i, s] of subjects.entries()) {
-        if (s.child.exitCode !== null) throw new Error(`${s.label} exited while idle:\n${logTail(s.logFile)}`);
-        rss[i]!.push((await rssMiB(s.child.pid!)).rss);
-      }
-      if (Date.now() >= nextMinute - 100) {
-        const now = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
-        for (const i of subjects.keys()) cpuPerMinute[i]!.push(now[i]! - minuteStart[i]!);
-        minuteStart = now;
-        nextMinute += 60_000;
-      }
-    }
-    const last = await Promise.all(subjects.map((s) => cpuSeconds(s.child.pid!)));
-    const elapsedMin = (Date.now() - started) / 60_000;
-    const results: Measurement[] = [];
-    for (const [i, s] of subjects.entries()) {
-      const peak = (await rssMiB(s.child.pid!)).peak;
-      const total = (last[i]! - first[i]!) / elapsedMin;
-      results.push(summarize(`idle ${s.label} RSS`, 'MiB', rss[i]!, 1));
-      results.push(summarize(`idle ${s.label} peak RSS (VmHWM, incl. start-up)`, 'MiB', [peak], 1));
-      results.push(summarize(`idle ${s.label} CPU, per minute`, 'CPU-s/min', cpuPerMinute[i]!, 3));
-      results.push(summarize(`idle ${s.label} CPU, over ${elapsedMin.toFixed(1)} min`, 'CPU-s/min', [total], 3));
-    }
-    return results;
+    return await sampleIdle(
+      subjects.map((s) => ({
+        label: s.label,
+        pid: s.child.pid!,
+        alive: () => {
+          if (s.child.exitCode !== null) throw new Error(`${s.label} exited while idle:\n${logTail(s.logFile)}`);
+        },
+      })),
+      minutes,
+    );
   } finally {
     for (const stopProbing of probing) stopProbing();
     await Promise.all(subjects.map(stop));

@@ -1,0 +1,128 @@
+/**
+ * Idle footprint in the cluster (issue 15): Tether installed by its Helm chart from its own
+ * image on the two real e2e nodes (bench/measures/real-node.ts sets them up), with no
+ * DeviceDiscovery, left alone. The kubelets probe the pods at the chart's periods, the
+ * processes read their service account and run with the chart's NODE_OPTIONS, as users run
+ * them. After every pod is Ready and a controller leads, RSS and CPU of each container's Node
+ * process are read from the host's /proc (the containers share this machine's kernel) over N
+ * idle minutes, beside a bare Node process started on the host as the control.
+ *
+ *   sudo npm run bench -- real-node-idle    TETHER_BENCH_IDLE_MINUTES (default 5),
+ *                                           TETHER_BENCH_IDLE_SETTLE_S (default 90)
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { watchSetUntil } from '../../test/e2e/watch.ts';
+import type { Measure, Measurement } from '../harness.ts';
+import { sampleIdle, type IdleSubject } from './idle.ts';
+import { install, SYSTEM_NAMESPACE, uninstall, withRealNodes, type RealNodes } from './real-node.ts';
+
+const say = (message: string): void => void process.stderr.write(`[real-node-idle bench] ${message}\n`);
+
+const SELECT_TETHER = 'app.kubernetes.io/instance=tether';
+const CONTROLLER_LEASE = 'tether-controller';
+
+/** Host PIDs of the processes in a container (its id appears in their /proc/<pid>/cgroup). */
+export async function containerPids(containerId: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cgroup = await readFile(`/proc/${entry}/cgroup`, 'utf8').catch(() => '');
+    if (cgroup.includes(containerId)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** The Node process of a pod's first container, by its host PID. */
+async function nodeProcessOf(pod: V1Pod): Promise<number> {
+  const id = pod.status?.containerStatuses?.[0]?.containerID?.replace(/^\w+:\/\//, '');
+  if (id === undefined || id === '') throw new Error(`pod ${pod.metadata?.name} has no container id`);
+  for (const pid of await containerPids(id)) {
+    const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === 'node') return pid;
+  }
+  throw new Error(`no node process found in container ${id} of pod ${pod.metadata?.name}`);
+}
+
+const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+async function idleInCluster(env: RealNodes): Promise<Measurement[]> {
+  const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 5);
+  const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 90);
+  await uninstall(env); // a release left by an interrupted run
+  await install(env, true);
+  const core = env.kc.makeApiClient(CoreV1Api);
+  const coordination = env.kc.makeApiClient(CoordinationV1Api);
+  const nodes = (await core.listNode()).items.length;
+  await watchSetUntil(env.kc, {
+    path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/pods`,
+    labelSelector: SELECT_TETHER,
+    predicate: (pods: V1Pod[]) =>
+      pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'agent' && isReady(p)).length === nodes &&
+      pods.some((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller' && isReady(p)),
+    timeoutMs: 180_000,
+    description: 'an agent Ready on every node and a controller Ready',
+  });
+  let holder = '';
+  const leaseDeadline = Date.now() + 180_000;
+  while (holder === '') {
+    if (Date.now() > leaseDeadline) throw new Error(`no controller took the ${CONTROLLER_LEASE} Lease within 180 s`);
+    holder = await coordination
+      .readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: CONTROLLER_LEASE })
+      .then((lease) => lease.spec?.holderIdentity ?? '')
+      .catch(() => '');
+    if (holder === '') await delay(1_000); // a Lease that does not exist yet cannot be watched by name
+  }
+  const pods = (await core.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: SELECT_TETHER })).items.filter(
+    (p) => p.metadata?.deletionTimestamp == null,
+  );
+  const subjects: IdleSubject[] = [];
+  for (const pod of pods) {
+    const component = pod.metadata?.labels?.['app.kubernetes.io/component'];
+    const name = pod.metadata?.name ?? '';
+    const role = component === 'controller' ? (holder.startsWith(name) ? 'leader' : 'standby') : pod.spec?.nodeName;
+    const pid = await nodeProcessOf(pod);
+    const label = `${component} (${role}, pod)`;
+    subjects.push({
+      label,
+      pid,
+      alive: () => {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          throw new Error(`${label} (pid ${pid}) exited while idle`);
+        }
+      },
+    });
+  }
+  subjects.sort((a, b) => a.label.localeCompare(b.label));
+  const control = spawn(process.execPath, ['--max-semi-space-size=1', '-e', 'setInterval(() => {}, 10_000)'], { stdio: 'ignore' });
+  subjects.push({
+    label: 'control: bare node (host)',
+    pid: control.pid!,
+    alive: () => {
+      if (control.exitCode !== null) throw new Error('the control process exited');
+    },
+  });
+  try {
+    say(`${subjects.map((s) => `${s.label} pid ${s.pid}`).join(', ')}; settling ${settleS} s, then ${minutes} idle minute(s)`);
+    await delay(settleS * 1000);
+    return await sampleIdle(subjects, minutes);
+  } finally {
+    const exited = once(control, 'exit');
+    control.kill();
+    await exited;
+  }
+}
+
+export const realNodeIdleMeasures: Measure[] = [
+  {
+    name: 'real-node-idle',
+    description: 'RSS and CPU-s per idle minute of the agent and controller pods installed by the chart on the real e2e nodes (needs root)',
+    onlyWhenNamed: true,
+    run: () => withRealNodes(idleInCluster),
+  },
+];
