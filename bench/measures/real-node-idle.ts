@@ -17,6 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { watchSetUntil } from '../../test/e2e/watch.ts';
 import type { Measure, Measurement } from '../harness.ts';
+import { createNamespace, deleteTetherCrds } from '../real-node/kube.ts';
 import { sampleIdle, type IdleSubject } from './idle.ts';
 import { install, SYSTEM_NAMESPACE, uninstall, withRealNodes, type RealNodes } from './real-node.ts';
 
@@ -41,8 +42,9 @@ async function nodeProcessOf(pod: V1Pod): Promise<number> {
   const id = pod.status?.containerStatuses?.[0]?.containerID?.replace(/^\w+:\/\//, '');
   if (id === undefined || id === '') throw new Error(`pod ${pod.metadata?.name} has no container id`);
   for (const pid of await containerPids(id)) {
-    const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
-    if (comm.trim() === 'node') return pid;
+    // Node 24 names its main thread "MainThread" (comm), so go by the command line's argv[0].
+    const argv0 = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
+    if (argv0.endsWith('/node') || argv0 === 'node') return pid;
   }
   throw new Error(`no node process found in container ${id} of pod ${pod.metadata?.name}`);
 }
@@ -53,6 +55,8 @@ async function idleInCluster(env: RealNodes): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 5);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 90);
   await uninstall(env); // a release left by an interrupted run
+  await deleteTetherCrds(env.kc); // the e2e control plane's own; helm installs the chart's
+  await createNamespace(env.kc, SYSTEM_NAMESPACE, { 'pod-security.kubernetes.io/enforce': 'privileged' });
   await install(env, true);
   const core = env.kc.makeApiClient(CoreV1Api);
   const coordination = env.kc.makeApiClient(CoordinationV1Api);
