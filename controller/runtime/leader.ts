@@ -10,6 +10,11 @@
  *   down (calls `onStoppedLeading`) before its lease can expire elsewhere, so two replicas
  *   never act at once while the apiserver is reachable.
  * - `release` (on SIGTERM) clears the holder so a standby takes over within `retryPeriod`.
+ * - A Lease this replica has seen that then disappears was deleted on purpose (`helm uninstall`
+ *   removes the chart's): the leader steps down, and no replica that saw it re-creates it before
+ *   its duration has passed since it last changed. Otherwise a replica being uninstalled would
+ *   re-create it, die holding it, and a re-install would wait out the whole lease. A replica
+ *   that never saw the Lease (a fresh install) creates a missing one at once.
  */
 import type { Logger } from 'pino';
 import { isApiError } from '../../kube/client.ts';
@@ -58,6 +63,8 @@ export class LeaderElector {
   #term: AbortController | undefined;
   #observed: { holder: string; renewTime: string; at: number } | undefined;
   #lease: Lease | undefined;
+  /** Set once this replica has read or written the Lease: its absence afterwards is a deletion. */
+  #sawLease = false;
   #lastLeader = '';
 
   constructor(api: Api, config: LeaderElectionConfig, log: Logger, callbacks: LeaderCallbacks) {
@@ -113,6 +120,10 @@ export class LeaderElector {
       if ((await this.#renewHeld(signal)) || (await this.#tryAcquireOrRenew(signal))) {
         lastRenew = Date.now();
         continue;
+      }
+      if (this.#lease === undefined) {
+        this.#log.warn({ lease: this.#config.name }, 'The leader lease was deleted; stepping down');
+        return;
       }
       if (
         this.#lease?.spec?.holderIdentity !== undefined &&
@@ -171,7 +182,7 @@ export class LeaderElector {
     try {
       current = await this.#api.get<Lease>(RESOURCES.leases, namespace, name, signal);
     } catch (error) {
-      if (isApiError(error, 404)) return this.#create(now, signal);
+      if (isApiError(error, 404)) return this.#createUnlessDeleted(now, signal);
       this.#log.debug({ err: error }, 'Could not read the leader lease');
       return false;
     }
@@ -207,6 +218,21 @@ export class LeaderElector {
     }
   }
 
+  /** A missing Lease: created, unless this replica saw it and its duration has not passed since. */
+  #createUnlessDeleted(now: number, signal: AbortSignal): Promise<boolean> {
+    const durationMs = this.#config.leaseDurationSeconds * 1000;
+    if (this.#sawLease && this.#observed !== undefined && now < this.#observed.at + durationMs) {
+      if (this.#lease !== undefined)
+        this.#log.info(
+          { lease: this.#config.name, waitMs: this.#observed.at + durationMs - now },
+          'The leader lease was deleted; waiting out its duration before creating it again',
+        );
+      this.#lease = undefined;
+      return Promise.resolve(false);
+    }
+    return this.#create(now, signal);
+  }
+
   async #create(now: number, signal: AbortSignal): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.#config;
     try {
@@ -235,6 +261,7 @@ export class LeaderElector {
 
   /** Remembers when the lease record last changed, on our clock. */
   #observe(lease: Lease, now: number): void {
+    this.#sawLease = true;
     const holder = lease.spec?.holderIdentity ?? '';
     const renewTime = lease.spec?.renewTime ?? '';
     if (this.#observed === undefined || this.#observed.holder !== holder || this.#observed.renewTime !== renewTime) {

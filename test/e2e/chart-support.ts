@@ -293,8 +293,8 @@ export async function installTetherForSuite(helm: Helm, layouts: readonly NodeLa
   const image = await buildTetherImage({ platforms: ['linux/amd64'], log: (m) => process.stderr.write(`[image] ${m}\n`) });
   for (const layout of layouts) importTetherImage(layout, image);
   await helm.run('uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--ignore-not-found', '--wait', '--timeout', '2m');
-  // Uninstalled controllers may leave their Lease held (docs/bench-real-node.md: helm seems to
-  // remove their RBAC before they stop): the new ones would wait out its 60 s before leading.
+  // A Lease left held by an older tree's controllers would make the new ones wait out its
+  // duration (today's do not re-create the chart's Lease that helm uninstall deleted: leader.ts).
   await api()
     .coordination.deleteNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: 'tether-controller' })
     .catch(() => undefined);
