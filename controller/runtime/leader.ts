@@ -61,10 +61,9 @@ export class LeaderElector {
   readonly #callbacks: LeaderCallbacks;
   #leading = false;
   #term: AbortController | undefined;
+  /** Set by every read or write of the Lease: once set, the Lease's absence is a deletion. */
   #observed: { holder: string; renewTime: string; at: number } | undefined;
   #lease: Lease | undefined;
-  /** Set once this replica has read or written the Lease: its absence afterwards is a deletion. */
-  #sawLease = false;
   #lastLeader = '';
 
   constructor(api: Api, config: LeaderElectionConfig, log: Logger, callbacks: LeaderCallbacks) {
@@ -221,7 +220,7 @@ export class LeaderElector {
   /** A missing Lease: created, unless this replica saw it and its duration has not passed since. */
   #createUnlessDeleted(now: number, signal: AbortSignal): Promise<boolean> {
     const durationMs = this.#config.leaseDurationSeconds * 1000;
-    if (this.#sawLease && this.#observed !== undefined && now < this.#observed.at + durationMs) {
+    if (this.#observed !== undefined && now < this.#observed.at + durationMs) {
       if (this.#lease !== undefined)
         this.#log.info(
           { lease: this.#config.name, waitMs: this.#observed.at + durationMs - now },
@@ -261,7 +260,6 @@ export class LeaderElector {
 
   /** Remembers when the lease record last changed, on our clock. */
   #observe(lease: Lease, now: number): void {
-    this.#sawLease = true;
     const holder = lease.spec?.holderIdentity ?? '';
     const renewTime = lease.spec?.renewTime ?? '';
     if (this.#observed === undefined || this.#observed.holder !== holder || this.#observed.renewTime !== renewTime) {
