@@ -97,7 +97,10 @@ async function waitFor<T>(
     const health = await (await fetch(`${base}/healthz`)).text().catch(() => '?');
     const metrics = await (await fetch(`${base}/metrics`)).text().catch(() => '');
     const lines = metrics.split('\n').filter((l) => /^tether_controller_(queue_depth|reconciles_total|leader)/.test(l));
-    throw new Error(`${(error as Error).message}\ncontroller informers:\n${health}\n${lines.join('\n')}`, { cause: error });
+    const requests = JSON.stringify(controller.requests.snapshot());
+    throw new Error(`${(error as Error).message}\ncontroller informers:\n${health}\n${lines.join('\n')}\nrequests: ${requests}`, {
+      cause: error,
+    });
   }
 }
 
@@ -218,7 +221,8 @@ describe('an idle controller', () => {
 
     await createDiscovery(`idle-${suffix}`, { broker: podBroker });
     await waitFor(() => ['jobs', 'pods', 'services'].every((k) => watched().includes(k)), { description: 'broker watches' });
-    expect(controller.isReady()).toBe(true);
+    // Ready again once those caches (and the DRA ones started with them) have synced.
+    await waitFor(() => controller.isReady(), { description: 'the controller ready with the new caches synced' });
   });
 });
 
@@ -505,12 +509,18 @@ describe('offline and online', () => {
     await waitFor(() => evicted('restart-any-consumer'), {
       description: 'the discovery-wide consumer evicted (no device left on its node)',
     });
+    let recorded: string[] = [];
     await waitFor(
-      async () => (await events()).filter((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name?.startsWith('restart-')).length === 2,
-      {
-        description: 'two ConsumerEvicted events',
+      async () => {
+        const evictions = (await events()).filter((e) => e.reason === 'ConsumerEvicted' && e.regarding?.name?.startsWith('restart-'));
+        recorded = evictions.map((e) => `${e.regarding?.name ?? '?'}: ${e.note ?? ''}`).sort();
+        return ['restart-any-consumer', 'restart-device-consumer'].every((pod) => recorded.some((r) => r.startsWith(`${pod}:`)));
       },
-    );
+      { description: 'a ConsumerEvicted event for each consumer' },
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\nConsumerEvicted events so far: ${JSON.stringify(recorded)}`, { cause: error });
+    });
+    expect(recorded).toHaveLength(2); // one each, not one per sweep
     expect(await evicted('restart-bystander')).toBe(false);
   });
 });
