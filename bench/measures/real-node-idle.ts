@@ -14,10 +14,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Lease, type V1Pod } from '@kubernetes/client-node';
 import { watchSetUntil } from '../../test/e2e/watch.ts';
 import type { Measure, Measurement } from '../harness.ts';
-import { createNamespace, deleteTetherCrds } from '../real-node/kube.ts';
+import { createNamespace, deleteTetherCrds, isPodReady } from '../real-node/kube.ts';
 import { sampleIdle, type IdleSubject } from './idle.ts';
 import { install, SYSTEM_NAMESPACE, uninstall, withRealNodes, type RealNodes } from './real-node.ts';
 
@@ -49,8 +49,6 @@ async function nodeProcessOf(pod: V1Pod): Promise<number> {
   throw new Error(`no node process found in container ${id} of pod ${pod.metadata?.name}`);
 }
 
-const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-
 async function idleInCluster(env: RealNodes): Promise<Measurement[]> {
   const minutes = Number(process.env['TETHER_BENCH_IDLE_MINUTES'] ?? 5);
   const settleS = Number(process.env['TETHER_BENCH_IDLE_SETTLE_S'] ?? 90);
@@ -59,27 +57,23 @@ async function idleInCluster(env: RealNodes): Promise<Measurement[]> {
   await createNamespace(env.kc, SYSTEM_NAMESPACE, { 'pod-security.kubernetes.io/enforce': 'privileged' });
   await install(env, true);
   const core = env.kc.makeApiClient(CoreV1Api);
-  const coordination = env.kc.makeApiClient(CoordinationV1Api);
   const nodes = (await core.listNode()).items.length;
   await watchSetUntil(env.kc, {
     path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/pods`,
     labelSelector: SELECT_TETHER,
     predicate: (pods: V1Pod[]) =>
-      pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'agent' && isReady(p)).length === nodes &&
-      pods.some((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller' && isReady(p)),
+      pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'agent' && isPodReady(p)).length === nodes &&
+      pods.some((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller' && isPodReady(p)),
     timeoutMs: 180_000,
     description: 'an agent Ready on every node and a controller Ready',
   });
-  let holder = '';
-  const leaseDeadline = Date.now() + 180_000;
-  while (holder === '') {
-    if (Date.now() > leaseDeadline) throw new Error(`no controller took the ${CONTROLLER_LEASE} Lease within 180 s`);
-    holder = await coordination
-      .readNamespacedLease({ namespace: SYSTEM_NAMESPACE, name: CONTROLLER_LEASE })
-      .then((lease) => lease.spec?.holderIdentity ?? '')
-      .catch(() => '');
-    if (holder === '') await delay(1_000); // a Lease that does not exist yet cannot be watched by name
-  }
+  const { objects: leases } = await watchSetUntil<V1Lease>(env.kc, {
+    path: `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NAMESPACE}/leases`,
+    predicate: (all) => all.some((l) => l.metadata?.name === CONTROLLER_LEASE && (l.spec?.holderIdentity ?? '') !== ''),
+    timeoutMs: 180_000,
+    description: `a controller holding the ${CONTROLLER_LEASE} Lease`,
+  });
+  const holder = leases.find((l) => l.metadata?.name === CONTROLLER_LEASE)?.spec?.holderIdentity ?? '';
   const pods = (await core.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: SELECT_TETHER })).items.filter(
     (p) => p.metadata?.deletionTimestamp == null,
   );

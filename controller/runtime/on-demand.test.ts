@@ -85,6 +85,8 @@ describe('OnDemandInformers', () => {
     stop.abort();
     await stopped; // resolves on stop although services never synced
     expect(other.hasSynced()).toBe(false);
+    await onDemand.synced(stop.signal); // and at once when already stopped
+    expect(other.hasSynced()).toBe(false);
   });
 
   it('finds left-over objects of any waiting kind, asking with the extra selector given for it', async () => {

@@ -55,7 +55,8 @@ export class OnDemandInformers {
 
   /** Resolves once every started informer has synced (at once when none is started or all are). */
   async synced(signal: AbortSignal): Promise<void> {
-    if (!this.#started) return;
+    // Aborted already: an 'abort' listener would never fire, and a stopped cache may never sync.
+    if (!this.#started || signal.aborted) return;
     const syncing = this.#mine.filter((i) => !i.hasSynced());
     if (syncing.length === 0) return;
     await new Promise<void>((resolve) => {
